@@ -1,0 +1,60 @@
+"""The generator interface: anything that turns a prompt into candidate records.
+
+A generator is fitted (or loaded) once, then sampled many times with different prompts; that is
+all the loop, the CLI and the app need. Adding a generator kind is adding one module with one
+class and registering its spec prefix in ``generators/__init__.py``.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+from ..prompt import Prompt
+from ..sampler import StepInfo
+
+
+@dataclass
+class Candidate:
+    """One generated record as produced: its JSON text, the parsed value, or why there is none."""
+
+    text: str | None
+    record: Any = None
+    error: str | None = None
+
+    @property
+    def parsed(self) -> bool:
+        return self.error is None
+
+    @classmethod
+    def from_text(cls, text: str) -> Candidate:
+        try:
+            return cls(text=text, record=json.loads(text))
+        except ValueError as e:
+            return cls(text=text, error=f"not valid JSON: {e}")
+
+
+@dataclass
+class Progress:
+    """Fitting progress for progress bars: ``done`` of ``total`` units of ``stage``."""
+
+    stage: str
+    done: int
+    total: int
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+ProgressFn = Callable[[Progress], None]
+StepFn = Callable[[StepInfo], None]
+
+
+class Generator(Protocol):
+    spec: str
+
+    def fit(self, on_progress: ProgressFn | None = None) -> dict[str, Any]:
+        """Prepare the model (train or load from cache); idempotent. Returns a fit report."""
+        ...
+
+    def sample(self, prompt: Prompt, n: int, *, seed: int = 0, on_step: StepFn | None = None) -> list[Candidate]:
+        """``n`` candidates for ``prompt``; reproducible for a given seed."""
+        ...

@@ -1,0 +1,266 @@
+"""``embedded``: a small masked-diffusion model fitted on the user's seeds, the offline default.
+
+It learns the seeds' joint distribution over the scaffold's slots with the MDLM/LLaDA objective
+(mask each token with probability t ~ U(0, 1), cross-entropy on the masked tokens weighted by 1/t,
+normalised by length) and samples with the shared sampler under the scaffold's constraints, so
+structure comes from the scaffold and only values are learned. Fitted weights are cached on disk
+by a hash of (schema, seeds, config): refitting the same data is a file read.
+
+With ``scaffold=False`` the same network learns raw JSON text character by character with no
+constraints: the baseline that shows what the scaffold buys.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.nn import functional as F
+
+from ..constraints import CanvasConstraint, static_allowed
+from ..prompt import Prompt
+from ..sampler import generate
+from ..scaffold import ABSENT, END, MASK, DecodeError, Scaffold
+from .base import Candidate, Progress, ProgressFn, StepFn
+from .denoiser import Denoiser, DenoiserConfig
+
+CACHE_VERSION = 1
+MIN_MASK_RATE = 1e-3
+
+
+@dataclass
+class EmbeddedConfig:
+    d_model: int = 128
+    n_layers: int = 4
+    n_heads: int = 4
+    dropout: float = 0.0
+    train_steps: int = 1200
+    batch_size: int = 128
+    lr: float = 2e-3
+    warmup: int = 60
+    weight_decay: float = 0.01
+    seed: int = 0
+    scaffold: bool = True  # False: raw JSON text, no constraints (ablation)
+    sample_batch: int = 256
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("AOD_CACHE_DIR") or Path.home() / ".cache" / "aod-studio")
+
+
+def pick_device(device: str | None = None) -> torch.device:
+    if device and device != "auto":
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class _ScaffoldCanvas:
+    """Slots only: fixed structure carries no information, so the network never sees it."""
+
+    def __init__(self, schema: dict, seeds: list[dict]):
+        self.scaffold = Scaffold.build(schema, seeds)
+        sc = self.scaffold
+        self.vocab_size = len(sc.vocab)
+        self.length = sc.length
+        keys = sorted({s.key for s in sc.slots})
+        field = torch.zeros(self.length, dtype=torch.long)
+        item = torch.zeros(self.length, dtype=torch.long)
+        offset = torch.zeros(self.length, dtype=torch.long)
+        for s in sc.slots:
+            idx = re.findall(r"\[(\d+)\]", s.path)
+            field[s.positions.start : s.positions.stop] = keys.index(s.key)
+            item[s.positions.start : s.positions.stop] = int(idx[-1]) if idx else 0
+            offset[s.positions.start : s.positions.stop] = torch.arange(s.width)
+        self.features = (field, item, offset)
+        self.train_allowed = static_allowed(sc, with_absent=True)
+
+    def encode(self, record: dict) -> list[int]:
+        return self.scaffold.encode(record)
+
+    def constraint(self, prompt: Prompt, device: torch.device) -> CanvasConstraint:
+        return CanvasConstraint(self.scaffold, prompt, device)
+
+    def decode(self, tokens: list[int]) -> Candidate:
+        try:
+            return Candidate.from_text(self.scaffold.render_text(tokens))
+        except DecodeError as e:
+            return Candidate(text=None, error=str(e))
+
+
+class _TextCanvas:
+    """Raw JSON text, END-padded: the no-scaffold ablation."""
+
+    def __init__(self, seeds: list[dict]):
+        texts = [json.dumps(r, ensure_ascii=False) for r in seeds]
+        chars = sorted({ch for t in texts for ch in t})
+        self.tokens = ["<mask>", "<end>"] + chars
+        self.ids = {ch: i + 2 for i, ch in enumerate(chars)}
+        self.vocab_size = len(self.tokens)
+        self.length = max(len(t) for t in texts) + 8
+        pos = torch.arange(self.length)
+        self.features = (torch.zeros_like(pos), torch.zeros_like(pos), pos)
+        self.train_allowed = torch.ones(self.length, self.vocab_size, dtype=torch.bool)
+        self.train_allowed[:, MASK] = False
+
+    def encode(self, record: dict) -> list[int]:
+        ids = [self.ids[ch] for ch in json.dumps(record, ensure_ascii=False)][: self.length]
+        return ids + [END] * (self.length - len(ids))
+
+    def constraint(self, prompt: Prompt, device: torch.device) -> None:
+        return None
+
+    def decode(self, tokens: list[int]) -> Candidate:
+        n = tokens.index(END) if END in tokens else len(tokens)
+        return Candidate.from_text("".join(self.tokens[t] for t in tokens[:n]))
+
+
+class EmbeddedGenerator:
+    """The offline default generator (spec ``embedded``)."""
+
+    spec = "embedded"
+
+    def __init__(
+        self,
+        schema: dict,
+        seeds: list[dict],
+        *,
+        config: EmbeddedConfig | None = None,
+        device: str | None = None,
+        cache_dir: str | os.PathLike | None = None,
+    ):
+        self.config = config or EmbeddedConfig()
+        self.device = pick_device(device)
+        self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+        self.schema, self.seeds = schema, seeds
+        self.canvas = _ScaffoldCanvas(schema, seeds) if self.config.scaffold else _TextCanvas(seeds)
+        c = self.canvas
+        n_offsets = int(c.features[2].max()) + 1
+        n_items = int(c.features[1].max()) + 1
+        n_fields = int(c.features[0].max()) + 1
+        cfg = self.config
+        self.net = Denoiser(
+            DenoiserConfig(c.vocab_size, n_fields, n_items, n_offsets, cfg.d_model, cfg.n_layers, cfg.n_heads, cfg.dropout)
+        ).to(self.device)
+        self.features = tuple(f.to(self.device) for f in c.features)
+        self.fitted = False
+        self.fit_report: dict[str, Any] = {}
+
+    @property
+    def scaffold(self) -> Scaffold | None:
+        return getattr(self.canvas, "scaffold", None)
+
+    def cache_key(self) -> str:
+        blob = json.dumps(
+            {"v": CACHE_VERSION, "schema": self.schema, "seeds": self.seeds, "config": asdict(self.config)},
+            sort_keys=True,
+            ensure_ascii=False,
+            default=str,
+        )
+        return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+    def cache_path(self) -> Path:
+        return self.cache_dir / f"embedded-{self.cache_key()}.pt"
+
+    def fit(self, on_progress: ProgressFn | None = None) -> dict[str, Any]:
+        if self.fitted:
+            return self.fit_report
+        path = self.cache_path()
+        if path.exists():
+            try:
+                blob = torch.load(path, map_location=self.device, weights_only=True)
+                self.net.load_state_dict(blob["state_dict"])
+                self.fit_report = dict(blob["report"], cached=True)
+            except (RuntimeError, KeyError, OSError, EOFError):
+                path.unlink(missing_ok=True)  # a damaged cache entry is refitted, not trusted
+        if not self.fit_report:
+            self.fit_report = self._train(on_progress)
+            self._save(path)
+        if on_progress:
+            steps = self.config.train_steps
+            on_progress(Progress("fit", steps, steps, {"loss": self.fit_report.get("final_loss"), "cached": self.fit_report.get("cached", False)}))
+        self.net.eval()
+        self.fitted = True
+        return self.fit_report
+
+    def _train(self, on_progress: ProgressFn | None) -> dict[str, Any]:
+        cfg, dev = self.config, self.device
+        torch.manual_seed(cfg.seed)
+        data = torch.tensor([self.canvas.encode(r) for r in self.seeds], dtype=torch.long, device=dev)
+        allowed = self.canvas.train_allowed.to(dev)
+        opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
+        gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
+        self.net.train()
+        t0, losses = time.perf_counter(), []
+        N, L = data.shape
+        for step in range(cfg.train_steps):
+            lr = cfg.lr * min(1.0, (step + 1) / cfg.warmup) * 0.5 * (1 + math.cos(math.pi * step / cfg.train_steps))
+            for group in opt.param_groups:
+                group["lr"] = lr
+            x0 = data[torch.randint(N, (cfg.batch_size,), generator=gen).to(dev)]
+            t = (torch.rand(cfg.batch_size, 1, generator=gen) * (1 - MIN_MASK_RATE) + MIN_MASK_RATE).to(dev)
+            masked = torch.rand(cfg.batch_size, L, generator=gen).to(dev) < t
+            xt = torch.where(masked, torch.full_like(x0, MASK), x0)
+            logits = self.net(xt, *self.features).masked_fill(~allowed, -1e4)
+            ce = F.cross_entropy(logits.transpose(1, 2), x0, reduction="none")  # [B, L]
+            loss = (ce * masked / t).sum() / (cfg.batch_size * L)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.net.parameters(), 1.0)
+            opt.step()
+            losses.append(float(loss))
+            if on_progress and (step % 10 == 0 or step == cfg.train_steps - 1):
+                on_progress(Progress("fit", step + 1, cfg.train_steps, {"loss": sum(losses[-10:]) / len(losses[-10:])}))
+        return {
+            "seconds": round(time.perf_counter() - t0, 2),
+            "steps": cfg.train_steps,
+            "final_loss": round(sum(losses[-50:]) / len(losses[-50:]), 4),
+            "params": self.net.n_params(),
+            "device": str(dev),
+            "canvas_length": L,
+            "cached": False,
+        }
+
+    def _save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        torch.save({"state_dict": self.net.state_dict(), "report": self.fit_report}, tmp)
+        os.replace(tmp, path)  # atomic: a killed fit never leaves a half-written cache entry
+
+    @torch.no_grad()
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x, *self.features)
+
+    def sample(self, prompt: Prompt | None = None, n: int = 100, *, seed: int = 0, on_step: StepFn | None = None) -> list[Candidate]:
+        prompt = prompt or Prompt()
+        prompt.sampling.check()
+        self.fit()
+        constraint = self.canvas.constraint(prompt, self.device)
+        gen = torch.Generator(device="cpu").manual_seed(seed)
+        out: list[Candidate] = []
+        for start in range(0, n, self.config.sample_batch):
+            b = min(self.config.sample_batch, n - start)
+            if constraint is not None:
+                canvas = constraint.initial_canvas(b)
+                prompt_mask = (canvas[0] != MASK) & (canvas[0] != ABSENT)  # pinned positions
+            else:
+                canvas = torch.full((b, self.canvas.length), MASK, dtype=torch.long, device=self.device)
+                prompt_mask = None
+            filled = generate(
+                self.logits,
+                canvas,
+                mask_id=MASK,
+                settings=prompt.sampling,
+                constraint=constraint,
+                prompt_mask=prompt_mask,
+                generator=gen,
+                on_step=on_step,
+            )
+            out.extend(self.canvas.decode(row) for row in filled.tolist())
+        return out

@@ -1,0 +1,89 @@
+"""The prompt a diffusion generator is steered by: instruction text plus scaffold edits and sampling.
+
+For a DLM the prompt has two parts (DESIGN.md §2): the text and the scaffold, the partly filled
+canvas. Everything the prompt-optimizer agent may edit lives here, so a prompt can be stored,
+diffed, shown and replayed as one JSON object.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
+
+from .errors import InputError
+
+Remasking = Literal["low_confidence", "random"]
+
+
+@dataclass
+class Sampling:
+    """Diffusion sampling settings (LLaDA / Fast-dLLM vocabulary)."""
+
+    steps: int | None = None  # None: one step per masked position of the longest slot group
+    temperature: float = 1.0
+    remasking: Remasking = "low_confidence"
+    num_blocks: int = 1  # semi-autoregressive blocks over the masked positions, left to right
+    threshold: float | None = None  # Fast-dLLM parallel commit: all tokens with confidence >= this
+    cfg_scale: float = 0.0  # classifier-free guidance on the prompt positions (doubles the batch)
+
+    def check(self) -> None:
+        if self.steps is not None and self.steps < 1:
+            raise InputError(f"sampling steps must be >= 1, got {self.steps}")
+        if self.temperature < 0:
+            raise InputError(f"temperature must be >= 0, got {self.temperature}")
+        if self.remasking not in ("low_confidence", "random"):
+            raise InputError(f"remasking must be low_confidence or random, got {self.remasking!r}")
+        if self.num_blocks < 1:
+            raise InputError(f"num_blocks must be >= 1, got {self.num_blocks}")
+        if self.threshold is not None and not 0.0 < self.threshold <= 1.0:
+            raise InputError(f"threshold must be in (0, 1], got {self.threshold}")
+        if self.cfg_scale < 0:
+            raise InputError(f"cfg_scale must be >= 0, got {self.cfg_scale}")
+
+
+@dataclass
+class Prompt:
+    """Instruction text + scaffold edits + sampling settings.
+
+    Paths are JSON paths of leaf fields as the scaffold names them: ``$.island``, ``$.birds[0].sex``,
+    or ``$.birds[*].sex`` for every item of an array.
+    """
+
+    text: str = ""
+    pins: dict[str, Any] = field(default_factory=dict)  # path -> value fixed in the canvas
+    forbid: dict[str, list[Any]] = field(default_factory=dict)  # path -> values never generated
+    ranges: dict[str, list[float]] = field(default_factory=dict)  # path -> [lo, hi] for numbers
+    bias: dict[str, dict[str, float]] = field(default_factory=dict)  # path -> {json value: logit bias}
+    sampling: Sampling = field(default_factory=Sampling)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "prompt") -> Prompt:
+        if not isinstance(data, dict):
+            raise InputError("a prompt must be a JSON object", where=where)
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InputError(f"unknown prompt keys {unknown} (known: {sorted(known)})", where=where)
+        sampling = data.get("sampling") or {}
+        skeys = {f.name for f in fields(Sampling)}
+        if not isinstance(sampling, dict) or set(sampling) - skeys:
+            raise InputError(f"'sampling' must be an object with keys from {sorted(skeys)}", where=where)
+        prompt = cls(
+            text=str(data.get("text", "")),
+            pins=dict(data.get("pins") or {}),
+            forbid={k: list(v) for k, v in (data.get("forbid") or {}).items()},
+            ranges={k: list(v) for k, v in (data.get("ranges") or {}).items()},
+            bias={k: dict(v) for k, v in (data.get("bias") or {}).items()},
+            sampling=Sampling(**sampling),
+        )
+        prompt.sampling.check()
+        for path, rng in prompt.ranges.items():
+            if len(rng) != 2 or not all(isinstance(v, (int, float)) for v in rng) or rng[0] > rng[1]:
+                raise InputError(f"range for {path} must be [lo, hi] numbers with lo <= hi, got {rng}", where=where)
+        return prompt

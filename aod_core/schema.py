@@ -1,0 +1,346 @@
+"""Loading a JSON Schema: draft detection, meta-schema check, local ``$ref`` inlining, notes.
+
+The generator works from ``resolved`` (every local ``$ref`` inlined, so it never chases references),
+while records are validated against ``raw`` with jsonschema, so anything the generator does not
+enforce is still checked and is reported up front as a ``SchemaNote``.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote
+
+import referencing
+import referencing.jsonschema
+from jsonschema import Draft7Validator, Draft202012Validator, FormatChecker
+from jsonschema.exceptions import SchemaError
+
+from aod_core.errors import InputError
+
+_DRAFTS: dict[str, tuple[Any, referencing.Specification]] = {
+    "2020-12": (Draft202012Validator, referencing.jsonschema.DRAFT202012),
+    "draft-07": (Draft7Validator, referencing.jsonschema.DRAFT7),
+}
+
+# Where subschemas live; everything else (enum, const, default, examples, ...) is data and must
+# never be walked, or a property named "$ref" or an example value would be taken for a schema.
+_SUB_ONE = {"items", "additionalProperties", "not", "if", "then", "else", "contains",
+            "propertyNames", "unevaluatedProperties", "unevaluatedItems", "additionalItems",
+            "contentSchema"}
+_SUB_MAP = {"properties", "patternProperties", "$defs", "definitions", "dependentSchemas",
+            "dependencies"}
+_SUB_LIST = {"allOf", "anyOf", "oneOf", "prefixItems", "items"}
+
+_ANNOTATIONS = {"title", "description", "examples", "default", "$comment", "deprecated",
+                "readOnly", "writeOnly"}
+_SUPPORTED = _ANNOTATIONS | {
+    "type", "properties", "required", "additionalProperties", "items", "enum", "const",
+    "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength",
+    "pattern", "format", "minItems", "maxItems",
+    "$schema", "$id", "$anchor", "$defs", "definitions", "$ref",
+}
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+@dataclass(frozen=True)
+class SchemaNote:
+    """Something in the schema the generator does not enforce (reported, never silently ignored)."""
+
+    path: str
+    keyword: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path or '/'}: {self.message}"
+
+
+@dataclass
+class LoadedSchema:
+    raw: dict
+    resolved: dict
+    draft: str
+    source: str
+    notes: list[SchemaNote]
+    _validator: Any = field(default=None, init=False, repr=False, compare=False)
+
+    def _get_validator(self) -> Any:
+        if self._validator is None:
+            cls, spec = _DRAFTS[self.draft]
+            root = referencing.Resource.from_contents(self.raw, default_specification=spec)
+            # No `retrieve`: a remote ref would raise instead of being fetched (they are rejected
+            # at load time anyway; this is the belt to that pair of braces).
+            registry = referencing.Registry().with_resource(self.raw.get("$id", ""), root)
+            self._validator = cls(self.raw, registry=registry, format_checker=FormatChecker())
+        return self._validator
+
+    def validate(self, record: object) -> list[tuple[str, str]]:
+        """Every schema violation in ``record`` as (json_path, message), sorted by path."""
+        errors = sorted(self._get_validator().iter_errors(record),
+                        key=lambda e: [(isinstance(p, str), p) for p in e.absolute_path])
+        return [(json_path(e.absolute_path), e.message) for e in errors]
+
+    def is_valid(self, record: object) -> bool:
+        return self._get_validator().is_valid(record)
+
+
+def json_path(parts: Iterable[str | int]) -> str:
+    """("birds", 0, "species") -> "$.birds[0].species"; other keys are quoted: $["a b"]."""
+    out = "$"
+    for p in parts:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        elif _IDENT.match(p):
+            out += f".{p}"
+        else:
+            out += f"[{json.dumps(p, ensure_ascii=False)}]"
+    return out
+
+
+def load_schema(path: str | os.PathLike) -> LoadedSchema:
+    source = os.fspath(path)
+    try:
+        with open(source, encoding="utf-8-sig") as f:
+            text = f.read()
+    except OSError as e:
+        raise InputError(f"cannot read schema file: {e.strerror or e}", where=source) from e
+    except UnicodeDecodeError as e:
+        raise InputError(f"schema file is not UTF-8 text ({e.reason} at byte {e.start})",
+                         where=source) from e
+    return parse_schema(loads_json(text, source), source)
+
+
+def loads_json(text: str, where: str) -> Any:
+    """json.loads that reports line and column, and rejects NaN/Infinity (not JSON)."""
+    def no_constant(name: str) -> Any:
+        raise ValueError(f"{name} is not valid JSON")
+
+    try:
+        return json.loads(text, parse_constant=no_constant)
+    except json.JSONDecodeError as e:
+        raise InputError(f"invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}",
+                         where=where) from e
+    except ValueError as e:
+        raise InputError(f"invalid JSON: {e}", where=where) from e
+
+
+def parse_schema(obj: object, source: str = "<schema>") -> LoadedSchema:
+    if not isinstance(obj, dict):
+        raise InputError(f"schema must be a JSON object, got {json_type(obj)}", where=source)
+    draft = _detect_draft(obj, source)
+    cls, _ = _DRAFTS[draft]
+    try:
+        cls.check_schema(obj)
+    except SchemaError as e:
+        raise InputError(f"not a valid {draft} JSON Schema at {_pointer(e.absolute_path) or '/'}: "
+                         f"{_short(e.message)}", where=source) from e
+    inliner = _Inliner(obj, draft, source)
+    inliner.check_refs()
+    resolved = inliner.inline(obj, "", "", ())
+    if not _is_object_root(resolved):
+        raise InputError('the root schema must describe an object: it needs "type": "object" '
+                         'and "properties"', where=source)
+    notes = inliner.notes
+    _collect_notes(resolved, "", notes, None)
+    return LoadedSchema(raw=obj, resolved=resolved, draft=draft, source=source, notes=notes)
+
+
+def _detect_draft(obj: dict, source: str) -> str:
+    uri = obj.get("$schema")
+    if uri is None:
+        return "2020-12"
+    if isinstance(uri, str):
+        if "draft-07" in uri:
+            return "draft-07"
+        if "2020-12" in uri:
+            return "2020-12"
+    raise InputError(f'unsupported "$schema" {json.dumps(uri)} (supported: 2020-12, draft-07)',
+                     where=source)
+
+
+def _is_object_root(schema: object) -> bool:
+    if not isinstance(schema, dict) or not isinstance(schema.get("properties"), dict):
+        return False
+    t = schema.get("type")
+    return t == "object" or (isinstance(t, list) and "object" in t)
+
+
+class _Inliner:
+    """Inlines local refs of one schema document; refs are checked for locality first."""
+
+    def __init__(self, root: dict, draft: str, source: str) -> None:
+        self.root, self.draft, self.source = root, draft, source
+        self.notes: list[SchemaNote] = []
+
+    def check_refs(self) -> None:
+        # Checked over the whole document, unused $defs included: a remote ref anywhere is an
+        # error even if nothing reaches it, so a schema never half-works.
+        for ptr, node in _walk(self.root, ""):
+            ref = node.get("$ref") if isinstance(node, dict) else None
+            if isinstance(ref, str):
+                self.target(ref, ptr)
+
+    def target(self, ref: str, at: str) -> tuple[str, object]:
+        """(pointer, subschema) that a local ``ref`` found at pointer ``at`` points to."""
+        if not ref.startswith("#"):
+            raise InputError(f"$ref {json.dumps(ref)} at {at or '/'} is not local: remote references "
+                             "are never fetched (inline it or move it into $defs)", where=self.source)
+        frag = unquote(ref[1:])
+        if frag == "" or frag.startswith("/"):
+            node: object = self.root
+            for raw_part in frag.split("/")[1:]:
+                part = raw_part.replace("~1", "/").replace("~0", "~")
+                if isinstance(node, dict) and part in node:
+                    node = node[part]
+                elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+                    node = node[int(part)]
+                else:
+                    raise InputError(f"unresolvable $ref {json.dumps(ref)} at {at or '/'}: "
+                                     f"nothing at {frag}", where=self.source)
+            return frag, node
+        for ptr, node in _walk(self.root, ""):
+            if isinstance(node, dict) and (node.get("$anchor") == frag or node.get("$id") == ref):
+                return ptr, node
+        raise InputError(f"unresolvable $ref {json.dumps(ref)} at {at or '/'}: no anchor {frag!r}",
+                         where=self.source)
+
+    def inline(self, node: object, ptr: str, at: str, stack: tuple[str, ...]) -> Any:
+        """Copy of ``node`` (found at ``ptr`` in raw, landing at ``at`` in resolved), refs inlined."""
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        if not isinstance(ref, str):
+            return _map_children(node, lambda c, rel: self.inline(c, ptr + rel, at + rel, stack))
+        target_ptr, target = self.target(ref, ptr)
+        if target_ptr in stack:
+            raise InputError(f"recursive $ref {json.dumps(ref)} at {ptr or '/'}: recursive schemas "
+                             "are not supported", where=self.source)
+        resolved = self.inline(target, target_ptr, at, stack + (target_ptr,))
+        siblings = {k: v for k, v in node.items() if k not in ("$ref", "$defs", "definitions")}
+        if self.draft == "draft-07":
+            # Draft-07 ignores siblings of $ref, and so does the validator; say so, since the
+            # schema author probably meant them.
+            for k in sorted(siblings.keys() - _ANNOTATIONS - {"$id", "$schema"}):
+                self.notes.append(SchemaNote(at, k, f"keyword '{k}' next to $ref is ignored in "
+                                                    "draft-07 (by the validator too)"))
+            return resolved
+        own = _map_children(siblings, lambda c, rel: self.inline(c, ptr + rel, at + rel, stack))
+        if not own or resolved is True:
+            return own or resolved
+        if resolved is False:
+            return False
+        merged = {**resolved}
+        clash = {}
+        for k, v in own.items():
+            if k in merged and k not in _ANNOTATIONS and merged[k] != v:
+                clash[k] = v
+            else:
+                merged[k] = v
+        if clash:
+            # Both values must hold and cannot be merged keyword by keyword: the extra constraint
+            # goes into an allOf, which the validator enforces and the notes report.
+            merged["allOf"] = [*merged.get("allOf", []), clash]
+        return merged
+
+
+def _map_children(node: dict, fn: Callable[[object, str], object]) -> dict:
+    """Copy of ``node`` without $ref/$defs/definitions; ``fn(subschema, relative_pointer)`` maps
+    each subschema."""
+    out: dict = {}
+    for k, v in node.items():
+        if k in ("$ref", "$defs", "definitions"):
+            continue
+        kp = f"/{_esc(k)}"
+        if k in _SUB_ONE and isinstance(v, (dict, bool)):
+            out[k] = fn(v, kp)
+        elif k in _SUB_MAP and isinstance(v, dict):
+            out[k] = {n: fn(s, f"{kp}/{_esc(n)}") if isinstance(s, (dict, bool)) else copy.deepcopy(s)
+                      for n, s in v.items()}
+        elif k in _SUB_LIST and isinstance(v, list):
+            out[k] = [fn(s, f"{kp}/{i}") for i, s in enumerate(v)]
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _children(node: dict, ptr: str) -> Iterator[tuple[str, str, object]]:
+    """(keyword, pointer, subschema) for each direct subschema of ``node``."""
+    for k, v in node.items():
+        kp = f"{ptr}/{_esc(k)}"
+        if k in _SUB_ONE and isinstance(v, (dict, bool)):
+            yield k, kp, v
+        elif k in _SUB_MAP and isinstance(v, dict):
+            yield from ((k, f"{kp}/{_esc(n)}", s) for n, s in v.items() if isinstance(s, (dict, bool)))
+        elif k in _SUB_LIST and isinstance(v, list):
+            yield from ((k, f"{kp}/{i}", s) for i, s in enumerate(v))
+
+
+def _walk(node: object, ptr: str) -> Iterator[tuple[str, object]]:
+    yield ptr, node
+    if isinstance(node, dict):
+        for _, p, child in _children(node, ptr):
+            yield from _walk(child, p)
+
+
+def _collect_notes(node: object, ptr: str, notes: list[SchemaNote], role: str | None) -> None:
+    """Notes for ``node`` and everything below it; ``role`` is "property"/"items" for value slots."""
+    if node is True or (isinstance(node, dict) and "type" not in node
+                        and "enum" not in node and "const" not in node):
+        if role:
+            what = f"property '{_unesc(ptr.rsplit('/', 1)[-1])}'" if role == "property" else "array items"
+            notes.append(SchemaNote(ptr, "type", f"{what} has no 'type' (nor enum/const); the "
+                                                 "scaffold cannot shape its value"))
+    if not isinstance(node, dict):
+        return
+    for k, v in node.items():
+        if k not in _SUPPORTED:
+            notes.append(SchemaNote(ptr, k, f"keyword '{k}' is not enforced by the scaffold; "
+                                            "records are still validated against it"))
+        elif k == "format" and v != "date":
+            notes.append(SchemaNote(ptr, k, f"format {json.dumps(v)} is checked by the validator "
+                                            "but not enforced by the scaffold"))
+        elif k == "additionalProperties" and not isinstance(v, bool):
+            notes.append(SchemaNote(ptr, k, "additionalProperties given as a schema is not enforced "
+                                            "by the scaffold; records are still validated against it"))
+        elif k == "items" and not isinstance(v, (dict, bool)):
+            notes.append(SchemaNote(ptr, k, "items given as a list (tuple form) is not enforced by "
+                                            "the scaffold; records are still validated against it"))
+    for k, p, child in _children(node, ptr):
+        child_role = "property" if k == "properties" else "items" if k == "items" and isinstance(
+            node.get("items"), (dict, bool)) else None
+        _collect_notes(child, p, notes, child_role)
+
+
+def _esc(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def _unesc(part: str) -> str:
+    return part.replace("~1", "/").replace("~0", "~")
+
+
+def _pointer(parts: Iterable[str | int]) -> str:
+    return "".join(f"/{_esc(str(p))}" for p in parts)
+
+
+def _short(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def json_type(value: object) -> str:
+    """JSON name of a Python value's type, with its article ("an array", "a string")."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
