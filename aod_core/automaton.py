@@ -113,13 +113,45 @@ def string_regex(min_length: int, max_length: int | None) -> str:
     return f"{STRING_CHAR}{{{min_length},{upper}}}"
 
 
+def _top_level_alternatives(pattern: str) -> list[str]:
+    """Split a regex on the ``|`` that are outside groups and character classes."""
+    parts, depth, in_class, start, i = [], 0, False, 0, 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = ch != "]"
+        elif ch == "[":
+            in_class = True
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "|" and depth == 0:
+            parts.append(pattern[start:i])
+            start = i + 1
+        i += 1
+    parts.append(pattern[start:])
+    return parts
+
+
 def pattern_regex(pattern: str) -> str:
-    """JSON Schema patterns search anywhere in the string unless anchored; make that explicit."""
-    body = pattern
-    start = body.startswith("^")
-    end = body.endswith("$") and not body.endswith("\\$")
-    body = body[1 if start else 0 : len(body) - 1 if end else len(body)]
-    return ("" if start else ".*") + f"({body})" + ("" if end else ".*")
+    """A full-match regex for a JSON Schema ``pattern``, which searches anywhere in the string.
+
+    Each top-level alternative is anchored on its own (``^a|b$``: starts with a, or ends with b);
+    an alternative left unanchored at an end may have anything there. Anchors inside groups are
+    not expressible for the automaton: ``compile_fsm`` then fails and the caller reports the pattern
+    as not enforced.
+    """
+    out = []
+    for alt in _top_level_alternatives(pattern):
+        start = alt.startswith("^")
+        end = alt.endswith("$") and not alt.endswith("\\$")
+        body = alt[1 if start else 0 : len(alt) - 1 if end else len(alt)]
+        out.append(("" if start else ".*") + f"({body})" + ("" if end else ".*"))
+    return "|".join(f"({o})" for o in out)
 
 
 @lru_cache(maxsize=512)

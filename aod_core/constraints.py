@@ -129,7 +129,7 @@ class CanvasConstraint:
                         raise InputError(f"forbid {path}: every choice is forbidden")
                 else:
                     lang = langs[s.start]
-                    spelled = tuple(s.spell(v) for v in values if v is not None)
+                    spelled = tuple(s.spell_checked(v, "forbid") for v in values if v is not None)
                     langs[s.start] = _Lang(lang.regex, lang.extra, tuple(sorted(set(lang.forbid + spelled))), lang.nullable and None not in values)
         for path, (lo, hi) in p.ranges.items():
             for s in sc.slots_for(path):
@@ -166,7 +166,7 @@ class CanvasConstraint:
             return [tok]
         if value is None:
             return [NULL] + [END] * (s.width - 1)
-        text = s.spell(value) if s.vtype in ("integer", "number") else str(value)
+        text = s.spell_checked(value, "pin")
         missing = sorted({ch for ch in text if ch not in vocab.char_ids})
         if len(text) > s.width or missing:
             why = f"longer than the field's {s.width} symbols" if len(text) > s.width else f"uses characters the seeds never use: {missing}"

@@ -21,7 +21,7 @@ class Sampling:
 
     steps: int | None = None  # None: one step per masked position of the longest slot group
     temperature: float = 1.0
-    remasking: Remasking = "low_confidence"
+    remasking: Remasking = "random"  # any-order ancestral sampling; low_confidence is mode-seeking
     num_blocks: int = 1  # semi-autoregressive blocks over the masked positions, left to right
     threshold: float | None = None  # Fast-dLLM parallel commit: all tokens with confidence >= this
     cfg_scale: float = 0.0  # classifier-free guidance on the prompt positions (doubles the batch)

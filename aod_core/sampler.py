@@ -44,14 +44,17 @@ class StepInfo:
 
 
 def add_gumbel_noise(logits: torch.Tensor, temperature: float, generator: torch.Generator | None) -> torch.Tensor:
-    """Scores whose argmax is a sample at ``temperature``; float64 because low-precision Gumbel
-    noise visibly degrades sample quality (LLaDA's observation)."""
+    """Scores whose argmax is a sample at ``temperature`` (Gumbel-max).
+
+    LLaDA writes this as exp(logits) / (-log u)^T; the same argmax in log space,
+    logits - T·log(-log u), cannot overflow or underflow. Float64 because low-precision Gumbel
+    noise visibly degrades sample quality (LLaDA's observation).
+    """
     if temperature == 0:
         return logits
     logits = logits.to(torch.float64)
     u = torch.rand(logits.shape, dtype=torch.float64, generator=generator, device="cpu").to(logits.device)
-    gumbel = (-torch.log(u.clamp_min(1e-300))) ** temperature
-    return logits.exp() / gumbel
+    return logits - temperature * torch.log(-torch.log(u.clamp(1e-300, 1 - 1e-16)))
 
 
 def _blocks(columns: torch.Tensor, num_blocks: int) -> list[torch.Tensor]:
@@ -88,6 +91,7 @@ def generate(
     steps = s.steps or max(1, int(masked0.sum(1).max()))
     per_block = [max(1, steps * len(b) // max(1, len(columns))) for b in blocks]
     rows = torch.arange(B, device=x.device)
+    never = None
     step = 0
     for bi, cols in enumerate(blocks):
         in_block = torch.zeros(L, dtype=torch.bool, device=x.device)
@@ -98,33 +102,39 @@ def generate(
             if not bool(todo.any()):
                 break
             logits = _logits(logits_fn, x, s.cfg_scale, prompt_mask, mask_id).to(torch.float64)
-            logits[..., mask_id] = -math.inf
+            if never is None:  # the mask token is never a proposal
+                never = torch.zeros(logits.shape[-1], dtype=torch.bool, device=x.device)
+                never[mask_id] = True
+            logits = logits.masked_fill(never, -math.inf)  # out of place: the caller's tensor stays as it was
             if constraint is not None:
                 if constraint.bias is not None:
                     logits = logits + constraint.bias.to(logits)
                 logits = logits.masked_fill(~constraint.allowed(x), -math.inf)
             x0 = add_gumbel_noise(logits, s.temperature, generator).argmax(-1)
+            # The model's confidence in each proposal; the threshold always compares against it.
+            # The commit order is that confidence (low_confidence) or a random one (random).
+            prob = torch.softmax(logits, -1).gather(-1, x0.unsqueeze(-1)).squeeze(-1)
             if s.remasking == "low_confidence":
-                conf = torch.softmax(logits, -1).gather(-1, x0.unsqueeze(-1)).squeeze(-1)
+                order_score = prob
             else:
-                conf = torch.rand((B, L), dtype=torch.float64, generator=generator, device="cpu").to(x.device)
+                order_score = torch.rand((B, L), dtype=torch.float64, generator=generator, device="cpu").to(x.device)
             eligible = todo & (constraint.ready(x) if constraint is not None else True)
             if not bool(eligible.any()):
                 raise RuntimeError("sampler stalled: masked positions remain but none may be committed")
-            conf = conf.masked_fill(~eligible, -math.inf)
+            order_score = order_score.masked_fill(~eligible, -math.inf)
             if s.threshold is not None:
-                select = eligible & (conf >= s.threshold)
-                best = conf.argmax(1)
+                select = eligible & (prob >= s.threshold)
+                best = order_score.argmax(1)
                 select[rows, best] |= eligible[rows, best]  # at least one per row
             else:
                 left = max(1, per_block[bi] - done_steps)
                 k = torch.ceil(todo.sum(1).double() / left).long()  # [B]
-                order = conf.argsort(1, descending=True)
+                order = order_score.argsort(1, descending=True)
                 rank = torch.empty_like(order)
                 rank.scatter_(1, order, torch.arange(L, device=x.device).expand(B, L))
                 select = eligible & (rank < k.unsqueeze(1))
             if constraint is not None:
-                x = constraint.commit(x, select, x0, conf)
+                x = constraint.commit(x, select, x0, order_score)
             else:
                 x = torch.where(select, x0, x)
             done_steps += 1

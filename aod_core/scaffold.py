@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Iterator
 
-from .automaton import DATE_REGEX, number_regex, pattern_regex, string_regex
+from .automaton import DATE_REGEX, compile_fsm, number_regex, pattern_regex, string_regex
 from .errors import InputError
 
 MASK, END, NULL, ABSENT = 0, 1, 2, 3
@@ -67,12 +67,27 @@ class Slot:
         return range(self.start, self.start + self.width)
 
     def spell(self, value: Any) -> str:
-        """The characters a value slot holds for ``value`` (no padding)."""
+        """The characters a value slot holds for ``value`` (no padding); value must suit the slot."""
         if self.vtype == "integer" or (self.vtype == "number" and self.decimals == 0):
             return str(int(round(value)))
         if self.vtype == "number":
             return f"{value:.{self.decimals}f}"
         return str(value)
+
+    def spell_checked(self, value: Any, what: str) -> str:
+        """``spell`` for a user-given value (a pin, a forbid), refusing values the slot cannot hold
+        exactly instead of rounding or stringifying them."""
+        if self.vtype in ("integer", "number"):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise InputError(f"{what} {self.path}: {canonical(value)} is not a number")
+            text = self.spell(value)
+            if float(text) != float(value):
+                grid = "a whole number" if self.vtype == "integer" or self.decimals == 0 else f"{self.decimals} decimals"
+                raise InputError(f"{what} {self.path}: {value} is not on the field's grid ({grid})")
+            return text
+        if not isinstance(value, str):
+            raise InputError(f"{what} {self.path}: {canonical(value)} is not a string")
+        return value
 
     def parse(self, text: str) -> Any:
         if self.vtype == "integer" or (self.vtype == "number" and self.decimals == 0):
@@ -334,15 +349,19 @@ class _Builder:
             slot.decimals = 0 if kind == "integer" else _decimals(vals)
             lo, hi, xlo, xhi = _bounds(schema)
             if lo is None or hi is None:
-                # Close an open end one integer digit past what the seeds use: the model cannot
-                # learn magnitudes it never saw, and the slot needs a finite width.
+                # Close an open end one integer digit past what the seeds and the schema's other
+                # bound use: the model cannot learn magnitudes it never saw, and a slot needs a width.
                 nums = [abs(v) for v in vals if isinstance(v, (int, float)) and not isinstance(v, bool)]
+                nums += [abs(b) for b in (lo, hi) if b is not None]
                 digits = len(str(int(max(nums, default=0)))) + 1
                 top = 10**digits - 10 ** (-slot.decimals) if slot.decimals else 10**digits - 1
                 lo, xlo = (-top, False) if lo is None else (lo, xlo)
                 hi, xhi = (top, False) if hi is None else (hi, xhi)
             slot.lo, slot.hi = lo, hi
-            slot.regex = number_regex(lo, hi, slot.decimals, exclusive_lo=xlo, exclusive_hi=xhi)
+            try:
+                slot.regex = number_regex(lo, hi, slot.decimals, exclusive_lo=xlo, exclusive_hi=xhi)
+            except ValueError as e:
+                raise InputError(f"schema at {path}: {e}") from None
             width = max(len(slot.spell(lo)), len(slot.spell(hi)))
         else:
             if kind == "string" and schema.get("format") == "date":
@@ -359,7 +378,13 @@ class _Builder:
                     width = min(width, int(max_len))
                 slot.regex = string_regex(min_len, width)
             if isinstance(schema.get("pattern"), str):
-                slot.extra = (pattern_regex(schema["pattern"]),)
+                regex = pattern_regex(schema["pattern"])
+                try:
+                    compile_fsm(regex)
+                    slot.extra = (regex,)
+                except Exception as e:  # interegular raises several types for syntax it lacks
+                    self.notes.append(f"{path}: pattern {schema['pattern']!r} is not enforced by the scaffold "
+                                      f"({type(e).__name__}: {e}); records are still validated against it")
         slot.width = max(width, 1)
         return self.add(slot)
 

@@ -55,6 +55,10 @@ class Generator(Protocol):
         """Prepare the model (train or load from cache); idempotent. Returns a fit report."""
         ...
 
+    def check_prompt(self, prompt: Prompt) -> None:
+        """Raise InputError when the prompt cannot be used with this generator (cheap, no fitting)."""
+        ...
+
     def sample(self, prompt: Prompt, n: int, *, seed: int = 0, on_step: StepFn | None = None) -> list[Candidate]:
         """``n`` candidates for ``prompt``; reproducible for a given seed."""
         ...

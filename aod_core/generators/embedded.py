@@ -15,7 +15,9 @@ import hashlib
 import json
 import math
 import os
+import pickle
 import re
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,6 +27,7 @@ import torch
 from torch.nn import functional as F
 
 from ..constraints import CanvasConstraint, static_allowed
+from ..errors import InputError
 from ..prompt import Prompt
 from ..sampler import generate
 from ..scaffold import ABSENT, END, MASK, DecodeError, Scaffold
@@ -37,12 +40,14 @@ MIN_MASK_RATE = 1e-3
 
 @dataclass
 class EmbeddedConfig:
-    d_model: int = 128
-    n_layers: int = 4
+    # Sized for ~1 minute on 2 CPU cores: a token budget per batch keeps the cost of a step the
+    # same for short and long canvases (batch = batch_tokens // canvas length).
+    d_model: int = 96
+    n_layers: int = 3
     n_heads: int = 4
     dropout: float = 0.0
-    train_steps: int = 1200
-    batch_size: int = 128
+    train_steps: int = 1000
+    batch_tokens: int = 1536
     lr: float = 2e-3
     warmup: int = 60
     weight_decay: float = 0.01
@@ -114,6 +119,8 @@ class _TextCanvas:
         return ids + [END] * (self.length - len(ids))
 
     def constraint(self, prompt: Prompt, device: torch.device) -> None:
+        if prompt.pins or prompt.forbid or prompt.ranges or prompt.bias:
+            raise InputError("pins, forbids, ranges and biases need the scaffold (it is switched off)")
         return None
 
     def decode(self, tokens: list[int]) -> Candidate:
@@ -151,6 +158,8 @@ class EmbeddedGenerator:
         self.features = tuple(f.to(self.device) for f in c.features)
         self.fitted = False
         self.fit_report: dict[str, Any] = {}
+        # One model may be shared by several app sessions: fitting and sampling take turns.
+        self._lock = threading.RLock()
 
     @property
     def scaffold(self) -> Scaffold | None:
@@ -169,6 +178,10 @@ class EmbeddedGenerator:
         return self.cache_dir / f"embedded-{self.cache_key()}.pt"
 
     def fit(self, on_progress: ProgressFn | None = None) -> dict[str, Any]:
+        with self._lock:
+            return self._fit(on_progress)
+
+    def _fit(self, on_progress: ProgressFn | None) -> dict[str, Any]:
         if self.fitted:
             return self.fit_report
         path = self.cache_path()
@@ -177,7 +190,7 @@ class EmbeddedGenerator:
                 blob = torch.load(path, map_location=self.device, weights_only=True)
                 self.net.load_state_dict(blob["state_dict"])
                 self.fit_report = dict(blob["report"], cached=True)
-            except (RuntimeError, KeyError, OSError, EOFError):
+            except (RuntimeError, KeyError, OSError, EOFError, ValueError, pickle.UnpicklingError):
                 path.unlink(missing_ok=True)  # a damaged cache entry is refitted, not trusted
         if not self.fit_report:
             self.fit_report = self._train(on_progress)
@@ -199,22 +212,23 @@ class EmbeddedGenerator:
         self.net.train()
         t0, losses = time.perf_counter(), []
         N, L = data.shape
+        bs = max(8, min(256, cfg.batch_tokens // L))
         for step in range(cfg.train_steps):
             lr = cfg.lr * min(1.0, (step + 1) / cfg.warmup) * 0.5 * (1 + math.cos(math.pi * step / cfg.train_steps))
             for group in opt.param_groups:
                 group["lr"] = lr
-            x0 = data[torch.randint(N, (cfg.batch_size,), generator=gen).to(dev)]
-            t = (torch.rand(cfg.batch_size, 1, generator=gen) * (1 - MIN_MASK_RATE) + MIN_MASK_RATE).to(dev)
-            masked = torch.rand(cfg.batch_size, L, generator=gen).to(dev) < t
+            x0 = data[torch.randint(N, (bs,), generator=gen).to(dev)]
+            t = (torch.rand(bs, 1, generator=gen) * (1 - MIN_MASK_RATE) + MIN_MASK_RATE).to(dev)
+            masked = torch.rand(bs, L, generator=gen).to(dev) < t
             xt = torch.where(masked, torch.full_like(x0, MASK), x0)
             logits = self.net(xt, *self.features).masked_fill(~allowed, -1e4)
             ce = F.cross_entropy(logits.transpose(1, 2), x0, reduction="none")  # [B, L]
-            loss = (ce * masked / t).sum() / (cfg.batch_size * L)
+            loss = (ce * masked / t).sum() / (bs * L)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.net.parameters(), 1.0)
             opt.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
             if on_progress and (step % 10 == 0 or step == cfg.train_steps - 1):
                 on_progress(Progress("fit", step + 1, cfg.train_steps, {"loss": sum(losses[-10:]) / len(losses[-10:])}))
         return {
@@ -224,6 +238,7 @@ class EmbeddedGenerator:
             "params": self.net.n_params(),
             "device": str(dev),
             "canvas_length": L,
+            "batch_size": bs,
             "cached": False,
         }
 
@@ -233,6 +248,11 @@ class EmbeddedGenerator:
         torch.save({"state_dict": self.net.state_dict(), "report": self.fit_report}, tmp)
         os.replace(tmp, path)  # atomic: a killed fit never leaves a half-written cache entry
 
+    def check_prompt(self, prompt: Prompt) -> None:
+        """Raise InputError now, before any fitting, when the prompt's edits do not fit the canvas."""
+        prompt.sampling.check()
+        self.canvas.constraint(prompt, torch.device("cpu"))
+
     @torch.no_grad()
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x, *self.features)
@@ -240,7 +260,11 @@ class EmbeddedGenerator:
     def sample(self, prompt: Prompt | None = None, n: int = 100, *, seed: int = 0, on_step: StepFn | None = None) -> list[Candidate]:
         prompt = prompt or Prompt()
         prompt.sampling.check()
-        self.fit()
+        with self._lock:
+            self._fit(None)
+            return self._sample(prompt, n, seed, on_step)
+
+    def _sample(self, prompt: Prompt, n: int, seed: int, on_step: StepFn | None) -> list[Candidate]:
         constraint = self.canvas.constraint(prompt, self.device)
         gen = torch.Generator(device="cpu").manual_seed(seed)
         out: list[Candidate] = []

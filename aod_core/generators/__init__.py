@@ -1,0 +1,40 @@
+"""Generator registry: a model spec string -> a fitted-on-demand ``Generator``.
+
+Specs (DESIGN.md §5): ``embedded`` is the offline default. ``hf:<id-or-path>`` and ``difflm``
+are reserved for the GPU-scale DLM and the DiffLM generator; until their modules exist they are
+refused with a clear message rather than silently replaced by something else.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+
+from ..errors import InputError
+from ..schema import LoadedSchema
+from .base import Candidate, Generator, Progress
+from .embedded import EmbeddedConfig, EmbeddedGenerator
+
+AVAILABLE = ("embedded",)
+PLANNED = ("hf:", "difflm")
+
+__all__ = ["AVAILABLE", "Candidate", "EmbeddedConfig", "EmbeddedGenerator", "Generator", "Progress", "load_generator"]
+
+
+def load_generator(
+    spec: str,
+    schema: LoadedSchema,
+    seeds: list[dict],
+    *,
+    device: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    scaffold: bool = True,
+    config: EmbeddedConfig | None = None,
+) -> Generator:
+    """The generator a spec names, built on ``schema.resolved`` and the seeds (not yet fitted)."""
+    spec = (spec or "embedded").strip()
+    if spec == "embedded":
+        cfg = replace(config or EmbeddedConfig(), scaffold=scaffold)  # never edit the caller's config
+        return EmbeddedGenerator(schema.resolved, seeds, config=cfg, device=device, cache_dir=cache_dir)
+    if spec.startswith(PLANNED):
+        raise InputError(f"generator {spec!r} is not available in this version (available: {', '.join(AVAILABLE)})")
+    raise InputError(f"unknown generator spec {spec!r} (use embedded, hf:<id-or-path> or difflm)")

@@ -1,0 +1,627 @@
+"""UI-free helpers behind the app's pages: loading datasets, building tables, running the generator.
+
+The Streamlit pages hold layout and widgets only; everything they compute comes from here, so it can
+be unit-tested without a browser and reused by later pages. Nothing here imports streamlit.
+
+Table helpers return ``list[dict]`` rows (one dict per row, same keys in every row) that any table
+widget, pandas or the CLI can show. Every failure caused by input is an ``InputError`` with a one-line
+message; :class:`SeedsInvalid` additionally carries every seed problem so a page can list them all.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .demos import demo_datasets
+from .errors import InputError
+from .generators import EmbeddedConfig, load_generator
+from .generators.base import Candidate, Generator, Progress
+from .generators.embedded import default_cache_dir
+from .metrics import batch_summary, duplicates, exact_copies
+from .prompt import Prompt, Sampling
+from .sampler import StepInfo
+from .scaffold import Scaffold
+from .schema import LoadedSchema, loads_json, parse_schema
+from .seeds import Dataset, RecordIssue, RecordSet, check_records, load_dataset, load_records, read_records
+
+OnInvalid = Literal["stop", "drop"]
+
+#: Session-state keys the pages share, with their initial values (``app.py`` sets them once).
+SESSION_DEFAULTS: dict[str, Any] = {
+    "dataset": None,  # the Dataset chosen on the Design page
+    "dataset_label": None,  # how the Design page names it ("demo: penguins", "upload: a.json + b.csv")
+    "dataset_signature": None,  # what was loaded (source, names, content hashes, on_invalid)
+    "prompt_text": "",  # the task description, the text half of the prompt
+    "sample_result": None,  # the Sample page's last SampleResult
+}
+
+SEED_EXTENSIONS = (".jsonl", ".ndjson", ".json", ".csv")
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+
+
+class SeedsInvalid(InputError):
+    """Seeds (or holdout records) that fail the schema while ``on_invalid`` is "stop" (or all fail).
+
+    ``issues`` holds every problem found, not just the first one the message names.
+    """
+
+    def __init__(self, message: str, *, issues: Sequence[RecordIssue], records: int) -> None:
+        super().__init__(message)
+        self.issues = list(issues)
+        self.records = records  # how many records the file held
+
+    @property
+    def bad_records(self) -> int:
+        return len({(i.source, i.line) for i in self.issues})
+
+
+# ---- loading ----------------------------------------------------------------------------------
+
+
+def load_demo(name: str, on_invalid: OnInvalid = "stop") -> Dataset:
+    """A demo dataset shipped in ``assets/`` (see :func:`aod_core.demos.demo_datasets`)."""
+    demos = demo_datasets()
+    if name not in demos:
+        known = ", ".join(demos) or "none installed"
+        raise InputError(f"unknown demo dataset {name!r} (available: {known})")
+    folder = demos[name]
+    try:
+        return load_dataset(folder, on_invalid=_check_on_invalid(on_invalid))
+    except InputError as e:
+        # load_dataset names only the first problem: collect them all for the page's table.
+        _raise_with_issues(e, folder)
+        raise
+
+
+def load_uploaded(schema_bytes: bytes, schema_name: str, seeds_bytes: bytes, seeds_name: str,
+                  on_invalid: OnInvalid = "stop") -> Dataset:
+    """A dataset from uploaded files: a JSON Schema and seeds as JSONL, a JSON array or CSV.
+
+    Messages name the uploaded files, never the temporary copy the reader works on.
+    """
+    on_invalid = _check_on_invalid(on_invalid)
+    schema_label = _display_name(schema_name, "schema")
+    seeds_label = _display_name(seeds_name, "seeds")
+    schema = parse_uploaded_schema(schema_bytes, schema_label)
+    ext = os.path.splitext(seeds_label)[1].lower()
+    if ext not in SEED_EXTENSIONS:
+        raise InputError(f"unsupported seeds file type {ext or '(none)'!r} (use .jsonl, .json or .csv)",
+                         where=seeds_label)
+    _check_size(seeds_bytes, seeds_label)
+    with tempfile.TemporaryDirectory(prefix="aod-upload-") as tmp:
+        path = os.path.join(tmp, f"seeds{ext}")
+        Path(path).write_bytes(seeds_bytes)
+        try:
+            seeds = load_records(path, schema, on_invalid=on_invalid, what="seeds")
+        except InputError as e:
+            issues, n = _all_issues(path, schema)
+            msg = _relabel(str(e), path, seeds_label)
+            if issues:
+                raise SeedsInvalid(msg, issues=[_relabel_issue(i, seeds_label) for i in issues],
+                                   records=n) from None
+            raise InputError(msg) from None
+    seeds = RecordSet(seeds.records, seeds.lines, seeds_label,
+                      [_relabel_issue(i, seeds_label) for i in seeds.issues], seeds.dropped)
+    return Dataset(folder="", schema=schema, seeds=seeds, holdout=None)
+
+
+def parse_uploaded_schema(data: bytes, name: str = "schema.json") -> LoadedSchema:
+    """A JSON Schema from uploaded bytes (UTF-8, BOM allowed)."""
+    _check_size(data, name)
+    if not data.strip():
+        raise InputError("the schema file is empty", where=name)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise InputError(f"schema file is not UTF-8 text ({e.reason} at byte {e.start})", where=name) from None
+    return parse_schema(loads_json(text, name), name)
+
+
+def demo_names() -> list[str]:
+    """Names of the demo datasets shipped in ``assets/``, sorted."""
+    return list(demo_datasets())
+
+
+def dataset_summary(dataset: Dataset) -> dict[str, int | None]:
+    """Headline figures: seeds kept and dropped, holdout size, leaf fields in the schema."""
+    return {
+        "seeds": len(dataset.seeds.records),
+        "dropped": dataset.seeds.dropped,
+        "holdout": None if dataset.holdout is None else len(dataset.holdout.records),
+        "fields": len(leaf_paths(dataset.schema)),
+    }
+
+
+def _check_on_invalid(on_invalid: str) -> OnInvalid:
+    if on_invalid not in ("stop", "drop"):
+        raise ValueError(f"on_invalid must be 'stop' or 'drop', not {on_invalid!r}")
+    return on_invalid  # type: ignore[return-value]
+
+
+def _check_size(data: bytes, name: str) -> None:
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise InputError(f"file is too large ({len(data) / 1e6:.0f} MB; the limit is "
+                         f"{MAX_UPLOAD_BYTES // 2**20} MB)", where=name)
+
+
+def _display_name(name: str, fallback: str) -> str:
+    base = os.path.basename((name or "").replace("\\", "/")).strip()
+    return " ".join(base.split()) or fallback
+
+
+def _relabel(text: str, path: str, label: str) -> str:
+    return text.replace(path, label)
+
+
+def _relabel_issue(issue: RecordIssue, label: str) -> RecordIssue:
+    return RecordIssue(label, issue.line, issue.path, issue.message)
+
+
+def _all_issues(path: str, schema: LoadedSchema) -> tuple[list[RecordIssue], int]:
+    """Every schema problem of a records file; ([], 0) when it cannot even be read."""
+    try:
+        records, lines = read_records(path, schema)
+    except InputError:
+        return [], 0
+    return check_records(records, lines, schema, os.fspath(path)), len(records)
+
+
+def _raise_with_issues(error: InputError, folder: str | os.PathLike) -> None:
+    """Re-raise ``error`` from a dataset folder as SeedsInvalid when its records fail the schema."""
+    from .schema import load_schema
+
+    try:
+        schema = load_schema(os.path.join(folder, "schema.json"))
+    except InputError:
+        return
+    seeds = next((p for p in (os.path.join(folder, n) for n in ("seeds.jsonl", "seeds.json", "seeds.csv"))
+                  if os.path.isfile(p)), None)
+    for path in (seeds, os.path.join(folder, "holdout.jsonl")):  # the order load_dataset reads them
+        if path is None or not os.path.isfile(path):
+            continue
+        issues, n = _all_issues(path, schema)
+        if issues:
+            raise SeedsInvalid(str(error), issues=issues, records=n) from None
+
+
+# ---- schema fields ----------------------------------------------------------------------------
+
+
+def child_path(parent: str, name: str) -> str:
+    """JSON path of property ``name`` under ``parent``, spelled as the scaffold spells field keys."""
+    return f"{parent}.{name}" if name.isidentifier() else f"{parent}[{json.dumps(name, ensure_ascii=False)}]"
+
+
+def _types(node: Mapping[str, Any]) -> list[str]:
+    t = node.get("type")
+    if t is None:
+        return []
+    return [t] if isinstance(t, str) else [str(x) for x in t]
+
+
+def _walk_schema(node: object, path: str, required: bool,
+                 out: list[tuple[str, dict, bool]]) -> None:
+    """(path, subschema, required) for every property and items schema, depth first, schema order."""
+    if not isinstance(node, dict):
+        node = {} if node is True else {"not": {}}
+    out.append((path, node, required))
+    types = _types(node)
+    props = node.get("properties")
+    if isinstance(props, dict) and (not types or "object" in types):
+        req = set(node.get("required") or [])
+        for name, sub in props.items():
+            _walk_schema(sub, child_path(path, name), name in req, out)
+    items = node.get("items")
+    if isinstance(items, (dict, bool)) and (not types or "array" in types):
+        _walk_schema(items, f"{path}[*]", True, out)
+
+
+def _fields(schema: LoadedSchema) -> list[tuple[str, dict, bool]]:
+    out: list[tuple[str, dict, bool]] = []
+    _walk_schema(schema.resolved, "$", True, out)
+    return out[1:]  # the root object is not a field
+
+
+def _is_container(node: Mapping[str, Any]) -> bool:
+    types = _types(node)
+    if "enum" in node or "const" in node:
+        return False
+    return bool(types) and all(t in ("object", "array", "null") for t in types) and any(
+        t in ("object", "array") for t in types)
+
+
+def leaf_paths(schema: LoadedSchema) -> list[str]:
+    """Paths of the schema's leaf fields (not objects or arrays) in schema order: ``$.birds[*].sex``."""
+    return [p for p, node, _ in _fields(schema) if not _is_container(node)]
+
+
+def _type_text(node: Mapping[str, Any]) -> str:
+    types = _types(node)
+    if types:
+        return " | ".join(types)
+    if "const" in node:
+        return "const"
+    if "enum" in node:
+        return "enum"
+    return "any"
+
+
+def _num(v: Any) -> str:
+    return json.dumps(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
+
+
+def _constraints_text(node: Mapping[str, Any]) -> str:
+    parts: list[str] = []
+    if "const" in node:
+        parts.append(f"const {json.dumps(node['const'], ensure_ascii=False)}")
+    if isinstance(node.get("enum"), list):
+        parts.append("one of " + " | ".join(json.dumps(v, ensure_ascii=False) for v in node["enum"]))
+    for key, label in (("minimum", "min"), ("exclusiveMinimum", "min (exclusive)"), ("maximum", "max"),
+                       ("exclusiveMaximum", "max (exclusive)"), ("multipleOf", "multiple of"),
+                       ("minLength", "min length"), ("maxLength", "max length"),
+                       ("minItems", "min items"), ("maxItems", "max items")):
+        if key in node and not isinstance(node[key], bool):
+            parts.append(f"{label} {_num(node[key])}")
+    if "format" in node:
+        parts.append(f"format {node['format']}")
+    if "pattern" in node:
+        parts.append(f"pattern {node['pattern']}")
+    if node.get("uniqueItems") is True:
+        parts.append("unique items")
+    if node.get("additionalProperties") is False:
+        parts.append("no other keys")
+    for key in ("anyOf", "oneOf", "allOf", "not", "if"):
+        if key in node:
+            parts.append(f"{key} (validated)")
+    return "; ".join(parts)
+
+
+def field_table(schema: LoadedSchema) -> list[dict[str, Any]]:
+    """One readable row per field of ``schema.resolved``: objects and arrays too, nested paths with
+    ``[*]`` for array items (``$.birds[*].species``).
+
+    ``required`` is relative to the parent object (items of an array are always "required").
+    """
+    rows = []
+    for path, node, required in _fields(schema):
+        types = _types(node)
+        rows.append({
+            "path": path,
+            "type": _type_text(node),
+            "required": required,
+            "nullable": "null" in types or None in (node.get("enum") or []) or (
+                "const" in node and node["const"] is None),
+            "constraints": _constraints_text(node),
+            "description": str(node.get("description") or node.get("title") or ""),
+        })
+    return rows
+
+
+# ---- seeds ------------------------------------------------------------------------------------
+
+
+def _collect(value: Any, node: object, path: str, out: dict[str, list[Any]], leaves: set[str]) -> None:
+    if path in leaves:
+        out[path].append(value)
+        return
+    if not isinstance(node, dict):
+        return
+    props = node.get("properties")
+    if isinstance(value, dict) and isinstance(props, dict):
+        for name, sub in props.items():
+            if name in value:
+                _collect(value[name], sub, child_path(path, name), out, leaves)
+    items = node.get("items")
+    if isinstance(value, list) and isinstance(items, (dict, bool)):
+        for item in value:
+            _collect(item, items, f"{path}[*]", out, leaves)
+
+
+def field_values(records: Iterable[Any], schema: LoadedSchema) -> dict[str, list[Any]]:
+    """Every value each leaf field takes over ``records`` (array items pooled under ``[*]``)."""
+    paths = leaf_paths(schema)
+    out: dict[str, list[Any]] = {p: [] for p in paths}
+    leaves = set(paths)
+    for rec in records:
+        _collect(rec, schema.resolved, "$", out, leaves)
+    return out
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _short_value(v: Any, limit: int = 40) -> str:
+    text = v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, sort_keys=True)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def seed_stats(records: Sequence[Any], schema: LoadedSchema, *, top: int = 3) -> list[dict[str, Any]]:
+    """Per leaf field: how often it appears (``count``), ``nulls``, ``distinct`` non-null values,
+    ``min``/``max``/``mean`` when every non-null value is a number, else the ``top`` commonest values.
+    """
+    rows = []
+    for path, values in field_values(records, schema).items():
+        present = [v for v in values if v is not None]
+        keys = Counter(json.dumps(v, sort_keys=True, ensure_ascii=False) for v in present)
+        numeric = bool(present) and all(_is_number(v) for v in present)
+        row: dict[str, Any] = {
+            "path": path,
+            "kind": "number" if numeric else "category" if present else "empty",
+            "count": len(values),
+            "nulls": len(values) - len(present),
+            "distinct": len(keys),
+            "min": None, "max": None, "mean": None, "top": "",
+        }
+        if numeric:
+            row["min"], row["max"] = float(min(present)), float(max(present))
+            row["mean"] = round(sum(present) / len(present), 4)
+        else:
+            row["top"] = ", ".join(f"{_short_value(json.loads(k))} ({n})" for k, n in keys.most_common(top))
+        rows.append(row)
+    return rows
+
+
+def records_preview(records: Sequence[Any], limit: int = 100) -> list[dict[str, Any]]:
+    """The first ``limit`` records as flat table rows: top-level keys as columns, nested values as JSON."""
+    rows = []
+    for rec in records[:limit]:
+        if not isinstance(rec, dict):
+            rows.append({"value": json.dumps(rec, ensure_ascii=False)})
+            continue
+        rows.append({k: json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else v
+                     for k, v in rec.items()})
+    return rows
+
+
+def seed_issue_rows(issues: RecordSet | SeedsInvalid | Iterable[RecordIssue]) -> list[dict[str, Any]]:
+    """One row (line, path, message) per validation problem, in file order."""
+    if isinstance(issues, (RecordSet, SeedsInvalid)):
+        issues = issues.issues
+    return [{"line": i.line, "path": i.path, "message": i.message} for i in issues]
+
+
+# ---- scaffold ---------------------------------------------------------------------------------
+
+
+@dataclass
+class ScaffoldPreview:
+    skeleton: str
+    slots: list[dict[str, Any]]  # Scaffold.describe()
+    notes: list[str]
+    field_keys: list[str]  # leaf field keys a prompt may pin or forbid: $.island, $.birds[*].sex
+
+
+def scaffold_preview(dataset: Dataset) -> ScaffoldPreview:
+    """The canvas the generator fills for this dataset, for display and for the pin/forbid paths."""
+    sc = Scaffold.build(dataset.schema.resolved, dataset.seeds.records)
+    return ScaffoldPreview(sc.skeleton(), sc.describe(), list(sc.notes), scaffold_field_keys(sc))
+
+
+def scaffold_field_keys(scaffold: Scaffold) -> list[str]:
+    keys: list[str] = []
+    for s in scaffold.leaf_slots():
+        if s.key not in keys:
+            keys.append(s.key)
+    return keys
+
+
+# ---- prompt -----------------------------------------------------------------------------------
+
+
+def parse_cell_value(text: Any) -> Any:
+    """A pin/forbid value typed in a table cell: JSON when it parses (``42``, ``null``, ``"x"``,
+    ``true``), else the text itself as a string."""
+    if not isinstance(text, str):
+        return text
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _blank(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and not v.strip())
+
+
+def parse_path_values(rows: Iterable[Mapping[str, Any]], what: str) -> list[tuple[str, Any]]:
+    """(path, value) pairs from editor rows with ``path`` and ``value`` columns; blank rows skipped."""
+    out = []
+    for i, row in enumerate(rows, 1):
+        path, raw = row.get("path"), row.get("value")
+        if _blank(path) and _blank(raw):
+            continue
+        if _blank(path):
+            raise InputError(f"{what} row {i}: choose a field path")
+        path = str(path).strip()
+        if not path.startswith("$"):
+            path = f"$.{path}"
+        if raw is None or (isinstance(raw, float) and math.isnan(raw)) or (isinstance(raw, str) and raw == ""):
+            raise InputError(f"{what} {path}: no value (type null for JSON null)")
+        out.append((path, parse_cell_value(raw.strip() if isinstance(raw, str) else raw)))
+    return out
+
+
+def build_prompt(text: str = "", *, sampling: Mapping[str, Any] | None = None,
+                 pins: Iterable[Mapping[str, Any]] = (), forbids: Iterable[Mapping[str, Any]] = ()) -> Prompt:
+    """A Prompt from the page's settings: instruction text, sampling settings and pin/forbid rows."""
+    try:
+        s = Sampling(**dict(sampling or {}))
+    except TypeError as e:
+        raise InputError(f"bad sampling settings: {e}") from None
+    s.check()
+    prompt = Prompt(text=text or "", sampling=s)
+    for path, value in parse_path_values(pins, "pin"):
+        if path in prompt.pins and prompt.pins[path] != value:
+            raise InputError(f"pin {path}: pinned twice to different values")
+        prompt.pins[path] = value
+    for path, value in parse_path_values(forbids, "forbid"):
+        prompt.forbid.setdefault(path, []).append(value)
+    return prompt
+
+
+def check_prompt(gen: Generator, prompt: Prompt) -> None:
+    """Raise InputError now (before any fitting) when the prompt's edits do not fit the generator."""
+    gen.check_prompt(prompt)
+
+
+# ---- generator --------------------------------------------------------------------------------
+
+
+def generator_inputs(dataset: Dataset) -> tuple[str, str]:
+    """(schema JSON text, seeds JSON text): hashable content that identifies a generator's inputs.
+
+    Key order is kept, not sorted: property order is the scaffold's field order (and the raw-text
+    ablation learns the seeds' text as written).
+    """
+    return (json.dumps(dataset.schema.raw, ensure_ascii=False),
+            json.dumps(dataset.seeds.records, ensure_ascii=False))
+
+
+def build_generator(schema_text: str, seeds_text: str, *, scaffold: bool = True,
+                    train_steps: int | None = None, cache_dir: str | None = None) -> Generator:
+    """The embedded generator (not fitted) for the texts :func:`generator_inputs` returns."""
+    schema = parse_schema(json.loads(schema_text), "<schema>")
+    seeds = json.loads(seeds_text)
+    cfg = EmbeddedConfig()
+    if train_steps is not None:
+        if train_steps < 1:
+            raise InputError(f"training steps must be >= 1, got {train_steps}")
+        cfg.train_steps = int(train_steps)
+    return load_generator("embedded", schema, seeds, scaffold=scaffold, config=cfg, cache_dir=cache_dir)
+
+
+def default_train_steps() -> int:
+    return EmbeddedConfig().train_steps
+
+
+def model_cache_dir() -> str:
+    """Where fitted embedded models are cached (``AOD_CACHE_DIR`` or ~/.cache/aod-studio)."""
+    return str(default_cache_dir())
+
+
+def fit_progress(p: Progress) -> tuple[float, str]:
+    """(fraction in [0, 1], label) for a progress bar while fitting."""
+    frac = min(1.0, p.done / p.total) if p.total else 1.0
+    if p.info.get("cached"):
+        return 1.0, "Model loaded from cache"
+    loss = p.info.get("loss")
+    extra = f" · loss {loss:.3f}" if isinstance(loss, (int, float)) else ""
+    return frac, f"Fitting: step {p.done}/{p.total}{extra}"
+
+
+class SampleProgress:
+    """Turns the sampler's per-step reports into one fraction over all of a request's batches."""
+
+    def __init__(self, n: int, batch_size: int) -> None:
+        self.batches = max(1, math.ceil(n / max(1, batch_size)))
+        self.batch = -1
+
+    def __call__(self, s: StepInfo) -> tuple[float, str]:
+        if s.step == 1 or self.batch < 0:
+            self.batch += 1
+        batch = min(self.batch, self.batches - 1)
+        within = (s.total - s.masked) / s.total if s.total else 1.0
+        frac = min(1.0, (batch + within) / self.batches)
+        part = f" · batch {batch + 1}/{self.batches}" if self.batches > 1 else ""
+        return frac, f"Sampling: step {s.step}{part}"
+
+
+@dataclass
+class SampleResult:
+    """One "fit & sample" request and what it produced."""
+
+    candidates: list[Candidate]
+    prompt: Prompt
+    n: int
+    seed: int
+    scaffold: bool
+    fit_report: dict[str, Any]
+    fit_seconds: float
+    sample_seconds: float
+    dataset_label: str = ""
+    settings: dict[str, Any] = field(default_factory=dict)
+    summary: SampleSummary | None = None  # filled by sample_summary() once, kept for reruns
+
+
+def fit_and_sample(gen: Generator, prompt: Prompt, n: int, *, seed: int = 0,
+                   on_fit: Callable[[float, str], None] | None = None,
+                   on_step: Callable[[float, str], None] | None = None) -> SampleResult:
+    """Fit (or load) the model, then draw ``n`` candidates; progress goes to ``on_fit``/``on_step``
+    as (fraction, label). Prompt problems are reported before the model is fitted."""
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise InputError(f"number of records must be >= 1, got {n}")
+    check_prompt(gen, prompt)
+    t0 = time.perf_counter()
+    report = gen.fit(on_progress=(lambda p: on_fit(*fit_progress(p))) if on_fit else None)
+    fit_seconds = time.perf_counter() - t0
+    tracker = SampleProgress(n, getattr(getattr(gen, "config", None), "sample_batch", n))
+    t1 = time.perf_counter()
+    cands = gen.sample(prompt, n, seed=seed, on_step=(lambda s: on_step(*tracker(s))) if on_step else None)
+    sample_seconds = time.perf_counter() - t1
+    return SampleResult(candidates=cands, prompt=prompt, n=n, seed=seed,
+                        scaffold=getattr(gen, "scaffold", None) is not None, fit_report=dict(report or {}),
+                        fit_seconds=fit_seconds, sample_seconds=sample_seconds)
+
+
+# ---- results ----------------------------------------------------------------------------------
+
+
+@dataclass
+class SampleSummary:
+    rows: list[dict[str, Any]]  # one per candidate
+    batch: dict[str, float | int]  # metrics.batch_summary
+
+
+def sample_summary(candidates: Sequence[Candidate], schema: LoadedSchema, seeds: Sequence[Any]) -> SampleSummary:
+    """Each candidate with its JSON text and exact checks, plus the batch figures.
+
+    ``error`` is why a candidate failed: the decode/parse error, or its first schema error as
+    ``path: message``. ``seed_copy`` and ``duplicate`` use :mod:`aod_core.metrics` (canonical JSON);
+    the first occurrence of a repeated record is not a duplicate.
+    """
+    parsed = [c for c in candidates if c.parsed]
+    copies = iter(exact_copies((c.record for c in parsed), seeds))
+    dupes = iter(duplicates(c.record for c in parsed))
+    rows = []
+    for i, c in enumerate(candidates, 1):
+        errors = schema.validate(c.record) if c.parsed else []
+        if c.parsed:
+            copy, dup = next(copies), next(dupes)
+        else:
+            copy = dup = False
+        if not c.parsed:
+            error = c.error or "not parsed"
+        elif errors:
+            more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+            error = f"{errors[0][0]}: {errors[0][1]}{more}"
+        else:
+            error = ""
+        rows.append({
+            "#": i,
+            "json": c.text if c.text is not None else "",
+            "parsed": c.parsed,
+            "schema_valid": c.parsed and not errors,
+            "seed_copy": copy,
+            "duplicate": dup,
+            "error": error,
+        })
+    return SampleSummary(rows, batch_summary(candidates, schema, seeds))
+
+
+def records_jsonl(candidates: Iterable[Candidate], *, only_valid_for: LoadedSchema | None = None) -> str:
+    """Parsed records, one JSON object per line (only schema-valid ones when a schema is given)."""
+    lines = []
+    for c in candidates:
+        if not c.parsed or (only_valid_for is not None and not only_valid_for.is_valid(c.record)):
+            continue
+        lines.append(json.dumps(c.record, ensure_ascii=False))
+    return "".join(line + "\n" for line in lines)

@@ -1,0 +1,139 @@
+"""Design: choose the dataset (demo or upload), inspect schema, seeds and scaffold, describe the task."""
+from __future__ import annotations
+
+import streamlit as st
+
+from aod_core import workspace as ws
+from aod_core.errors import InputError
+
+ON_INVALID_LABELS = {"stop": "Stop on invalid seeds", "drop": "Drop invalid seeds"}
+
+st.title("Design")
+st.caption("Bring a JSON Schema and a handful of seed records; the generator learns from the seeds and "
+           "fills the schema's scaffold.")
+
+# ---- choose --------------------------------------------------------------------------------------
+left, right = st.columns([3, 2])
+with left:
+    source = st.radio("Source", ["Demo dataset", "Upload files"], horizontal=True, key="design_source",
+                      persist_state="session")
+with right:
+    on_invalid = st.radio(
+        "Seeds that fail the schema",
+        list(ON_INVALID_LABELS),
+        format_func=ON_INVALID_LABELS.get,
+        horizontal=True,
+        key="design_on_invalid",
+        persist_state="session",
+        help="Stop: refuse the seeds file and list every problem, so you can fix it. "
+             "Drop: continue with the valid seeds only; the dropped ones are listed below.",
+    )
+
+request = None  # (signature, label, loader)
+if source == "Demo dataset":
+    demos = ws.demo_names()
+    name = st.selectbox("Demo dataset", demos, index=None, key="design_demo", persist_state="session",
+                        placeholder="Choose a demo dataset")
+    if not demos:
+        st.warning("No demo datasets found in assets/.")
+    if name:
+        request = (("demo", name, on_invalid), f"demo: {name}",
+                   lambda: ws.load_demo(name, on_invalid))
+else:
+    c1, c2 = st.columns(2)
+    schema_file = c1.file_uploader("JSON Schema (.json)", type=["json"], key="design_schema_file")
+    seeds_file = c2.file_uploader("Seed records (.jsonl, .json array or .csv)",
+                                  type=["jsonl", "ndjson", "json", "csv"], key="design_seeds_file")
+    if schema_file and seeds_file:
+        request = (("upload", schema_file.name, schema_file.file_id, seeds_file.name, seeds_file.file_id,
+                    on_invalid),
+                   f"upload: {schema_file.name} + {seeds_file.name}",
+                   lambda: ws.load_uploaded(schema_file.getvalue(), schema_file.name,
+                                            seeds_file.getvalue(), seeds_file.name, on_invalid))
+    elif schema_file or seeds_file:
+        st.info(f"Now upload the {'seed records' if schema_file else 'JSON Schema'} too.")
+
+# ---- load ----------------------------------------------------------------------------------------
+failed = False
+if request is not None and request[0] != st.session_state.get("dataset_signature"):
+    signature, label, loader = request
+    try:
+        dataset = loader()
+    except InputError as e:
+        failed = True
+        st.error(str(e))
+        if isinstance(e, ws.SeedsInvalid):
+            st.markdown(f"**{len(e.issues)} problem(s) in {e.bad_records} of {e.records} records.** "
+                        "Fix the file, or choose *Drop invalid seeds* to continue with the valid ones only.")
+            st.dataframe(ws.seed_issue_rows(e), hide_index=True, key="design_issues_stop")
+        if st.session_state.get("dataset") is not None:
+            st.caption(f"The other pages still use the previous dataset ({st.session_state.dataset_label}).")
+    else:
+        st.session_state.dataset = dataset
+        st.session_state.dataset_label = label
+        st.session_state.dataset_signature = signature
+        st.session_state.sample_result = None  # results of another dataset
+
+dataset = st.session_state.get("dataset")
+if dataset is None:
+    if not failed:
+        st.info("Nothing loaded yet. Pick a **demo dataset** above, or switch to **Upload files** and bring "
+                "a JSON Schema (draft 2020-12 or 07, the root an object with properties) and seed records "
+                "as JSONL (one object per line), a JSON array of objects, or CSV with a header row.")
+    st.stop()
+if failed:
+    st.stop()
+
+# ---- the dataset ---------------------------------------------------------------------------------
+st.subheader(st.session_state.get("dataset_label") or "Dataset")
+summary = ws.dataset_summary(dataset)
+m1, m2, m3, m4 = st.columns(4)
+m1.metric("Seeds", summary["seeds"])
+m2.metric("Dropped seeds", summary["dropped"])
+m3.metric("Holdout", "—" if summary["holdout"] is None else summary["holdout"])
+m4.metric("Leaf fields", summary["fields"])
+
+st.text_area(
+    "Task description",
+    key="prompt_text",
+    persist_state="session",
+    placeholder="What should the records be like? e.g. 'Field observations of penguin groups; realistic "
+                "measurements, varied islands.'",
+    help="The text half of the prompt. The embedded model takes its instruction from the scaffold and "
+         "the seeds; agents and text-conditioned generators read this text.",
+)
+
+for note in dataset.schema.notes:
+    st.warning(f"Schema note: {note}")
+
+for title, records in (("seeds", dataset.seeds), ("holdout records", dataset.holdout)):
+    if records is None or not records.issues:
+        continue
+    kept = len(records.records)
+    st.warning(f"Dropped {records.dropped} invalid {title} ({len(records.issues)} problem(s)); {kept} kept. "
+               "Choose *Stop on invalid seeds* to refuse the file instead.")
+    st.dataframe(ws.seed_issue_rows(records), hide_index=True, key=f"design_issues_{title.split()[0]}")
+if not dataset.seeds.issues:
+    st.caption(f"All {summary['seeds']} seeds are valid against the schema.")
+
+fields_tab, stats_tab, scaffold_tab, seeds_tab = st.tabs(["Fields", "Seed statistics", "Scaffold", "Seeds"])
+with fields_tab:
+    st.dataframe(ws.field_table(dataset.schema), hide_index=True, key="design_fields")
+with stats_tab:
+    st.dataframe(ws.seed_stats(dataset.seeds.records, dataset.schema), hide_index=True, key="design_stats")
+with scaffold_tab:
+    st.caption("The canvas the diffusion model fills: structure is fixed, ▮ are value symbols, "
+               "⟨a|b⟩ one-token choices, `?` optional keys, ⟨len a..b⟩ array lengths.")
+    try:
+        preview = ws.scaffold_preview(dataset)
+    except InputError as e:
+        st.error(str(e))
+    else:
+        st.code(preview.skeleton, language=None, wrap_lines=True)
+        st.dataframe(preview.slots, hide_index=True, key="design_slots")
+        for note in preview.notes:
+            st.warning(f"Scaffold note: {note}")
+with seeds_tab:
+    st.dataframe(ws.records_preview(dataset.seeds.records), hide_index=True, key="design_seeds")
+
+st.page_link("pages/sample.py", label="Next: sample records", icon=":material/arrow_forward:")

@@ -1,0 +1,164 @@
+"""Sample: fit the embedded diffusion model on the seeds and draw a batch with a fixed prompt."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from aod_core import workspace as ws
+from aod_core.errors import InputError
+
+st.title("Sample")
+
+dataset = st.session_state.get("dataset")
+if dataset is None:
+    st.info("No dataset yet: choose a demo dataset or upload a schema and seeds on the Design page first.")
+    st.page_link("pages/design.py", label="Go to Design", icon=":material/arrow_back:")
+    st.stop()
+
+label = st.session_state.get("dataset_label") or "dataset"
+prompt_text = st.session_state.get("prompt_text") or ""
+st.caption(f"Dataset: **{label}** · {len(dataset.seeds.records)} seeds · the diffusion model alone with a "
+           "fixed prompt (the static-prompt baseline).")
+if prompt_text.strip():
+    st.caption(f"Task description: {prompt_text.strip()}")
+
+try:
+    field_keys = ws.scaffold_preview(dataset).field_keys
+except InputError as e:
+    st.error(str(e))
+    field_keys = []
+
+
+@st.cache_resource(show_spinner="Preparing the model…", max_entries=8)
+def get_generator(schema_text: str, seeds_text: str, scaffold: bool, train_steps: int, cache_dir: str):
+    """One generator per (inputs, scaffold flag, training steps), shared by sessions (it is
+    thread-safe); fitted weights are cached on disk by content hash as well."""
+    return ws.build_generator(schema_text, seeds_text, scaffold=scaffold, train_steps=train_steps,
+                              cache_dir=cache_dir)
+
+
+# ---- settings ------------------------------------------------------------------------------------
+c1, c2, c3 = st.columns(3)
+with c1:
+    n = st.number_input("Records", min_value=1, max_value=1000, value=100, step=10, key="sample_n",
+                        persist_state="session")
+    seed = st.number_input("Random seed", min_value=0, value=0, step=1, key="sample_seed",
+                           persist_state="session")
+    use_scaffold = st.toggle("Use scaffold", value=True, key="sample_scaffold", persist_state="session",
+                             help="Off: the same network learns raw JSON text with no structure constraints "
+                                  "(the ablation that shows what the scaffold buys).")
+with c2:
+    steps = st.number_input("Steps", min_value=1, value=None, step=1, key="sample_steps",
+                            persist_state="session", placeholder="auto: one per masked position",
+                            help="Denoising steps (forward passes). Empty: one per masked position.")
+    temperature = st.number_input("Temperature", min_value=0.0, max_value=5.0, value=1.0, step=0.1,
+                                  key="sample_temperature", persist_state="session",
+                                  help="0 is greedy; higher is more varied.")
+    blocks = st.number_input("Blocks", min_value=1, max_value=64, value=1, step=1, key="sample_blocks",
+                             persist_state="session",
+                             help="Semi-autoregressive blocks decoded left to right over the masked positions.")
+with c3:
+    remasking = st.radio(
+        "Remasking", ["random", "low_confidence"], key="sample_remasking", persist_state="session",
+        help="Which masked positions are committed each step. random: any-order ancestral sampling "
+             "(diverse). low_confidence: the most confident first, which is mode-seeking: cleaner values "
+             "but more repeats and seed copies.",
+    )
+    threshold = st.number_input("Parallel-commit threshold", min_value=0.01, max_value=1.0, value=None,
+                                step=0.05, key="sample_threshold", persist_state="session", placeholder="off",
+                                help="Fast-dLLM: commit every position whose confidence reaches this "
+                                     "(at least one per step). Empty: off.")
+
+st.markdown("**Pins and forbids** — fix a field's value, or rule values out. Values are JSON "
+            "(`42`, `null`, `\"Dream\"`), anything else is taken as text. `[*]` applies to every array item.")
+editor_columns = {
+    "path": st.column_config.SelectboxColumn("Field", options=field_keys, required=True),
+    "value": st.column_config.TextColumn("Value"),
+}
+empty = pd.DataFrame({"path": pd.Series(dtype="object"), "value": pd.Series(dtype="object")})
+e1, e2 = st.columns(2)
+with e1:
+    st.caption("Pins")
+    pins = st.data_editor(empty, num_rows="dynamic", column_config=editor_columns, hide_index=True,
+                          key="sample_pins")
+with e2:
+    st.caption("Forbids")
+    forbids = st.data_editor(empty, num_rows="dynamic", column_config=editor_columns, hide_index=True,
+                             key="sample_forbids")
+
+with st.expander("Advanced"):
+    train_steps = st.number_input("Training steps", min_value=20, value=ws.default_train_steps(), step=10,
+                                  key="sample_train_steps", persist_state="session",
+                                  help="Optimizer steps when the model is fitted. A fitted model is cached on "
+                                       "disk, so the same data and settings are fitted only once.")
+
+# ---- run -----------------------------------------------------------------------------------------
+if st.button("Fit & sample", type="primary", key="sample_go"):
+    fit_slot, sample_slot = st.empty(), st.empty()
+    try:
+        prompt = ws.build_prompt(
+            prompt_text,
+            sampling={"steps": steps, "temperature": float(temperature), "remasking": remasking,
+                      "num_blocks": int(blocks), "threshold": threshold},
+            pins=pins.to_dict("records"),
+            forbids=forbids.to_dict("records"),
+        )
+        gen = get_generator(*ws.generator_inputs(dataset), bool(use_scaffold), int(train_steps),
+                            ws.model_cache_dir())
+        fit_bar = fit_slot.progress(0.0, text="Fitting…")
+        sample_bar = sample_slot.progress(0.0, text="Sampling: waiting for the model")
+        result = ws.fit_and_sample(
+            gen, prompt, int(n), seed=int(seed),
+            on_fit=lambda frac, text: fit_bar.progress(frac, text=text),
+            on_step=lambda frac, text: sample_bar.progress(frac, text=text),
+        )
+    except InputError as e:
+        fit_slot.empty()
+        sample_slot.empty()
+        st.error(str(e))
+    else:
+        result.dataset_label = label
+        result.settings = {"train_steps": int(train_steps)}
+        result.summary = ws.sample_summary(result.candidates, dataset.schema, dataset.seeds.records)
+        st.session_state.sample_result = result
+
+# ---- last result ---------------------------------------------------------------------------------
+result = st.session_state.get("sample_result")
+if result is None or result.summary is None:
+    st.caption("No samples yet: choose settings and press **Fit & sample**.")
+    st.stop()
+
+st.subheader("Last batch")
+batch = result.summary.batch
+r1, r2, r3, r4, r5 = st.columns(5)
+r1.metric("Valid JSON", f"{batch['valid_json_rate']:.0%}")
+r2.metric("Schema-valid", f"{batch['schema_valid_rate']:.0%}")
+r3.metric("Seed copies", f"{batch['exact_copy_rate']:.0%}", help="Exact copies of a seed record (lower is better).")
+r4.metric("Duplicates", f"{batch['duplicate_rate']:.0%}", help="Repeats of an earlier record in the batch.")
+r5.metric("Seconds", f"{result.sample_seconds:.1f}", help=f"Sampling time; fitting took {result.fit_seconds:.1f} s.")
+fit = result.fit_report
+how = "loaded from cache" if fit.get("cached") else f"fitted in {fit.get('seconds', result.fit_seconds)} s"
+st.caption(f"{result.n} candidates, seed {result.seed}, scaffold {'on' if result.scaffold else 'off'}, "
+           f"{result.settings.get('train_steps', '?')} training steps; model {how}"
+           + (f", final loss {fit['final_loss']}" if "final_loss" in fit else "") + f" · {result.dataset_label}")
+
+only_problems = st.toggle("Only records with problems", key="sample_only_problems")
+rows = [r for r in result.summary.rows if r["error"] or r["seed_copy"] or r["duplicate"]] if only_problems \
+    else result.summary.rows
+st.dataframe(
+    rows,
+    hide_index=True,
+    key="sample_records",
+    column_config={
+        "json": st.column_config.TextColumn("JSON", width="large"),
+        "schema_valid": st.column_config.CheckboxColumn("schema-valid"),
+        "seed_copy": st.column_config.CheckboxColumn("seed copy"),
+    },
+)
+d1, d2 = st.columns(2)
+d1.download_button("Download JSONL (all parsed records)", ws.records_jsonl(result.candidates),
+                   file_name="samples.jsonl", mime="application/jsonl", on_click="ignore", key="sample_dl_all")
+d2.download_button("Download JSONL (schema-valid only)",
+                   ws.records_jsonl(result.candidates, only_valid_for=dataset.schema),
+                   file_name="samples-valid.jsonl", mime="application/jsonl", on_click="ignore",
+                   key="sample_dl_valid")

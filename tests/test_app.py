@@ -1,0 +1,180 @@
+"""The app's pages through streamlit's AppTest, driven from the entry point as a user would.
+
+AppTest renders one page at a time: tests start from app.py (st.navigation) and use switch_page().
+One test fits a tiny model (20 training steps); everything else runs without fitting.
+"""
+import json
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+TIMEOUT = 120
+
+SCHEMA = json.dumps({
+    "type": "object",
+    "properties": {"name": {"type": "string"}, "age": {"type": "integer", "minimum": 0}},
+    "required": ["name", "age"],
+}).encode()
+SEEDS = b'{"name": "a", "age": 1}\n{"name": "b", "age": -2}\n{"name": "c"}\n{"name": "d", "age": 4}\n'
+
+
+@pytest.fixture
+def app(tmp_path, monkeypatch):
+    monkeypatch.setenv("AOD_CACHE_DIR", str(tmp_path / "models"))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def texts(elements):
+    return [e.value for e in elements]
+
+
+def find_table(at, column):
+    """The first table (st.dataframe) that has ``column``."""
+    for df in at.dataframe:
+        value = df.value
+        if column in value.columns:
+            return value
+    raise AssertionError(f"no table with a {column!r} column")
+
+
+def pick_demo(at, name):
+    at.selectbox(key="design_demo").set_value(name).run()
+    assert not at.exception
+    assert not at.error, texts(at.error)
+
+
+def edits(*rows):
+    return {"edited_rows": {}, "added_rows": list(rows), "deleted_rows": []}
+
+
+def test_design_empty_state(app):
+    assert any("Nothing loaded yet" in t for t in texts(app.info))
+    assert app.session_state["dataset"] is None
+    assert not app.dataframe and not app.error
+
+
+def test_design_demo_shows_fields_stats_and_scaffold(app):
+    pick_demo(app, "penguin-groups")
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics == {"Seeds": "118", "Dropped seeds": "0", "Holdout": "30", "Leaf fields": "7"}
+    fields = find_table(app, "constraints")
+    assert "$.birds[*].species" in list(fields["path"])
+    stats = find_table(app, "distinct")
+    assert list(stats["path"])[0] == "$.island"
+    (code,) = app.code
+    assert code.value.startswith('{"island": ⟨"Biscoe"|"Dream"|"Torgersen"⟩') and "⟨len 1..4⟩" in code.value
+    slots = find_table(app, "gated_by")
+    assert "$.birds.length" in list(slots["path"])
+    ds = app.session_state["dataset"]
+    assert len(ds.seeds.records) == 118 and app.session_state["dataset_label"] == "demo: penguin-groups"
+    # The task description is the prompt text in session state, and survives a page switch.
+    app.text_area(key="prompt_text").input("Penguin groups with realistic measurements").run()
+    app.switch_page("pages/sample.py").run()
+    assert any("Penguin groups with realistic" in t for t in texts(app.caption))
+    app.switch_page("pages/design.py").run()
+    assert app.text_area(key="prompt_text").value == "Penguin groups with realistic measurements"
+    assert app.selectbox(key="design_demo").value == "penguin-groups"
+
+
+def test_design_upload_errors_stop_and_drop(app):
+    app.radio(key="design_source").set_value("Upload files").run()
+    app.file_uploader(key="design_schema_file").set_value(("s.json", b"{nope", "application/json")).run()
+    assert any("upload the seed records too" in t for t in texts(app.info))
+    app.file_uploader(key="design_seeds_file").set_value(("people.jsonl", SEEDS, "application/octet-stream")).run()
+    assert not app.exception
+    assert texts(app.error) == ["s.json: invalid JSON at line 1, column 2: Expecting property name enclosed "
+                                "in double quotes"]
+    assert app.session_state["dataset"] is None
+
+    # A valid schema; two seeds fail it and "stop" is chosen: every problem is listed.
+    app.file_uploader(key="design_schema_file").set_value(("s.json", SCHEMA, "application/json")).run()
+    assert not app.exception
+    (error,) = texts(app.error)
+    assert error.startswith("people.jsonl:2: $.age: -2 is less than the minimum of 0")
+    issues = find_table(app, "message")
+    assert issues.to_dict("records") == [
+        {"line": 2, "path": "$.age", "message": "-2 is less than the minimum of 0"},
+        {"line": 3, "path": "$", "message": "'age' is a required property"},
+    ]
+    assert app.session_state["dataset"] is None
+
+    # "Drop invalid seeds": the dataset loads with the dropped seeds listed.
+    app.radio(key="design_on_invalid").set_value("drop").run()
+    assert not app.exception and not app.error
+    assert {m.label: m.value for m in app.metric}["Dropped seeds"] == "2"
+    assert any("Dropped 2 invalid seeds" in t for t in texts(app.warning))
+    assert len(find_table(app, "message")) == 2
+    ds = app.session_state["dataset"]
+    assert [r["name"] for r in ds.seeds.records] == ["a", "d"]
+
+
+def test_sample_empty_state(app):
+    app.switch_page("pages/sample.py").run()
+    assert not app.exception
+    assert any("Design page" in t for t in texts(app.info))
+    assert app.get("page_link") and not app.button
+
+
+def test_sample_bad_pin_shows_error_without_fitting(app, tmp_path):
+    pick_demo(app, "penguins")
+    app.switch_page("pages/sample.py").run()
+    app.session_state["sample_pins"] = edits({"path": "$.island", "value": "Atlantis"})
+    app.button(key="sample_go").click().run()
+    assert not app.exception
+    (error,) = texts(app.error)
+    assert error.startswith('pin $.island: "Atlantis" is not one of')
+    assert app.session_state["sample_result"] is None
+    assert not (tmp_path / "models").exists()  # rejected before any fitting
+
+
+def test_sample_fit_and_sample_tiny_model(app):
+    pick_demo(app, "penguins")
+    app.text_area(key="prompt_text").input("adult penguins").run()
+    app.switch_page("pages/sample.py").run()
+    assert not app.exception
+    assert any("No samples yet" in t for t in texts(app.caption))
+    with_keys = {w.key for w in app.number_input}
+    assert {"sample_n", "sample_seed", "sample_steps", "sample_temperature", "sample_blocks",
+            "sample_threshold", "sample_train_steps"} <= with_keys
+    assert app.number_input(key="sample_n").value == 100
+    app.number_input(key="sample_train_steps").set_value(20)
+    app.number_input(key="sample_n").set_value(20)
+    app.session_state["sample_pins"] = edits({"path": "$.island", "value": "Dream"})
+    app.button(key="sample_go").click().run()
+    assert not app.exception, app.exception
+    assert not app.error, texts(app.error)
+
+    metrics = {m.label: m.value for m in app.metric}
+    assert set(metrics) == {"Valid JSON", "Schema-valid", "Seed copies", "Duplicates", "Seconds"}
+    assert metrics["Valid JSON"] == "100%" and metrics["Schema-valid"] == "100%"
+    records = find_table(app, "schema_valid")
+    assert len(records) == 20
+    assert all(json.loads(t)["island"] == "Dream" for t in records["json"])
+    assert [b.label for b in app.get("download_button")][0].startswith("Download JSONL")
+    result = app.session_state["sample_result"]
+    assert result.n == 20 and result.prompt.text == "adult penguins" and result.settings["train_steps"] == 20
+
+    # Reruns keep the result; a bad pin shows an error and leaves the last batch visible.
+    app.session_state["sample_pins"] = edits({"path": "$.nope", "value": "1"})
+    app.button(key="sample_go").click().run()
+    assert not app.exception
+    (error,) = texts(app.error)
+    assert error.startswith("no field '$.nope' in the scaffold")
+    assert len(find_table(app, "schema_valid")) == 20
+    assert app.session_state["sample_result"] is result
+
+    # Pins need the scaffold: the raw-text ablation refuses them instead of ignoring them.
+    app.session_state["sample_pins"] = edits({"path": "$.island", "value": "Dream"})
+    app.toggle(key="sample_scaffold").set_value(False)
+    app.button(key="sample_go").click().run()
+    assert any("need the scaffold" in t for t in texts(app.error))
+
+    # Choosing another dataset on Design drops the old batch.
+    app.switch_page("pages/design.py").run()
+    pick_demo(app, "seattle-weather")
+    assert app.session_state["sample_result"] is None
