@@ -71,3 +71,53 @@ def batch_summary(cands: Sequence[Candidate], schema: LoadedSchema, seeds: Seque
         "exact_copy_rate": exact_copy_rate(cands, seeds),
         "duplicate_rate": duplicate_rate(cands),
     }
+
+
+def leaves(record: Any, path: str = "$") -> list[tuple[str, Any]]:
+    """(path, value) for every leaf of a JSON value; array items are indexed (``$.birds[0].sex``),
+    an empty object or array is itself a leaf."""
+    if isinstance(record, dict) and record:
+        return [pair for k, v in record.items() for pair in leaves(v, f"{path}.{k}")]
+    if isinstance(record, list) and record:
+        return [pair for i, v in enumerate(record) for pair in leaves(v, f"{path}[{i}]")]
+    return [(path, record)]
+
+
+def field_overlaps(records: Sequence[Any], seeds: Sequence[Any]) -> list[float]:
+    """Per record: the largest fraction of its leaf fields whose value equals the same field's value
+    in one seed record (DESIGN.md §6). 1.0 is an exact copy's score; lower is less memorisation."""
+    index: dict[tuple[str, str], list[int]] = {}
+    for i, s in enumerate(seeds):
+        for path, value in leaves(s):
+            index.setdefault((path, canonical_record(value)), []).append(i)
+    out = []
+    for r in records:
+        fields = leaves(r)
+        counts = [0] * len(seeds)
+        for path, value in fields:
+            for i in index.get((path, canonical_record(value)), ()):
+                counts[i] += 1
+        out.append(max(counts, default=0) / len(fields) if fields else 0.0)
+    return out
+
+
+def field_overlap(records: Sequence[Any], seeds: Sequence[Any]) -> float:
+    """Mean of ``field_overlaps`` over the records (0 when there are none). Range [0, 1], lower is better."""
+    per = field_overlaps(records, seeds)
+    return sum(per) / len(per) if per else 0.0
+
+
+def distinct_n(records: Sequence[Any], n: int = 2) -> float:
+    """Distinct-n over serialized values: each record is the sequence of its leaf values (as JSON
+    text, in key order); the share of n-grams across the batch that are unique. Range [0, 1],
+    higher is more diverse; 0 when there is no n-gram."""
+    grams = []
+    for r in records:
+        toks = [canonical_record(v) for _, v in leaves(r)]
+        grams.extend(tuple(toks[i : i + n]) for i in range(len(toks) - n + 1))
+    return len(set(grams)) / len(grams) if grams else 0.0
+
+
+def task_success(valid: Sequence[bool], duplicate: Sequence[bool], copy: Sequence[bool], judged_ok: Sequence[bool]) -> list[bool]:
+    """Per candidate: schema-valid, not a duplicate in the batch, not a seed copy, accepted by the judge."""
+    return [v and not d and not c and j for v, d, c, j in zip(valid, duplicate, copy, judged_ok)]

@@ -46,8 +46,8 @@ class EmbeddedConfig:
     n_layers: int = 3
     n_heads: int = 4
     dropout: float = 0.0
-    train_steps: int = 1000
-    batch_tokens: int = 1536
+    train_steps: int = 900
+    batch_tokens: int = 1280
     lr: float = 2e-3
     warmup: int = 60
     weight_decay: float = 0.01
@@ -207,7 +207,8 @@ class EmbeddedGenerator:
         torch.manual_seed(cfg.seed)
         data = torch.tensor([self.canvas.encode(r) for r in self.seeds], dtype=torch.long, device=dev)
         allowed = self.canvas.train_allowed.to(dev)
-        opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
+        fused = dev.type in ("cpu", "cuda")  # one kernel for the whole update: ~10% of a CPU step
+        opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98), fused=fused)
         gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
         self.net.train()
         t0, losses = time.perf_counter(), []

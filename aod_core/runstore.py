@@ -1,0 +1,201 @@
+"""RunStore: one run's folder, append-only and crash-safe (contract in DESIGN.md §5).
+
+Files (JSON Lines unless noted):
+
+* ``config.json``: the run's configuration, no secrets (written once, atomically).
+* ``candidates.jsonl``: every candidate with its checks, verdict, score and reasons.
+* ``prompts.jsonl``: every prompt tried or chosen, with its reward and author.
+* ``feedback.jsonl``: the judge's batch feedback per iteration.
+* ``accepted.jsonl``: accepted records only, one JSON object per line.
+* ``metrics.jsonl``: one object per *finished* iteration. It is written last, so it is the commit
+  marker: an iteration without its metrics line did not happen.
+* ``state.json``: status (running / paused / stopped / finished / failed) for the app and resume.
+
+A killed run loses at most the iteration in flight: ``RunStore.open`` cuts every file back to the
+last committed iteration (``accepted.jsonl`` by the committed count, the others by their
+``iteration`` field, a torn last line in any of them), so resuming never duplicates a record.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from .errors import InputError
+from .files import atomic_write_text
+
+ITERATION_FILES = ("candidates.jsonl", "prompts.jsonl", "feedback.jsonl")
+SECRET_KEYS = ("api_key", "key", "token", "password", "secret")
+
+
+@dataclass
+class IterationLog:
+    """Everything one iteration adds to the store, written in one go by ``commit``."""
+
+    iteration: int
+    candidates: list[dict[str, Any]] = field(default_factory=list)
+    prompts: list[dict[str, Any]] = field(default_factory=list)
+    feedback: list[dict[str, Any]] = field(default_factory=list)
+    accepted: list[Any] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def _read_jsonl(path: Path) -> tuple[list[Any], int]:
+    """Parsed lines and the byte length of the well-formed prefix (a torn last line is dropped)."""
+    if not path.exists():
+        return [], 0
+    rows, good = [], 0
+    with open(path, "rb") as f:
+        for raw in f:
+            if not raw.endswith(b"\n"):
+                break
+            try:
+                rows.append(json.loads(raw))
+            except ValueError:
+                break
+            good += len(raw)
+    return rows, good
+
+
+def _append(path: Path, rows: list[Any]) -> None:
+    if not rows:
+        path.touch()
+        return
+    with open(path, "a", encoding="utf-8") as f:
+        f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def scrub_secrets(obj: Any) -> Any:
+    """A copy without values under secret-looking keys (API keys never reach the disk)."""
+    if isinstance(obj, dict):
+        return {k: ("<redacted>" if any(s in k.lower() for s in SECRET_KEYS) and v else scrub_secrets(v)) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [scrub_secrets(v) for v in obj]
+    return obj
+
+
+class RunStore:
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    # -- creating and opening -------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, path: str | os.PathLike, config: dict[str, Any]) -> RunStore:
+        """A new run folder; refuses a folder that already holds a run or other files."""
+        p = Path(path)
+        if p.exists() and (not p.is_dir() or any(p.iterdir())):
+            what = "holds a run (use aod resume)" if (p / "config.json").exists() else "exists and is not empty"
+            raise InputError(f"run folder {what}", where=str(p))
+        if not p.parent.exists():
+            raise InputError(f"parent folder {p.parent} does not exist", where=str(p))
+        p.mkdir(exist_ok=True)
+        store = cls(p)
+        atomic_write_text(p / "config.json", json.dumps(scrub_secrets(config), indent=2, ensure_ascii=False))
+        for name in ITERATION_FILES + ("accepted.jsonl", "metrics.jsonl"):
+            (p / name).touch()
+        store.set_status("created")
+        return store
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, *, repair: bool = True) -> RunStore:
+        """An existing run; with ``repair`` (resuming) cut back to its last committed iteration.
+        Readers that must not touch a live run (export, the app) pass ``repair=False``: every
+        read method already returns committed iterations only."""
+        p = Path(path)
+        if not (p / "config.json").is_file():
+            raise InputError("not a run folder (no config.json)", where=str(p))
+        store = cls(p)
+        if repair:
+            store.repair()
+        return store
+
+    def repair(self) -> int:
+        """Drop whatever the iteration in flight left behind; returns lines removed."""
+        metrics, good = _read_jsonl(self.path / "metrics.jsonl")
+        removed = self._truncate(self.path / "metrics.jsonl", good)
+        last = metrics[-1]["iteration"] if metrics else -1
+        accepted_total = metrics[-1].get("accepted_total", 0) if metrics else 0
+        for name in ITERATION_FILES:
+            rows, _ = _read_jsonl(self.path / name)
+            keep = [r for r in rows if isinstance(r, dict) and r.get("iteration", -1) <= last]
+            removed += self._rewrite_if_changed(self.path / name, rows, keep)
+        rows, _ = _read_jsonl(self.path / "accepted.jsonl")
+        removed += self._rewrite_if_changed(self.path / "accepted.jsonl", rows, rows[:accepted_total])
+        return removed
+
+    def _truncate(self, path: Path, good: int) -> int:
+        if path.exists() and path.stat().st_size > good:
+            with open(path, "r+b") as f:
+                f.truncate(good)
+            return 1
+        return 0
+
+    def _rewrite_if_changed(self, path: Path, rows: list, keep: list) -> int:
+        size = path.stat().st_size if path.exists() else 0
+        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in keep)
+        if len(keep) != len(rows) or len(text.encode()) != size:
+            atomic_write_text(path, text)
+            return max(1, len(rows) - len(keep))
+        return 0
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def commit(self, log: IterationLog) -> None:
+        """Append one finished iteration; metrics last, so a crash before it undoes the rest."""
+        for name, rows in (("candidates.jsonl", log.candidates), ("prompts.jsonl", log.prompts), ("feedback.jsonl", log.feedback)):
+            _append(self.path / name, [dict(r, iteration=log.iteration) for r in rows])
+        _append(self.path / "accepted.jsonl", log.accepted)
+        total = sum(1 for _ in self._lines("accepted.jsonl"))
+        _append(self.path / "metrics.jsonl", [dict(log.metrics, iteration=log.iteration, accepted_total=total)])
+
+    def set_status(self, status: str, **info: Any) -> None:
+        state = {"status": status, "pid": os.getpid(), "updated": time.time(), **info}
+        atomic_write_text(self.path / "state.json", json.dumps(state, ensure_ascii=False))
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def _lines(self, name: str) -> Iterator[Any]:
+        yield from _read_jsonl(self.path / name)[0]
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return json.loads((self.path / "config.json").read_text(encoding="utf-8"))
+
+    def state(self) -> dict[str, Any]:
+        try:
+            return json.loads((self.path / "state.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {"status": "unknown"}
+
+    def metrics(self) -> list[dict[str, Any]]:
+        return list(self._lines("metrics.jsonl"))
+
+    def _last(self) -> tuple[int, int]:
+        m = self.metrics()
+        return (m[-1]["iteration"], m[-1].get("accepted_total", 0)) if m else (-1, 0)
+
+    def accepted(self) -> list[Any]:
+        """Accepted records of committed iterations (a live run's in-flight lines are not shown)."""
+        return list(self._lines("accepted.jsonl"))[: self._last()[1]]
+
+    def _committed(self, name: str) -> list[dict[str, Any]]:
+        last = self._last()[0]
+        return [r for r in self._lines(name) if isinstance(r, dict) and r.get("iteration", -1) <= last]
+
+    def candidates(self, iteration: int | None = None) -> list[dict[str, Any]]:
+        return [c for c in self._committed("candidates.jsonl") if iteration is None or c.get("iteration") == iteration]
+
+    def prompts(self) -> list[dict[str, Any]]:
+        return self._committed("prompts.jsonl")
+
+    def feedback(self) -> list[dict[str, Any]]:
+        return self._committed("feedback.jsonl")
+
+    def iterations_done(self) -> int:
+        return len(self.metrics())
