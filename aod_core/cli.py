@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from .errors import InputError
+from .export import FORMATS, export_records
 from .files import atomic_write_text
+from .runstore import RunStore
 from .generators import Progress, load_generator
 from .metrics import batch_summary
 from .prompt import Prompt, Sampling
@@ -135,6 +137,91 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _loop_printer(quiet: bool):
+    """Per-iteration lines for ``aod run``/``resume`` (the app draws the same events as charts)."""
+    def show(e) -> None:
+        if quiet:
+            return
+        d = e.data
+        if e.kind == "iteration_started":
+            print(f"iteration {e.iteration + 1}: prompt by {d['author']}", file=sys.stderr, flush=True)
+        elif e.kind == "metrics":
+            print(f"  reward {d['reward']:.3f}  TSR {d['task_success_rate']:.1%}  schema-valid {d['schema_valid_rate']:.1%}  "
+                  f"overlap {d['field_overlap']:.2f}  dup {d['duplicate_rate']:.1%}  distinct-2 {d['distinct_2']:.2f}  "
+                  f"+{d['accepted_new']} accepted  ({d['generate_s']:.0f}s generate / {d['judge_s']:.0f}s judge / "
+                  f"{d['optimize_s']:.0f}s optimize)", file=sys.stderr, flush=True)
+        elif e.kind == "prompt_chosen":
+            what = "new prompt from the optimizer" if d["changed"] else "incumbent kept"
+            print(f"  {what} (probe reward {d['best_reward']:.3f} vs incumbent {d['incumbent_reward']:.3f})", file=sys.stderr, flush=True)
+    return show
+
+
+def _finish_run(store: RunStore, status: str) -> int:
+    accepted = len(store.accepted())
+    print(f"run {status}: {store.iterations_done()} iterations, {accepted} accepted records in {store.path}", file=sys.stderr)
+    return 0
+
+
+def _drive(store: RunStore, args: argparse.Namespace) -> int:
+    from .runner import open_loop  # the agent stack (transformers) loads only for commands that need it
+
+    progress = _Progress(args.quiet)
+    handle = open_loop(store, on_event=_loop_printer(args.quiet), on_fit=progress.fit)
+    try:
+        status = handle.loop.run()
+    except KeyboardInterrupt:
+        store.set_status("interrupted", iteration=store.iterations_done())
+        print(f"aod: interrupted; {store.iterations_done()} iterations are saved, continue with: aod resume {store.path}", file=sys.stderr)
+        return 130
+    return _finish_run(store, status)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .agents.judge import DEFAULT_RUBRIC
+    from .loop import LoopSettings
+    from .reward import RewardWeights
+    from .runner import RunConfig, create_run
+
+    if args.fit_steps is not None and args.fit_steps < 1:
+        raise InputError(f"--fit-steps must be >= 1, got {args.fit_steps}")
+    settings = LoopSettings(iterations=args.iterations, batch=args.batch, target=args.target, proposals=args.proposals,
+                            probe=args.probe, seed=args.seed, weights=RewardWeights.parse(args.weights or ""))
+    rubric = DEFAULT_RUBRIC
+    if args.rubric_file:
+        try:
+            rubric = Path(args.rubric_file).read_text(encoding="utf-8").strip()
+        except OSError as e:
+            raise InputError(f"cannot read rubric file: {e.strerror}", where=args.rubric_file) from None
+    prompt = build_prompt(args)
+    config = RunConfig(generator=args.generator, judge=args.judge, optimizer=args.optimizer, task=prompt.text,
+                       rubric=rubric, prompt=prompt.to_dict(), loop=settings, drop_invalid=args.drop_invalid,
+                       device=args.device, scaffold=not args.no_scaffold,
+                       generator_config={"train_steps": args.fit_steps} if args.fit_steps else {})
+    store = create_run(args.schema, args.seeds, args.out, config)
+    return _drive(store, args)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from .runner import RunConfig, run_is_alive
+
+    store = RunStore.open(args.run_dir, repair=False)
+    if run_is_alive(store):
+        raise InputError(f"run is still running in process {store.state().get('pid')}", where=args.run_dir)
+    store.repair()
+    config = RunConfig.from_dict(store.config)
+    if store.iterations_done() >= config.loop.iterations or (
+            config.loop.target is not None and len(store.accepted()) >= config.loop.target):
+        return _finish_run(store, "already finished")
+    return _drive(store, args)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    store = RunStore.open(args.run_dir, repair=False)
+    n = export_records(store.accepted(), args.format, args.out)
+    print(f"exported {n} accepted records to {args.out}", file=sys.stderr)
+    return 0
+
+
 def _add_prompt_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prompt", help="instruction text")
     p.add_argument("--prompt-file", help="a prompt JSON (text, pins, forbid, ranges, bias, sampling)")
@@ -147,22 +234,53 @@ def _add_prompt_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=float, help="Fast-dLLM parallel commit threshold in (0, 1]")
 
 
-def make_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="aod", description="AoD Studio: schema-scaffolded diffusion generation of JSON records.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    p = sub.add_parser("sample", help="the diffusion generator alone with a fixed prompt (static-prompt baseline)")
+def _add_inputs(p: argparse.ArgumentParser) -> None:
     p.add_argument("--schema", required=True, help="JSON Schema file (2020-12 or draft-07)")
     p.add_argument("--seeds", required=True, help="seed records: .jsonl, .json (array) or .csv")
     p.add_argument("--generator", default="embedded", help="generator spec (default: embedded)")
-    p.add_argument("--n", type=int, default=100, help="how many candidates (default 100)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--out", required=True, help="output JSONL file")
     p.add_argument("--drop-invalid", action="store_true", help="drop seeds that fail the schema instead of stopping")
     p.add_argument("--no-scaffold", action="store_true", help="raw-text diffusion without the scaffold (ablation)")
     p.add_argument("--device", default=None, help="cpu, cuda or auto (default: auto)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     _add_prompt_args(p)
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="aod", description="AoD Studio: schema-scaffolded diffusion generation of JSON records.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("sample", help="the diffusion generator alone with a fixed prompt (static-prompt baseline)")
+    _add_inputs(p)
+    p.add_argument("--n", type=int, default=100, help="how many candidates (default 100)")
+    p.add_argument("--out", required=True, help="output JSONL file")
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("run", help="the AoD loop: generate, judge, optimize the prompt; records go to a run folder")
+    _add_inputs(p)
+    p.add_argument("--judge", default="embedded", help="chat model spec for the judge (embedded, hf:..., openai:MODEL@URL)")
+    p.add_argument("--optimizer", default="embedded", help="chat model spec for the prompt optimizer")
+    p.add_argument("--iterations", type=int, default=5, help="iteration budget (default 5)")
+    p.add_argument("--batch", type=int, default=32, help="candidates per iteration (default 32)")
+    p.add_argument("--target", type=int, default=None, help="stop once this many records are accepted")
+    p.add_argument("--proposals", type=int, default=2, help="candidate prompts per iteration (default 2)")
+    p.add_argument("--probe", type=int, default=8, help="probe batch size for comparing prompts (default 8)")
+    p.add_argument("--weights", help="reward weights, e.g. tsr=0.4,judge=0.3,novelty=0.2,diversity=0.1")
+    p.add_argument("--rubric-file", help="text file with the judge's rubric")
+    p.add_argument("--fit-steps", type=int, help="training steps of the embedded generator (default 900)")
+    p.add_argument("--out", required=True, help="run folder (must not exist or be empty)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("resume", help="continue a run that was stopped or killed")
+    p.add_argument("run_dir")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=cmd_resume)
+
+    p = sub.add_parser("export", help="write a run's accepted records as JSONL, CSV or Parquet")
+    p.add_argument("run_dir")
+    p.add_argument("--format", required=True, choices=list(FORMATS))
+    p.add_argument("--out", required=True, help="output file")
+    p.set_defaults(func=cmd_export)
     return parser
 
 

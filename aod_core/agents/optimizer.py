@@ -1,0 +1,159 @@
+"""PromptOptimizer: turns the judge's feedback and the reward history into candidate prompt edits.
+
+The agent proposes one edit per candidate, as grammar-constrained JSON whose ``op`` and ``path``
+are enumerations built from the scaffold, so even a small model can only name real fields and real
+operations. An edit that still does not fit (a value the field cannot hold, a range outside the
+schema) is recorded as a failed proposal, never repaired into something else. The loop tries every
+valid proposal on the same probe batch as the incumbent and keeps the best (see ``loop.py``).
+"""
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from ..chat.base import ChatModel
+from ..errors import InputError
+from ..prompt import Prompt, Sampling
+from ..scaffold import Scaffold, canonical
+
+OPS = {
+    "temperature": "set sampling temperature to `amount` (0.1-2.0; lower = safer, higher = more varied)",
+    "bias": "make choice `value` of enum field `path` more (amount > 0) or less (amount < 0) likely",
+    "forbid": "never generate `value` in field `path`",
+    "allow": "allow `value` in field `path` again (undo a forbid)",
+    "range": "keep numeric field `path` within [lo, hi]",
+    "unrange": "remove the range on numeric field `path`",
+    "text": "replace the instruction text with `value`",
+}
+
+
+@dataclass
+class Proposal:
+    edit: dict[str, Any] | None
+    prompt: Prompt | None  # None when the edit was unusable
+    error: str | None = None
+    rationale: str = ""
+
+
+def proposal_schema(scaffold: Scaffold | None) -> dict[str, Any]:
+    paths = sorted({s.key for s in scaffold.slots if s.role in ("enum", "")}) if scaffold else []
+    return {
+        "type": "object",
+        "properties": {
+            "rationale": {"type": "string", "maxLength": 200},
+            "op": {"type": "string", "enum": list(OPS)},
+            "path": {"type": "string", "enum": paths + [""]},
+            "value": {"type": "string", "maxLength": 80},
+            "amount": {"type": "number", "minimum": -5, "maximum": 5},
+            "lo": {"type": "number"},
+            "hi": {"type": "number"},
+        },
+        "required": ["rationale", "op", "path", "value", "amount", "lo", "hi"],
+        "additionalProperties": False,
+    }
+
+
+def _value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def apply_edit(prompt: Prompt, edit: dict[str, Any]) -> Prompt:
+    """The prompt with one edit applied (a new object); InputError when the edit makes no sense."""
+    p = copy.deepcopy(prompt)
+    op, path, value = edit["op"], edit.get("path", ""), edit.get("value", "")
+    if op not in ("temperature", "text") and not path:
+        raise InputError(f"edit {op} needs a field path")
+    if op == "temperature":
+        p.sampling = Sampling(**{**p.sampling.__dict__, "temperature": min(2.0, max(0.1, float(edit["amount"])))})
+    elif op == "bias":
+        table = p.bias.setdefault(path, {})
+        key = canonical(_value(value))
+        table[key] = max(-5.0, min(5.0, table.get(key, 0.0) + float(edit["amount"])))
+    elif op == "forbid":
+        if _value(value) in p.forbid.get(path, []):
+            raise InputError(f"{value} is already forbidden in {path}")
+        p.forbid.setdefault(path, []).append(_value(value))
+    elif op == "allow":
+        if _value(value) not in p.forbid.get(path, []):
+            raise InputError(f"{value} is not forbidden in {path}")
+        p.forbid[path].remove(_value(value))
+        if not p.forbid[path]:
+            del p.forbid[path]
+    elif op == "range":
+        lo, hi = float(edit["lo"]), float(edit["hi"])
+        if lo > hi:
+            raise InputError(f"range [{lo}, {hi}] is empty")
+        p.ranges[path] = [lo, hi]
+    elif op == "unrange":
+        if p.ranges.pop(path, None) is None:
+            raise InputError(f"{path} has no range")
+    elif op == "text":
+        if not value.strip() or value.strip() == p.text.strip():
+            raise InputError("the new text is empty or unchanged")
+        p.text = value.strip()
+    else:
+        raise InputError(f"unknown edit op {op!r}")
+    return p
+
+
+def prompt_summary(prompt: Prompt) -> str:
+    """The prompt's non-default parts as compact JSON (what the optimizer and the history show)."""
+    d = prompt.to_dict()
+    s = {k: v for k, v in d["sampling"].items() if v != getattr(Sampling(), k)}
+    out = {k: v for k, v in d.items() if k != "sampling" and v}
+    if s:
+        out["sampling"] = s
+    return json.dumps(out, ensure_ascii=False, sort_keys=True)
+
+
+@dataclass
+class PromptOptimizer:
+    chat: ChatModel
+    scaffold: Scaffold | None
+    task: str = ""
+    max_tokens: int = 160
+    temperature: float = 0.8  # proposals should differ from each other
+    seed: int = 0
+
+    def propose(self, prompt: Prompt, feedback: str, history: Sequence[tuple[str, float]], k: int, *, check=None, seed: int = 0) -> list[Proposal]:
+        """``k`` proposals; ``check(prompt)`` (the generator's) vets each edited prompt."""
+        ops = "\n".join(f"- {name}: {what}" for name, what in OPS.items())
+        hist = "\n".join(f"- reward {r:.3f}: {s}" for s, r in history[-5:]) or "- (none yet)"
+        system = (
+            "You improve the prompt of a generator of synthetic JSON records. Propose ONE edit that "
+            "fixes the most important problem in the feedback.\nOperations:\n" + ops
+        )
+        user = (
+            (f"Dataset: {self.task}\n" if self.task else "")
+            + f"Current prompt: {prompt_summary(prompt)}\nFeedback:\n{feedback}\nHistory (prompt, reward):\n{hist}\n"
+            'Answer with JSON: {"rationale", "op", "path", "value", "amount", "lo", "hi"}.'
+        )
+        conv = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        schema = proposal_schema(self.scaffold)
+        replies = self.chat.complete_many([conv] * k, json_schema=schema, max_tokens=self.max_tokens,
+                                          temperature=self.temperature, seed=seed)
+        out, seen = [], set()
+        for i, reply in enumerate(replies):
+            if not reply.ok:
+                out.append(Proposal(None, None, f"optimizer gave no usable answer: {reply.error}"))
+                continue
+            edit = {k2: v for k2, v in reply.data.items() if k2 != "rationale"}
+            try:
+                new = apply_edit(prompt, edit)
+                if check is not None:
+                    check(new)
+            except (InputError, ValueError, TypeError, KeyError) as e:
+                out.append(Proposal(edit, None, str(e), reply.data.get("rationale", "")))
+                continue
+            key = new.to_json()
+            if key in seen:
+                out.append(Proposal(edit, None, "same as an earlier proposal", reply.data.get("rationale", "")))
+                continue
+            seen.add(key)
+            out.append(Proposal(edit, new, None, reply.data.get("rationale", "")))
+        return out

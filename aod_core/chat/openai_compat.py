@@ -1,0 +1,165 @@
+"""Chat over any OpenAI-compatible server (OpenAI, vLLM, SGLang, Ollama, llama.cpp server).
+
+Structured output is requested with ``response_format={"type": "json_schema", ...}`` (strict), and
+the answer is still parsed and validated here: not every server honours the schema. Transport
+failures (time-outs, 5xx, 429, refused connections) are retried with backoff and then come back as
+an error reply, never as an exception, so one flaky request cannot kill an agent run.
+
+The API key is held in one private attribute and handed to the client only; it never appears in
+``describe()``, ``repr()`` or an error text.
+"""
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from .base import DEFAULT_RETRIES, ChatReply, Conversation, RawAnswer, complete_with_retries
+
+PLACEHOLDER_KEY = "EMPTY"  # local servers (vLLM, Ollama) want some key and ignore its value
+
+
+class OpenAIChatModel:
+    """One model on one OpenAI-compatible endpoint."""
+
+    def __init__(self, model: str, base_url: str, api_key: str | None = None, timeout: float = 30.0,
+                 max_retries: int = 2, *, workers: int = 4, retries: int = DEFAULT_RETRIES,
+                 backoff: float = 0.5) -> None:
+        self.model = model
+        self.base_url = base_url.rstrip("/")
+        self.timeout = float(timeout)
+        self.max_retries = max_retries  # transport retries per request (time-out, 5xx, 429, connection)
+        self.retries = retries  # answer retries (not JSON / fails the schema / empty)
+        self.workers = workers  # concurrent requests in complete_many
+        self.backoff = backoff
+        self.spec = f"openai:{model}@{_public_url(self.base_url)}"
+        self.__key = api_key or os.environ.get("OPENAI_API_KEY") or PLACEHOLDER_KEY
+        self._client = None
+        self._lock = threading.Lock()
+
+    def _get_client(self):
+        with self._lock:
+            if self._client is None:
+                import openai
+
+                # Our own loop does the retrying, so it can count attempts and word the error.
+                self._client = openai.OpenAI(api_key=self.__key, base_url=self.base_url,
+                                             timeout=self.timeout, max_retries=0)
+            return self._client
+
+    def _scrub(self, text: str) -> str:
+        """Error texts may echo request details; make sure the key is never among them."""
+        if self.__key and self.__key != PLACEHOLDER_KEY:
+            text = text.replace(self.__key, "***")
+        return " ".join(text.split())[:300]
+
+    def _request(self, messages: Conversation, json_schema: dict | None, max_tokens: int, temperature: float,
+                 seed: int | None) -> RawAnswer:
+        import openai
+
+        kwargs: dict[str, Any] = {"model": self.model, "messages": messages, "max_tokens": max_tokens,
+                                  "temperature": temperature}
+        if seed is not None:
+            kwargs["seed"] = seed
+        if json_schema is not None:
+            kwargs["response_format"] = {"type": "json_schema", "json_schema": {
+                "name": _schema_name(json_schema), "schema": json_schema, "strict": True}}
+        client = self._get_client()
+        attempts = self.max_retries + 1
+        failure = "no request made"
+        for n in range(1, attempts + 1):
+            try:
+                resp = client.chat.completions.create(**kwargs)
+            except openai.APITimeoutError:
+                failure = f"timed out after {self.timeout:g} s"
+            except openai.APIConnectionError as e:
+                failure = f"cannot connect to {_public_url(self.base_url)}: {self._scrub(str(e.__cause__ or e))}"
+            except openai.APIStatusError as e:
+                detail = self._scrub(_status_message(e))
+                if e.status_code < 500 and e.status_code not in (408, 409, 429):
+                    # 400/401/403/404: the request itself is wrong; asking again cannot help.
+                    return RawAnswer(text="", failure=f"server refused the request: HTTP {e.status_code} {detail}",
+                                     requests=n)
+                failure = f"server error {e.status_code}" + (f" ({detail})" if detail else "")
+            except openai.APIError as e:  # a 200 whose body is not a chat completion
+                return RawAnswer(text="", failure=f"bad response from server: {self._scrub(str(e))}", requests=n)
+            else:
+                return _raw_from_response(resp, requests=n)
+            if n < attempts:
+                time.sleep(min(self.backoff * 2 ** (n - 1), 8.0))
+        return RawAnswer(text="", failure=f"{failure} after {attempts} attempt{'s' if attempts != 1 else ''}",
+                         requests=attempts)
+
+    def complete(self, messages: Conversation, *, json_schema: dict | None = None, max_tokens: int = 256,
+                 temperature: float = 0.0, seed: int | None = None) -> ChatReply:
+        return self.complete_many([messages], json_schema=json_schema, max_tokens=max_tokens,
+                                  temperature=temperature, seed=seed)[0]
+
+    def complete_many(self, conversations: list[Conversation], *, json_schema: dict | None = None,
+                      max_tokens: int = 256, temperature: float = 0.0, seed: int | None = None) -> list[ChatReply]:
+        def generate(convs: list[Conversation], temp: float, s: int | None) -> list[RawAnswer]:
+            # Distinct seeds per conversation, so K identical proposals requests can differ.
+            seeds = [None if s is None else s + 7919 * j for j in range(len(convs))]
+            if len(convs) == 1 or self.workers <= 1:
+                return [self._request(c, json_schema, max_tokens, temp, sd) for c, sd in zip(convs, seeds)]
+            with ThreadPoolExecutor(max_workers=min(self.workers, len(convs))) as pool:
+                return list(pool.map(lambda cs: self._request(cs[0], json_schema, max_tokens, temp, cs[1]),
+                                     zip(convs, seeds)))
+
+        return complete_with_retries(generate, conversations, json_schema=json_schema, temperature=temperature,
+                                     seed=seed, retries=self.retries)
+
+    def describe(self) -> dict:
+        return {"backend": "openai", "spec": self.spec, "model": self.model, "base_url": _public_url(self.base_url),
+                "timeout_s": self.timeout, "max_retries": self.max_retries,
+                "api_key": "set" if self.__key != PLACEHOLDER_KEY else "none (placeholder)"}
+
+    def __repr__(self) -> str:
+        return f"OpenAIChatModel(model={self.model!r}, base_url={_public_url(self.base_url)!r})"
+
+
+def _raw_from_response(resp: Any, *, requests: int) -> RawAnswer:
+    if not hasattr(resp, "choices"):  # the client hands back a plain str for a non-JSON body
+        return RawAnswer(text="", requests=requests, failure="server answered with something that is not "
+                         f"a chat completion: {' '.join(str(resp).split())[:80]!r}")
+    usage = getattr(resp, "usage", None)
+    choices = resp.choices or []
+    if not choices:
+        return RawAnswer(text="", requests=requests)
+    choice = choices[0]
+    msg = choice.message
+    text = msg.content or ""
+    if not text and getattr(msg, "refusal", None):
+        text = f"[refused] {msg.refusal}"  # kept visible; it fails validation like any non-answer
+    return RawAnswer(text=text, requests=requests, truncated=choice.finish_reason == "length",
+                     prompt_tokens=getattr(usage, "prompt_tokens", None),
+                     completion_tokens=getattr(usage, "completion_tokens", None))
+
+
+def _status_message(e: Any) -> str:
+    body = getattr(e, "body", None)
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, dict) and err.get("message"):
+            return str(err["message"])
+        if isinstance(err, str):
+            return err
+    return ""
+
+
+def _schema_name(schema: dict) -> str:
+    """OpenAI wants a name matching ^[a-zA-Z0-9_-]{1,64}$; the schema's title when it has one."""
+    name = re.sub(r"[^a-zA-Z0-9_-]+", "_", str(schema.get("title") or "answer")).strip("_")
+    return (name or "answer")[:64]
+
+
+def _public_url(url: str) -> str:
+    """The URL without any user:password@ part, for specs, logs and describe()."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))

@@ -1,0 +1,133 @@
+"""Starting and resuming runs: inputs + model specs + settings -> a RunStore and an AoDLoop.
+
+A run folder is self-contained: the schema and seeds are copied into ``inputs/`` and the
+configuration (no secrets) into ``config.json``, so ``aod resume RUN_DIR`` needs nothing else.
+Everything that can be checked before minutes of work (inputs, model specs, the initial prompt)
+is checked before the folder is created.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .agents.judge import DEFAULT_RUBRIC, Judge
+from .agents.optimizer import PromptOptimizer
+from .chat import load_chat_model
+from .errors import InputError
+from .generators import EmbeddedConfig, Progress, load_generator
+from .loop import AoDLoop, Event, LoopSettings
+from .prompt import Prompt
+from .reward import RewardWeights
+from .runstore import RunStore
+from .schema import load_schema
+from .seeds import load_records
+
+
+@dataclass
+class RunConfig:
+    generator: str = "embedded"
+    judge: str = "embedded"
+    optimizer: str = "embedded"
+    task: str = ""
+    rubric: str = DEFAULT_RUBRIC
+    prompt: dict[str, Any] = field(default_factory=lambda: Prompt().to_dict())
+    loop: LoopSettings = field(default_factory=LoopSettings)
+    drop_invalid: bool = False
+    device: str | None = None
+    scaffold: bool = True
+    generator_config: dict[str, Any] = field(default_factory=dict)  # EmbeddedConfig overrides, e.g. train_steps
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+        loop = dict(d.get("loop") or {})
+        loop["weights"] = RewardWeights(**(loop.get("weights") or {}))
+        return cls(**{**d, "loop": LoopSettings(**loop)})
+
+
+def _generator(config: RunConfig, schema, seeds):
+    try:
+        gen_config = EmbeddedConfig(**config.generator_config)
+    except TypeError as e:
+        raise InputError(f"bad generator settings {config.generator_config}: {e}") from None
+    return load_generator(config.generator, schema, seeds, device=config.device, scaffold=config.scaffold, config=gen_config)
+
+
+def check_settings(s: LoopSettings) -> None:
+    if s.iterations < 1:
+        raise InputError(f"--iterations must be >= 1, got {s.iterations}")
+    if s.batch < 1:
+        raise InputError(f"--batch must be >= 1, got {s.batch}")
+    if s.target is not None and s.target < 1:
+        raise InputError(f"--target must be >= 1, got {s.target}")
+    if s.proposals < 0 or s.probe < 1:
+        raise InputError("--proposals must be >= 0 and --probe >= 1")
+    s.weights.check()
+
+
+@dataclass
+class RunHandle:
+    store: RunStore
+    loop: AoDLoop
+    config: RunConfig
+
+
+def create_run(schema_path: str, seeds_path: str, out: str, config: RunConfig) -> RunStore:
+    """Validate everything cheap, then create the run folder with its inputs and config."""
+    check_settings(config.loop)
+    schema = load_schema(schema_path)
+    seeds = load_records(seeds_path, schema, on_invalid="drop" if config.drop_invalid else "stop")
+    prompt = Prompt.from_dict(config.prompt)
+    gen = _generator(config, schema, seeds.records)
+    gen.check_prompt(prompt)
+    for spec in {config.judge, config.optimizer}:
+        load_chat_model(spec)  # spec errors now; loading is lazy
+    store = RunStore.create(out, config.to_dict())
+    inputs = store.path / "inputs"
+    inputs.mkdir()
+    shutil.copyfile(schema_path, inputs / "schema.json")
+    # Only the seeds actually used (invalid ones dropped), as JSONL whatever the original format.
+    (inputs / "seeds.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in seeds.records), encoding="utf-8")
+    return store
+
+
+def open_loop(
+    store: RunStore,
+    *,
+    on_event: Callable[[Event], None] | None = None,
+    on_fit: Callable[[Progress], None] | None = None,
+    chat_cache: dict[str, Any] | None = None,
+    api_key: str | None = None,
+) -> RunHandle:
+    """Build the generator, agents and loop for a run folder (new or resumed); fits the generator."""
+    config = RunConfig.from_dict(store.config)
+    schema = load_schema(store.path / "inputs" / "schema.json")
+    seeds = load_records(store.path / "inputs" / "seeds.jsonl", schema).records
+    gen = _generator(config, schema, seeds)
+    cache = chat_cache if chat_cache is not None else {}
+    for spec in {config.judge, config.optimizer}:
+        if spec not in cache:
+            cache[spec] = load_chat_model(spec, device=config.device, api_key=api_key)
+    gen.fit(on_progress=on_fit)
+    judge = Judge(cache[config.judge], schema, seeds, task=config.task, rubric=config.rubric, seed=config.loop.seed)
+    optimizer = PromptOptimizer(cache[config.optimizer], getattr(gen, "scaffold", None), task=config.task, seed=config.loop.seed)
+    loop = AoDLoop(store, gen, judge, optimizer, config.loop, initial_prompt=Prompt.from_dict(config.prompt), on_event=on_event)
+    return RunHandle(store, loop, config)
+
+
+def run_is_alive(store: RunStore) -> bool:
+    """True when the state file names a live process still running this folder."""
+    st = store.state()
+    if st.get("status") not in ("running", "paused"):
+        return False
+    try:
+        os.kill(int(st.get("pid", -1)), 0)
+    except (OSError, ValueError):
+        return False
+    return int(st["pid"]) != os.getpid()

@@ -1,0 +1,104 @@
+"""``aod run`` / ``resume`` / ``export`` in-process, with a scripted chat model in place of the agents' LLM."""
+import csv
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from aod_core import runner
+from aod_core.chat.scripted import ScriptedChatModel
+from aod_core.cli import main
+from aod_core.runstore import RunStore
+from aod_core.schema import load_schema
+from tests.test_loop import PENGUINS, respond
+
+
+@pytest.fixture(autouse=True)
+def _env(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("AOD_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "model-cache"))
+    real = runner.load_chat_model
+
+    def fake(spec, **kw):
+        real(spec)  # constructing is cheap and lazy: spec errors stay real
+        return ScriptedChatModel(respond)
+
+    monkeypatch.setattr(runner, "load_chat_model", fake)
+
+
+@pytest.fixture
+def seeds(tmp_path):
+    p = tmp_path / "seeds.jsonl"
+    p.write_text("\n".join((PENGUINS / "seeds.jsonl").read_text().splitlines()[:60]) + "\n")
+    return p
+
+
+def run_args(seeds, out, *extra):
+    return ["run", "--schema", str(PENGUINS / "schema.json"), "--seeds", str(seeds), "--out", str(out),
+            "--iterations", "2", "--batch", "8", "--probe", "4", "--fit-steps", "40", "--quiet", *extra]
+
+
+@pytest.mark.slow
+def test_run_resume_export(tmp_path, seeds, capsys):
+    out = tmp_path / "run"
+    assert main(run_args(seeds, out)) == 0
+    store = RunStore.open(out)
+    assert store.iterations_done() == 2 and (out / "inputs" / "schema.json").exists()
+    assert "run finished" in capsys.readouterr().err
+    assert main(["resume", str(out), "--quiet"]) == 0
+    assert "already finished" in capsys.readouterr().err
+    schema = load_schema(PENGUINS / "schema.json")
+    for fmt in ("jsonl", "csv", "parquet"):
+        dest = tmp_path / f"acc.{fmt}"
+        assert main(["export", str(out), "--format", fmt, "--out", str(dest)]) == 0
+    lines = (tmp_path / "acc.jsonl").read_text().splitlines()
+    assert len(lines) == len(store.accepted()) and all(schema.is_valid(json.loads(x)) for x in lines)
+    assert len(list(csv.DictReader(open(tmp_path / "acc.csv")))) == len(lines)
+    assert len(pd.read_parquet(tmp_path / "acc.parquet")) == len(lines)
+
+
+@pytest.mark.slow
+def test_resume_continues_a_stopped_run(tmp_path, seeds):
+    out = tmp_path / "run"
+    assert main(run_args(seeds, out, "--proposals", "0")) == 0
+    store = RunStore.open(out)
+    # Pretend the run had a bigger budget and was stopped after two iterations.
+    config = store.config
+    config["loop"]["iterations"] = 3
+    (out / "config.json").write_text(json.dumps(config))
+    store.set_status("stopped")
+    assert main(["resume", str(out), "--quiet"]) == 0
+    assert RunStore.open(out).iterations_done() == 3
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--iterations", "0"], "--iterations must be >= 1"),
+    (["--judge", "gpt4"], "unknown chat model spec"),
+    (["--weights", "tsr=-1"], "reward weights"),
+    (["--fit-steps", "0"], "--fit-steps must be >= 1"),
+    (["--pin", "island=Atlantis"], "Atlantis"),
+])
+def test_run_bad_input_exits_2_and_creates_nothing(tmp_path, seeds, capsys, extra, message):
+    out = tmp_path / "run"
+    assert main(run_args(seeds, out, *extra)) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not out.exists()
+
+
+def test_run_refuses_an_existing_run_folder(tmp_path, seeds, capsys):
+    out = tmp_path / "run"
+    RunStore.create(out, {})
+    assert main(run_args(seeds, out)) == 2
+    assert "holds a run" in capsys.readouterr().err
+
+
+def test_resume_and_export_errors(tmp_path, capsys):
+    assert main(["resume", str(tmp_path), "--quiet"]) == 2
+    assert "not a run folder" in capsys.readouterr().err
+    store = RunStore.create(tmp_path / "r", {})
+    assert main(["export", str(store.path), "--format", "csv", "--out", str(tmp_path / "no" / "x.csv")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["export", str(store.path), "--format", "xlsx", "--out", "x"])
+    assert e.value.code == 2 and "invalid choice" in capsys.readouterr().err
