@@ -206,7 +206,7 @@ class AoDLoop:
                 pc = self._sample(cand_prompt, s.probe, probe_seed, it, "probe")
                 t_probe_gen += time.perf_counter() - t0
                 t0 = time.perf_counter()
-                pj = self.judge.judge(pc, prior=self.accepted_keys)
+                pj = self.judge.judge(pc, prior=self.accepted_keys, summarise=False)
                 t_probe_judge += time.perf_counter() - t0
                 r = evaluate(pc, pj, self.judge.seeds, s.weights)["reward"]
                 scored.append((r, cand_prompt, prop))

@@ -147,3 +147,19 @@ def test_optimizer_proposals_are_checked_and_deduplicated():
 def test_prompt_summary_shows_only_edits():
     assert prompt_summary(Prompt()) == "{}"
     assert json.loads(prompt_summary(Prompt(pins={"$.a": 1}))) == {"pins": {"$.a": 1}}
+
+
+def test_judge_shows_worked_examples_including_an_implausible_one():
+    from aod_core.agents.judge import implausible_example
+
+    bad, why = implausible_example(SEEDS)
+    pairs = {(s["species"], s["island"]) for s in SEEDS}
+    assert (bad["species"], bad["island"]) not in pairs and SCHEMA.is_valid(bad) and "never occurs" in why
+    chat = ScriptedChatModel(lambda m: {"feedback": "ok"} if "review a batch" in m[0]["content"]
+                             else {"verdict": "accept", "score": 0.7, "reasons": []})
+    Judge(chat, SCHEMA, SEEDS).judge(BATCH[:1])
+    conv = chat.conversations[0]
+    answers = [json.loads(m["content"]) for m in conv if m["role"] == "assistant"]
+    assert [a["verdict"] for a in answers] == ["accept", "reject", "accept"]
+    assert conv[-1]["role"] == "user" and json.dumps(BATCH[0].record) in conv[-1]["content"]
+    assert implausible_example([{"a": "x"}, {"a": "y"}]) is None  # needs two categorical fields

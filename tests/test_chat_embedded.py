@@ -109,3 +109,30 @@ def test_second_instance_loads_the_converted_cache(smol, chat_cache) -> None:
     assert again.used_cache is True and again.loaded_from == smol.loaded_from
     conv = [{"role": "user", "content": "What is 2 + 2?"}]
     assert again.complete(conv, max_tokens=8).text == smol.complete(conv, max_tokens=8).text  # exact weights
+
+
+def test_short_run_with_the_real_embedded_agents(smol, tmp_path, monkeypatch) -> None:
+    """The whole loop with SmolLM2 as judge and optimizer (and a tiny embedded DLM)."""
+    from pathlib import Path
+
+    from aod_core.loop import LoopSettings
+    from aod_core.runner import RunConfig, create_run, open_loop
+
+    monkeypatch.setenv("AOD_CACHE_DIR", str(tmp_path / "models"))
+    assets = Path(__file__).resolve().parent.parent / "assets" / "penguins"
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text("\n".join((assets / "seeds.jsonl").read_text().splitlines()[:40]) + "\n")
+    config = RunConfig(generator_config={"d_model": 32, "n_layers": 1, "n_heads": 2, "train_steps": 40},
+                       loop=LoopSettings(iterations=2, batch=4, probe=2, proposals=1))
+    store = create_run(str(assets / "schema.json"), str(seeds), str(tmp_path / "run"), config)
+    handle = open_loop(store, chat_cache={"embedded": smol})
+    assert handle.loop.run() == "finished"
+    metrics = store.metrics()
+    assert [m["iteration"] for m in metrics] == [0, 1]
+    judged = [c for c in store.candidates() if c["judged_by"] != "checks"]
+    assert judged, "some candidates reached the LLM judge"
+    for c in judged:  # a real verdict or an honest failure, never an invented one
+        assert (c["judged_by"] == "llm" and 0 <= c["score"] <= 1) or (c["judged_by"] == "failed" and c["score"] is None)
+    proposals = [p for p in store.prompts() if p["role"] == "proposal"]
+    assert len(proposals) == 1 and (proposals[0]["prompt"] is not None or proposals[0]["error"])
+    assert len(store.accepted()) == sum(m["accepted_new"] for m in metrics)

@@ -29,7 +29,7 @@ def respond(messages):
     """Judge: Torgersen birds are 'implausible'; optimizer: forbid Torgersen."""
     system = messages[0]["content"]
     if "data-quality judge" in system:
-        record = json.loads(messages[1]["content"].split("\n")[1])
+        record = json.loads(messages[-1]["content"].split("\n")[1])  # the record under judgement comes last
         ok = record.get("island") != "Torgersen"
         return json.dumps({"verdict": "accept" if ok else "reject", "score": 0.9 if ok else 0.1,
                            "reasons": ["plausible" if ok else "Torgersen is implausible here"]})
@@ -183,3 +183,15 @@ def test_killed_run_resumes_without_losing_or_duplicating(tmp_path, seeds_file):
     assert len({json.dumps(r, sort_keys=True) for r in after}) == len(after)  # nothing twice
     assert len(after) == sum(m["accepted_new"] for m in resumed.metrics())
     assert [m["iteration"] for m in resumed.metrics()] == [0, 1, 2]
+
+
+@pytest.mark.slow
+def test_same_seed_same_run(tmp_path, seeds_file):
+    """Seeded and reproducible with local models: two runs of one config record the same things."""
+    def run(name):
+        store = create_run(str(PENGUINS / "schema.json"), str(seeds_file), str(tmp_path / name), _config())
+        open_loop(store, chat_cache={"embedded": ScriptedChatModel(respond)}).loop.run()
+        strip = lambda rows: [{k: v for k, v in r.items() if not k.endswith("_s")} for r in rows]  # noqa: E731
+        return [c["text"] for c in store.candidates()], store.accepted(), strip(store.metrics())
+
+    assert run("a") == run("b")

@@ -200,6 +200,7 @@ class Judge:
     max_tokens: int = 96
     seed: int = 0
     _example_text: str = field(default="", init=False, repr=False)
+    _demos: list[dict[str, str]] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         shown = self.seeds[: self.examples]
@@ -214,7 +215,33 @@ class Judge:
             'Answer with JSON: {"verdict": "accept" or "reject", "score": 0..1, "reasons": [short reasons]}.'
         )
 
-    def judge(self, cands: Sequence[Candidate], *, prior: set[str] | None = None) -> Judgement:
+    def _demonstrations(self) -> list[dict[str, str]]:
+        """Worked examples as chat turns: real seeds judged plausible and, when the seeds allow
+        building one exactly, a seed altered into a value pair the seeds never show, judged
+        implausible. Small models copy the answer format and calibrate on these far better than
+        on instructions alone; nothing here is invented beyond that one documented alteration."""
+        if self._demos is not None:
+            return self._demos
+        turns: list[dict[str, str]] = []
+        good = list(self.seeds[:2])
+        bad = implausible_example(self.seeds)
+        examples = [(good[0], None)] + ([bad] if bad else []) + [(g, None) for g in good[1:]]
+        for record, why in examples:
+            if why is None:
+                rest = [s for s in self.seeds if s is not record]
+                overlap = field_overlaps([record], rest)[0] if rest else 0.0
+                answer = {"verdict": "accept", "score": 0.9, "reasons": ["values and combinations typical of the dataset"]}
+            else:
+                overlap = field_overlaps([record], self.seeds)[0]
+                answer = {"verdict": "reject", "score": 0.1, "reasons": [why]}
+            turns += [{"role": "user", "content": _record_message(record, overlap)},
+                      {"role": "assistant", "content": json.dumps(answer)}]
+        self._demos = turns
+        return turns
+
+    def judge(self, cands: Sequence[Candidate], *, prior: set[str] | None = None, summarise: bool = True) -> Judgement:
+        """Verdicts for ``cands``; ``summarise=False`` skips the LLM's batch summary (probe batches,
+        whose reward does not depend on it)."""
         checks = check_batch(cands, self.schema, self.seeds, prior)
         verdicts: list[Verdict | None] = [None] * len(cands)
         ask = []
@@ -223,16 +250,10 @@ class Judge:
                 ask.append(i)
             else:
                 verdicts[i] = Verdict(False, 0.0, ch.failures(), "checks")
+        demos = self._demonstrations()
         convs = [
-            [
-                {"role": "system", "content": self._system()},
-                {
-                    "role": "user",
-                    "content": f"Record:\n{json.dumps(cands[i].record, ensure_ascii=False)}\n"
-                    f"Evidence: valid against the schema; not a duplicate; not a seed copy; "
-                    f"field overlap with the closest seed {checks[i].field_overlap:.2f}.",
-                },
-            ]
+            [{"role": "system", "content": self._system()}, *demos,
+             {"role": "user", "content": _record_message(cands[i].record, checks[i].field_overlap)}]
             for i in ask
         ]
         seconds = 0.0
@@ -246,7 +267,7 @@ class Judge:
                 else:
                     verdicts[i] = Verdict(False, None, [f"judge gave no usable answer: {reply.error}"], "failed")
         facts = batch_facts(cands, checks, self.seeds)
-        summary, summary_error, s2 = self._summarise(cands, verdicts, facts)
+        summary, summary_error, s2 = self._summarise(cands, verdicts, facts) if summarise else ("", None, 0.0)
         return Judgement(checks, verdicts, facts, summary, summary_error, seconds + s2)  # type: ignore[arg-type]
 
     def _summarise(self, cands, verdicts, facts) -> tuple[str, str | None, float]:
@@ -264,6 +285,34 @@ class Judge:
         if reply.ok:
             return reply.data["feedback"].strip(), None, reply.seconds
         return "", reply.error, reply.seconds
+
+
+def _record_message(record: Any, overlap: float | None) -> str:
+    return (f"Record:\n{json.dumps(record, ensure_ascii=False)}\n"
+            f"Evidence: valid against the schema; not a duplicate; not a seed copy; "
+            f"field overlap with the closest seed {overlap or 0:.2f}.")
+
+
+def implausible_example(seeds: Sequence[Any]) -> tuple[dict, str] | None:
+    """A seed with one top-level category changed so that it forms a pair of values that never
+    occurs in the seeds (e.g. a species on an island where the seeds never place it), or None."""
+    cats = [p[2:] for p in _categoricals(seeds) if p.count(".") == 1 and "[" not in p]
+    seen = {(a, b, canonical_record(s.get(a)), canonical_record(s.get(b))) for s in seeds if isinstance(s, dict) for a in cats for b in cats}
+    values = {c: sorted({canonical_record(s.get(c)) for s in seeds if isinstance(s, dict) and c in s}) for c in cats}
+    for s in seeds:
+        if not isinstance(s, dict):
+            continue
+        for a in cats:
+            for b in cats:
+                if a == b or a not in s or b not in s:
+                    continue
+                for vb in values[b]:
+                    if (a, b, canonical_record(s[a]), vb) not in seen:
+                        bad = dict(s)
+                        bad[b] = json.loads(vb)
+                        why = f"{a} = {canonical_record(s[a])} never occurs with {b} = {vb} in real data"
+                        return bad, why
+    return None
 
 
 def verdict_row(c: Candidate, ch: Checks, v: Verdict) -> dict[str, Any]:
