@@ -157,9 +157,11 @@ def test_judge_shows_worked_examples_including_an_implausible_one():
     assert (bad["species"], bad["island"]) not in pairs and SCHEMA.is_valid(bad) and "never occurs" in why
     chat = ScriptedChatModel(lambda m: {"feedback": "ok"} if "review a batch" in m[0]["content"]
                              else {"verdict": "accept", "score": 0.7, "reasons": []})
-    Judge(chat, SCHEMA, SEEDS).judge(BATCH[:1])
+    Judge(chat, SCHEMA, SEEDS, demonstrations=True).judge(BATCH[:1])
     conv = chat.conversations[0]
     answers = [json.loads(m["content"]) for m in conv if m["role"] == "assistant"]
     assert [a["verdict"] for a in answers] == ["accept", "reject", "accept"]
     assert conv[-1]["role"] == "user" and json.dumps(BATCH[0].record) in conv[-1]["content"]
     assert implausible_example([{"a": "x"}, {"a": "y"}]) is None  # needs two categorical fields
+    Judge(chat, SCHEMA, SEEDS).judge(BATCH[:1])  # off by default: system prompt and the record only
+    assert [m["role"] for m in chat.conversations[-2]] == ["system", "user"]
