@@ -217,8 +217,25 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     store = RunStore.open(args.run_dir, repair=False)
-    n = export_records(store.accepted(), args.format, args.out)
-    print(f"exported {n} accepted records to {args.out}", file=sys.stderr)
+    overrides = {} if args.ignore_overrides else store.overrides()
+    records = store.accepted() if args.ignore_overrides else store.curated()
+    n = export_records(records, args.format, args.out)
+    note = f" (with {len(overrides)} human override(s))" if overrides else ""
+    print(f"exported {n} accepted records{note} to {args.out}", file=sys.stderr)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import build_report  # plotly loads only for this command
+
+    out = Path(args.out)
+    if out.is_dir():
+        raise InputError("is a folder; give a file path for the report", where=str(out))
+    if not out.parent.exists():
+        raise InputError(f"output folder {out.parent} does not exist", where=str(out))
+    store = RunStore.open(args.run_dir, repair=False)  # read-only: the run may still be going
+    atomic_write_text(out, build_report(store, overrides={"accepted": store.curated()}))
+    print(f"wrote the report of {store.iterations_done()} iterations to {out}", file=sys.stderr)
     return 0
 
 
@@ -280,7 +297,14 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("--format", required=True, choices=list(FORMATS))
     p.add_argument("--out", required=True, help="output file")
+    p.add_argument("--ignore-overrides", action="store_true",
+                   help="export the agents' verdicts only, without the accept/reject overrides made in the app")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("report", help="write a run's report as one self-contained HTML page")
+    p.add_argument("run_dir")
+    p.add_argument("--out", required=True, help="output HTML file")
+    p.set_defaults(func=cmd_report)
     return parser
 
 

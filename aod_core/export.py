@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from .errors import InputError
-from .files import atomic_write_text
+from .files import atomic_write_bytes
 
 FORMATS = ("jsonl", "csv", "parquet")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -37,28 +37,30 @@ def flatten(records: Sequence[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def export_records(records: Sequence[dict], fmt: str, out: str | os.PathLike) -> int:
-    """Write ``records`` to ``out`` in ``fmt``; atomic. Returns the number written."""
+MIME_TYPES = {"jsonl": "application/jsonl", "csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
+
+
+def render(records: Sequence[dict], fmt: str) -> bytes:
+    """``records`` as the bytes of a ``fmt`` file (what a download button or ``export_records`` writes)."""
     if fmt not in FORMATS:
         raise InputError(f"unknown export format {fmt!r} (use {', '.join(FORMATS)})")
+    if fmt == "jsonl":
+        return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8")
+    df = flatten(records)
+    if fmt == "csv":
+        return df.map(neutralise).to_csv(index=False).encode("utf-8")
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False)
+    return buf.getvalue()
+
+
+def export_records(records: Sequence[dict], fmt: str, out: str | os.PathLike) -> int:
+    """Write ``records`` to ``out`` in ``fmt``; atomic. Returns the number written."""
+    data = render(records, fmt)
     out = Path(out)
     if out.is_dir():
         raise InputError("is a folder; give a file path", where=str(out))
     if not out.parent.exists():
         raise InputError(f"output folder {out.parent} does not exist", where=str(out))
-    if fmt == "jsonl":
-        atomic_write_text(out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-        return len(records)
-    df = flatten(records)
-    if fmt == "csv":
-        buf = io.StringIO()
-        df.map(neutralise).to_csv(buf, index=False)
-        atomic_write_text(out, buf.getvalue())
-    else:
-        tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-        try:
-            df.to_parquet(tmp, index=False)
-            os.replace(tmp, out)
-        finally:
-            tmp.unlink(missing_ok=True)
+    atomic_write_bytes(out, data)
     return len(records)

@@ -48,7 +48,7 @@ class LoopSettings:
 @dataclass
 class Event:
     kind: str  # run_started, iteration_started, step, batch_generated, verdicts, feedback,
-    #            proposals, prompt_chosen, metrics, accepted, paused, resumed, stopped, finished, failed
+    #            judge_step, proposals, prompt_chosen, metrics, accepted, paused, resumed, stopped, finished, failed
     iteration: int
     data: dict[str, Any] = field(default_factory=dict)
     time: float = field(default_factory=time.time)
@@ -151,6 +151,12 @@ class AoDLoop:
 
         return self.gen.sample(prompt, n, seed=seed, on_step=step)
 
+    def _judging(self, it: int, phase: str) -> Callable[[int, int], None]:
+        def report(done: int, total: int) -> None:
+            self.on_event(Event("judge_step", it, {"phase": phase, "done": done, "total": total}))
+
+        return report
+
     def _iteration(self, it: int) -> None:
         s, log = self.s, IterationLog(it)
         with self._lock:
@@ -167,7 +173,7 @@ class AoDLoop:
         self._checkpoint(it)
 
         t0 = time.perf_counter()
-        judgement = self.judge.judge(cands, prior=self.accepted_keys)
+        judgement = self.judge.judge(cands, prior=self.accepted_keys, on_progress=self._judging(it, "main"))
         t_judge = time.perf_counter() - t0
         m = evaluate(cands, judgement, self.judge.seeds, s.weights)
         success = m.pop("_success")
@@ -206,7 +212,7 @@ class AoDLoop:
                 pc = self._sample(cand_prompt, s.probe, probe_seed, it, "probe")
                 t_probe_gen += time.perf_counter() - t0
                 t0 = time.perf_counter()
-                pj = self.judge.judge(pc, prior=self.accepted_keys, summarise=False)
+                pj = self.judge.judge(pc, prior=self.accepted_keys, summarise=False, on_progress=self._judging(it, "probe"))
                 t_probe_judge += time.perf_counter() - t0
                 r = evaluate(pc, pj, self.judge.seeds, s.weights)["reward"]
                 scored.append((r, cand_prompt, prop))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -23,7 +22,8 @@ from .loop import AoDLoop, Event, LoopSettings
 from .prompt import Prompt
 from .reward import RewardWeights
 from .runstore import RunStore
-from .schema import load_schema
+from .files import atomic_write_text
+from .schema import LoadedSchema, load_schema
 from .seeds import load_records
 
 
@@ -83,17 +83,26 @@ def create_run(schema_path: str, seeds_path: str, out: str, config: RunConfig) -
     check_settings(config.loop)
     schema = load_schema(schema_path)
     seeds = load_records(seeds_path, schema, on_invalid="drop" if config.drop_invalid else "stop")
+    return create_run_from(schema, seeds.records, out, config)
+
+
+def create_run_from(schema: LoadedSchema, seeds: list[Any], out: str | os.PathLike, config: RunConfig) -> RunStore:
+    """``create_run`` for inputs already loaded and checked (the app's Design page)."""
+    check_settings(config.loop)
+    if not seeds:
+        raise InputError("no valid seed records to learn from")
     prompt = Prompt.from_dict(config.prompt)
-    gen = _generator(config, schema, seeds.records)
+    gen = _generator(config, schema, seeds)
     gen.check_prompt(prompt)
     for spec in {config.judge, config.optimizer}:
         load_chat_model(spec)  # spec errors now; loading is lazy
     store = RunStore.create(out, config.to_dict())
     inputs = store.path / "inputs"
     inputs.mkdir()
-    shutil.copyfile(schema_path, inputs / "schema.json")
-    # Only the seeds actually used (invalid ones dropped), as JSONL whatever the original format.
-    (inputs / "seeds.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in seeds.records), encoding="utf-8")
+    # The schema as parsed (key order kept: it is the scaffold's field order) and only the seeds
+    # actually used (invalid ones dropped), as JSONL whatever the original format.
+    atomic_write_text(inputs / "schema.json", json.dumps(schema.raw, indent=2, ensure_ascii=False))
+    atomic_write_text(inputs / "seeds.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in seeds))
     return store
 
 

@@ -9,6 +9,8 @@ Files (JSON Lines unless noted):
 * ``accepted.jsonl``: accepted records only, one JSON object per line.
 * ``metrics.jsonl``: one object per *finished* iteration. It is written last, so it is the commit
   marker: an iteration without its metrics line did not happen.
+* ``overrides.jsonl``: human accept/reject decisions on candidates (curation); the last per
+  candidate wins. ``curated()`` applies them to the accepted records; exports use it.
 * ``state.json``: status (running / paused / stopped / finished / failed) for the app and resume.
 
 A killed run loses at most the iteration in flight: ``RunStore.open`` cuts every file back to the
@@ -26,6 +28,7 @@ from typing import Any, Iterator
 
 from .errors import InputError
 from .files import atomic_write_text
+from .metrics import canonical_record
 
 ITERATION_FILES = ("candidates.jsonl", "prompts.jsonl", "feedback.jsonl")
 SECRET_KEYS = ("api_key", "key", "token", "password", "secret")
@@ -199,3 +202,49 @@ class RunStore:
 
     def iterations_done(self) -> int:
         return len(self.metrics())
+
+    # -- curation (human overrides of verdicts) ---------------------------------------------------
+
+    def set_override(self, key: str, decision: str | None) -> None:
+        """Record a human decision on one candidate (``candidate_key``): accept, reject or None to
+        clear it. Appended, so the history of decisions stays; the last line per key wins."""
+        if decision not in OVERRIDE_DECISIONS:
+            raise InputError(f"override must be one of accept, reject or none, got {decision!r}")
+        _append(self.path / "overrides.jsonl", [{"key": key, "decision": decision, "time": time.time()}])
+
+    def overrides(self) -> dict[str, str]:
+        """Current override per candidate key (cleared ones left out)."""
+        last: dict[str, str | None] = {}
+        for row in self._lines("overrides.jsonl"):
+            if isinstance(row, dict) and isinstance(row.get("key"), str):
+                last[row["key"]] = row.get("decision")
+        return {k: v for k, v in last.items() if v}
+
+    def curated(self) -> list[Any]:
+        """Accepted records with the overrides applied: the run's accepted records minus those a
+        human rejected, plus main-batch candidates a human accepted, once each, in run order."""
+        ov = self.overrides()
+        if not ov:
+            return self.accepted()
+        rejected, added = set(), []
+        for c in self.candidates():
+            decision = ov.get(candidate_key(c))
+            if decision == "reject" and c.get("record") is not None:
+                rejected.add(canonical_record(c["record"]))
+            elif decision == "accept" and c.get("record") is not None and not c.get("accepted"):
+                added.append(c["record"])
+        out, seen = [], set()
+        for r in self.accepted() + added:
+            k = canonical_record(r)
+            if k not in rejected and k not in seen:
+                seen.add(k)
+                out.append(r)
+        return out
+
+
+OVERRIDE_DECISIONS = ("accept", "reject", None)
+
+
+def candidate_key(row: dict[str, Any]) -> str:
+    """Stable id of a stored candidate: iteration, batch (main or probe) and index in the batch."""
+    return f"{row.get('iteration')}:{row.get('phase', 'main')}:{row.get('index')}"

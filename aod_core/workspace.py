@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from .agents.judge import DEFAULT_RUBRIC
 from .demos import demo_datasets
 from .errors import InputError
 from .generators import EmbeddedConfig, load_generator
@@ -41,6 +42,8 @@ SESSION_DEFAULTS: dict[str, Any] = {
     "dataset_signature": None,  # what was loaded (source, names, content hashes, on_invalid)
     "prompt_text": "",  # the task description, the text half of the prompt
     "sample_result": None,  # the Sample page's last SampleResult
+    "rubric_text": DEFAULT_RUBRIC,  # the judge's rubric, editable on the Design page
+    "run_dir": None,  # the run this session started or opened (Run, Curate, Export pages)
 }
 
 SEED_EXTENSIONS = (".jsonl", ".ndjson", ".json", ".csv")
@@ -466,6 +469,25 @@ def build_prompt(text: str = "", *, sampling: Mapping[str, Any] | None = None,
     for path, value in parse_path_values(forbids, "forbid"):
         prompt.forbid.setdefault(path, []).append(value)
     return prompt
+
+
+def edit_prompt(base: Prompt, text: str, *, sampling: Mapping[str, Any], pins: Iterable[Mapping[str, Any]],
+                forbids: Iterable[Mapping[str, Any]]) -> Prompt:
+    """A human edit of ``base``: new text, sampling, pins and forbids; its ranges and biases (set
+    by the optimizer, not shown in the editor) are kept."""
+    merged = {**base.sampling.__dict__, **dict(sampling)}
+    prompt = build_prompt(text, sampling=merged, pins=pins, forbids=forbids)
+    prompt.ranges, prompt.bias = dict(base.ranges), dict(base.bias)
+    return prompt
+
+
+def path_value_rows(mapping: Mapping[str, Any], *, many: bool = False) -> list[dict[str, str]]:
+    """Pins (path -> value) or forbids (path -> [values]) as editor rows with JSON-text values."""
+    rows = []
+    for path, value in mapping.items():
+        for v in (value if many else [value]):
+            rows.append({"path": path, "value": json.dumps(v, ensure_ascii=False)})
+    return rows
 
 
 def check_prompt(gen: Generator, prompt: Prompt) -> None:

@@ -103,6 +103,15 @@ st.text_area(
          "the seeds; agents and text-conditioned generators read this text.",
 )
 
+st.text_area(
+    "Judge rubric",
+    key="rubric_text",
+    persist_state="session",
+    height=110,
+    help="What the judge agent accepts and rejects, in plain words. Exact checks (JSON, schema, "
+         "duplicates, seed copies) are applied in code before the judge reads the rubric.",
+)
+
 for note in dataset.schema.notes:
     st.warning(f"Schema note: {note}")
 

@@ -50,3 +50,10 @@ def tiny_config(train_steps: int = 100, **overrides):
 def tiny():
     """``tiny(train_steps=..., **overrides)`` -> a tiny EmbeddedConfig."""
     return tiny_config
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Lets fixtures see a test's outcome (the browser test saves a screenshot when it fails)."""
+    outcome = yield
+    setattr(item, f"rep_{outcome.get_result().when}", outcome.get_result())

@@ -15,7 +15,7 @@ import json
 import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from ..chat.base import ChatModel
 from ..generators.base import Candidate
@@ -202,6 +202,9 @@ class Judge:
     demonstrations: bool = False
     max_tokens: int = 96
     seed: int = 0
+    # Records per LLM call. Each call is one batched generate; between calls the judge reports
+    # progress, so the app can show judging move instead of a silent minute.
+    chunk: int = 16
     _example_text: str = field(default="", init=False, repr=False)
     _demos: list[dict[str, str]] | None = field(default=None, init=False, repr=False)
 
@@ -244,9 +247,10 @@ class Judge:
         self._demos = turns
         return turns
 
-    def judge(self, cands: Sequence[Candidate], *, prior: set[str] | None = None, summarise: bool = True) -> Judgement:
+    def judge(self, cands: Sequence[Candidate], *, prior: set[str] | None = None, summarise: bool = True,
+              on_progress: Callable[[int, int], None] | None = None) -> Judgement:
         """Verdicts for ``cands``; ``summarise=False`` skips the LLM's batch summary (probe batches,
-        whose reward does not depend on it)."""
+        whose reward does not depend on it). ``on_progress(done, total)`` follows the LLM verdicts."""
         checks = check_batch(cands, self.schema, self.seeds, prior)
         verdicts: list[Verdict | None] = [None] * len(cands)
         ask = []
@@ -262,8 +266,16 @@ class Judge:
             for i in ask
         ]
         seconds = 0.0
+        replies: list = []
+        step = max(1, self.chunk)
+        for start in range(0, len(convs), step):
+            if on_progress:
+                on_progress(start, len(convs))
+            replies += self.chat.complete_many(convs[start:start + step], json_schema=VERDICT_SCHEMA,
+                                               max_tokens=self.max_tokens, seed=self.seed + start)
+        if on_progress:
+            on_progress(len(convs), len(convs))
         if convs:
-            replies = self.chat.complete_many(convs, json_schema=VERDICT_SCHEMA, max_tokens=self.max_tokens, seed=self.seed)
             for i, reply in zip(ask, replies):
                 seconds += reply.seconds
                 if reply.ok:

@@ -1,0 +1,48 @@
+"""Export: the accepted records (with your overrides) as files, and an HTML report for stakeholders."""
+from __future__ import annotations
+
+import streamlit as st
+
+from aod_core import runview
+from aod_core.export import FORMATS, MIME_TYPES, render
+from aod_core.report import build_report
+from ui.state import current_run
+
+st.title("Export")
+store, job = current_run()
+if store is None:
+    st.info("No run open: start one on the Run page or reopen one on the Runs page.")
+    st.page_link("pages/runs.py", label="Go to Runs", icon=":material/history:")
+    st.stop()
+
+summary = runview.run_summary(store)
+records = store.curated()
+st.caption(f"Run **{store.path.name}** · status `{summary['status']}` · {summary['iterations_done']} finished "
+           f"iteration(s). Exports hold the records of finished iterations only.")
+m1, m2, m3 = st.columns(3)
+m1.metric("Accepted by the agents", summary["accepted"])
+m2.metric("Your overrides", summary["overrides"])
+m3.metric("Records to export", len(records))
+
+st.subheader("Records")
+if not records:
+    st.info("Nothing to export yet: no record has been accepted. Accept records on the Curate page, or let "
+            "the run go on.")
+else:
+    st.caption("JSONL keeps each record as generated. CSV and Parquet have one column per leaf field (arrays as "
+               "JSON text); CSV cells that a spreadsheet would run as a formula are prefixed with a quote.")
+    cols = st.columns(len(FORMATS))
+    for col, fmt in zip(cols, FORMATS):
+        col.download_button(f"Download {fmt.upper()}", render(records, fmt), file_name=f"{store.path.name}.{fmt}",
+                            mime=MIME_TYPES[fmt], key=f"export_{fmt}", icon=":material/download:", on_click="ignore")
+
+st.subheader("Run report")
+st.caption("One self-contained HTML page (works offline): configuration without secrets, prompt history, metric "
+           "charts, the judge's feedback and sample records.")
+if st.button("Build report", key="export_report_build", icon=":material/description:"):
+    with st.spinner("Building the report…"):
+        st.session_state.export_report_html = (store.path.name, build_report(store, overrides={"accepted": records}))
+built = st.session_state.get("export_report_html")
+if built and built[0] == store.path.name:
+    st.download_button("Download report (HTML)", built[1].encode("utf-8"), file_name=f"{store.path.name}-report.html",
+                       mime="text/html", key="export_report_download", icon=":material/download:", on_click="ignore")

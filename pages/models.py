@@ -1,0 +1,74 @@
+"""Models & settings: which generator and agents, on which device, and the loop's budget and reward."""
+from __future__ import annotations
+
+import streamlit as st
+
+from aod_core.errors import InputError
+from aod_core.jobs import SETTINGS_DEFAULTS, config_from_settings, device_summary
+from ui.state import registry, settings
+
+D = SETTINGS_DEFAULTS
+
+st.title("Models & settings")
+st.caption("Everything here applies to the next run you start on the Run page. `embedded` models run "
+           "offline on this machine.")
+
+st.subheader("Models")
+m1, m2, m3 = st.columns(3)
+m1.text_input("Generator", value=D["generator"], key="set_generator", persist_state="session",
+              help="`embedded`: a small diffusion model fitted on your seeds (CPU is fine). "
+                   "Real diffusion LMs (`hf:…`) and `difflm` arrive with later versions.")
+m2.text_input("Judge", value=D["judge"], key="set_judge", persist_state="session",
+              help="`embedded` (SmolLM2-135M, offline), `hf:<id-or-path>`, `gguf:<file>` or "
+                   "`openai:<model>@<base_url>` for any OpenAI-compatible server.")
+m3.text_input("Prompt optimizer", value=D["optimizer"], key="set_optimizer", persist_state="session",
+              help="Same forms as the judge.")
+st.text_input("API key for openai: models", type="password", key="set_api_key",
+              help="Kept in this browser session's memory only: never written to the run folder or disk. "
+                   "Empty: the server's OPENAI_API_KEY environment variable, if any.")
+d1, d2 = st.columns(2)
+d1.selectbox("Device", ["auto", "cpu", "cuda"], key="set_device", persist_state="session",
+             help="auto: the GPU when there is one, else the CPU.")
+d2.toggle("Use scaffold", value=D["scaffold"], key="set_scaffold", persist_state="session",
+          help="Off: raw-text diffusion without structure constraints (an ablation; expect invalid JSON).")
+
+st.subheader("Loop")
+l1, l2, l3, l4 = st.columns(4)
+l1.number_input("Iterations", 1, 100, D["iterations"], key="set_iterations", persist_state="session")
+l2.number_input("Batch size", 1, 1000, D["batch"], key="set_batch", persist_state="session",
+                help="Candidates generated and judged per iteration.")
+l3.number_input("Target accepted", 0, 100_000, 0, key="set_target", persist_state="session",
+                help="Stop once this many records are accepted. 0: no target, run every iteration.")
+l4.number_input("Random seed", 0, 2**31 - 1, D["seed"], key="set_seed", persist_state="session")
+p1, p2, p3 = st.columns(3)
+p1.number_input("Proposals per iteration", 0, 8, D["proposals"], key="set_proposals", persist_state="session",
+                help="Candidate prompts the optimizer writes each iteration (0: no optimizer).")
+p2.number_input("Probe batch", 1, 256, D["probe"], key="set_probe", persist_state="session",
+                help="Records on which the incumbent and each proposal are compared (same seed for all).")
+p3.number_input("Generator training steps", 0, 100_000, 0, key="set_train_steps", persist_state="session",
+                help="0: the default. Fewer steps fit faster but learn the seeds less well.")
+
+st.subheader("Reward")
+st.caption("reward = w₁·task success + w₂·mean judge score + w₃·(1 − field overlap) + w₄·distinct-2, "
+           "with the weights normalised to sum to 1. The optimizer's proposals compete on it.")
+w1, w2, w3, w4 = st.columns(4)
+w1.number_input("Task success", 0.0, 10.0, D["w_tsr"], 0.05, key="set_w_tsr", persist_state="session")
+w2.number_input("Judge score", 0.0, 10.0, D["w_judge"], 0.05, key="set_w_judge", persist_state="session")
+w3.number_input("Novelty", 0.0, 10.0, D["w_novelty"], 0.05, key="set_w_novelty", persist_state="session")
+w4.number_input("Diversity", 0.0, 10.0, D["w_diversity"], 0.05, key="set_w_diversity", persist_state="session")
+
+try:
+    config_from_settings(settings())
+except InputError as e:
+    st.error(f"These settings cannot start a run: {e}")
+else:
+    st.success("Settings are usable.", icon=":material/check:")
+
+st.subheader("Loaded in this app")
+st.caption(device_summary())
+loaded = registry().models.describe()
+if loaded:
+    st.dataframe(loaded, hide_index=True, key="models_loaded")
+else:
+    st.caption("No chat model loaded yet: the first run loads them (the embedded judge takes a few seconds "
+               "once its converted copy is cached).")

@@ -1,0 +1,206 @@
+"""Run (live): start the AoD loop, watch the agents work, steer the prompt between iterations."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from aod_core import charts, runview
+from aod_core import workspace as ws
+from aod_core.errors import InputError
+from aod_core.jobs import config_from_settings
+from aod_core.runner import create_run_from
+from aod_core.runstore import RunStore
+from ui.state import current_run, open_run, registry, settings
+
+st.title("Run")
+
+
+def start_new() -> None:
+    dataset = st.session_state.get("dataset")
+    if dataset is None:
+        st.info("No dataset yet: choose a demo dataset or upload a schema and seeds on the Design page.")
+        st.page_link("pages/design.py", label="Go to Design", icon=":material/arrow_back:")
+        return
+    s = settings()
+    st.markdown(f"**Dataset:** {st.session_state.dataset_label} · {len(dataset.seeds.records)} seeds")
+    st.markdown(f"**Models:** generator `{s['generator']}` · judge `{s['judge']}` · optimizer `{s['optimizer']}` · "
+                f"**Loop:** {s['iterations']} iterations × {s['batch']} candidates, {s['proposals']} proposals "
+                f"on probes of {s['probe']}")
+    st.page_link("pages/models.py", label="Change models and settings", icon=":material/tune:")
+    if st.button("Start run", type="primary", key="run_start", icon=":material/play_arrow:"):
+        try:
+            config = config_from_settings(s, task=st.session_state.prompt_text or "",
+                                          rubric=st.session_state.rubric_text)
+            store = create_run_from(dataset.schema, dataset.seeds.records,
+                                    runview.new_run_dir(st.session_state.dataset_label or "run"), config)
+            registry().start(store, api_key=st.session_state.get("set_api_key") or None)
+        except InputError as e:
+            st.error(f"Could not start the run: {e}")
+        else:
+            open_run(store.path)
+            st.rerun()
+
+
+store, job = current_run()
+if store is None:
+    start_new()
+    st.stop()
+
+# ---- header and controls -------------------------------------------------------------------------
+view = job.view() if job else None
+status = view.status if view else runview.status_of(store)
+summary = runview.run_summary(store)
+st.subheader(store.path.name)
+
+c1, c2, c3, c4 = st.columns(4)
+if view and view.active:
+    if view.status == "paused":
+        c1.button("Resume", key="run_resume", icon=":material/play_arrow:", on_click=job.resume)
+    else:
+        c1.button("Pause", key="run_pause", icon=":material/pause:", on_click=job.pause,
+                  help="Pauses at the next step; the iteration in flight goes on when you resume.")
+    c2.button("Stop", key="run_stop", icon=":material/stop:", on_click=job.stop,
+              help="Stops at the next step. Finished iterations are kept; the one in flight is dropped.")
+else:
+    remaining = (summary["iterations"] or 0) - summary["iterations_done"]
+    if status in ("stopped", "interrupted", "failed", "created") and remaining > 0:
+        if c1.button("Resume run", key="run_continue", type="primary", icon=":material/play_arrow:",
+                     help=f"{remaining} iteration(s) left; the run goes on from its last finished iteration."):
+            try:
+                registry().start(RunStore.open(store.path), api_key=st.session_state.get("set_api_key") or None)
+            except InputError as e:
+                st.error(f"Could not resume: {e}")
+            else:
+                st.rerun()
+if c4.button("New run", key="run_new", icon=":material/add:", help="Leave this run (it keeps working if it "
+             "is running) and set up another."):
+    open_run(None)
+    st.rerun()
+
+if view and view.error:
+    st.error(f"The run failed: {view.error}. Every finished iteration is kept in {store.path}; fix the cause "
+             "(e.g. start the model server) and resume.")
+elif not view and store.state().get("error"):
+    st.error(f"The run failed: {store.state()['error']}")
+if status == "interrupted":
+    st.warning("The process working on this run stopped before it finished (the app was restarted?). "
+               "Finished iterations are kept: press **Resume run** to go on.")
+
+
+# ---- live view ------------------------------------------------------------------------------------
+@st.fragment(run_every=1.5 if view and view.active else None)
+def live() -> None:
+    v = job.view() if job else None
+    if v is not None and view is not None and v.status != view.status:
+        st.rerun(scope="app")  # paused, resumed, finished...: redraw the controls
+    s = runview.run_summary(store)
+    st.markdown(f"**Status:** `{v.status if v else status}`" + (f" · {v.phase}" if v and v.active else ""))
+    if v and v.active:
+        st.progress(v.fit.frac, text=v.fit.text or "Fitting the generator")
+        st.progress(v.denoise.frac, text=v.denoise.text or "Denoising: waiting")
+        st.progress(v.judging.frac, text=v.judging.text or "Judging: waiting")
+    m = st.columns(5)
+    m[0].metric("Iteration", f"{s['iterations_done']}/{s['iterations']}")
+    m[1].metric("Accepted", v.accepted_total if v else s["accepted"])
+    m[2].metric("Reward", "—" if s["reward"] is None else f"{s['reward']:.3f}",
+                None if s["reward"] is None or s["reward_first"] is None else f"{s['reward'] - s['reward_first']:+.3f}")
+    m[3].metric("Task success", "—" if s["task_success_rate"] is None else f"{s['task_success_rate']:.0%}")
+    m[4].metric("Schema-valid", "—" if s["schema_valid_rate"] is None else f"{s['schema_valid_rate']:.0%}")
+
+    charts_tab, agents_tab, records_tab = st.tabs(["Charts", "Judge & optimizer", "Records"])
+    with charts_tab:
+        st.plotly_chart(charts.metric_curves(store.metrics()), key="run_curves")
+        a, b = st.columns(2)
+        cands = store.candidates()
+        a.plotly_chart(charts.score_histogram(cands), key="run_scores")
+        main = [c for c in cands if c.get("record") is not None and c.get("phase", "main") == "main"][-1000:]
+        fig, caption = charts.projection(runview.run_seeds(store), [c["record"] for c in main],
+                                         labels=["accepted" if c.get("accepted") else "rejected" for c in main])
+        b.plotly_chart(fig, key="run_projection")
+        b.caption(caption)
+    with agents_tab:
+        timeline = v.timeline if v else []
+        for e in reversed(timeline):
+            if e["kind"] == "error":
+                st.error(e["error"])
+        feedback = [f for f in store.feedback()]
+        live_fb = [e for e in timeline if e["kind"] == "feedback" and e["iteration"] > (feedback[-1]["iteration"] if feedback else -1)]
+        rows = [(e["iteration"], e.get("feedback"), e.get("error")) for e in live_fb]
+        rows += [(f["iteration"], f.get("feedback"), f.get("summary_error")) for f in reversed(feedback)]
+        if not rows:
+            st.caption("The judge's feedback appears here after the first batch is judged.")
+        for it, text, err in rows[:5]:
+            st.markdown(f"**Iteration {it + 1} · judge feedback:** {text or '_(none)_'}")
+            if err:
+                st.caption(f"The judge's summary failed: {err}")
+        done = summary["iterations_done"]
+        if done:
+            it = st.selectbox("Optimizer proposals of iteration", list(range(done, 0, -1)), key="run_prop_it") - 1
+            props = runview.proposal_rows(store, it)
+            if props:
+                st.dataframe(pd.DataFrame(props), hide_index=True, key="run_props",
+                             column_config={"reward": st.column_config.NumberColumn(format="%.3f")})
+                for p in props:
+                    if p["chosen"] and p["candidate"] == "proposal" and p["diff"]:
+                        st.markdown("**Winning proposal: change to the prompt**")
+                        st.code(p["diff"], language="diff")
+            else:
+                st.caption("No proposals in this iteration (the last iteration, or proposals set to 0).")
+            st.markdown("**Prompt history**")
+            st.dataframe(pd.DataFrame(runview.prompt_history(store)), hide_index=True, key="run_history")
+    with records_tab:
+        live_rows = runview.live_candidates(store, v.live_rows if v else [])
+        if v and v.pending_texts:
+            st.caption(f"{len(v.pending_texts)} new records are being judged…")
+        if live_rows:
+            st.dataframe(pd.DataFrame(live_rows[:200]), hide_index=True, key="run_records",
+                         column_config={"score": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0)})
+        else:
+            st.caption("Records appear here with their verdicts as soon as a batch is judged.")
+
+
+live()
+
+# ---- steer: edit the prompt by hand ---------------------------------------------------------------
+st.subheader("Edit the prompt")
+prompt, author = runview.current_prompt(store)
+st.caption(f"The next iteration uses the prompt below (by **{author}**). Your edit replaces it at the next "
+           "iteration boundary and is marked as human-authored in the history.")
+if view and view.pending_prompt:
+    st.info("Your edit is waiting for the next iteration.")
+try:
+    field_keys = runview.run_field_keys(store)
+except InputError as e:
+    st.error(str(e))
+    field_keys = []
+with st.form("run_edit", border=True):
+    text = st.text_area("Instruction text", value=prompt.text, key="edit_text")
+    e1, e2 = st.columns(2)
+    temperature = e1.number_input("Temperature", 0.0, 5.0, float(prompt.sampling.temperature), 0.1, key="edit_temperature")
+    remasking = e2.selectbox("Remasking", ["random", "low_confidence"],
+                             index=0 if prompt.sampling.remasking == "random" else 1, key="edit_remasking")
+    cols = {"path": st.column_config.SelectboxColumn("Field", options=field_keys, required=True),
+            "value": st.column_config.TextColumn("Value (JSON or text)")}
+    p1, p2 = st.columns(2)
+    p1.caption("Pins")
+    pins = p1.data_editor(pd.DataFrame(ws.path_value_rows(prompt.pins), columns=["path", "value"]), num_rows="dynamic",
+                          column_config=cols, hide_index=True, key="edit_pins")
+    p2.caption("Forbids")
+    forbids = p2.data_editor(pd.DataFrame(ws.path_value_rows(prompt.forbid, many=True), columns=["path", "value"]),
+                             num_rows="dynamic", column_config=cols, hide_index=True, key="edit_forbids")
+    submitted = st.form_submit_button("Use this prompt next", icon=":material/edit:")
+if submitted:
+    try:
+        edited = ws.edit_prompt(prompt, text, sampling={"temperature": float(temperature), "remasking": remasking},
+                                pins=pins.to_dict("records"), forbids=forbids.to_dict("records"))
+        if job is None or not job.view().active:
+            raise InputError("the run is not working in this app; resume it first, then edit")
+        job.set_prompt(edited)
+    except InputError as e:
+        st.error(f"Prompt not used: {e}")
+    else:
+        st.success("Prompt edit queued for the next iteration.")
+        st.rerun()
+st.caption(f"Run folder: `{Path(store.path)}`")

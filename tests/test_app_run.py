@@ -1,0 +1,151 @@
+"""The Models, Run, Curate, Export and Runs pages through AppTest, with a scripted chat model standing
+in for the agents (the real embedded models are driven by the browser test)."""
+import json
+import time
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from aod_core.chat.scripted import ScriptedChatModel
+from aod_core.runstore import RunStore
+from test_app import APP, TIMEOUT, pick_demo, texts
+from test_loop import respond
+
+
+@pytest.fixture
+def app(tmp_path, monkeypatch):
+    monkeypatch.setenv("AOD_CACHE_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv("AOD_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setattr("aod_core.jobs.load_chat_model", lambda spec, **kw: ScriptedChatModel(respond))
+    from ui.state import registry
+
+    registry.clear()  # a fresh process-wide registry per test
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def small_settings(at, **over):
+    at.switch_page("pages/models.py").run()
+    values = {"set_iterations": 2, "set_batch": 6, "set_probe": 3, "set_proposals": 1, "set_train_steps": 30, **over}
+    for key, value in values.items():
+        at.number_input(key=key).set_value(value)
+    at.run()
+    assert not at.exception
+
+
+def wait_finished(at, timeout=240):
+    from ui.state import registry
+
+    end = time.time() + timeout
+    while time.time() < end:
+        jobs = registry().active()
+        if not jobs:
+            return
+        time.sleep(0.2)
+    raise AssertionError("run did not finish")
+
+
+def test_models_page_checks_settings(app):
+    app.switch_page("pages/models.py").run()
+    assert any("usable" in s for s in texts(app.success))
+    app.text_input(key="set_judge").set_value("openai:gpt@ftp://x").run()
+    assert any("cannot start a run" in e for e in texts(app.error))
+    assert any("CPU" in c or "GPU" in c for c in texts(app.caption))
+
+
+def test_pages_without_a_run_show_empty_states(app):
+    app.switch_page("pages/run.py").run()
+    assert any("No dataset yet" in t for t in texts(app.info))
+    for page in ("curate", "export"):
+        app.switch_page(f"pages/{page}.py").run()
+        assert not app.exception and any("No run open" in t for t in texts(app.info))
+    app.switch_page("pages/runs.py").run()
+    assert any("No runs yet" in t for t in texts(app.info))
+
+
+def test_start_a_run_watch_curate_export_and_reopen(app, tmp_path):
+    pick_demo(app, "penguins")
+    small_settings(app)
+    app.switch_page("pages/run.py").run()
+    app.button(key="run_start").click().run()
+    assert not app.exception and not app.error, texts(app.error)
+    run_dir = app.session_state["run_dir"]
+    assert run_dir
+    wait_finished(app)
+    app.run()
+    store = RunStore.open(run_dir, repair=False)
+    assert store.state()["status"] == "finished" and store.iterations_done() == 2
+    assert not app.exception and not app.error
+    assert [m.value for m in app.metric][0] == "2/2"
+    assert any("judge feedback" in m for m in texts(app.markdown))
+
+    # a bad prompt edit on a finished run is refused with a message
+    app.text_area(key="edit_text").set_value("more Dream birds")
+    app.get("form_submit_button")[0].click().run()
+    assert any("resume it first" in e for e in texts(app.error))
+
+    # curate: reject the first accepted record (or accept a rejected one), the export follows
+    app.switch_page("pages/curate.py").run()
+    assert not app.exception
+    cands = [c for c in store.candidates() if c.get("record") is not None and not c["checks"]["schema_errors"]]
+    target = cands[0]
+    from aod_core import runview
+    runview.override(store, f"{target['iteration']}:main:{target['index']}", "reject")
+    app.run()
+    assert any("1 override" in c for c in texts(app.caption))
+    app.switch_page("pages/export.py").run()
+    assert not app.exception
+    expected = store.curated()
+    assert target["record"] not in expected
+    if expected:
+        assert [m.value for m in app.metric][2] == str(len(expected))
+    app.button(key="export_report_build").click().run()
+    assert not app.exception
+
+    # runs page lists it; a second session re-attaches through the URL
+    app.switch_page("pages/runs.py").run()
+    assert any(run_dir.endswith(r) for r in app.dataframe[0].value["run"])
+    other = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    other.query_params["run"] = run_dir.rsplit("/", 1)[-1]
+    other.run()
+    assert other.session_state["run_dir"].endswith(run_dir.rsplit("/", 1)[-1])
+
+
+def test_bad_run_name_in_url_is_reported(app):
+    other = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    other.query_params["run"] = "../etc"
+    other.run()
+    assert not other.exception
+    assert any("Could not reopen" in w for w in texts(other.warning))
+
+
+def test_start_errors_show_in_the_page(app):
+    pick_demo(app, "penguins")
+    app.switch_page("pages/models.py").run()
+    app.text_input(key="set_generator").set_value("hf:/nowhere").run()
+    app.switch_page("pages/run.py").run()
+    app.button(key="run_start").click().run()
+    assert not app.exception
+    assert any("Could not start the run" in e for e in texts(app.error))
+    assert app.session_state["run_dir"] is None
+
+
+def test_two_sessions_run_two_jobs_without_seeing_each_other(app):
+    sessions = [app, AppTest.from_file(APP, default_timeout=TIMEOUT)]
+    sessions[1].run()
+    for at in sessions:
+        pick_demo(at, "penguins")
+        small_settings(at, set_iterations=1)
+        at.switch_page("pages/run.py").run()
+        at.button(key="run_start").click().run()
+        assert not at.exception and not at.error, texts(at.error)
+    a, b = (at.session_state["run_dir"] for at in sessions)
+    assert a != b
+    wait_finished(app)
+    for at, mine in zip(sessions, (a, b)):
+        at.run()
+        assert at.session_state["run_dir"] == mine
+        shown = [s.value for s in at.subheader]
+        assert mine.rsplit("/", 1)[-1] in shown and (b if mine == a else a).rsplit("/", 1)[-1] not in shown

@@ -1,0 +1,55 @@
+"""Process-wide resources and the session's current run (re-attached from the URL after a refresh)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from aod_core import runview
+from aod_core.errors import InputError
+from aod_core.jobs import SETTINGS_DEFAULTS, JobRegistry, RunJob
+from aod_core.runstore import RunStore
+
+
+@st.cache_resource(show_spinner=False)
+def registry() -> JobRegistry:
+    """One per process: every browser session's jobs and the chat models they share."""
+    return JobRegistry()
+
+
+def attach_from_url() -> None:
+    """Keep the current run in the URL (``?run=NAME``), so a refresh or a second tab finds it."""
+    name = st.query_params.get("run")
+    if st.session_state.get("run_dir") is None and name:
+        try:
+            st.session_state.run_dir = str(runview.resolve_run(name))
+        except InputError as e:
+            st.session_state.url_error = f"Could not reopen the run in the address: {e}"
+            del st.query_params["run"]
+    if st.session_state.get("run_dir"):
+        st.query_params["run"] = Path(st.session_state.run_dir).name
+
+
+def open_run(run_dir: str | Path | None) -> None:
+    st.session_state.run_dir = None if run_dir is None else str(run_dir)
+    if run_dir is None:
+        st.query_params.pop("run", None)
+
+
+def current_run() -> tuple[RunStore | None, RunJob | None]:
+    """The session's run folder (read-only view) and its job in this process, if any."""
+    run_dir = st.session_state.get("run_dir")
+    if not run_dir:
+        return None, None
+    try:
+        store = RunStore.open(run_dir, repair=False)
+    except InputError as e:
+        st.error(f"The run folder is gone or damaged: {e}")
+        open_run(None)
+        return None, None
+    return store, registry().get(run_dir)
+
+
+def settings() -> dict:
+    """The Models & settings page's values (defaults where the page was never opened)."""
+    return {k: st.session_state.get(f"set_{k}", v) for k, v in SETTINGS_DEFAULTS.items()}
