@@ -8,14 +8,10 @@ import streamlit as st
 
 from aod_core import runview
 from aod_core.errors import InputError
-from ui.state import current_run
+from ui.state import require_run
 
 st.title("Curate")
-store, job = current_run()
-if store is None:
-    st.info("No run open: start one on the Run page or reopen one on the Runs page.")
-    st.page_link("pages/runs.py", label="Go to Runs", icon=":material/history:")
-    st.stop()
+store, job = require_run()
 
 rows = runview.candidate_rows(store)
 summary = runview.run_summary(store)

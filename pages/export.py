@@ -6,14 +6,10 @@ import streamlit as st
 from aod_core import runview
 from aod_core.export import FORMATS, MIME_TYPES, render
 from aod_core.report import build_report
-from ui.state import current_run
+from ui.state import require_run
 
 st.title("Export")
-store, job = current_run()
-if store is None:
-    st.info("No run open: start one on the Run page or reopen one on the Runs page.")
-    st.page_link("pages/runs.py", label="Go to Runs", icon=":material/history:")
-    st.stop()
+store, job = require_run()
 
 summary = runview.run_summary(store)
 records = store.curated()

@@ -53,3 +53,13 @@ def current_run() -> tuple[RunStore | None, RunJob | None]:
 def settings() -> dict:
     """The Models & settings page's values (defaults where the page was never opened)."""
     return {k: st.session_state.get(f"set_{k}", v) for k, v in SETTINGS_DEFAULTS.items()}
+
+
+def require_run() -> tuple[RunStore, RunJob | None]:
+    """The current run, or an empty state pointing to where a run comes from (stops the page)."""
+    store, job = current_run()
+    if store is None:
+        st.info("No run open: start one on the Run page or reopen one on the Runs page.")
+        st.page_link("pages/runs.py", label="Go to Runs", icon=":material/history:")
+        st.stop()
+    return store, job
