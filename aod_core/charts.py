@@ -230,3 +230,42 @@ def projection(seeds: list[dict], generated: list[dict], *, labels: list[str] | 
     caption = (f"PCA of {what} over {len(names)} feature{'s' if len(names) != 1 else ''} (numbers z-scored, other values one-hot); "
                f"PC1 explains {evr[0]:.0%} and PC2 {evr[1]:.0%} of the variance{sub}.")
     return fig, caption
+
+
+# -- aod bench -----------------------------------------------------------------------------------
+
+BENCH_BARS = (  # (key in results.json, label, higher is better)
+    ("task_success_rate", "task success rate", True),
+    ("schema_valid_rate", "schema-valid rate", True),
+    ("field_overlap", "field overlap with seeds", False),
+    ("distinct_2", "distinct-2", True),
+    ("dcr_median", "median distance to closest seed", True),
+    ("seconds", "wall time (s)", False),
+)
+
+
+def bench_figures(results: dict[str, Any]) -> list[go.Figure]:
+    """``aod bench`` charts: one bar panel per headline metric (methods side by side), then the
+    per-iteration curves of every AoD method."""
+    methods = results.get("methods") or {}
+    if not methods:
+        return [_message("No method finished yet", "aod bench")]
+    names = list(methods)
+    titles = [f"{label} ({'higher' if up else 'lower'} is better)" for _, label, up in BENCH_BARS]
+    fig = make_subplots(rows=2, cols=3, subplot_titles=titles, horizontal_spacing=0.07, vertical_spacing=0.22)
+    for i, (key, label, _) in enumerate(BENCH_BARS):
+        ys = [_number(methods[n].get(key)) for n in names]
+        fig.add_trace(go.Bar(x=names, y=[0 if y is None else y for y in ys], name=label, showlegend=False,
+                             marker_color=[GROUP_COLOURS[j % len(GROUP_COLOURS)] for j in range(len(names))],
+                             text=["n/a" if y is None else f"{y:.3g}" for y in ys], textposition="outside",
+                             cliponaxis=False),
+                      row=i // 3 + 1, col=i % 3 + 1)
+    fig.update_annotations(font_size=12)
+    fig.update_layout(title=f"aod bench: {len(names)} methods, {results.get('budget')} records each",
+                      height=560, template="plotly_white", margin={"t": 90})
+    out = [fig]
+    for name, curve in (results.get("curves") or {}).items():
+        f = metric_curves(curve)
+        f.update_layout(title=f"{name}: metrics per iteration")
+        out.append(f)
+    return out

@@ -239,6 +239,21 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import Bench, BenchConfig, markdown_table  # the agent stack loads only for this command
+
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    config = BenchConfig(methods=methods, seed=args.seed, iterations=args.iterations, batch=args.batch,
+                         proposals=args.proposals, probe=args.probe, generator=args.generator, judge=args.judge,
+                         optimizer=args.optimizer, task=args.task or "", device=args.device,
+                         generator_config={"train_steps": args.fit_steps} if args.fit_steps else {})
+    log = (lambda s: None) if args.quiet else (lambda s: print(f"[bench] {s}", file=sys.stderr, flush=True))
+    results = Bench(args.dataset, args.out, config, log=log).run()
+    print(markdown_table(results), end="")
+    print(f"wrote results.json, results.md and charts.html to {args.out}", file=sys.stderr)
+    return 0
+
+
 def _add_prompt_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prompt", help="instruction text")
     p.add_argument("--prompt-file", help="a prompt JSON (text, pins, forbid, ranges, bias, sampling)")
@@ -305,6 +320,25 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("--out", required=True, help="output HTML file")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("bench", help="AoD against its baselines (static DLM, AR-only, ablations) on one dataset")
+    p.add_argument("--dataset", required=True, help="folder with schema.json, seeds.jsonl and optional holdout.jsonl")
+    p.add_argument("--out", required=True, help="output folder (new or empty)")
+    p.add_argument("--methods", default="static_dlm,ar_only,aod,aod_scalar",
+                   help="comma-separated: static_dlm, ar_only, aod, aod_scalar, aod_no_scaffold")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--iterations", type=int, default=3, help="AoD iterations; every method gets iterations x batch records")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--proposals", type=int, default=2)
+    p.add_argument("--probe", type=int, default=8)
+    p.add_argument("--generator", default="embedded")
+    p.add_argument("--judge", default="embedded", help="chat model of the judge (and of ar_only)")
+    p.add_argument("--optimizer", default="embedded")
+    p.add_argument("--task", help="task description given to every method")
+    p.add_argument("--fit-steps", type=int, help="embedded generator training steps (default: its own)")
+    p.add_argument("--device", default=None)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

@@ -316,6 +316,7 @@ class JobRegistry:
     def __init__(self, models: ModelPool | None = None) -> None:
         self.models = models or ModelPool()
         self._jobs: dict[str, RunJob] = {}
+        self.benches: dict[str, BenchJob] = {}  # aod bench jobs by output folder
         self._lock = threading.Lock()
 
     def start(self, store: RunStore, *, api_key: str | None = None, prompt: Prompt | None = None) -> RunJob:
@@ -342,6 +343,19 @@ class JobRegistry:
         with self._lock:
             return [j for j in self._jobs.values() if j.active]
 
+    def start_bench(self, dataset: Any, out: Path, config: Any) -> BenchJob:
+        """Start ``aod bench`` in the background; it shares this registry's chat models."""
+        config.check()
+        job = BenchJob(dataset, out, config, self.models)
+        with self._lock:
+            self.benches[str(Path(out).resolve())] = job
+        job.thread.start()
+        return job
+
+    def get_bench(self, out: str | Path) -> BenchJob | None:
+        with self._lock:
+            return self.benches.get(str(Path(out).resolve()))
+
 
 
 def device_summary() -> str:
@@ -351,3 +365,40 @@ def device_summary() -> str:
     if torch.cuda.is_available():
         return f"GPU: {torch.cuda.get_device_name(0)} (torch {torch.__version__}); `auto` uses it."
     return f"No GPU: models run on the CPU with {torch.get_num_threads()} threads (torch {torch.__version__})."
+
+
+class BenchJob:
+    """``aod bench`` for the app: one worker thread, a log for the page; results are read from
+    the output folder, which the bench rewrites after every method."""
+
+    def __init__(self, dataset: Any, out: Path, config: Any, models: ModelPool):
+        self.out, self.config, self.models, self.dataset = Path(out), config, models, dataset
+        self._lock = threading.Lock()
+        self._lines: deque[str] = deque(maxlen=200)
+        self.status, self.error = "running", None
+        self.thread = threading.Thread(target=self._work, name=f"aod-bench-{self.out.name}", daemon=True)
+
+    def _log(self, line: str) -> None:
+        with self._lock:
+            self._lines.append(f"{time.strftime('%H:%M:%S')} {line}")
+
+    def _work(self) -> None:
+        from .bench import Bench
+
+        try:
+            cache = {spec: self.models.get(spec, self.config.device) for spec in {self.config.judge, self.config.optimizer}}
+            Bench(self.dataset, self.out, self.config, chat_cache=cache, log=self._log).run()
+            self.status = "finished"
+        except InputError as e:
+            self.status, self.error = "failed", str(e)
+        except Exception as e:  # shown in the page; results of finished methods stay in the folder
+            log.error("bench %s failed:\n%s", self.out, traceback.format_exc())
+            self.status, self.error = "failed", f"{type(e).__name__}: {e}"
+
+    def lines(self) -> list[str]:
+        with self._lock:
+            return list(self._lines)
+
+    @property
+    def active(self) -> bool:
+        return self.thread.is_alive()

@@ -43,6 +43,9 @@ class LoopSettings:
     probe: int = 8  # probe batch size for comparing prompts
     seed: int = 0
     weights: RewardWeights = field(default_factory=RewardWeights)
+    # False: the optimizer sees the reward history only, never the judge's words (the aod_scalar
+    # ablation, which isolates what verbal feedback adds over a scalar signal).
+    verbal_feedback: bool = True
 
 
 @dataclass
@@ -52,6 +55,9 @@ class Event:
     iteration: int
     data: dict[str, Any] = field(default_factory=dict)
     time: float = field(default_factory=time.time)
+
+
+SCALAR_ONLY = "(no feedback: improve the reward shown in the history)"
 
 
 class Stopped(Exception):
@@ -200,7 +206,8 @@ class AoDLoop:
         if not last and s.proposals > 0:
             self._checkpoint(it)
             t0 = time.perf_counter()
-            proposals = self.opt.propose(prompt, judgement.feedback, self.history, s.proposals,
+            feedback = judgement.feedback if s.verbal_feedback else SCALAR_ONLY
+            proposals = self.opt.propose(prompt, feedback, self.history, s.proposals,
                                          check=self.gen.check_prompt, seed=self._seed(it, 1))
             t_opt = time.perf_counter() - t0
             self.on_event(Event("proposals", it, {"proposals": [_proposal_row(p) for p in proposals]}))

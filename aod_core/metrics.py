@@ -7,6 +7,8 @@ so rates from different generators are comparable. Records are compared by their
 from __future__ import annotations
 
 import json
+import math
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -107,15 +109,33 @@ def field_overlap(records: Sequence[Any], seeds: Sequence[Any]) -> float:
     return sum(per) / len(per) if per else 0.0
 
 
-def distinct_n(records: Sequence[Any], n: int = 2) -> float:
-    """Distinct-n over serialized values: each record is the sequence of its leaf values (as JSON
-    text, in key order); the share of n-grams across the batch that are unique. Range [0, 1],
-    higher is more diverse; 0 when there is no n-gram."""
+def value_ngrams(records: Sequence[Any], n: int) -> list[tuple[str, ...]]:
+    """Every n-gram of serialized values across the batch: each record is the sequence of its leaf
+    values (as JSON text, in key order); n-grams never cross record boundaries."""
     grams = []
     for r in records:
         toks = [canonical_record(v) for _, v in leaves(r)]
         grams.extend(tuple(toks[i : i + n]) for i in range(len(toks) - n + 1))
+    return grams
+
+
+def distinct_n(records: Sequence[Any], n: int = 2) -> float:
+    """Distinct-n over serialized values: each record is the sequence of its leaf values (as JSON
+    text, in key order); the share of n-grams across the batch that are unique. Range [0, 1],
+    higher is more diverse; 0 when there is no n-gram."""
+    grams = value_ngrams(records, n)
     return len(set(grams)) / len(grams) if grams else 0.0
+
+
+def ngram_entropy(records: Sequence[Any], n: int = 2) -> float:
+    """Ent-n: Shannon entropy in bits, -sum p(g) log2 p(g), of the batch's value n-gram distribution
+    (the n-grams of ``distinct_n``). Range [0, log2(#n-grams)], higher is more diverse; 0 when there
+    is no n-gram."""
+    counts = Counter(value_ngrams(records, n))
+    total = sum(counts.values())
+    if not total:
+        return 0.0
+    return max(0.0, -sum(c / total * math.log2(c / total) for c in counts.values()))
 
 
 def task_success(valid: Sequence[bool], duplicate: Sequence[bool], copy: Sequence[bool], judged_ok: Sequence[bool]) -> list[bool]:

@@ -12,6 +12,7 @@ from aod_core.errors import InputError
 from aod_core.jobs import config_from_settings
 from aod_core.runner import create_run_from
 from aod_core.runstore import RunStore
+from ui.compare import compare_section
 from ui.state import current_run, open_run, registry, settings
 
 st.title("Run")
@@ -46,6 +47,7 @@ def start_new() -> None:
 store, job = current_run()
 if store is None:
     start_new()
+    compare_section()
     st.stop()
 
 # ---- header and controls -------------------------------------------------------------------------
@@ -204,3 +206,4 @@ if submitted:
         st.success("Prompt edit queued for the next iteration.")
         st.rerun()
 st.caption(f"Run folder: `{Path(store.path)}`")
+compare_section()

@@ -161,8 +161,9 @@ def test_upload_run_steer_curate_export(server, page, tmp_path):
     while _state(run_dir) not in ("finished", "failed") and time.time() < end:
         time.sleep(1)
     assert _state(run_dir) == "finished", (run_dir / "state.json").read_text()
-    page.get_by_role("button", name="New run").wait_for()  # the page redrew for the finished run
-    page.get_by_role("button", name="Resume").wait_for(state="detached")
+    page.get_by_role("button", name="Pause").wait_for(state="detached")  # the page redrew for the finished run
+    page.get_by_text("finished", exact=True).first.wait_for()
+    page.mouse.move(0, 0)
     page.screenshot(path=str(page.shots / "run-finished.png"), full_page=True)
     store = RunStore.open(run_dir, repair=False)
     authors = [p["author"] for p in store.prompts() if p["role"] == "used"]
