@@ -28,6 +28,7 @@ Over the parsed records::
     dcr_closer_than_holdout_p05  lower [0, 1]  share of records closer to a seed than the holdout's 5th percentile
     ks_mean                  lower   [0, 1]   mean KS statistic over numeric fields, vs seeds
     tvd_mean                 lower   [0, 1]   mean total variation distance over categorical fields, vs seeds
+                                              (high-cardinality fields left out, see below)
     corr_gap_mean            lower   [0, 2]   mean |Pearson_gen - Pearson_ref| over numeric field pairs, vs seeds
     contingency_gap_mean     lower   [0, 1]   mean TVD of joint distributions over categorical field pairs, vs seeds
     knn_precision            higher  [0, 1]   share of records inside the seeds' k-NN balls (k = 3)
@@ -49,7 +50,10 @@ there): *numeric* when every non-null value is a finite JSON number (booleans ar
 *categorical*. Categorical values are compared by canonical JSON, and ``null`` is a category of its
 own; numeric fields ignore nulls, and a non-number in a numeric field counts as ``mismatched`` in
 ``per_field`` (left out of the statistics, "missing" in the distance space). An all-null field is
-categorical with the single category ``null``.
+categorical with the single category ``null``. A categorical field is *high-cardinality* (ids, dates,
+free text) when that same set holds more than max(20, half its values) distinct values there: its
+TVD is still in ``per_field``, but it is left out of ``tvd_mean``, the contingency gaps and the
+distance space (one-hot over unique values says nothing but "different"), with a note.
 
 *Marginals.* KS = ``scipy.stats.ks_2samp(...).statistic`` = sup |F_gen - F_ref| over all values of
 the field; TVD = 1/2 sum_c |p_gen(c) - p_ref(c)| over the union of categories. ``None`` when either
@@ -59,9 +63,9 @@ than 2 common records) has gap ``None`` and is left out of the mean. Contingency
 joint (a, b) distributions over records where both are present (TabSyn's ContingencyScore); mixed
 numeric x categorical pairs are not scored.
 
-*Distance space (DCR, k-NN).* Built from the seeds' fields. Numeric field: min-max scaled by the seed
-range, ``(x - min) / (max - min)`` (not clipped; a constant seed column gives 0 for the constant and 1
-for anything else); a pooled numeric field uses the mean of the record's items; a missing value takes
+*Distance space (DCR, k-NN).* Built from the seeds' fields (high-cardinality ones left out).
+Numeric field: min-max scaled by the seed range, ``(x - min) / (max - min)`` (not clipped; a
+constant seed column gives 0 for the constant and 1 for anything else); a pooled numeric field uses the mean of the record's items; a missing value takes
 the scaled seed median, and a 0/1 "missing" coordinate is added when any record of any set misses the
 field. Categorical field: one-hot over the seeds' categories plus ``<other>`` (a value no seed has)
 and ``<absent>``, scaled by 1/sqrt(2) so that two different categories are at distance 1 (pooled:
@@ -116,6 +120,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import warnings
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -137,6 +142,7 @@ NUM_PERM = 128
 KNN_K = 3
 MAX_PAIRS = 10_000_000
 LEXICAL_DIM = 1024
+HIGH_CARDINALITY_MIN = 20
 _ZERO = 1e-12  # squared distances below this are round-off: 0
 
 
@@ -181,7 +187,8 @@ METRICS: dict[str, MetricInfo] = {
     "dcr_closer_than_holdout_p05": _m("lower", 0, 1, "share of records closer to a seed than the holdout's "
                                                      "5th percentile (about 0.05 for real-like data)"),
     "ks_mean": _m("lower", 0, 1, "mean KS statistic over numeric fields, vs seeds"),
-    "tvd_mean": _m("lower", 0, 1, "mean total variation distance over categorical fields, vs seeds"),
+    "tvd_mean": _m("lower", 0, 1, "mean total variation distance over categorical fields "
+                                "(not high-cardinality), vs seeds"),
     "corr_gap_mean": _m("lower", 0, 2, "mean |Pearson gap| over numeric field pairs, vs seeds"),
     "contingency_gap_mean": _m("lower", 0, 1, "mean joint-distribution TVD over categorical field pairs, vs seeds"),
     "knn_precision": _m("higher", 0, 1, "share of records inside the seeds' 3-NN balls (precision, "
@@ -227,7 +234,9 @@ def flatten(record: Any) -> dict[str, list[Any]]:
 
 
 def _is_num(v: Any) -> bool:
-    return (type(v) is int or type(v) is float) and math.isfinite(v) and abs(v) < 1e300
+    if type(v) is int:
+        return -1e300 < v < 1e300  # compared exactly: no float overflow for huge ints
+    return type(v) is float and math.isfinite(v)
 
 
 class _Columns:
@@ -287,6 +296,21 @@ def _kinds(sets: Sequence[_Columns]) -> dict[str, str]:
     return kinds
 
 
+def _high_cardinality(sets: Sequence[_Columns], kinds: dict[str, str]) -> set[str]:
+    """Categorical fields with more than max(HIGH_CARDINALITY_MIN, half their values) distinct values
+    in the first set (seeds, holdout, records) that has values there: ids, dates, free text."""
+    out = set()
+    for p, kind in kinds.items():
+        if kind != "categorical":
+            continue
+        for s in sets:
+            if s.vals.get(p):
+                if len(set(s.keys(p))) > max(HIGH_CARDINALITY_MIN, len(s.vals[p]) / 2):
+                    out.add(p)
+                break
+    return out
+
+
 def _codes(*lists: Sequence[str]) -> list[np.ndarray]:
     """Shared integer codes for several lists of category keys."""
     allk = pd.factorize(pd.Series([k for lst in lists for k in lst], dtype=object))[0]
@@ -324,7 +348,9 @@ def ks_statistic(a: Sequence[float], b: Sequence[float]) -> float | None:
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if len(a) == 0 or len(b) == 0:
         return None
-    return _unit(float(ks_2samp(a, b, method="asymp").statistic))
+    with np.errstate(all="ignore"), warnings.catch_warnings():  # only the statistic is used, not the p-value
+        warnings.simplefilter("ignore")
+        return _unit(float(ks_2samp(a, b, method="asymp").statistic))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -337,7 +363,11 @@ _TOKEN = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|\w+")  # a number is one 
 def shingles(record: Any, k: int = SHINGLE_TOKENS) -> frozenset[str]:
     """Runs of ``k`` tokens of the record's canonical JSON (one run when it has fewer); tokens are
     numbers (sign, decimals and exponent included) and ``\\w+`` words, punctuation dropped."""
-    toks = _TOKEN.findall(M.canonical_record(record))
+    return _shingles(M.canonical_record(record), k)
+
+
+def _shingles(text: str, k: int = SHINGLE_TOKENS) -> frozenset[str]:
+    toks = _TOKEN.findall(text)
     if len(toks) <= k:
         return frozenset([" ".join(toks)]) if toks else frozenset()
     return frozenset(" ".join(toks[i: i + k]) for i in range(len(toks) - k + 1))
@@ -354,8 +384,8 @@ def near_duplicates(records: Sequence[Any], seeds: Sequence[Any] = (), *,
     from datasketch import MinHash, MinHashLSH
 
     recs = list(records)
-    sh = [shingles(r) for r in recs]
     canon = [M.canonical_record(r) for r in recs]
+    sh = [_shingles(c) for c in canon]
     enc = [[s.encode("utf-8") for s in x] for x in sh]
     hashes = MinHash.bulk(enc, num_perm=NUM_PERM) if recs else []
     lsh = MinHashLSH(threshold=threshold, num_perm=NUM_PERM)
@@ -467,9 +497,12 @@ class FeatureSpace:
 
     OTHER, ABSENT = "<other>", "<absent>"
 
-    def __init__(self, seeds: _Columns, kinds: dict[str, str], others: Sequence[_Columns]):
+    def __init__(self, seeds: _Columns, kinds: dict[str, str], others: Sequence[_Columns],
+                 exclude: set[str] = frozenset()):
         self.fields: list[tuple[str, str, Any]] = []
         for p in seeds.vals:
+            if p in exclude:
+                continue
             x, own, _, _ = seeds.numeric(p) if kinds[p] == "numeric" else (np.zeros(0), None, 0, 0)
             if len(x):
                 per = self._per_record(x, own, seeds.n)
@@ -689,8 +722,10 @@ def audit(records: Sequence[Any], seeds: Sequence[Any], *, schema: LoadedSchema 
 
     fo_recs = sample("field_overlap", recs, cap(len(seeds))) if seeds else recs
     out["field_overlap"] = M.field_overlap(fo_recs, seeds)
-    out["distinct_1"], out["distinct_2"] = M.distinct_n(recs, 1), M.distinct_n(recs, 2)
-    out["entropy_1"], out["entropy_2"] = M.ngram_entropy(recs, 1), M.ngram_entropy(recs, 2)
+    seqs = M.value_sequences(recs)  # = M.distinct_n / M.ngram_entropy, serialising values once
+    for k in (1, 2):
+        grams = M.ngrams_of(seqs, k)
+        out[f"distinct_{k}"], out[f"entropy_{k}"] = M.distinct_share(grams), M.entropy_bits(grams)
 
     # Embeddings.
     if callable(embedder):
@@ -718,6 +753,11 @@ def audit(records: Sequence[Any], seeds: Sequence[Any], *, schema: LoadedSchema 
     hc = _Columns(hold) if hold is not None else None
     sets = [s for s in (sc, hc, gc) if s is not None]
     kinds = _kinds(sets)
+    high = _high_cardinality(sets, kinds)
+    if high:
+        notes.append(f"high-cardinality categorical field(s) (more than max({HIGH_CARDINALITY_MIN}, half the values) "
+                     "distinct: ids, dates, free text) left out of tvd_mean, contingency gaps and the distance "
+                     f"space: {', '.join(sorted(high))}")
     refs = [("seeds", sc)] + ([("holdout", hc)] if hc is not None else [])
     per_field: dict[str, dict[str, Any]] = {}
     for p, kind in kinds.items():
@@ -736,6 +776,7 @@ def audit(records: Sequence[Any], seeds: Sequence[Any], *, schema: LoadedSchema 
             codes = _codes(*keys)
             entry["n"] = {"records": len(keys[0])}
             entry["null"] = {"records": keys[0].count("null")}
+            entry["high_cardinality"] = p in high
             for (name, _), k, c in zip(refs, keys[1:], codes[1:]):
                 entry["n"][name], entry["null"][name] = len(k), k.count("null")
                 entry[f"tvd_{name}"] = _tvd_codes(codes[0], c)
@@ -752,7 +793,8 @@ def audit(records: Sequence[Any], seeds: Sequence[Any], *, schema: LoadedSchema 
             continue
         sfx = "" if name == "seeds" else "_holdout"
         out[f"ks_mean{sfx}"] = _mean([e.get(f"ks_{name}") for e in per_field.values() if e["kind"] == "numeric"])
-        out[f"tvd_mean{sfx}"] = _mean([e.get(f"tvd_{name}") for e in per_field.values() if e["kind"] == "categorical"])
+        out[f"tvd_mean{sfx}"] = _mean([e.get(f"tvd_{name}") for e in per_field.values()
+                                     if e["kind"] == "categorical" and not e["high_cardinality"]])
         # Pearson gaps over non-pooled numeric fields.
         num = [p for p, k in kinds.items() if k == "numeric" and "[*]" not in p]
         gaps = []
@@ -769,13 +811,13 @@ def audit(records: Sequence[Any], seeds: Sequence[Any], *, schema: LoadedSchema 
             notes.append(f"corr_gap_mean{sfx}: {gaps.count(None)} of {len(gaps)} numeric pairs skipped "
                          "(correlation undefined: constant column or fewer than 2 common records)")
         # Contingency gaps over non-pooled categorical fields.
-        cat = [p for p, k in kinds.items() if k == "categorical" and "[*]" not in p]
+        cat = [p for p, k in kinds.items() if k == "categorical" and "[*]" not in p and p not in high]
         cgaps = []
         if len(cat) >= 2:
             coded = {p: _record_codes(p, gc, ref) for p in cat}
             for i in range(len(cat)):
                 for j in range(i + 1, len(cat)):
-                    (ga, ra, ka), (gb, rb, kb) = coded[cat[i]], coded[cat[j]]
+                    (ga, ra, _), (gb, rb, kb) = coded[cat[i]], coded[cat[j]]
                     mg, mr = (ga >= 0) & (gb >= 0), (ra >= 0) & (rb >= 0)
                     g = _tvd_codes(ga[mg] * kb + gb[mg], ra[mr] * kb + rb[mr])
                     cgaps.append(g)
@@ -783,8 +825,10 @@ def audit(records: Sequence[Any], seeds: Sequence[Any], *, schema: LoadedSchema 
         out[f"contingency_gap_mean{sfx}"] = _mean(cgaps)
 
     # Distance space: DCR and k-NN precision / recall.
-    if recs and seeds:
-        space = FeatureSpace(sc, kinds, [s for s in (gc, hc) if s is not None])
+    space = FeatureSpace(sc, kinds, [s for s in (gc, hc) if s is not None], high) if recs and seeds else None
+    if space is not None and not space.n_fields:
+        notes.append("no seed field is usable for distances: DCR and k-NN metrics are None")
+    if space is not None and space.n_fields:
         fg, fs = space.transform(gc), space.transform(sc)
         fg_dcr = sample("dcr", fg, cap(len(fs)))
         dcr = closest_distances(fg_dcr, fs)

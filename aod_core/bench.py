@@ -102,19 +102,20 @@ def _loop_rows(store: RunStore) -> list[dict[str, Any]]:
 
 
 def method_metrics(rows: list[dict[str, Any]], dataset, seed: int = 0) -> dict[str, Any]:
-    """The suite over one method's judged candidates (rows as stored in a run's candidates.jsonl)."""
+    """The Data Auditor suite over one method's judged candidates (rows as in candidates.jsonl).
+
+    Rates are over all candidates (one that did not parse counts against its method).
+    ``task_success_rate`` is the loop's own (exact checks passed, including 'not accepted
+    before', and the judge accepted), so it is the same number the AoD runs report."""
     from .audit import audit
 
-    n = len(rows)
-    records = [r["record"] for r in rows if r.get("record") is not None]
-    verdicts = [r.get("verdict") == "accept" for r in rows if r.get("record") is not None]
+    cands = [Candidate(text=r.get("text"), record=r.get("record"),
+                       error=None if r.get("record") is not None else (r.get("decode_error") or "did not parse"))
+             for r in rows]
     holdout = dataset.holdout.records if dataset.holdout else None
-    out = audit(records, dataset.seeds.records, schema=dataset.schema, holdout=holdout, verdicts=verdicts, seed=seed)
-    # Rates over all candidates (a record that did not parse still counts against its method).
-    out["candidates"] = n
-    out["valid_json_rate"] = len(records) / n if n else 0.0
-    out["schema_valid_rate"] = sum(1 for r in rows if r.get("record") is not None
-                                   and not (r.get("checks") or {}).get("schema_errors")) / n if n else 0.0
+    out = audit(cands, dataset.seeds.records, schema=dataset.schema, holdout=holdout,
+                verdicts=[r.get("verdict") == "accept" for r in rows], seed=seed)
+    n = len(rows)
     out["task_success_rate"] = sum(r["success"] for r in rows) / n if n else 0.0
     out["judge_accept_rate"] = sum(r.get("verdict") == "accept" for r in rows) / n if n else 0.0
     return out

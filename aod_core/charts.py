@@ -65,7 +65,8 @@ def metric_curves(metrics: list[dict]) -> go.Figure:
                                  cliponaxis=False, showlegend=False, hovertemplate=f"{label}<br>iteration %{{x}}: %{{y:.3f}}<extra></extra>"),
                       row=i // 3 + 1, col=i % 3 + 1)
     fig.update_yaxes(range=[0, 1])
-    fig.update_xaxes(title_text="iteration", dtick=1 if len(rows) <= 20 else None, row=2)
+    fig.update_xaxes(dtick=1 if len(rows) <= 20 else None)
+    fig.update_xaxes(title_text="iteration", row=2)
     fig.update_annotations(font_size=12)
     fig.update_layout(title="Metrics per iteration", height=520, template="plotly_white", margin={"t": 90})
     return fig

@@ -25,7 +25,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
-from .agents.judge import Judge, Judgement, verdict_row
+from .agents.judge import Judge, verdict_row
 from .agents.optimizer import PromptOptimizer, Proposal, prompt_summary
 from .generators.base import Generator
 from .metrics import canonical_record

@@ -109,33 +109,46 @@ def field_overlap(records: Sequence[Any], seeds: Sequence[Any]) -> float:
     return sum(per) / len(per) if per else 0.0
 
 
+def value_sequences(records: Sequence[Any]) -> list[list[str]]:
+    """Each record as the sequence of its leaf values (as JSON text, in key order)."""
+    return [[canonical_record(v) for _, v in leaves(r)] for r in records]
+
+
+def ngrams_of(sequences: Sequence[Sequence[str]], n: int) -> list[tuple[str, ...]]:
+    """Every n-gram of every sequence; n-grams never cross sequence (record) boundaries."""
+    return [tuple(t[i : i + n]) for t in sequences for i in range(len(t) - n + 1)]
+
+
 def value_ngrams(records: Sequence[Any], n: int) -> list[tuple[str, ...]]:
-    """Every n-gram of serialized values across the batch: each record is the sequence of its leaf
-    values (as JSON text, in key order); n-grams never cross record boundaries."""
-    grams = []
-    for r in records:
-        toks = [canonical_record(v) for _, v in leaves(r)]
-        grams.extend(tuple(toks[i : i + n]) for i in range(len(toks) - n + 1))
-    return grams
+    """Every n-gram of serialized values across the batch (see ``value_sequences``)."""
+    return ngrams_of(value_sequences(records), n)
+
+
+def distinct_share(grams: Sequence[Any]) -> float:
+    """Unique / total n-grams; 0 when there is none."""
+    return len(set(grams)) / len(grams) if grams else 0.0
+
+
+def entropy_bits(grams: Sequence[Any]) -> float:
+    """Shannon entropy in bits, -sum p log2 p, of the n-grams' empirical distribution; 0 when empty."""
+    counts = Counter(grams)
+    total = len(grams)
+    if not total:
+        return 0.0
+    return max(0.0, -sum(c / total * math.log2(c / total) for c in counts.values()))
 
 
 def distinct_n(records: Sequence[Any], n: int = 2) -> float:
     """Distinct-n over serialized values: each record is the sequence of its leaf values (as JSON
     text, in key order); the share of n-grams across the batch that are unique. Range [0, 1],
     higher is more diverse; 0 when there is no n-gram."""
-    grams = value_ngrams(records, n)
-    return len(set(grams)) / len(grams) if grams else 0.0
+    return distinct_share(value_ngrams(records, n))
 
 
 def ngram_entropy(records: Sequence[Any], n: int = 2) -> float:
-    """Ent-n: Shannon entropy in bits, -sum p(g) log2 p(g), of the batch's value n-gram distribution
-    (the n-grams of ``distinct_n``). Range [0, log2(#n-grams)], higher is more diverse; 0 when there
-    is no n-gram."""
-    counts = Counter(value_ngrams(records, n))
-    total = sum(counts.values())
-    if not total:
-        return 0.0
-    return max(0.0, -sum(c / total * math.log2(c / total) for c in counts.values()))
+    """Ent-n: Shannon entropy in bits of the batch's value n-gram distribution (the n-grams of
+    ``distinct_n``). Range [0, log2(#n-grams)], higher is more diverse; 0 when there is no n-gram."""
+    return entropy_bits(value_ngrams(records, n))
 
 
 def task_success(valid: Sequence[bool], duplicate: Sequence[bool], copy: Sequence[bool], judged_ok: Sequence[bool]) -> list[bool]:

@@ -245,3 +245,22 @@ def live_candidates(store: RunStore, rows: list[dict[str, Any]]) -> list[dict[st
                     "accepted": c.get("accepted"), "reasons": "; ".join(c.get("reasons") or []),
                     "record": json.dumps(c["record"], ensure_ascii=False) if c.get("record") is not None else c.get("text", "")})
     return out
+
+
+def audit_rows(store: RunStore, records: list[Any]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The Data Auditor suite over ``records`` (e.g. the curated export) against the run's seeds, as
+    (metric, value, better, range, meaning) rows, and the suite's notes."""
+    from .audit import METRICS, audit
+    from .schema import load_schema
+
+    schema = load_schema(store.path / "inputs" / "schema.json")
+    result = audit(records, run_seeds(store), schema=schema)
+    rows = []
+    for name, info in METRICS.items():
+        value = result.get(name)
+        if value is None or name.endswith("_holdout") or name.startswith("dcr_holdout"):
+            continue
+        lo, hi = info.range
+        rows.append({"metric": name, "value": value, "better": info.direction,
+                     "range": f"[{lo}, {'∞' if hi is None else hi}]", "meaning": info.description})
+    return rows, list(result.get("notes") or []) + [f"embedder: {(result.get('embedder') or {}).get('name', 'lexical')}"]

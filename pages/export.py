@@ -32,6 +32,20 @@ else:
         col.download_button(f"Download {fmt.upper()}", render(records, fmt), file_name=f"{store.path.name}.{fmt}",
                             mime=MIME_TYPES[fmt], key=f"export_{fmt}", icon=":material/download:", on_click="ignore")
 
+st.subheader("Audit")
+st.caption("The Data Auditor metrics of the records to export against the run's seeds: validity, copies, "
+           "near-duplicates, diversity, distance to the seeds and per-field fidelity.")
+if records and st.button("Audit the records to export", key="export_audit", icon=":material/query_stats:"):
+    with st.spinner("Auditing…"):
+        st.session_state.export_audit_rows = (store.path.name, len(records), *runview.audit_rows(store, records))
+audited = st.session_state.get("export_audit_rows")
+if audited and audited[0] == store.path.name:
+    st.caption(f"{audited[1]} records audited.")
+    st.dataframe(audited[2], hide_index=True, key="export_audit_table",
+                 column_config={"value": st.column_config.NumberColumn(format="%.3f")})
+    for note in audited[3]:
+        st.caption(note)
+
 st.subheader("Run report")
 st.caption("One self-contained HTML page (works offline): configuration without secrets, prompt history, metric "
            "charts, the judge's feedback and sample records.")

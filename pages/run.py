@@ -92,13 +92,16 @@ if status == "interrupted":
 
 
 # ---- live view ------------------------------------------------------------------------------------
-@st.fragment(run_every=1.5 if view and view.active else None)
+# A run worked on by another process (``aod run``, another app) is polled through its folder.
+@st.fragment(run_every=1.5 if (view and view.active) or status in ("running", "paused") else None)
 def live() -> None:
     v = job.view() if job else None
     if v is not None and view is not None and v.status != view.status:
         st.rerun(scope="app")  # paused, resumed, finished...: redraw the controls
     s = runview.run_summary(store)
-    st.markdown(f"**Status:** `{v.status if v else status}`" + (f" · {v.phase}" if v and v.active else ""))
+    shown = v.status if v else s["status"]
+    st.markdown(f"**Status:** `{shown}`" + (f" · {v.phase}" if v and v.active else
+                                            " · worked on by another process" if not v and shown in ("running", "paused") else ""))
     if v and v.active:
         st.progress(v.fit.frac, text=v.fit.text or "Fitting the generator")
         st.progress(v.denoise.frac, text=v.denoise.text or "Denoising: waiting")

@@ -1,6 +1,5 @@
 """The Models, Run, Curate, Export and Runs pages through AppTest, with a scripted chat model standing
 in for the agents (the real embedded models are driven by the browser test)."""
-import json
 import time
 
 import pytest
@@ -103,6 +102,11 @@ def test_start_a_run_watch_curate_export_and_reopen(app, tmp_path):
         assert [m.value for m in app.metric][2] == str(len(expected))
     app.button(key="export_report_build").click().run()
     assert not app.exception
+    if expected:
+        app.button(key="export_audit").click().run()
+        assert not app.exception
+        audit = next(df.value for df in app.dataframe if "metric" in df.value.columns)
+        assert {"schema_valid_rate", "field_overlap", "distinct_2"} <= set(audit["metric"])
 
     # runs page lists it; a second session re-attaches through the URL
     app.switch_page("pages/runs.py").run()
@@ -149,3 +153,24 @@ def test_two_sessions_run_two_jobs_without_seeing_each_other(app):
         assert at.session_state["run_dir"] == mine
         shown = [s.value for s in at.subheader]
         assert mine.rsplit("/", 1)[-1] in shown and (b if mine == a else a).rsplit("/", 1)[-1] not in shown
+
+
+def test_run_page_compares_methods_on_the_current_dataset(app, monkeypatch):
+    from test_bench import scripted
+
+    monkeypatch.setattr("aod_core.jobs.load_chat_model", lambda spec, **kw: ScriptedChatModel(scripted))
+    pick_demo(app, "penguins")
+    small_settings(app, set_iterations=1, set_batch=4)
+    app.switch_page("pages/run.py").run()
+    app.multiselect(key="bench_methods").set_value(["static_dlm", "ar_only", "aod"]).run()
+    app.button(key="bench_start").click().run()
+    assert not app.exception and not app.error, texts(app.error)
+    from ui.state import registry
+
+    job = registry().get_bench(app.session_state["bench_dir"])
+    job.thread.join(240)
+    assert job.status == "finished", job.error
+    app.run()
+    table = next(df.value for df in app.dataframe if "method" in df.value.columns)
+    assert list(table["method"]) == ["static_dlm", "ar_only", "aod"]
+    assert table["task_success_rate"].between(0, 1).all()

@@ -272,3 +272,14 @@ def test_demo_holdout_audits_like_real_data(get_demo):
     assert out["dcr_closer_than_holdout_p05"] <= 0.1
     assert 0.0 <= out["ks_mean"] <= 1 and out["ks_mean_holdout"] == 0.0 and out["tvd_mean_holdout"] == 0.0
     assert out["knn_precision"] > 0.5 and out["knn_recall"] > 0.3
+
+
+def test_high_cardinality_field_left_out_of_means_and_distances():
+    seeds = [{"id": f"s{i}", "c": "ab"[i % 2], "x": i} for i in range(30)]
+    records = [{"id": f"r{i}", "c": "ab"[i % 2], "x": i} for i in range(30)]
+    out = strict_json(audit(records, seeds))
+    assert out["per_field"]["$.id"]["high_cardinality"] and out["per_field"]["$.id"]["tvd_seeds"] == 1.0
+    assert not out["per_field"]["$.c"]["high_cardinality"]
+    assert out["tvd_mean"] == 0.0 and out["contingency_gap_mean"] is None  # only c is left
+    assert out["dcr_median"] == 0.0  # equal apart from the id
+    assert any("high-cardinality" in n and "$.id" in n for n in out["notes"])

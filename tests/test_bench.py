@@ -15,7 +15,7 @@ from aod_core.schema import load_schema
 from test_loop import PENGUINS, TINY, respond
 
 AR_RECORD = {"species": "Gentoo", "island": "Biscoe", "bill_length_mm": 47.1, "bill_depth_mm": 14.9,
-             "flipper_length_mm": 216, "body_mass_g": 5100, "sex": "male"}
+             "flipper_length_mm": 216, "body_mass_g": 5100, "sex": "male", "year": 2008}
 
 
 def scripted(messages):
@@ -64,7 +64,7 @@ def test_bench_compares_methods_on_the_same_budget(dataset, tmp_path):
     results = Bench(dataset, out, config, chat_cache={"embedded": chat}).run()
     assert set(results["methods"]) == {"static_dlm", "ar_only", "aod", "aod_scalar"}
     for name, m in results["methods"].items():
-        assert m["candidates"] == 8, name
+        assert m["n_candidates"] == 8, name
         for key in ("task_success_rate", "field_overlap", "schema_valid_rate", "distinct_2", "dcr_median", "seconds"):
             assert key in m, (name, key)
         assert 0.0 <= m["task_success_rate"] <= 1.0
@@ -96,3 +96,17 @@ def test_cli_bench_bad_input_is_one_line_exit_2(dataset, tmp_path, capsys):
     assert main(["bench", "--dataset", str(dataset), "--out", str(tmp_path / "o"), "--methods", "aod,x"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown method" in err[0]
+
+
+def test_cli_audit_counts_unparsed_lines_and_writes_json(tmp_path, capsys):
+    lines = (PENGUINS / "holdout.jsonl").read_text().splitlines()[:5] + ["{not json"]
+    f = tmp_path / "gen.jsonl"
+    f.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "audit.json"
+    args = ["audit", "--schema", str(PENGUINS / "schema.json"), "--seeds", str(PENGUINS / "seeds.jsonl"), "--records", str(f)]
+    assert main(args + ["--out", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert r["n_candidates"] == 6 and r["valid_json_rate"] == pytest.approx(5 / 6)
+    assert r["exact_copy_rate"] == 0.0 and r["embedder"]["semantic"] is False
+    assert main(args[:-1] + [str(tmp_path / "missing.jsonl")]) == 2
+    assert "records file not found" in capsys.readouterr().err

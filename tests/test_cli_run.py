@@ -1,7 +1,6 @@
 """``aod run`` / ``resume`` / ``export`` in-process, with a scripted chat model in place of the agents' LLM."""
 import csv
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest

@@ -1,7 +1,6 @@
 """Background jobs for the app, curation overrides and run views, with a tiny DLM and scripted agents."""
 import json
 import time
-from pathlib import Path
 
 import pytest
 
