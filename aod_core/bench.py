@@ -133,6 +133,8 @@ class Bench:
         if not self.dataset.seeds.records:
             raise InputError("no valid seed records", where=str(self.dataset.folder))
         self.out = Path(out)
+        if self.out.exists() and not self.out.is_dir():
+            raise InputError("is a file; give a folder for the results", where=str(self.out))
         if self.out.exists() and any(self.out.iterdir()):
             raise InputError("output folder exists and is not empty", where=str(self.out))
         if not self.out.parent.exists():

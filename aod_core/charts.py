@@ -34,7 +34,10 @@ def _number(v: Any) -> float | None:
     """A finite float, or None for missing / None / bool / NaN (a bool is not a rate)."""
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         return None
-    v = float(v)
+    try:
+        v = float(v)
+    except OverflowError:  # an integer too large for a float
+        return None
     return v if math.isfinite(v) else None
 
 

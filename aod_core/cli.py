@@ -224,14 +224,18 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_out_file(out: Path) -> None:
+    if out.is_dir():
+        raise InputError("is a folder; give a file path", where=str(out))
+    if not out.parent.exists():
+        raise InputError(f"output folder {out.parent} does not exist", where=str(out))
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from .report import build_report  # plotly loads only for this command
 
     out = Path(args.out)
-    if out.is_dir():
-        raise InputError("is a folder; give a file path for the report", where=str(out))
-    if not out.parent.exists():
-        raise InputError(f"output folder {out.parent} does not exist", where=str(out))
+    _check_out_file(out)
     store = RunStore.open(args.run_dir, repair=False)  # read-only: the run may still be going
     atomic_write_text(out, build_report(store, overrides={"accepted": store.curated()}))
     print(f"wrote the report of {store.iterations_done()} iterations to {out}", file=sys.stderr)
@@ -242,6 +246,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import Bench, BenchConfig, markdown_table  # the agent stack loads only for this command
 
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    if args.fit_steps is not None and args.fit_steps < 1:
+        raise InputError(f"--fit-steps must be >= 1, got {args.fit_steps}")
     config = BenchConfig(methods=methods, seed=args.seed, iterations=args.iterations, batch=args.batch,
                          proposals=args.proposals, probe=args.probe, generator=args.generator, judge=args.judge,
                          optimizer=args.optimizer, task=args.task or "", device=args.device,
@@ -256,6 +262,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_audit(args: argparse.Namespace) -> int:
     from .audit import audit
 
+    if args.out:
+        _check_out_file(Path(args.out))
     schema = load_schema(args.schema)
     seeds = load_records(args.seeds, schema, on_invalid="drop").records
     holdout = load_records(args.holdout, schema, on_invalid="drop").records if args.holdout else None

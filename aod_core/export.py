@@ -7,6 +7,7 @@ record become one JSON-text column, so nothing is lost in the flat formats.
 from __future__ import annotations
 
 import io
+import math
 import json
 import os
 from pathlib import Path
@@ -34,7 +35,13 @@ def flatten(records: Sequence[dict]) -> pd.DataFrame:
     for r in records:
         flat = pd.json_normalize(r, sep=".").iloc[0].to_dict() if r else {}
         rows.append({k: json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v for k, v in flat.items()})
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    for col in df.columns:  # a column mixing kinds (1 and "x", true and 2) is kept as JSON text
+        kinds = {type(v) for v in df[col] if v is not None and not (isinstance(v, float) and math.isnan(v))}
+        if len(kinds) > 1 and not kinds <= {int, float}:
+            df[col] = [None if v is None or (isinstance(v, float) and math.isnan(v)) else
+                       v if isinstance(v, str) else json.dumps(v) for v in df[col]]
+    return df
 
 
 MIME_TYPES = {"jsonl": "application/jsonl", "csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
@@ -50,7 +57,10 @@ def render(records: Sequence[dict], fmt: str) -> bytes:
     if fmt == "csv":
         return df.map(neutralise).to_csv(index=False).encode("utf-8")
     buf = io.BytesIO()
-    df.to_parquet(buf, index=False)
+    try:
+        df.to_parquet(buf, index=False)
+    except (ValueError, TypeError, ImportError) as e:  # pyarrow's errors derive from these
+        raise InputError(f"cannot write Parquet: {str(e).splitlines()[0]}") from None
     return buf.getvalue()
 
 

@@ -170,7 +170,7 @@ class RunJob:
 
     @property
     def active(self) -> bool:
-        return self.thread.is_alive() or self._v["status"] in ("starting",)
+        return self.thread.is_alive() or not self.thread.ident  # working, or about to start
 
     # -- control (any thread) -------------------------------------------------------------------
 
@@ -202,15 +202,23 @@ class RunJob:
             if loop is None:
                 self._pending = prompt
         if loop is not None:
-            loop.set_prompt(prompt)
             with self._lock:
-                self._pending = prompt
+                previous, self._pending = self._pending, prompt
+            try:
+                loop.set_prompt(prompt)
+            except InputError:
+                with self._lock:
+                    self._pending = previous
+                raise
         self._add({"kind": "human_edit", "iteration": self._v["iteration"], "prompt": prompt.to_dict()})
 
     # -- the worker -----------------------------------------------------------------------------
 
     def _set(self, **kw: Any) -> None:
         with self._lock:
+            if self._stop and kw.get("status") in ("loading", "fitting", "running"):
+                kw.pop("status")  # a stop request outranks progress reports
+                kw.pop("phase", None)
             self._v.update(kw, updated=time.time())
 
     def _add(self, entry: dict[str, Any]) -> None:
@@ -272,6 +280,17 @@ class RunJob:
 
     def _work(self) -> None:
         try:
+            self._run()
+        finally:  # whatever happened, the view must not claim the job is still working
+            with self._lock:
+                if self._v["status"] in ACTIVE:
+                    self._v.update(status="failed", error=self._v["error"] or "the worker ended unexpectedly",
+                                   phase="Failed")
+
+    def _run(self) -> None:
+        try:
+            # Claim the folder now, so `aod resume` elsewhere sees it is being worked on.
+            self.store.set_status("running", iteration=self.store.iterations_done())
             config = RunConfig.from_dict(self.store.config)
             cache: dict[str, ChatModel] = {}
             for spec in dict.fromkeys([config.judge, config.optimizer]):
@@ -297,8 +316,8 @@ class RunJob:
                 raise Stopped
             handle.loop.run()
         except Stopped:
-            self.store.set_status("stopped", iteration=self.store.iterations_done())
             self._set(status="stopped", phase="Stopped")
+            self.store.set_status("stopped", iteration=self.store.iterations_done())
         except InputError as e:
             self._fail(str(e))
         except Exception as e:  # shown in the page; the run folder keeps every finished iteration
@@ -306,8 +325,11 @@ class RunJob:
             self._fail(f"{type(e).__name__}: {e}")
 
     def _fail(self, message: str) -> None:
-        self.store.set_status("failed", error=message, iteration=self.store.iterations_done())
         self._set(status="failed", error=message, phase="Failed")
+        try:
+            self.store.set_status("failed", error=message, iteration=self.store.iterations_done())
+        except OSError as e:  # the folder is gone or the disk is full: the page still says why
+            self._set(error=f"{message} (and the run folder could not be updated: {e})")
 
 
 class JobRegistry:
@@ -343,10 +365,10 @@ class JobRegistry:
         with self._lock:
             return [j for j in self._jobs.values() if j.active]
 
-    def start_bench(self, dataset: Any, out: Path, config: Any) -> BenchJob:
+    def start_bench(self, dataset: Any, out: Path, config: Any, *, api_key: str | None = None) -> BenchJob:
         """Start ``aod bench`` in the background; it shares this registry's chat models."""
         config.check()
-        job = BenchJob(dataset, out, config, self.models)
+        job = BenchJob(dataset, out, config, self.models, api_key)
         with self._lock:
             self.benches[str(Path(out).resolve())] = job
         job.thread.start()
@@ -371,8 +393,9 @@ class BenchJob:
     """``aod bench`` for the app: one worker thread, a log for the page; results are read from
     the output folder, which the bench rewrites after every method."""
 
-    def __init__(self, dataset: Any, out: Path, config: Any, models: ModelPool):
+    def __init__(self, dataset: Any, out: Path, config: Any, models: ModelPool, api_key: str | None = None):
         self.out, self.config, self.models, self.dataset = Path(out), config, models, dataset
+        self._api_key = api_key  # memory only
         self._lock = threading.Lock()
         self._lines: deque[str] = deque(maxlen=200)
         self.status, self.error = "running", None
@@ -386,7 +409,8 @@ class BenchJob:
         from .bench import Bench
 
         try:
-            cache = {spec: self.models.get(spec, self.config.device) for spec in {self.config.judge, self.config.optimizer}}
+            cache = {spec: self.models.get(spec, self.config.device, self._api_key)
+                     for spec in {self.config.judge, self.config.optimizer}}
             Bench(self.dataset, self.out, self.config, chat_cache=cache, log=self._log).run()
             self.status = "finished"
         except InputError as e:

@@ -50,12 +50,13 @@ class RunConfig:
         return cls(**{**d, "loop": LoopSettings(**loop)})
 
 
-def _generator(config: RunConfig, schema, seeds):
+def _generator(config: RunConfig, schema, seeds, api_key: str | None = None):
     try:
         gen_config = EmbeddedConfig(**config.generator_config)
     except TypeError as e:
         raise InputError(f"bad generator settings {config.generator_config}: {e}") from None
-    return load_generator(config.generator, schema, seeds, device=config.device, scaffold=config.scaffold, config=gen_config)
+    return load_generator(config.generator, schema, seeds, device=config.device, scaffold=config.scaffold,
+                          config=gen_config, api_key=api_key)
 
 
 def check_settings(s: LoopSettings) -> None:
@@ -117,7 +118,7 @@ def open_loop(
     config = RunConfig.from_dict(store.config)
     schema = load_schema(store.path / "inputs" / "schema.json")
     seeds = load_records(store.path / "inputs" / "seeds.jsonl", schema).records
-    gen = _generator(config, schema, seeds)
+    gen = _generator(config, schema, seeds, api_key)
     cache = chat_cache if chat_cache is not None else {}
     for spec in {config.judge, config.optimizer}:
         if spec not in cache:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from aod_core import runview
+from aod_core.errors import InputError
 from aod_core.export import FORMATS, MIME_TYPES, render
 from aod_core.report import build_report
 from ui.state import require_run
@@ -29,7 +30,12 @@ else:
                "JSON text); CSV cells that a spreadsheet would run as a formula are prefixed with a quote.")
     cols = st.columns(len(FORMATS))
     for col, fmt in zip(cols, FORMATS):
-        col.download_button(f"Download {fmt.upper()}", render(records, fmt), file_name=f"{store.path.name}.{fmt}",
+        try:
+            data = render(records, fmt)
+        except InputError as e:
+            col.error(f"{fmt.upper()}: {e}")
+            continue
+        col.download_button(f"Download {fmt.upper()}", data, file_name=f"{store.path.name}.{fmt}",
                             mime=MIME_TYPES[fmt], key=f"export_{fmt}", icon=":material/download:", on_click="ignore")
 
 st.subheader("Audit")

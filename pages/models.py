@@ -23,7 +23,7 @@ m2.text_input("Judge", value=D["judge"], key="set_judge", persist_state="session
                    "`openai:<model>@<base_url>` for any OpenAI-compatible server.")
 m3.text_input("Prompt optimizer", value=D["optimizer"], key="set_optimizer", persist_state="session",
               help="Same forms as the judge.")
-st.text_input("API key for openai: models", type="password", key="set_api_key",
+st.text_input("API key for openai: models", type="password", key="set_api_key", persist_state="session",
               help="Kept in this browser session's memory only: never written to the run folder or disk. "
                    "Empty: the server's OPENAI_API_KEY environment variable, if any.")
 d1, d2 = st.columns(2)

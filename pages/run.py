@@ -1,6 +1,7 @@
 """Run (live): start the AoD loop, watch the agents work, steer the prompt between iterations."""
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pandas as pd
@@ -140,7 +141,7 @@ def live() -> None:
             st.markdown(f"**Iteration {it + 1} · judge feedback:** {text or '_(none)_'}")
             if err:
                 st.caption(f"The judge's summary failed: {err}")
-        done = summary["iterations_done"]
+        done = s["iterations_done"]
         if done:
             it = st.selectbox("Optimizer proposals of iteration", list(range(done, 0, -1)), key="run_prop_it") - 1
             props = runview.proposal_rows(store, it)
@@ -180,21 +181,25 @@ try:
 except InputError as e:
     st.error(str(e))
     field_keys = []
-with st.form("run_edit", border=True):
-    text = st.text_area("Instruction text", value=prompt.text, key="edit_text")
+# Widgets are keyed by the prompt they show: when the optimizer changes the prompt, the form shows
+# the new one instead of keeping (and later re-submitting) what it first rendered.
+pk = hashlib.sha1(prompt.to_json().encode()).hexdigest()[:10]
+with st.form(f"run_edit_{pk}", border=True):
+    text = st.text_area("Instruction text", value=prompt.text, key=f"edit_text_{pk}")
     e1, e2 = st.columns(2)
-    temperature = e1.number_input("Temperature", 0.0, 5.0, float(prompt.sampling.temperature), 0.1, key="edit_temperature")
+    temp = float(prompt.sampling.temperature)
+    temperature = e1.number_input("Temperature", 0.0, max(5.0, temp), temp, 0.1, key=f"edit_temperature_{pk}")
     remasking = e2.selectbox("Remasking", ["random", "low_confidence"],
-                             index=0 if prompt.sampling.remasking == "random" else 1, key="edit_remasking")
+                             index=0 if prompt.sampling.remasking == "random" else 1, key=f"edit_remasking_{pk}")
     cols = {"path": st.column_config.SelectboxColumn("Field", options=field_keys, required=True),
             "value": st.column_config.TextColumn("Value (JSON or text)")}
     p1, p2 = st.columns(2)
     p1.caption("Pins")
     pins = p1.data_editor(pd.DataFrame(ws.path_value_rows(prompt.pins), columns=["path", "value"]), num_rows="dynamic",
-                          column_config=cols, hide_index=True, key="edit_pins")
+                          column_config=cols, hide_index=True, key=f"edit_pins_{pk}")
     p2.caption("Forbids")
     forbids = p2.data_editor(pd.DataFrame(ws.path_value_rows(prompt.forbid, many=True), columns=["path", "value"]),
-                             num_rows="dynamic", column_config=cols, hide_index=True, key="edit_forbids")
+                             num_rows="dynamic", column_config=cols, hide_index=True, key=f"edit_forbids_{pk}")
     submitted = st.form_submit_button("Use this prompt next", icon=":material/edit:")
 if submitted:
     try:

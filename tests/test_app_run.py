@@ -81,7 +81,7 @@ def test_start_a_run_watch_curate_export_and_reopen(app, tmp_path):
     assert any("judge feedback" in m for m in texts(app.markdown))
 
     # a bad prompt edit on a finished run is refused with a message
-    app.text_area(key="edit_text").set_value("more Dream birds")
+    next(t for t in app.text_area if t.label == "Instruction text").set_value("more Dream birds")
     app.get("form_submit_button")[0].click().run()
     assert any("resume it first" in e for e in texts(app.error))
 

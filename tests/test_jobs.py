@@ -197,3 +197,25 @@ def test_prompt_diff():
     assert runview.prompt_diff(a, a) == ""
     d = runview.prompt_diff(a, b)
     assert "+" in d and "Dream" in d
+
+
+def test_a_stop_during_loading_is_not_overwritten_and_the_job_ends_stopped(tmp_path):
+    store = _new_run(tmp_path)
+    job = _registry().start(store)
+    job.stop()
+    v = _wait(job, lambda v: not v.active)
+    assert v.status == "stopped" and store.state()["status"] == "stopped"
+    assert not job.active
+
+
+def test_a_worker_that_dies_never_leaves_an_active_status(tmp_path, monkeypatch):
+    store = _new_run(tmp_path)
+
+    def boom(*a, **kw):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(RunStore, "set_status", boom)
+    job = _registry().start(store)
+    job.thread.join(60)
+    v = job.view()
+    assert not v.active and v.status == "failed" and "disk full" in v.error

@@ -135,3 +135,11 @@ def test_export_errors(tmp_path):
 
 def test_flatten_empty():
     assert flatten([]).empty
+
+
+def test_export_mixed_kinds_and_parquet_errors(tmp_path):
+    records = [{"a": 1, "b": True}, {"a": "x", "b": 2}, {"a": 2.5}]
+    df = flatten(records)
+    assert list(df["a"]) == ["1", "x", "2.5"] and list(df["b"])[:2] == ["true", "2"]
+    assert export_records(records, "parquet", tmp_path / "m.parquet") == 3
+    assert pd.read_parquet(tmp_path / "m.parquet")["a"].tolist() == ["1", "x", "2.5"]

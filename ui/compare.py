@@ -39,7 +39,7 @@ def compare_section() -> None:
                                      device=None if s["device"] == "auto" else s["device"],
                                      generator_config={"train_steps": int(s["train_steps"])} if s["train_steps"] else {})
                 out = runview.new_run_dir(f"bench {st.session_state.dataset_label or ''}")
-                registry().start_bench(dataset, out, config)
+                registry().start_bench(dataset, out, config, api_key=st.session_state.get("set_api_key") or None)
             except InputError as e:
                 st.error(f"Could not start the comparison: {e}")
             else:

@@ -30,6 +30,7 @@ def load_generator(
     cache_dir: str | os.PathLike | None = None,
     scaffold: bool = True,
     config: EmbeddedConfig | None = None,
+    api_key: str | None = None,
 ) -> Generator:
     """The generator a spec names, built on ``schema.resolved`` and the seeds (not yet fitted)."""
     spec = (spec or "embedded").strip()
@@ -45,7 +46,7 @@ def load_generator(
         from ..chat import load_chat_model
 
         load_chat_model(chat_spec)  # a bad spec fails now; nothing is loaded yet
-        return ARGenerator(chat_spec, schema, seeds, device=device)
+        return ARGenerator(chat_spec, schema, seeds, device=device, api_key=api_key)
     if spec.startswith(PLANNED):
         raise InputError(f"generator {spec!r} is not available in this version (available: {', '.join(AVAILABLE)})")
     raise InputError(f"unknown generator spec {spec!r} (use embedded, ar:<chat spec>, hf:<id-or-path> or difflm)")

@@ -32,6 +32,7 @@ class ARGenerator:
     chunk: int = 16  # answers per batched call (progress is reported between calls)
     max_tokens: int = 384
     chat: ChatModel | None = None  # a model already loaded (tests, the app's shared pool)
+    api_key: str | None = field(default=None, repr=False)  # for openai: specs; memory only
     _report: dict[str, Any] = field(default_factory=dict, init=False)
 
     @property
@@ -41,7 +42,7 @@ class ARGenerator:
     def fit(self, on_progress: ProgressFn | None = None) -> dict[str, Any]:
         """Nothing to train: load the chat model once."""
         if self.chat is None:
-            self.chat = load_chat_model(self.chat_spec, device=self.device)
+            self.chat = load_chat_model(self.chat_spec, device=self.device, api_key=self.api_key)
         if hasattr(self.chat, "load"):
             self.chat.load()
         self._report = {"generator": self.spec, "trained": False}
