@@ -56,10 +56,14 @@ class SeedsInvalid(InputError):
     ``issues`` holds every problem found, not just the first one the message names.
     """
 
-    def __init__(self, message: str, *, issues: Sequence[RecordIssue], records: int) -> None:
+    def __init__(self, message: str, *, issues: Sequence[RecordIssue], records: int,
+                 fixable: tuple[LoadedSchema, list[dict], list[int]] | None = None) -> None:
         super().__init__(message)
         self.issues = list(issues)
         self.records = records  # how many records the file held
+        # (schema, every record as read, their lines) when the bad records are seeds that can be
+        # fixed by hand (see seed_fix_rows / apply_seed_fixes); None for holdout files
+        self.fixable = fixable
 
     @property
     def bad_records(self) -> int:
@@ -105,11 +109,11 @@ def load_uploaded(schema_bytes: bytes, schema_name: str, seeds_bytes: bytes, see
         try:
             seeds = load_records(path, schema, on_invalid=on_invalid, what="seeds")
         except InputError as e:
-            issues, n = _all_issues(path, schema)
+            issues, records, lines = _read_checked(path, schema)
             msg = _relabel(str(e), path, seeds_label)
             if issues:
                 raise SeedsInvalid(msg, issues=[_relabel_issue(i, seeds_label) for i in issues],
-                                   records=n) from None
+                                   records=len(records), fixable=(schema, records, lines)) from None
             raise InputError(msg) from None
     seeds = RecordSet(seeds.records, seeds.lines, seeds_label,
                       [_relabel_issue(i, seeds_label) for i in seeds.issues], seeds.dropped)
@@ -170,11 +174,16 @@ def _relabel_issue(issue: RecordIssue, label: str) -> RecordIssue:
 
 def _all_issues(path: str, schema: LoadedSchema) -> tuple[list[RecordIssue], int]:
     """Every schema problem of a records file; ([], 0) when it cannot even be read."""
+    issues, records, _ = _read_checked(path, schema)
+    return issues, len(records)
+
+
+def _read_checked(path: str, schema: LoadedSchema) -> tuple[list[RecordIssue], list[dict], list[int]]:
     try:
         records, lines = read_records(path, schema)
     except InputError:
-        return [], 0
-    return check_records(records, lines, schema, os.fspath(path)), len(records)
+        return [], [], []
+    return check_records(records, lines, schema, os.fspath(path)), records, lines
 
 
 def _raise_with_issues(error: InputError, folder: str | os.PathLike) -> None:
@@ -190,9 +199,57 @@ def _raise_with_issues(error: InputError, folder: str | os.PathLike) -> None:
     for path in (seeds, os.path.join(folder, "holdout.jsonl")):  # the order load_dataset reads them
         if path is None or not os.path.isfile(path):
             continue
-        issues, n = _all_issues(path, schema)
+        issues, records, lines = _read_checked(path, schema)
         if issues:
-            raise SeedsInvalid(str(error), issues=issues, records=n) from None
+            fixable = (schema, records, lines) if path == seeds else None
+            raise SeedsInvalid(str(error), issues=issues, records=len(records), fixable=fixable) from None
+
+
+def seed_fix_rows(e: SeedsInvalid) -> list[dict[str, Any]]:
+    """The seeds that fail the schema as editable rows: line, problems, the record as JSON text."""
+    if e.fixable is None:
+        return []
+    _, records, lines = e.fixable
+    problems: dict[int, list[str]] = {}
+    for i in e.issues:
+        problems.setdefault(i.line, []).append(f"{i.path}: {i.message}")
+    return [{"line": line, "problems": "; ".join(problems[line]), "record": json.dumps(rec, ensure_ascii=False)}
+            for rec, line in zip(records, lines) if line in problems]
+
+
+def apply_seed_fixes(e: SeedsInvalid, rows: Iterable[Mapping[str, Any]], label: str = "seeds") -> Dataset:
+    """The dataset with the user's fixes applied: each row's ``record`` text replaces the seed on
+    its ``line`` (an empty text drops that seed). SeedsInvalid again if any record still fails."""
+    if e.fixable is None:
+        raise InputError("these records cannot be fixed here; fix the file")
+    schema, records, lines = e.fixable
+    fixes = {int(r["line"]): ("" if _blank(r.get("record")) else str(r["record"])) for r in rows}
+    out_records, out_lines = [], []
+    for rec, line in zip(records, lines):
+        if line not in fixes:
+            out_records.append(rec)
+            out_lines.append(line)
+            continue
+        text = fixes[line].strip()
+        if not text:
+            continue  # the user dropped it
+        try:
+            value = json.loads(text)
+        except ValueError as err:
+            raise InputError(f"line {line}: the fixed record is not valid JSON ({err})", where=label) from None
+        if not isinstance(value, dict):
+            raise InputError(f"line {line}: the fixed record must be a JSON object", where=label)
+        out_records.append(value)
+        out_lines.append(line)
+    issues = check_records(out_records, out_lines, schema, label)
+    if issues:
+        raise SeedsInvalid(f"{len({i.line for i in issues})} record(s) still fail the schema", issues=issues,
+                           records=len(out_records), fixable=(schema, out_records, out_lines))
+    if not out_records:
+        raise InputError("no seed records left", where=label)
+    dropped = len(records) - len(out_records)
+    return Dataset(folder="", schema=schema, seeds=RecordSet(out_records, out_lines, f"{label} (fixed here)",
+                                                             dropped=dropped), holdout=None)
 
 
 # ---- schema fields ----------------------------------------------------------------------------

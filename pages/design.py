@@ -1,6 +1,7 @@
 """Design: choose the dataset (demo or upload), inspect schema, seeds and scaffold, describe the task."""
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from aod_core import workspace as ws
@@ -64,8 +65,30 @@ if request is not None and request[0] != st.session_state.get("dataset_signature
         st.error(str(e))
         if isinstance(e, ws.SeedsInvalid):
             st.markdown(f"**{len(e.issues)} problem(s) in {e.bad_records} of {e.records} records.** "
-                        "Fix the file, or choose *Drop invalid seeds* to continue with the valid ones only.")
+                        "Fix them below, fix the file, or choose *Drop invalid seeds* to continue with the "
+                        "valid ones only.")
             st.dataframe(ws.seed_issue_rows(e), hide_index=True, key="design_issues_stop")
+            fix_rows = ws.seed_fix_rows(e)
+            if fix_rows:
+                st.markdown("**Fix them here**: edit each record's JSON (empty it to drop that seed), then "
+                            "use the fixed seeds. The file itself is not changed.")
+                fixed = st.data_editor(fix_rows, hide_index=True, disabled=["line", "problems"],
+                                       key=f"design_fix_{hash(signature)}",
+                                       column_config={"record": st.column_config.TextColumn("Record (JSON)", width="large")})
+                if st.button("Use the fixed seeds", key="design_fix_apply", icon=":material/build:"):
+                    try:
+                        dataset = ws.apply_seed_fixes(e, pd.DataFrame(fixed).to_dict("records"), label)
+                    except ws.SeedsInvalid as still:
+                        st.error(f"{still}: see the problems below.")
+                        st.dataframe(ws.seed_issue_rows(still), hide_index=True, key="design_issues_fix")
+                    except InputError as bad:
+                        st.error(str(bad))
+                    else:
+                        st.session_state.dataset = dataset
+                        st.session_state.dataset_label = f"{label} (fixed here)"
+                        st.session_state.dataset_signature = signature
+                        st.session_state.sample_result = None
+                        st.rerun()
         if st.session_state.get("dataset") is not None:
             st.caption(f"The other pages still use the previous dataset ({st.session_state.dataset_label}).")
     else:

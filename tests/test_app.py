@@ -102,6 +102,11 @@ def test_design_upload_errors_stop_and_drop(app):
         {"line": 3, "path": "$", "message": "'age' is a required property"},
     ]
     assert app.session_state["dataset"] is None
+    # the fix-here editor lists the two bad seeds; applying them unchanged reports they still fail
+    app.button(key="design_fix_apply").click().run()
+    assert not app.exception
+    assert any("2 record(s) still fail the schema" in e for e in texts(app.error))
+    assert app.session_state["dataset"] is None
 
     # "Drop invalid seeds": the dataset loads with the dropped seeds listed.
     app.radio(key="design_on_invalid").set_value("drop").run()

@@ -445,3 +445,27 @@ def test_records_jsonl():
 def test_session_defaults_are_fresh_values():
     assert ws.SESSION_DEFAULTS["dataset"] is None and ws.SESSION_DEFAULTS["prompt_text"] == ""
     assert {"dataset", "dataset_label", "prompt_text", "sample_result"} <= set(ws.SESSION_DEFAULTS)
+
+
+def test_seed_fixes_replace_drop_and_recheck():
+    from aod_core import workspace as ws
+
+    schema = json.dumps({"type": "object", "properties": {"name": {"type": "string"},
+                                                          "age": {"type": "integer", "minimum": 0}},
+                         "required": ["name", "age"]}).encode()
+    seeds = b'{"name": "a", "age": 1}\n{"name": "b", "age": -2}\n{"name": "c"}\n'
+    with pytest.raises(ws.SeedsInvalid) as info:
+        ws.load_uploaded(schema, "s.json", seeds, "p.jsonl", "stop")
+    e = info.value
+    rows = ws.seed_fix_rows(e)
+    assert [r["line"] for r in rows] == [2, 3] and "minimum" in rows[0]["problems"]
+    # unchanged: still invalid, with every problem
+    with pytest.raises(ws.SeedsInvalid, match="2 record"):
+        ws.apply_seed_fixes(e, rows, "p.jsonl")
+    # fix line 2, drop line 3
+    ds = ws.apply_seed_fixes(e, [{"line": 2, "record": '{"name": "b", "age": 2}'}, {"line": 3, "record": ""}], "p.jsonl")
+    assert ds.seeds.records == [{"name": "a", "age": 1}, {"name": "b", "age": 2}] and ds.seeds.dropped == 1
+    with pytest.raises(InputError, match="line 2: the fixed record is not valid JSON"):
+        ws.apply_seed_fixes(e, [{"line": 2, "record": "{oops"}], "p.jsonl")
+    with pytest.raises(InputError, match="must be a JSON object"):
+        ws.apply_seed_fixes(e, [{"line": 2, "record": "[1]"}], "p.jsonl")
