@@ -123,11 +123,19 @@ def test_apply_edit_each_op():
 def test_optimizer_proposals_are_checked_and_deduplicated():
     scaffold = Scaffold.build(SCHEMA.resolved, SEEDS)
     schema = proposal_schema(scaffold)
-    assert "$.island" in schema["properties"]["path"]["enum"] and "bias" in schema["properties"]["op"]["enum"]
+    shapes = {(b["properties"]["op"]["const"], b["properties"]["path"]["const"]) for b in schema["anyOf"]}
+    assert {("bias", "$.island"), ("forbid", "$.island"), ("temperature", ""), ("text", "")} <= shapes
+    assert not any(op in ("allow", "unrange") for op, _ in shapes)  # nothing is forbidden or ranged yet
+    forbid = next(b for b in schema["anyOf"] if b["properties"]["op"]["const"] == "forbid"
+                  and b["properties"]["path"]["const"] == "$.island")
+    assert sorted(forbid["properties"]["value"]["enum"]) == ["Biscoe", "Dream", "Torgersen"]
+    after = proposal_schema(scaffold, Prompt(forbid={"$.island": ["Dream"]}))
+    shapes = {(b["properties"]["op"]["const"], b["properties"]["path"]["const"]) for b in after["anyOf"]}
+    assert ("allow", "$.island") in shapes and ("forbid", "$.island") not in shapes  # keeps two islands
     answers = iter([
         {"rationale": "a", "op": "forbid", "path": "$.island", "value": "Torgersen", "amount": 0, "lo": 0, "hi": 0},
         {"rationale": "b", "op": "forbid", "path": "$.island", "value": "Torgersen", "amount": 0, "lo": 0, "hi": 0},
-        {"rationale": "c", "op": "forbid", "path": "$.island", "value": "Atlantis", "amount": 0, "lo": 0, "hi": 0},
+        {"rationale": "c", "op": "range", "path": "$.year", "value": "", "amount": 0, "lo": 2009, "hi": 2007},
         "garbage", "garbage", "garbage",
     ])
     chat = ScriptedChatModel(lambda m: next(answers))
@@ -138,7 +146,7 @@ def test_optimizer_proposals_are_checked_and_deduplicated():
                         check=lambda p: CanvasConstraint(scaffold, p))
     assert props[0].prompt is not None and props[0].prompt.forbid == {"$.island": ["Torgersen"]}
     assert props[1].prompt is None and "same as an earlier" in props[1].error
-    assert props[2].prompt is None and "Atlantis" in props[2].error  # the scaffold's check refused it
+    assert props[2].prompt is None and "empty" in props[2].error  # the grammar allows it; the edit is refused
     assert props[3].prompt is None and "no usable answer" in props[3].error
     sent = chat.conversations[0][1]["content"]
     assert "too many Torgersen" in sent and "reward 0.400" in sent

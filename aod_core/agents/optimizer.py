@@ -1,8 +1,8 @@
 """PromptOptimizer: turns the judge's feedback and the reward history into candidate prompt edits.
 
-The agent proposes one edit per candidate, as grammar-constrained JSON whose ``op`` and ``path``
-are enumerations built from the scaffold, so even a small model can only name real fields and real
-operations. An edit that still does not fit (a value the field cannot hold, a range outside the
+The agent proposes one edit per candidate, as grammar-constrained JSON with one branch per
+operation, whose paths and values are enumerations built from the scaffold and the current prompt,
+so even a small model can only name real fields, real values and edits that apply. An edit that still does not fit (a value the field cannot hold, a range outside the
 schema) is recorded as a failed proposal, never repaired into something else. The loop tries every
 valid proposal on the same probe batch as the incumbent and keeps the best (see ``loop.py``).
 """
@@ -37,22 +37,61 @@ class Proposal:
     rationale: str = ""
 
 
-def proposal_schema(scaffold: Scaffold | None) -> dict[str, Any]:
-    paths = sorted({s.key for s in scaffold.slots if s.role in ("enum", "")}) if scaffold else []
+def _branch(op: str, path: str = "", *, value: dict | None = None, amount: dict | None = None,
+            lo: dict | None = None, hi: dict | None = None) -> dict[str, Any]:
+    """One operation's answer shape: every answer has the same seven keys, constrained per op."""
+    num = {"type": "number", "minimum": -1e6, "maximum": 1e6}
     return {
         "type": "object",
         "properties": {
             "rationale": {"type": "string", "maxLength": 200},
-            "op": {"type": "string", "enum": list(OPS)},
-            "path": {"type": "string", "enum": paths + [""]},
-            "value": {"type": "string", "maxLength": 80},
-            "amount": {"type": "number", "minimum": -5, "maximum": 5},
-            "lo": {"type": "number"},
-            "hi": {"type": "number"},
+            "op": {"const": op},
+            "path": {"const": path},
+            "value": value or {"type": "string", "maxLength": 80},
+            "amount": amount or num,
+            "lo": lo or num,
+            "hi": hi or num,
         },
         "required": ["rationale", "op", "path", "value", "amount", "lo", "hi"],
         "additionalProperties": False,
     }
+
+
+def proposal_schema(scaffold: Scaffold | None, prompt: Prompt | None = None) -> dict[str, Any]:
+    """The JSON Schema of one proposal: one branch per operation that makes sense right now, with
+    paths and values taken from the scaffold and the current prompt (forbid only values still
+    allowed, keeping at least two; allow only forbidden ones; range only numeric fields). A small
+    model can then only write edits that apply; the grammar enforces it token by token."""
+    prompt = prompt or Prompt()
+    branches = [_branch("temperature", amount={"type": "number", "minimum": 0.1, "maximum": 2.0}),
+                _branch("text", value={"type": "string", "minLength": 1, "maxLength": 200})]
+    enums: dict[str, list[Any]] = {}
+    numbers: dict[str, tuple[float | None, float | None]] = {}
+    for sl in scaffold.slots if scaffold else []:
+        if sl.role == "enum" and len(sl.choices) > 1:
+            enums.setdefault(sl.key, list(sl.choices))
+        elif sl.kind == "value" and sl.vtype in ("integer", "number"):
+            numbers.setdefault(sl.key, (sl.lo, sl.hi))
+    for path, choices in sorted(enums.items()):
+        texts = [_text(c) for c in choices]
+        forbidden = [_text(v) for v in prompt.forbid.get(path, [])]
+        allowed = [t for t in texts if t not in forbidden]
+        branches.append(_branch("bias", path, value={"enum": texts}, amount={"type": "number", "minimum": -5, "maximum": 5}))
+        if len(allowed) > 2:
+            branches.append(_branch("forbid", path, value={"enum": allowed}))
+        if forbidden:
+            branches.append(_branch("allow", path, value={"enum": forbidden}))
+    for path, (lo, hi) in sorted(numbers.items()):
+        bound = {"type": "number", **({"minimum": lo} if lo is not None else {}), **({"maximum": hi} if hi is not None else {})}
+        branches.append(_branch("range", path, lo=bound, hi=bound))
+        if path in prompt.ranges:
+            branches.append(_branch("unrange", path))
+    return {"anyOf": branches}
+
+
+def _text(value: Any) -> str:
+    """How a value is written in an edit: strings as they are, anything else as JSON (``_value`` reads it back)."""
+    return value if isinstance(value, str) else canonical(value)
 
 
 def _value(text: str) -> Any:
@@ -134,7 +173,7 @@ class PromptOptimizer:
             'Answer with JSON: {"rationale", "op", "path", "value", "amount", "lo", "hi"}.'
         )
         conv = [{"role": "system", "content": system}, {"role": "user", "content": user}]
-        schema = proposal_schema(self.scaffold)
+        schema = proposal_schema(self.scaffold, prompt)
         replies = self.chat.complete_many([conv] * k, json_schema=schema, max_tokens=self.max_tokens,
                                           temperature=self.temperature, seed=seed)
         out, seen = [], set()

@@ -66,8 +66,11 @@ class OpenAIChatModel:
         if seed is not None:
             kwargs["seed"] = seed
         if json_schema is not None:
+            # Strict mode only takes an object at the root; a union of shapes (the optimizer's
+            # per-operation branches) goes non-strict and is validated here like every answer.
+            strict = json_schema.get("type") == "object"
             kwargs["response_format"] = {"type": "json_schema", "json_schema": {
-                "name": _schema_name(json_schema), "schema": json_schema, "strict": True}}
+                "name": _schema_name(json_schema), "schema": json_schema, "strict": strict}}
         client = self._get_client()
         attempts = self.max_retries + 1
         failure = "no request made"
