@@ -92,6 +92,21 @@ if status == "interrupted":
                "Finished iterations are kept: press **Resume run** to go on.")
 
 
+# The projection and the field list change only when an iteration is committed (or never): computed
+# once per run and iteration, not on every poll.
+@st.cache_data(max_entries=32, show_spinner=False)
+def _projection(run_dir: str, committed: int):
+    store = RunStore.open(run_dir, repair=False)
+    main = [c for c in store.candidates() if c.get("record") is not None and c.get("phase", "main") == "main"][-1000:]
+    return charts.projection(runview.run_seeds(store), [c["record"] for c in main],
+                             labels=["accepted" if c.get("accepted") else "rejected" for c in main])
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _field_keys(run_dir: str) -> list[str]:
+    return runview.run_field_keys(RunStore.open(run_dir, repair=False))
+
+
 # ---- live view ------------------------------------------------------------------------------------
 # A run worked on by another process (``aod run``, another app) is polled through its folder.
 @st.fragment(run_every=1.5 if (view and view.active) or status in ("running", "paused") else None)
@@ -121,9 +136,7 @@ def live() -> None:
         a, b = st.columns(2)
         cands = store.candidates()
         a.plotly_chart(charts.score_histogram(cands), key="run_scores")
-        main = [c for c in cands if c.get("record") is not None and c.get("phase", "main") == "main"][-1000:]
-        fig, caption = charts.projection(runview.run_seeds(store), [c["record"] for c in main],
-                                         labels=["accepted" if c.get("accepted") else "rejected" for c in main])
+        fig, caption = _projection(str(store.path), s["iterations_done"])
         b.plotly_chart(fig, key="run_projection")
         b.caption(caption)
     with agents_tab:
@@ -177,7 +190,7 @@ st.caption(f"The next iteration uses the prompt below (by **{author}**). Your ed
 if view and view.pending_prompt:
     st.info("Your edit is waiting for the next iteration.")
 try:
-    field_keys = runview.run_field_keys(store)
+    field_keys = _field_keys(str(store.path))
 except InputError as e:
     st.error(str(e))
     field_keys = []

@@ -58,6 +58,15 @@ class ChatModel(Protocol):
     def describe(self) -> dict: ...
 
 
+class BatchChat:
+    """Backends implement ``complete_many``; one conversation is a batch of one."""
+
+    def complete(self, messages: Conversation, *, json_schema: dict | None = None, max_tokens: int = 256,
+                 temperature: float = 0.0, seed: int | None = None) -> ChatReply:
+        return self.complete_many([messages], json_schema=json_schema, max_tokens=max_tokens,  # type: ignore[attr-defined]
+                                  temperature=temperature, seed=seed)[0]
+
+
 @dataclass
 class RawAnswer:
     """What a backend produced for one conversation in one attempt, before any checking."""

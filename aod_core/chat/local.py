@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import InputError
-from .base import DEFAULT_RETRIES, ChatReply, Conversation, RawAnswer, complete_with_retries
+from .base import DEFAULT_RETRIES, BatchChat, ChatReply, Conversation, RawAnswer, complete_with_retries
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def _require(module: str, why: str) -> None:
         raise InputError(f"{why} needs the {module} package (pip install {module})")
 
 
-class LocalChatModel:
+class LocalChatModel(BatchChat):
     """A transformers ``AutoModelForCausalLM`` + its tokenizer's chat template, loaded lazily once."""
 
     def __init__(self, source: str | Path, *, spec: str, gguf_file: str | None = None, device: str | None = None,
@@ -331,11 +331,6 @@ class LocalChatModel:
                                      completion_tokens=len(body) + (0 if stop is None else 1),
                                      truncated=stop is None))
         return answers
-
-    def complete(self, messages: Conversation, *, json_schema: dict | None = None, max_tokens: int = 256,
-                 temperature: float = 0.0, seed: int | None = None) -> ChatReply:
-        return self.complete_many([messages], json_schema=json_schema, max_tokens=max_tokens,
-                                  temperature=temperature, seed=seed)[0]
 
     def complete_many(self, conversations: list[Conversation], *, json_schema: dict | None = None,
                       max_tokens: int = 256, temperature: float = 0.0, seed: int | None = None) -> list[ChatReply]:

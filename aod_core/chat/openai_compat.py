@@ -18,12 +18,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from .base import DEFAULT_RETRIES, ChatReply, Conversation, RawAnswer, complete_with_retries
+from .base import DEFAULT_RETRIES, BatchChat, ChatReply, Conversation, RawAnswer, complete_with_retries
 
 PLACEHOLDER_KEY = "EMPTY"  # local servers (vLLM, Ollama) want some key and ignore its value
 
 
-class OpenAIChatModel:
+class OpenAIChatModel(BatchChat):
     """One model on one OpenAI-compatible endpoint."""
 
     def __init__(self, model: str, base_url: str, api_key: str | None = None, timeout: float = 30.0,
@@ -96,11 +96,6 @@ class OpenAIChatModel:
                 time.sleep(min(self.backoff * 2 ** (n - 1), 8.0))
         return RawAnswer(text="", failure=f"{failure} after {attempts} attempt{'s' if attempts != 1 else ''}",
                          requests=attempts)
-
-    def complete(self, messages: Conversation, *, json_schema: dict | None = None, max_tokens: int = 256,
-                 temperature: float = 0.0, seed: int | None = None) -> ChatReply:
-        return self.complete_many([messages], json_schema=json_schema, max_tokens=max_tokens,
-                                  temperature=temperature, seed=seed)[0]
 
     def complete_many(self, conversations: list[Conversation], *, json_schema: dict | None = None,
                       max_tokens: int = 256, temperature: float = 0.0, seed: int | None = None) -> list[ChatReply]:

@@ -9,12 +9,12 @@ import json
 import threading
 from typing import Any, Callable
 
-from .base import DEFAULT_RETRIES, ChatReply, Conversation, RawAnswer, complete_with_retries
+from .base import DEFAULT_RETRIES, BatchChat, ChatReply, Conversation, RawAnswer, complete_with_retries
 
 Script = list[Any] | Callable[[Conversation], Any]
 
 
-class ScriptedChatModel:
+class ScriptedChatModel(BatchChat):
     """Answers from a list (in order, across calls and retries) or from a function of the messages.
 
     A scripted answer that is not a string (a dict, a list) is sent as its JSON text, so tests can
@@ -49,11 +49,6 @@ class ScriptedChatModel:
     def _generate(self, conversations: list[Conversation], temperature: float, seed: int | None) -> list[RawAnswer]:
         self.calls.append({"n": len(conversations), "temperature": temperature, "seed": seed})
         return [RawAnswer(text=self._answer(c)) for c in conversations]
-
-    def complete(self, messages: Conversation, *, json_schema: dict | None = None, max_tokens: int = 256,
-                 temperature: float = 0.0, seed: int | None = None) -> ChatReply:
-        return self.complete_many([messages], json_schema=json_schema, max_tokens=max_tokens,
-                                  temperature=temperature, seed=seed)[0]
 
     def complete_many(self, conversations: list[Conversation], *, json_schema: dict | None = None,
                       max_tokens: int = 256, temperature: float = 0.0, seed: int | None = None) -> list[ChatReply]:
