@@ -30,7 +30,7 @@ from .chat import load_chat_model
 from .chat.base import ChatModel
 from .errors import InputError
 from .files import atomic_write_text
-from .generators import EmbeddedConfig, load_generator
+from .generators import load_generator
 from .generators.ar import ARGenerator
 from .generators.base import Candidate, Generator
 from .loop import LoopSettings
@@ -147,12 +147,8 @@ class Bench:
                            task=config.task, rubric=config.rubric, seed=config.seed)
 
     def _generator(self, scaffold: bool = True) -> Generator:
-        try:
-            cfg = EmbeddedConfig(**self.config.generator_config)
-        except TypeError as e:
-            raise InputError(f"bad generator settings {self.config.generator_config}: {e}") from None
         return load_generator(self.config.generator, self.dataset.schema, self.dataset.seeds.records,
-                              device=self.config.device, scaffold=scaffold, config=cfg)
+                              device=self.config.device, scaffold=scaffold, options=self.config.generator_config)
 
     def _static(self, gen: Generator) -> list[dict[str, Any]]:
         gen.fit()

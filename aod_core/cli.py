@@ -17,7 +17,7 @@ from .errors import InputError
 from .export import FORMATS, export_records
 from .files import atomic_write_text
 from .runstore import RunStore
-from .generators import Progress, load_generator
+from .generators import Progress, load_generator, parse_options
 from .metrics import batch_summary
 from .prompt import Prompt, Sampling
 from .sampler import StepInfo
@@ -54,7 +54,7 @@ class _Progress:
     def fit(self, p: Progress) -> None:
         loss = p.info.get("loss")
         extra = "(cached)" if p.info.get("cached") else (f"loss {loss:.3f}" if isinstance(loss, float) else "")
-        self.show("fit", p.done, p.total, extra, force=p.done >= p.total)
+        self.show(p.stage, p.done, p.total, extra, force=p.done >= p.total)
 
     def step(self, s: StepInfo) -> None:
         self.show("sample", s.total - s.masked, s.total, f"step {s.step}")
@@ -114,7 +114,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if seeds.dropped:
         print(f"note: dropped {seeds.dropped} invalid seed(s); first: {seeds.issues[0]}", file=sys.stderr)
     prompt = build_prompt(args)
-    gen = load_generator(args.generator, schema, seeds.records, device=args.device, scaffold=not args.no_scaffold)
+    gen = load_generator(args.generator, schema, seeds.records, device=args.device, scaffold=not args.no_scaffold,
+                         options=generator_options(args))
     for note in getattr(getattr(gen, "scaffold", None), "notes", []) or []:
         print(f"note: {note}", file=sys.stderr)
     gen.check_prompt(prompt)  # a mistyped pin is reported before minutes of fitting
@@ -194,8 +195,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     prompt = build_prompt(args)
     config = RunConfig(generator=args.generator, judge=args.judge, optimizer=args.optimizer, task=prompt.text,
                        rubric=rubric, prompt=prompt.to_dict(), loop=settings, drop_invalid=args.drop_invalid,
-                       device=args.device, scaffold=not args.no_scaffold,
-                       generator_config={"train_steps": args.fit_steps} if args.fit_steps else {})
+                       device=args.device, scaffold=not args.no_scaffold, generator_config=generator_options(args))
     store = create_run(args.schema, args.seeds, args.out, config)
     return _drive(store, args)
 
@@ -251,7 +251,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     config = BenchConfig(methods=methods, seed=args.seed, iterations=args.iterations, batch=args.batch,
                          proposals=args.proposals, probe=args.probe, generator=args.generator, judge=args.judge,
                          optimizer=args.optimizer, task=args.task or "", device=args.device,
-                         generator_config={"train_steps": args.fit_steps} if args.fit_steps else {})
+                         generator_config=generator_options(args))
     log = (lambda s: None) if args.quiet else (lambda s: print(f"[bench] {s}", file=sys.stderr, flush=True))
     results = Bench(args.dataset, args.out, config, log=log).run()
     print(markdown_table(results), end="")
@@ -308,7 +308,21 @@ def _add_inputs(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-scaffold", action="store_true", help="raw-text diffusion without the scaffold (ablation)")
     p.add_argument("--device", default=None, help="cpu, cuda or auto (default: auto)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    _add_gen_opt(p)
     _add_prompt_args(p)
+
+
+def _add_gen_opt(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--gen-opt", action="append", default=[], metavar="KEY=VALUE",
+                   help="a generator setting, repeatable (e.g. batch=16, decode=vanilla, train_steps=300)")
+
+
+def generator_options(args: argparse.Namespace) -> dict:
+    """The generator's own settings from --gen-opt KEY=VALUE (values read as JSON when they parse)."""
+    opts = parse_options(getattr(args, "gen_opt", None) or [])
+    if getattr(args, "fit_steps", None):
+        opts["train_steps"] = args.fit_steps
+    return opts
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -369,6 +383,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--optimizer", default="embedded")
     p.add_argument("--task", help="task description given to every method")
     p.add_argument("--fit-steps", type=int, help="embedded generator training steps (default: its own)")
+    _add_gen_opt(p)
     p.add_argument("--device", default=None)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_bench)

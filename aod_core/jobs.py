@@ -27,6 +27,7 @@ from . import chat
 from .chat import load_chat_model
 from .chat.base import ChatModel
 from .errors import InputError
+from .generators import check_options, parse_options
 from .generators.base import Progress
 from .loop import Event, LoopSettings, Stopped
 from .prompt import Prompt
@@ -37,6 +38,7 @@ from .runstore import RunStore
 log = logging.getLogger(__name__)
 
 ACTIVE = ("starting", "loading", "fitting", "running", "paused", "stopping")
+STAGE_LABELS = {"fit": "Fitting the generator", "load": "Loading the generator model"}
 TIMELINE_KEEP = 300  # newest timeline entries kept in memory (the run folder has everything)
 
 
@@ -45,6 +47,7 @@ SETTINGS_DEFAULTS: dict[str, Any] = {
     "generator": "embedded", "judge": "embedded", "optimizer": "embedded", "device": "auto",
     "iterations": 5, "batch": 32, "target": None, "proposals": 2, "probe": 8, "seed": 0,
     "w_tsr": 0.4, "w_judge": 0.3, "w_novelty": 0.2, "w_diversity": 0.1, "train_steps": None, "scaffold": True,
+    "gen_options": "",
 }
 
 
@@ -58,7 +61,10 @@ def config_from_settings(settings: dict[str, Any], *, task: str = "", rubric: st
                         target=None if s["target"] in (None, 0, "") else int(s["target"]),
                         proposals=int(s["proposals"]), probe=int(s["probe"]), seed=int(s["seed"]), weights=weights)
     check_settings(loop)
-    gen_config = {} if s["train_steps"] in (None, "", 0) else {"train_steps": int(s["train_steps"])}
+    gen_config = parse_options(str(s["gen_options"] or ""))
+    if s["train_steps"] not in (None, "", 0):
+        gen_config["train_steps"] = int(s["train_steps"])
+    check_options(str(s["generator"] or ""), gen_config)
     for key in ("generator", "judge", "optimizer"):
         if not str(s[key] or "").strip():
             raise InputError(f"the {key} model is empty; use embedded, hf:<id-or-path> or openai:<model>@<url>")
@@ -235,7 +241,8 @@ class RunJob:
             return
         loss = p.info.get("loss")
         extra = f" · loss {loss:.3f}" if isinstance(loss, (int, float)) else ""
-        self._set(fit=Bar(frac, f"Fitting the generator: step {p.done}/{p.total}{extra}"))
+        label = STAGE_LABELS.get(p.stage, p.stage.replace("_", " ").capitalize())
+        self._set(fit=Bar(frac, f"{label}: step {p.done}/{p.total}{extra}"))
 
     def _on_event(self, e: Event) -> None:
         d, it = e.data, e.iteration

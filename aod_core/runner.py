@@ -16,7 +16,7 @@ from .agents.judge import DEFAULT_RUBRIC, Judge
 from .agents.optimizer import PromptOptimizer
 from .chat import load_chat_model
 from .errors import InputError
-from .generators import EmbeddedConfig, Progress, load_generator
+from .generators import Progress, load_generator
 from .loop import AoDLoop, Event, LoopSettings
 from .prompt import Prompt
 from .reward import RewardWeights
@@ -38,7 +38,7 @@ class RunConfig:
     drop_invalid: bool = False
     device: str | None = None
     scaffold: bool = True
-    generator_config: dict[str, Any] = field(default_factory=dict)  # EmbeddedConfig overrides, e.g. train_steps
+    generator_config: dict[str, Any] = field(default_factory=dict)  # the generator's own settings, e.g. train_steps
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -51,12 +51,8 @@ class RunConfig:
 
 
 def _generator(config: RunConfig, schema, seeds, api_key: str | None = None):
-    try:
-        gen_config = EmbeddedConfig(**config.generator_config)
-    except TypeError as e:
-        raise InputError(f"bad generator settings {config.generator_config}: {e}") from None
     return load_generator(config.generator, schema, seeds, device=config.device, scaffold=config.scaffold,
-                          config=gen_config, api_key=api_key)
+                          options=config.generator_config, api_key=api_key)
 
 
 def check_settings(s: LoopSettings) -> None:

@@ -17,7 +17,9 @@ st.subheader("Models")
 m1, m2, m3 = st.columns(3)
 m1.text_input("Generator", value=D["generator"], key="set_generator", persist_state="session",
               help="`embedded`: a small diffusion model fitted on your seeds (CPU is fine). "
-                   "Real diffusion LMs (`hf:…`) and `difflm` arrive with later versions.")
+                   "`hf:<id-or-folder>`: a pretrained masked diffusion LM (LLaDA, Dream, ModernBERT chat DLMs) "
+                   "from a local folder or the local HF cache, best on a GPU. `ar:<chat model>`: the "
+                   "autoregressive baseline.")
 m2.text_input("Judge", value=D["judge"], key="set_judge", persist_state="session",
               help="`embedded` (SmolLM2-135M, offline), `hf:<id-or-path>`, `gguf:<file>` or "
                    "`openai:<model>@<base_url>` for any OpenAI-compatible server.")
@@ -47,6 +49,10 @@ p2.number_input("Probe batch", 1, 256, D["probe"], key="set_probe", persist_stat
                 help="Records on which the incumbent and each proposal are compared (same seed for all).")
 p3.number_input("Generator training steps", 0, 100_000, 0, key="set_train_steps", persist_state="session",
                 help="0: the default. Fewer steps fit faster but learn the seeds less well.")
+st.text_input("Generator options", key="set_gen_options", persist_state="session", placeholder="batch=16, decode=fast",
+              help="The generator's own settings as KEY=VALUE, comma-separated. hf: models take batch, decode "
+                   "(fast or vanilla), threshold, block_length, cache, vanilla_k, examples and dtype; embedded "
+                   "takes its training settings (e.g. d_model=128).")
 
 st.subheader("Reward")
 st.caption("reward = w₁·task success + w₂·mean judge score + w₃·(1 − field overlap) + w₄·distinct-2, "

@@ -52,6 +52,12 @@ def test_models_page_checks_settings(app):
     app.text_input(key="set_judge").set_value("openai:gpt@ftp://x").run()
     assert any("cannot start a run" in e for e in texts(app.error))
     assert any("CPU" in c or "GPU" in c for c in texts(app.caption))
+    app.text_input(key="set_judge").set_value("embedded").run()
+    app.text_input(key="set_generator").set_value("hf:some/model").run()
+    app.text_input(key="set_gen_options").set_value("batch=8, decode=slow").run()
+    assert any("decode must be fast or vanilla" in e for e in texts(app.error))
+    app.text_input(key="set_gen_options").set_value("batch=8, decode=vanilla").run()
+    assert any("usable" in s for s in texts(app.success))
 
 
 def test_pages_without_a_run_show_empty_states(app):

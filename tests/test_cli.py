@@ -1,4 +1,5 @@
 """``aod sample`` in-process (aod_core.cli.main) and once as a real process."""
+import dataclasses
 import json
 import os
 import subprocess
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import aod_core.generators
+import aod_core.cli
 from aod_core.cli import main
 from aod_core.schema import load_schema
 
@@ -26,12 +27,17 @@ def model_cache(tmp_path_factory):
 def cli(monkeypatch, tmp_path, tiny, model_cache, capsys):
     """Run ``aod`` in-process with a tiny model; returns (exit code, stdout, stderr lines)."""
     monkeypatch.setenv("AOD_CACHE_DIR", str(model_cache))
-    # `aod sample` builds its generator with load_generator(...) and no config, and load_generator
-    # falls back to `EmbeddedConfig()`, looked up in the aod_core.generators namespace at call
-    # time. Replacing that one name with a factory of tiny configs makes the CLI fit a small model
-    # in about a second, while the object it gets is still a real EmbeddedConfig (same fields,
-    # same cache key logic) and the class itself, and every other importer of it, is untouched.
-    monkeypatch.setattr(aod_core.generators, "EmbeddedConfig", lambda: tiny(train_steps=40))
+    # The CLI's embedded generator gets tiny settings by default (as if --gen-opt had been given for
+    # each), so `aod sample` fits a small model in about a second; explicit --gen-opt still wins.
+    real = aod_core.cli.generator_options
+
+    def tiny_options(args):
+        opts = real(args)
+        if getattr(args, "generator", "embedded") == "embedded":
+            opts = {**dataclasses.asdict(tiny(train_steps=40)), **opts}
+        return opts
+
+    monkeypatch.setattr(aod_core.cli, "generator_options", tiny_options)
 
     def run(*args: str):
         capsys.readouterr()
@@ -138,7 +144,8 @@ BAD = {
     "output folder missing": (lambda f: sample_args(f, out=f / "nowhere" / "r.jsonl"), "does not exist"),
     "output is a folder": (lambda f: sample_args(f, out=f / "out"), "is a folder"),
     "unknown generator": (lambda f: sample_args(f, "--generator", "gpt-9"), "unknown generator spec 'gpt-9'"),
-    "planned generator": (lambda f: sample_args(f, "--generator", "hf:x/y"), "not available"),
+    "hf model not local": (lambda f: sample_args(f, "--generator", "hf:x/y"), "not found locally"),
+    "bad generator option": (lambda f: sample_args(f, "--gen-opt", "d_model"), "expected KEY=VALUE"),
     "pin without =": (lambda f: sample_args(f, "--pin", "island"), "--pin expects PATH=VALUE"),
     "steps 0": (lambda f: sample_args(f, "--steps", "0"), "steps must be >= 1"),
     "threshold > 1": (lambda f: sample_args(f, "--threshold", "2"), "threshold must be in (0, 1]"),

@@ -101,3 +101,22 @@ def test_resume_and_export_errors(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["export", str(store.path), "--format", "xlsx", "--out", "x"])
     assert e.value.code == 2 and "invalid choice" in capsys.readouterr().err
+
+
+def test_run_and_resume_with_an_hf_generator(tmp_path, seeds):
+    """The loop drives a pretrained-DLM folder like any generator; its settings live in the run config."""
+    from tests.tiny_dlm import corpus_for, save_mdm, tiny_tokenizer
+
+    records = [json.loads(x) for x in seeds.read_text().splitlines()]
+    folder = save_mdm(tmp_path / "dlm", tiny_tokenizer(corpus_for(records)))
+    out = tmp_path / "run"
+    args = run_args(seeds, out, "--generator", f"hf:{folder}", "--gen-opt", "batch=4", "--gen-opt", "block_length=16")
+    args.remove("--fit-steps")
+    args.remove("40")
+    assert main(args) == 0
+    store = RunStore.open(out)
+    assert store.iterations_done() == 2
+    assert store.config["generator_config"] == {"batch": 4, "block_length": 16}
+    rows = store.metrics()
+    assert all(r["schema_valid_rate"] == 1.0 for r in rows)
+    assert main(["resume", str(out), "--quiet"]) == 0
