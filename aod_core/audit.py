@@ -897,3 +897,24 @@ def _record_codes(path: str, g: _Columns, r: _Columns) -> tuple[np.ndarray, np.n
         out.append(a)
     k = int(max(cg.max(initial=-1), cr.max(initial=-1))) + 1
     return out[0], out[1], max(k, 1)
+
+
+def dcr_distances(records: Sequence[Any], seeds: Sequence[Any],
+                  holdout: Sequence[Any] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Every parsed record's distance to its closest seed, and every holdout record's (the real
+    baseline), in the same distance space and with the same field kinds ``audit`` uses for
+    ``dcr_median`` / ``dcr_p05`` — but whole arrays, never subsampled, for percentiles ``audit`` does
+    not report. Empty arrays when there is nothing to compare."""
+    recs = [c.record for c in (_as_candidate(r) for r in records) if c.parsed]
+    seeds, hold = list(seeds), (list(holdout) if holdout is not None else None)
+    gc, sc = _Columns(recs), _Columns(seeds)
+    hc = _Columns(hold) if hold is not None else None
+    sets = [s for s in (sc, hc, gc) if s is not None]
+    kinds = _kinds(sets)
+    space = FeatureSpace(sc, kinds, [s for s in (gc, hc) if s is not None], _high_cardinality(sets, kinds))
+    if not recs or not seeds or not space.n_fields:
+        return np.zeros(0), (np.zeros(0) if hold is not None else None)
+    fs = space.transform(sc)
+    dcr = closest_distances(space.transform(gc), fs)
+    hd = closest_distances(space.transform(hc), fs) if hc is not None and hc.n else None
+    return dcr, hd

@@ -7,6 +7,14 @@ Methods (DESIGN.md §5):
 * ``aod``: the full loop (``iterations`` × ``batch`` candidates).
 * ``aod_scalar``: the loop with the optimizer shown only the reward history, no verbal feedback.
 * ``aod_no_scaffold``: the loop over the raw-text ablation of the embedded DLM (no scaffold).
+* ``difflm``: DiffLM (``generators/difflm.py``: VAE + latent diffusion + the frozen SmolLM2 decoder
+  steered by soft prompts) sampled statically exactly like ``static_dlm`` — same budget, same per-batch
+  sampling seeds, same judge — so the two rows compare the embedded DLM with DiffLM. The generator spec
+  and its settings are ``BenchConfig.difflm`` / ``difflm_config`` (default: ``difflm``, its own
+  defaults; ``--generator`` and ``--gen-opt`` apply to the DLM methods only). Not in the default
+  methods: fitting it takes 8–13 minutes on 2 CPU cores. Its row also holds
+  ``prefilter_schema_valid_rate``: the share of DiffLM's first draws that were schema-valid, before
+  the generator redrew the invalid ones (its paper's filtering; see ``generators/difflm.py``).
 
 Every method produces ``iterations × batch`` candidates, and every candidate is judged by the same
 judge (same chat model, rubric and seed) in batches of ``batch`` with the same exact checks the loop
@@ -40,7 +48,7 @@ from .runner import RunConfig, create_run_from, open_loop
 from .runstore import RunStore
 from .seeds import Dataset, load_dataset
 
-METHODS = ("static_dlm", "ar_only", "aod", "aod_scalar", "aod_no_scaffold")
+METHODS = ("static_dlm", "ar_only", "aod", "aod_scalar", "aod_no_scaffold", "difflm")
 DEFAULT_METHODS = ("static_dlm", "ar_only", "aod", "aod_scalar")
 HEADLINE = ("task_success_rate", "schema_valid_rate", "field_overlap", "distinct_2", "dcr_median", "seconds")
 
@@ -60,6 +68,8 @@ class BenchConfig:
     rubric: str = DEFAULT_RUBRIC
     device: str | None = None
     generator_config: dict[str, Any] = field(default_factory=dict)
+    difflm: str = "difflm"  # the generator spec of the ``difflm`` method
+    difflm_config: dict[str, Any] = field(default_factory=dict)
 
     @property
     def budget(self) -> int:
@@ -150,13 +160,28 @@ class Bench:
         return load_generator(self.config.generator, self.dataset.schema, self.dataset.seeds.records,
                               device=self.config.device, scaffold=scaffold, options=self.config.generator_config)
 
-    def _static(self, gen: Generator) -> list[dict[str, Any]]:
+    def _static(self, gen: Generator, reports: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
         gen.fit()
         c = self.config
         cands: list[Candidate] = []
         for it in range(c.iterations):  # same seeds per batch as the loop's first prompt would get
             cands += gen.sample(Prompt(text=c.task), c.batch, seed=c.seed * 1_000_003 + it * 7919)
+            if reports is not None:
+                reports.append(dict(getattr(gen, "last_sample_report", None) or {}))
         return _judge_rows(self.judge, cands, c.batch)
+
+    def _difflm(self) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        c = self.config
+        gen = load_generator(c.difflm, self.dataset.schema, self.dataset.seeds.records, device=c.device,
+                             options=c.difflm_config)
+        reports: list[dict[str, Any]] = []
+        rows = self._static(gen, reports)
+        first = sum(r.get("first_pass_valid", 0) for r in reports)
+        n = sum(r.get("n", 0) for r in reports)
+        return rows, {"prefilter_schema_valid_rate": first / n if n else None,
+                      "draws": sum(r.get("drawn", 0) for r in reports),
+                      "fit_seconds": getattr(gen, "fit_report", {}).get("seconds"),
+                      "fit_cached": bool(getattr(gen, "fit_report", {}).get("cached"))}
 
     def _aod(self, name: str, *, verbal: bool = True, scaffold: bool = True) -> tuple[list[dict], RunStore]:
         c = self.config
@@ -180,8 +205,11 @@ class Bench:
         for name in c.methods:
             self.log(f"{name}: generating {c.budget} records and judging them")
             t0 = time.perf_counter()
+            extra: dict[str, Any] = {}
             if name == "static_dlm":
                 rows = self._static(self._generator())
+            elif name == "difflm":
+                rows, extra = self._difflm()
             elif name == "ar_only":
                 ar = ARGenerator(c.judge, self.dataset.schema, self.dataset.seeds.records, device=c.device,
                                  chat=self.cache[c.judge])
@@ -192,6 +220,7 @@ class Bench:
             seconds = time.perf_counter() - t0
             m = method_metrics(rows, self.dataset, c.seed)
             m["seconds"] = round(seconds, 2)
+            m.update(extra)
             results["methods"][name] = m
             self.log(f"{name}: TSR {m['task_success_rate']:.3f}, schema-valid {m['schema_valid_rate']:.3f}, "
                      f"field overlap {_fmt(m.get('field_overlap'))}, {seconds:.0f} s")

@@ -236,6 +236,58 @@ def projection(seeds: list[dict], generated: list[dict], *, labels: list[str] | 
     return fig, caption
 
 
+# -- DiffLM latent space ---------------------------------------------------------------------------
+
+def latent_projection(seed_latents: Any, sampled_latents: Any, *, seed_records: Sequence[Any] | None = None,
+                      labels: Sequence[str] | None = None) -> tuple[go.Figure, str]:
+    """2-D PCA of DiffLM latents: the seeds' encoder means and latents drawn by the latent diffusion.
+
+    The axes are the seeds' principal directions (PCA fitted on the seed latents only), so a sampled
+    latent far from every seed shows up far from them. ``seed_records`` (one per seed latent) are the
+    seeds' hover texts; ``labels`` (one per sampled latent, e.g. "valid"/"invalid") split the sampled
+    points into groups. Returns the figure and a one-line caption."""
+    title = "DiffLM latent space (PCA of the seeds' latents)"
+    s = np.asarray(seed_latents, dtype=float).reshape(len(seed_latents), -1) if len(seed_latents) else np.zeros((0, 0))
+    g = np.asarray(sampled_latents, dtype=float).reshape(len(sampled_latents), -1) if len(sampled_latents) else np.zeros((0, s.shape[1] if s.size else 0))
+    if labels is not None and len(labels) != len(g):
+        raise ValueError(f"labels has {len(labels)} entries for {len(g)} sampled latents")
+    if len(s) < 2:
+        return _message("Need at least 2 seed latents to project", title), "Nothing projected: fewer than 2 seeds."
+    if len(g) and g.shape[1] != s.shape[1]:
+        raise ValueError(f"sampled latents have {g.shape[1]} dimensions, seed latents {s.shape[1]}")
+    finite = np.isfinite(s).all() and np.isfinite(g).all()
+    if not finite:
+        return _message("Latents contain NaN or infinity: nothing to project", title), "Nothing projected: non-finite latents."
+    mean = s.mean(axis=0)
+    _, sv, vt = np.linalg.svd(s - mean, full_matrices=False)
+    var = sv ** 2
+    ratio = var / var.sum() if var.sum() > 0 else np.zeros_like(var)
+    k = min(2, vt.shape[0])
+    basis = np.zeros((2, s.shape[1]))
+    basis[:k] = vt[:k]
+    ps, pg = (s - mean) @ basis.T, (g - mean) @ basis.T if len(g) else np.zeros((0, 2))
+    evr = [float(ratio[i]) if i < len(ratio) else 0.0 for i in range(2)]
+    fig = go.Figure()
+    hover = [_hover(r) for r in seed_records] if seed_records is not None and len(seed_records) == len(s) \
+        else [f"seed {i + 1}" for i in range(len(s))]
+    fig.add_trace(go.Scatter(x=ps[:, 0], y=ps[:, 1], mode="markers", name=f"seed latents ({len(s)})",
+                             marker={"size": 7, "color": "#ff7f0e", "opacity": 0.75, "symbol": "diamond"},
+                             text=hover, hovertemplate="%{text}"))
+    groups = [str(x) for x in labels] if labels is not None else ["sampled"] * len(g)
+    for j, group in enumerate(dict.fromkeys(groups)):
+        idx = [i for i, x in enumerate(groups) if x == group]
+        fig.add_trace(go.Scatter(x=pg[idx, 0], y=pg[idx, 1], mode="markers", name=f"{group} latents ({len(idx)})",
+                                 marker={"size": 6, "color": GROUP_COLOURS[j % len(GROUP_COLOURS)], "opacity": 0.7},
+                                 text=[f"sampled latent {i + 1}" for i in idx], hovertemplate="%{text}"))
+    fig.update_layout(title=title, height=480, template="plotly_white",
+                      xaxis={"title": f"PC1 ({evr[0]:.0%} of seed variance)", "zeroline": False},
+                      yaxis={"title": f"PC2 ({evr[1]:.0%} of seed variance)", "zeroline": False})
+    caption = (f"PCA of {len(s)} seed latents (encoder means, {s.shape[1]} dimensions) with {len(g)} latents drawn "
+               f"by the latent diffusion model projected on the same axes; PC1 explains {evr[0]:.0%} and PC2 "
+               f"{evr[1]:.0%} of the seeds' latent variance.")
+    return fig, caption
+
+
 # -- aod bench -----------------------------------------------------------------------------------
 
 BENCH_BARS = (  # (key in results.json, label, higher is better)

@@ -54,7 +54,8 @@ class _Progress:
     def fit(self, p: Progress) -> None:
         loss = p.info.get("loss")
         extra = "(cached)" if p.info.get("cached") else (f"loss {loss:.3f}" if isinstance(loss, float) else "")
-        self.show(p.stage, p.done, p.total, extra, force=p.done >= p.total)
+        label = f"{p.stage} {p.info['stage']}" if p.info.get("stage") else p.stage  # difflm: VAE, latent diffusion
+        self.show(label, p.done, p.total, extra, force=p.done >= p.total)
 
     def step(self, s: StepInfo) -> None:
         self.show("sample", s.total - s.masked, s.total, f"step {s.step}")
@@ -372,7 +373,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", required=True, help="folder with schema.json, seeds.jsonl and optional holdout.jsonl")
     p.add_argument("--out", required=True, help="output folder (new or empty)")
     p.add_argument("--methods", default="static_dlm,ar_only,aod,aod_scalar",
-                   help="comma-separated: static_dlm, ar_only, aod, aod_scalar, aod_no_scaffold")
+                   help="comma-separated: static_dlm, ar_only, aod, aod_scalar, aod_no_scaffold, difflm "
+                        "(DiffLM sampled like static_dlm; 8–13 min to fit on 2 CPU cores)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--iterations", type=int, default=3, help="AoD iterations; every method gets iterations x batch records")
     p.add_argument("--batch", type=int, default=32)

@@ -62,8 +62,8 @@ def config_from_settings(settings: dict[str, Any], *, task: str = "", rubric: st
                         proposals=int(s["proposals"]), probe=int(s["probe"]), seed=int(s["seed"]), weights=weights)
     check_settings(loop)
     gen_config = parse_options(str(s["gen_options"] or ""))
-    if s["train_steps"] not in (None, "", 0):
-        gen_config["train_steps"] = int(s["train_steps"])
+    if s["train_steps"] not in (None, "", 0) and not str(s["generator"] or "").strip().startswith(("hf:", "ar:")):
+        gen_config["train_steps"] = int(s["train_steps"])  # only generators that train take it
     check_options(str(s["generator"] or ""), gen_config)
     for key in ("generator", "judge", "optimizer"):
         if not str(s[key] or "").strip():
@@ -242,6 +242,8 @@ class RunJob:
         loss = p.info.get("loss")
         extra = f" · loss {loss:.3f}" if isinstance(loss, (int, float)) else ""
         label = STAGE_LABELS.get(p.stage, p.stage.replace("_", " ").capitalize())
+        if p.info.get("stage"):  # a generator with several training phases (difflm: VAE, latent diffusion)
+            label += f" ({p.info['stage']})"
         self._set(fit=Bar(frac, f"{label}: step {p.done}/{p.total}{extra}"))
 
     def _on_event(self, e: Event) -> None:

@@ -578,8 +578,53 @@ def build_generator(schema_text: str, seeds_text: str, *, scaffold: bool = True,
     return load_generator("embedded", schema, seeds, scaffold=scaffold, config=cfg, cache_dir=cache_dir)
 
 
-def default_train_steps() -> int:
+def default_train_steps(spec: str = "embedded") -> int:
+    """The generator kind's own default number of training steps (embedded, or difflm's VAE)."""
+    if is_difflm(spec):
+        from .generators.difflm import DiffLMConfig
+
+        return DiffLMConfig().train_steps
     return EmbeddedConfig().train_steps
+
+
+def is_difflm(spec: str | None) -> bool:
+    """Whether a generator spec names DiffLM (``difflm`` or ``difflm:<causal LM>``)."""
+    spec = (spec or "").strip()
+    return spec == "difflm" or spec.startswith("difflm:")
+
+
+def generator_kind(spec: str | None) -> str:
+    """What the Sample page shows for a Models-page generator spec: embedded, difflm or hf (a
+    pretrained DLM); anything else (``ar:``) is sampled as the embedded DLM there."""
+    spec = (spec or "").strip()
+    if is_difflm(spec):
+        return "difflm"
+    return "hf" if spec.startswith("hf:") else "embedded"
+
+
+def build_spec_generator(schema_text: str, seeds_text: str, *, spec: str = "difflm", options: str = "",
+                         train_steps: int | None = None, cache_dir: str | None = None) -> Generator:
+    """The generator a spec names (not fitted) for the texts :func:`generator_inputs` returns;
+    ``options`` is the Models page's "Generator options" text (KEY=VALUE, comma-separated) and
+    ``train_steps`` applies to generators that train (DiffLM)."""
+    from .generators import parse_options
+
+    opts = parse_options(options or "")
+    if train_steps is not None and is_difflm(spec):
+        if train_steps < 1:
+            raise InputError(f"training steps must be >= 1, got {train_steps}")
+        opts["train_steps"] = int(train_steps)
+    schema = parse_schema(json.loads(schema_text), "<schema>")
+    return load_generator(spec, schema, json.loads(seeds_text), options=opts, cache_dir=cache_dir)
+
+
+def latent_figure(gen: Generator, n: int, seed: int) -> tuple[Any, str]:
+    """DiffLM's latent space for the Sample page: (plotly figure, caption) of the seeds' latents and
+    the ``n`` latents a ``sample(..., n, seed=seed)`` call decodes first."""
+    from .charts import latent_projection
+
+    view = gen.latent_view(n, seed)  # type: ignore[attr-defined]
+    return latent_projection(view.seeds, view.sampled, seed_records=view.seed_records)
 
 
 def model_cache_dir() -> str:
@@ -592,9 +637,12 @@ def fit_progress(p: Progress) -> tuple[float, str]:
     frac = min(1.0, p.done / p.total) if p.total else 1.0
     if p.info.get("cached"):
         return 1.0, "Model loaded from cache"
+    if p.stage == "load":
+        return frac, "Loading the generator model"
     loss = p.info.get("loss")
     extra = f" · loss {loss:.3f}" if isinstance(loss, (int, float)) else ""
-    return frac, f"Fitting: step {p.done}/{p.total}{extra}"
+    part = f" ({p.info['stage']})" if p.info.get("stage") else ""  # e.g. difflm's VAE, then latent diffusion
+    return frac, f"Fitting{part}: step {p.done}/{p.total}{extra}"
 
 
 class SampleProgress:
@@ -629,6 +677,7 @@ class SampleResult:
     dataset_label: str = ""
     settings: dict[str, Any] = field(default_factory=dict)
     summary: SampleSummary | None = None  # filled by sample_summary() once, kept for reruns
+    latent: tuple[Any, str] | None = None  # DiffLM only: latent_figure() of this request, kept for reruns
 
 
 def fit_and_sample(gen: Generator, prompt: Prompt, n: int, *, seed: int = 0,

@@ -19,7 +19,9 @@ m1.text_input("Generator", value=D["generator"], key="set_generator", persist_st
               help="`embedded`: a small diffusion model fitted on your seeds (CPU is fine). "
                    "`hf:<id-or-folder>`: a pretrained masked diffusion LM (LLaDA, Dream, ModernBERT chat DLMs) "
                    "from a local folder or the local HF cache, best on a GPU. `ar:<chat model>`: the "
-                   "autoregressive baseline.")
+                   "autoregressive baseline. `difflm`: DiffLM, a VAE over the seeds decoded by the frozen "
+                   "embedded SmolLM2 through soft prompts, plus latent diffusion (8–13 min to fit on 2 CPU "
+                   "cores; `difflm:<causal LM folder>` for another decoder).")
 m2.text_input("Judge", value=D["judge"], key="set_judge", persist_state="session",
               help="`embedded` (SmolLM2-135M, offline), `hf:<id-or-path>`, `gguf:<file>` or "
                    "`openai:<model>@<base_url>` for any OpenAI-compatible server.")
@@ -52,7 +54,7 @@ p3.number_input("Generator training steps", 0, 100_000, 0, key="set_train_steps"
 st.text_input("Generator options", key="set_gen_options", persist_state="session", placeholder="batch=16, decode=fast",
               help="The generator's own settings as KEY=VALUE, comma-separated. hf: models take batch, decode "
                    "(fast or vanilla), threshold, block_length, cache, vanilla_k, examples and dtype; embedded "
-                   "takes its training settings (e.g. d_model=128).")
+                   "takes its training settings (e.g. d_model=128); difflm e.g. latent_dim, soft_tokens, retries.")
 
 st.subheader("Reward")
 st.caption("reward = w₁·task success + w₂·mean judge score + w₃·(1 − field overlap) + w₄·distinct-2, "

@@ -183,3 +183,28 @@ def test_sample_fit_and_sample_tiny_model(app):
     app.switch_page("pages/design.py").run()
     pick_demo(app, "seattle-weather")
     assert app.session_state["sample_result"] is None
+
+
+def test_sample_page_uses_a_pretrained_dlm_from_the_models_page(app, tmp_path):
+    from tests.tiny_dlm import corpus_for, save_mdm, tiny_tokenizer
+
+    pick_demo(app, "penguins")
+    seeds = [json.loads(x) for x in (Path(__file__).resolve().parents[1] / "assets/penguins/seeds.jsonl").read_text().splitlines()]
+    folder = save_mdm(tmp_path / "dlm", tiny_tokenizer(corpus_for(seeds)))
+    app.switch_page("pages/models.py").run()
+    app.text_input(key="set_generator").set_value(f"hf:{folder}")
+    app.text_input(key="set_gen_options").set_value("batch=5").run()
+    app.switch_page("pages/sample.py").run()
+    assert not app.exception
+    assert any("pretrained diffusion LM" in t for t in texts(app.caption))
+    assert "sample_train_steps" not in {w.key for w in app.number_input}
+    app.number_input(key="sample_n").set_value(10)
+    app.session_state["sample_pins"] = edits({"path": "$.island", "value": "Biscoe"})
+    app.button(key="sample_go").click().run()
+    assert not app.exception, app.exception
+    assert not app.error, texts(app.error)
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Schema-valid"] == "100%"
+    records = find_table(app, "schema_valid")
+    assert len(records) == 10 and all(json.loads(t)["island"] == "Biscoe" for t in records["json"])
+    assert app.session_state["sample_result"].settings["generator"] == f"hf:{folder}"

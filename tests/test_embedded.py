@@ -196,7 +196,7 @@ def test_unreadable_cache_entry_is_refitted(get_demo, tiny, tmp_path, name, data
 
 def test_generator_specs(get_demo):
     ds = get_demo("penguins")
-    with pytest.raises(InputError, match="not available"):
+    with pytest.raises(InputError, match="not found locally"):
         load_generator("hf:some/model", ds.schema, ds.seeds.records)
     with pytest.raises(InputError, match="unknown generator spec 'gpt'"):
         load_generator("gpt", ds.schema, ds.seeds.records)

@@ -6,8 +6,11 @@ class and registering its spec prefix in ``generators/__init__.py``.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from ..prompt import Prompt
@@ -62,3 +65,19 @@ class Generator(Protocol):
     def sample(self, prompt: Prompt, n: int, *, seed: int = 0, on_step: StepFn | None = None) -> list[Candidate]:
         """``n`` candidates for ``prompt``; reproducible for a given seed."""
         ...
+
+
+def content_key(parts: dict[str, Any]) -> str:
+    """A short, stable hash of what a fitted model depends on (its disk-cache key)."""
+    blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def save_fitted(path: Path, blob: dict[str, Any]) -> None:
+    """``torch.save`` beside the target, then rename: a killed fit never leaves a half-written entry."""
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    torch.save(blob, tmp)
+    os.replace(tmp, path)

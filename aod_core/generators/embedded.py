@@ -11,7 +11,6 @@ constraints: the baseline that shows what the scaffold buys.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -31,7 +30,7 @@ from ..errors import InputError
 from ..prompt import Prompt
 from ..sampler import generate
 from ..scaffold import ABSENT, END, MASK, DecodeError, Scaffold
-from .base import Candidate, Progress, ProgressFn, StepFn
+from .base import Candidate, Progress, ProgressFn, StepFn, content_key, save_fitted
 from .denoiser import Denoiser, DenoiserConfig
 
 CACHE_VERSION = 1
@@ -166,13 +165,7 @@ class EmbeddedGenerator:
         return getattr(self.canvas, "scaffold", None)
 
     def cache_key(self) -> str:
-        blob = json.dumps(
-            {"v": CACHE_VERSION, "schema": self.schema, "seeds": self.seeds, "config": asdict(self.config)},
-            sort_keys=True,
-            ensure_ascii=False,
-            default=str,
-        )
-        return hashlib.sha256(blob.encode()).hexdigest()[:20]
+        return content_key({"v": CACHE_VERSION, "schema": self.schema, "seeds": self.seeds, "config": asdict(self.config)})
 
     def cache_path(self) -> Path:
         return self.cache_dir / f"embedded-{self.cache_key()}.pt"
@@ -244,10 +237,7 @@ class EmbeddedGenerator:
         }
 
     def _save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        torch.save({"state_dict": self.net.state_dict(), "report": self.fit_report}, tmp)
-        os.replace(tmp, path)  # atomic: a killed fit never leaves a half-written cache entry
+        save_fitted(path, {"state_dict": self.net.state_dict(), "report": self.fit_report})
 
     def check_prompt(self, prompt: Prompt) -> None:
         """Raise InputError now, before any fitting, when the prompt's edits do not fit the canvas."""
