@@ -19,7 +19,6 @@ from aod_core.generators import load_generator
 from aod_core.generators.hf import (DecodeStats, HFConfig, HFGenerator, ModelRunner, align_shifted, denoise,
                                     load_dlm)
 from aod_core.prompt import Prompt, Sampling
-from aod_core.scaffold import canonical
 from aod_core.schema import load_schema
 from aod_core.seeds import load_records
 from aod_core.token_scaffold import _leaf_values
@@ -169,6 +168,16 @@ def _bare(cls):
     module = torch.nn.Module()
     module._tied_weights_keys = list(cls._tied_weights_keys)
     return module
+
+
+def test_chat_template_when_there_is_one_plain_prompt_otherwise(mdm_folder, penguins, tokenizer):
+    schema, seeds = penguins
+    gen = HFGenerator(str(mdm_folder), schema.resolved, seeds, device="cpu")
+    gen.fit()
+    templated = gen.tokenizer.decode(gen.prompt_ids("Say hi"))
+    assert templated.startswith("<|user|>Say hi") and templated.endswith("<|assistant|>")
+    gen.tokenizer.chat_template = None
+    assert gen.tokenizer.decode(gen.prompt_ids("Say hi")) == "Say hi\n"
 
 
 def test_loading_errors_are_one_line_input_errors(tmp_path, tokenizer, penguins):
@@ -428,3 +437,12 @@ def test_cli_sample_with_an_hf_folder(mdm_folder, tmp_path):
     assert len(out.read_text().splitlines()) == 6
     bad = subprocess.run(cmd[:-4] + ["--gen-opt", "decode=slow"], capture_output=True, text=True)
     assert bad.returncode == 2 and "decode must be fast or vanilla" in bad.stderr.strip().splitlines()[-1]
+
+
+def test_llada_8b_shape_has_llada_8b_parameter_count():
+    from aod_core.mdm import MaskedDiffusionLM, MDMConfig, param_count
+
+    small = MDMConfig(vocab_size=500, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                      num_key_value_heads=2)
+    assert param_count(small) == MaskedDiffusionLM(small).n_params()
+    assert 7.9e9 < param_count(MDMConfig.llada_8b()) < 8.1e9

@@ -106,7 +106,7 @@ def load_dlm(path: Path, device: torch.device, dtype: torch.dtype) -> tuple[Any,
     from transformers import AutoConfig, AutoModelForMaskedLM, AutoTokenizer
     from transformers.dynamic_module_utils import get_class_from_dynamic_module
 
-    from .. import mdm  # noqa: F401  (registers the aod-mdm model type)
+    from .. import mdm  # noqa: F401  registers the aod-mdm model type with transformers
 
     shims = hf_compat.apply()
     try:
@@ -265,7 +265,7 @@ def denoise(runner: ModelRunner, plans: list[RowPlan], *, mask_id: int, end_id: 
 
     for bi in range(n_blocks):
         b_lo, b_hi = edges[bi], edges[bi + 1]
-        kv, fresh = None, None
+        kv = None
         while True:
             ready = [r for r in runs if not r.done and b_lo <= r.start + r.pos < b_hi]
             if not ready:
