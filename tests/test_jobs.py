@@ -205,6 +205,7 @@ def test_a_stop_during_loading_is_not_overwritten_and_the_job_ends_stopped(tmp_p
     job.stop()
     v = _wait(job, lambda v: not v.active)
     assert v.status == "stopped" and store.state()["status"] == "stopped"
+    job.thread.join(30)  # the final view is published just before the worker returns
     assert not job.active
 
 
