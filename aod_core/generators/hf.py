@@ -216,8 +216,12 @@ class _Lang:
 def denoise(runner: ModelRunner, plans: list[RowPlan], *, mask_id: int, end_id: int, sampling: Sampling,
             decode: str, threshold: float, block_length: int, cache: bool, vanilla_k: int,
             generator: torch.Generator, device: torch.device, prompt_lengths: list[int] | None = None,
-            on_step: StepFn | None = None, stats: DecodeStats | None = None) -> list[list[int]]:
-    """Fill every run of every plan; returns the filled canvases (one list of ids per row)."""
+            on_step: StepFn | None = None, stats: DecodeStats | None = None,
+            lang_cache: dict[int, _Lang] | None = None) -> list[list[int]]:
+    """Fill every run of every plan; returns the filled canvases (one list of ids per row).
+
+    ``lang_cache`` keeps each language's device and CPU tables between calls (keyed by the id of a
+    language its owner keeps alive), so a string field's large table is not rebuilt per batch."""
     stats = stats if stats is not None else DecodeStats()
     t0 = time.perf_counter()
     B, L = len(plans), max(len(p.ids) for p in plans)
@@ -225,7 +229,7 @@ def denoise(runner: ModelRunner, plans: list[RowPlan], *, mask_id: int, end_id: 
     for b, p in enumerate(plans):
         x[b, : len(p.ids)] = torch.tensor(p.ids)
     x = x.to(device)
-    langs: dict[int, _Lang] = {}
+    langs: dict[int, _Lang] = lang_cache if lang_cache is not None else {}
     runs: list[_RunState] = []
     for b, p in enumerate(plans):
         for r in p.runs:
@@ -361,6 +365,7 @@ class HFGenerator:
         self.facts: dict[str, Any] = {}
         self.tokens: TokenScaffold | None = None
         self.last_stats = DecodeStats()
+        self._lang_tables: dict[int, _Lang] = {}  # languages live in the token table for good
         self._report: dict[str, Any] = {}
         self._lock = threading.RLock()
         if model is None:
@@ -442,7 +447,8 @@ class HFGenerator:
                              sampling=prompt.sampling, decode=self.config.decode, threshold=self.config.threshold,
                              block_length=self.config.block_length, cache=self.config.cache,
                              vanilla_k=self.config.vanilla_k, generator=gen, device=self.device,
-                             prompt_lengths=[len(head)] * b, on_step=on_step, stats=stats)
+                             prompt_lengths=[len(head)] * b, on_step=on_step, stats=stats,
+                             lang_cache=self._lang_tables)
             for plan, row in zip(plans, filled):
                 text, record, error = self.tokens.read(plan, row)
                 out.append(Candidate(text=text, record=record, error=error))
