@@ -416,6 +416,46 @@ def near_duplicates(records: Sequence[Any], seeds: Sequence[Any] = (), *,
     return dup, copy
 
 
+class NearCopyIndex:
+    """Near copies, live: ``best(record)`` is the largest exact shingle Jaccard similarity (>=
+    ``threshold``) of a record to one indexed so far, among the candidates MinHash LSH proposes,
+    or None. Same definition as ``near_duplicates``; records can be added one at a time."""
+
+    def __init__(self, records: Sequence[Any] = (), *, threshold: float = NEAR_DUP_THRESHOLD):
+        from datasketch import MinHashLSH
+
+        self.threshold = threshold
+        self.lsh = MinHashLSH(threshold=min(max(threshold, 0.01), 1.0), num_perm=NUM_PERM)
+        self.shingles: list[frozenset] = []
+        self._seen: set[frozenset] = set()
+        for r in records:
+            self.add(r)
+
+    @staticmethod
+    def _hash(sh: frozenset):
+        from datasketch import MinHash
+
+        return MinHash.bulk([[x.encode("utf-8") for x in sh]], num_perm=NUM_PERM)[0]
+
+    def add(self, record: Any) -> None:
+        sh = shingles(record)
+        if not sh or sh in self._seen:
+            return
+        self._seen.add(sh)
+        self.lsh.insert(len(self.shingles), self._hash(sh), check_duplication=False)
+        self.shingles.append(sh)
+
+    def best(self, record: Any) -> float | None:
+        if self.threshold > 1.0 or not self.shingles:
+            return None
+        sh = shingles(record)
+        if not sh:
+            return None
+        sims = [jaccard(sh, self.shingles[j]) for j in self.lsh.query(self._hash(sh))]
+        top = max(sims, default=0.0)
+        return top if top >= self.threshold else None
+
+
 # ---------------------------------------------------------------------------------------------
 # Embeddings, Self-CosSim, Vendi
 

@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .agents.judge import DEFAULT_RUBRIC, Judge, verdict_row
+from .agents.judge import DEFAULT_RUBRIC, Judge, JudgeSettings, passed_checks, verdict_row
 from .chat import load_chat_model
 from .chat.base import ChatModel
 from .errors import InputError
@@ -70,6 +70,7 @@ class BenchConfig:
     generator_config: dict[str, Any] = field(default_factory=dict)
     difflm: str = "difflm"  # the generator spec of the ``difflm`` method
     difflm_config: dict[str, Any] = field(default_factory=dict)
+    judge_settings: JudgeSettings = field(default_factory=JudgeSettings)
 
     @property
     def budget(self) -> int:
@@ -83,6 +84,7 @@ class BenchConfig:
             raise InputError("no methods given")
         if self.iterations < 1 or self.batch < 1 or self.probe < 1 or self.proposals < 0:
             raise InputError("--iterations, --batch and --probe must be >= 1, --proposals >= 0")
+        self.judge_settings.check()
 
 
 def _judge_rows(judge: Judge, cands: list[Candidate], batch: int) -> list[dict[str, Any]]:
@@ -105,8 +107,7 @@ def _loop_rows(store: RunStore) -> list[dict[str, Any]]:
     for c in store.candidates():
         if c.get("phase", "main") != "main":
             continue
-        ch = c.get("checks") or {}
-        passed = ch.get("parses") and not ch.get("schema_errors") and not ch.get("duplicate") and not ch.get("seed_copy")
+        passed = passed_checks(c.get("checks") or {})
         rows.append(dict(c, success=bool(passed and c.get("verdict") == "accept")))
     return rows
 
@@ -150,11 +151,12 @@ class Bench:
         if not self.out.parent.exists():
             raise InputError(f"parent folder {self.out.parent} does not exist", where=str(self.out))
         self.cache = chat_cache if chat_cache is not None else {}
+        # The judge's chat model also writes the ar_only baseline's records, so it is always loaded.
         for spec in {config.judge, config.optimizer}:
             if spec not in self.cache:
                 self.cache[spec] = load_chat_model(spec, device=config.device)
-        self.judge = Judge(self.cache[config.judge], self.dataset.schema, self.dataset.seeds.records,
-                           task=config.task, rubric=config.rubric, seed=config.seed)
+        self.judge = Judge.build(config.judge, self.cache[config.judge], self.dataset.schema, self.dataset.seeds.records,
+                                 config.judge_settings, task=config.task, rubric=config.rubric, seed=config.seed)
 
     def _generator(self, scaffold: bool = True) -> Generator:
         return load_generator(self.config.generator, self.dataset.schema, self.dataset.seeds.records,
@@ -189,7 +191,7 @@ class Bench:
                             seed=c.seed, verbal_feedback=verbal)
         config = RunConfig(generator=c.generator, judge=c.judge, optimizer=c.optimizer, task=c.task, rubric=c.rubric,
                            prompt=Prompt(text=c.task).to_dict(), loop=loop, device=c.device, scaffold=scaffold,
-                           generator_config=dict(c.generator_config))
+                           generator_config=dict(c.generator_config), judge_settings=c.judge_settings)
         (self.out / "runs").mkdir(exist_ok=True)
         store = create_run_from(self.dataset.schema, self.dataset.seeds.records, self.out / "runs" / name, config)
         open_loop(store, chat_cache=self.cache).loop.run()

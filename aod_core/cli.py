@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -196,7 +197,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     prompt = build_prompt(args)
     config = RunConfig(generator=args.generator, judge=args.judge, optimizer=args.optimizer, task=prompt.text,
                        rubric=rubric, prompt=prompt.to_dict(), loop=settings, drop_invalid=args.drop_invalid,
-                       device=args.device, scaffold=not args.no_scaffold, generator_config=generator_options(args))
+                       device=args.device, scaffold=not args.no_scaffold, generator_config=generator_options(args),
+                       judge_settings=judge_settings(args))
     store = create_run(args.schema, args.seeds, args.out, config)
     return _drive(store, args)
 
@@ -252,11 +254,75 @@ def cmd_bench(args: argparse.Namespace) -> int:
     config = BenchConfig(methods=methods, seed=args.seed, iterations=args.iterations, batch=args.batch,
                          proposals=args.proposals, probe=args.probe, generator=args.generator, judge=args.judge,
                          optimizer=args.optimizer, task=args.task or "", device=args.device,
-                         generator_config=generator_options(args))
+                         generator_config=generator_options(args), judge_settings=judge_settings(args))
     log = (lambda s: None) if args.quiet else (lambda s: print(f"[bench] {s}", file=sys.stderr, flush=True))
     results = Bench(args.dataset, args.out, config, log=log).run()
     print(markdown_table(results), end="")
     print(f"wrote results.json, results.md and charts.html to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _judged_records(path: Path, schema) -> list:
+    """The records to judge as candidates, in file order: a JSONL line that does not parse is a
+    candidate that fails the exact checks (judged, not refused); .json and .csv files are read whole."""
+    from .generators.base import Candidate
+    from .seeds import read_records
+
+    if not path.is_file():
+        raise InputError("records file not found", where=str(path))
+    if path.suffix.lower() in (".jsonl", ".ndjson"):
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except UnicodeDecodeError as e:
+            raise InputError(f"file is not UTF-8 text ({e.reason} at byte {e.start})", where=str(path)) from None
+        cands = [Candidate.from_text(line) for line in text.split("\n") if line.strip()]
+    else:
+        records, _lines = read_records(path, schema)
+        cands = [Candidate(text=json.dumps(r, ensure_ascii=False), record=r) for r in records]
+    if not cands:
+        raise InputError("no records", where=str(path))
+    return cands
+
+
+def cmd_judge(args: argparse.Namespace) -> int:
+    from .agents.judge import DEFAULT_RUBRIC, Judge
+    from .chat import load_chat_model
+
+    out = Path(args.out)
+    _check_out_file(out)
+    schema = load_schema(args.schema)
+    seeds = load_records(args.seeds, schema, on_invalid="drop" if args.drop_invalid else "stop")
+    cands = _judged_records(Path(args.records), schema)
+    settings = judge_settings(args)
+    settings.check()
+    rubric = DEFAULT_RUBRIC
+    if args.rubric_file:
+        try:
+            rubric = Path(args.rubric_file).read_text(encoding="utf-8").strip()
+        except OSError as e:
+            raise InputError(f"cannot read rubric file: {e.strerror}", where=args.rubric_file) from None
+    mode = settings.resolved_mode(args.judge)
+    chat = load_chat_model(args.judge, device=args.device) if mode != "plausibility" else None
+    progress = _Progress(args.quiet)
+    judge = Judge.build(args.judge, chat, schema, seeds.records, settings, task=args.task or "", rubric=rubric,
+                        seed=args.seed, on_progress=lambda d, t: progress.show("calibrate", d, t, force=d >= t))
+    t0 = time.perf_counter()
+    j = judge.judge(cands, summarise=False, on_progress=lambda d, t: progress.show("judge", d, t, force=d >= t))
+    seconds = time.perf_counter() - t0
+    lines = []
+    for i, (c, ch, v) in enumerate(zip(cands, j.checks, j.verdicts)):
+        lines.append(json.dumps({"index": i, "verdict": "accept" if v.accept else "reject", "score": v.score,
+                                 "reasons": v.reasons, "judged_by": v.source, "checks": asdict(ch),
+                                 "evidence": v.evidence}, ensure_ascii=False, allow_nan=False))
+    atomic_write_text(out, "".join(line + "\n" for line in lines))
+    accepted = sum(v.accept for v in j.verdicts)
+    calib = judge.plausibility.describe() if judge.plausibility is not None else None
+    note = (f"; calibration on {calib['seeds']} seeds: held-out accept rate {calib['heldout_accept_rate']:.0%} "
+            f"(target {calib['accept_share_target']:.0%})" if calib and calib.get("heldout_accept_rate") is not None else "")
+    print(f"judged {len(cands)} records in {seconds:.1f}s ({mode} judge): {accepted} accepted, "
+          f"{len(cands) - accepted} rejected{note}; wrote {out}", file=sys.stderr)
+    for fact in j.facts[:6]:
+        print(f"  {fact}", file=sys.stderr)
     return 0
 
 
@@ -313,6 +379,29 @@ def _add_inputs(p: argparse.ArgumentParser) -> None:
     _add_prompt_args(p)
 
 
+def _add_judge_args(p: argparse.ArgumentParser) -> None:
+    from .agents.judge import MODES, JudgeSettings
+
+    d = JudgeSettings()
+    p.add_argument("--judge-mode", choices=MODES, default=d.mode,
+                   help="how the judge decides: plausibility (evidence fitted on the seeds), combined (an LLM reads "
+                        "that evidence; the plausibility model can veto), llm (the LLM alone); auto: plausibility "
+                        "for --judge embedded, combined for any other model (default)")
+    p.add_argument("--accept-share", type=float, default=d.accept_share,
+                   help=f"share of real records the plausibility threshold accepts (default {d.accept_share})")
+    p.add_argument("--near-copy", type=float, default=d.near_copy,
+                   help=f"shingle Jaccard similarity from which a record is a near copy of a seed or of an earlier "
+                        f"accepted record (default {d.near_copy}; above 1 turns the check off)")
+    p.add_argument("--veto", type=float, default=d.veto,
+                   help=f"combined mode: plausibility score below which the LLM's verdict is overruled (default {d.veto})")
+
+
+def judge_settings(args: argparse.Namespace):
+    from .agents.judge import JudgeSettings
+
+    return JudgeSettings(mode=args.judge_mode, accept_share=args.accept_share, near_copy=args.near_copy, veto=args.veto)
+
+
 def _add_gen_opt(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gen-opt", action="append", default=[], metavar="KEY=VALUE",
                    help="a generator setting, repeatable (e.g. batch=16, decode=vanilla, train_steps=300)")
@@ -348,6 +437,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", help="reward weights, e.g. tsr=0.4,judge=0.3,novelty=0.2,diversity=0.1")
     p.add_argument("--rubric-file", help="text file with the judge's rubric")
     p.add_argument("--fit-steps", type=int, help="training steps of the embedded generator (default 900)")
+    _add_judge_args(p)
     p.add_argument("--out", required=True, help="run folder (must not exist or be empty)")
     p.set_defaults(func=cmd_run)
 
@@ -385,10 +475,27 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--optimizer", default="embedded")
     p.add_argument("--task", help="task description given to every method")
     p.add_argument("--fit-steps", type=int, help="embedded generator training steps (default: its own)")
+    _add_judge_args(p)
     _add_gen_opt(p)
     p.add_argument("--device", default=None)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("judge", help="judge any records against the seeds: one verdict line per record, in order")
+    p.add_argument("--schema", required=True, help="JSON Schema file")
+    p.add_argument("--seeds", required=True, help="real records the judge calibrates on: .jsonl, .json or .csv")
+    p.add_argument("--records", required=True,
+                   help="records to judge: .jsonl (a line that does not parse is judged and rejected), .json or .csv")
+    p.add_argument("--judge", default="embedded", help="chat model spec (embedded: the plausibility judge alone)")
+    p.add_argument("--task", help="what the records are (read by LLM judges)")
+    p.add_argument("--rubric-file", help="text file with the LLM judge's rubric")
+    _add_judge_args(p)
+    p.add_argument("--drop-invalid", action="store_true", help="drop seeds that fail the schema instead of stopping")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None)
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--out", required=True, help="output JSONL: one verdict per input record")
+    p.set_defaults(func=cmd_judge)
 
     p = sub.add_parser("audit", help="the Data Auditor metrics of a JSONL file of generated records")
     p.add_argument("--schema", required=True)

@@ -85,22 +85,33 @@ def leaves(record: Any, path: str = "$") -> list[tuple[str, Any]]:
     return [(path, record)]
 
 
-def field_overlaps(records: Sequence[Any], seeds: Sequence[Any]) -> list[float]:
+class FieldOverlapIndex:
+    """The seeds indexed by (leaf path, value), built once, for ``field_overlaps`` batch after batch."""
+
+    def __init__(self, seeds: Sequence[Any]):
+        self.n = len(seeds)
+        self.index: dict[tuple[str, str], list[int]] = {}
+        for i, s in enumerate(seeds):
+            for path, value in leaves(s):
+                self.index.setdefault((path, canonical_record(value)), []).append(i)
+
+    def overlaps(self, records: Sequence[Any]) -> list[float]:
+        out = []
+        for r in records:
+            fields = leaves(r)
+            counts = [0] * self.n
+            for path, value in fields:
+                for i in self.index.get((path, canonical_record(value)), ()):
+                    counts[i] += 1
+            out.append(max(counts, default=0) / len(fields) if fields else 0.0)
+        return out
+
+
+def field_overlaps(records: Sequence[Any], seeds: Sequence[Any] | FieldOverlapIndex) -> list[float]:
     """Per record: the largest fraction of its leaf fields whose value equals the same field's value
     in one seed record (DESIGN.md §6). 1.0 is an exact copy's score; lower is less memorisation."""
-    index: dict[tuple[str, str], list[int]] = {}
-    for i, s in enumerate(seeds):
-        for path, value in leaves(s):
-            index.setdefault((path, canonical_record(value)), []).append(i)
-    out = []
-    for r in records:
-        fields = leaves(r)
-        counts = [0] * len(seeds)
-        for path, value in fields:
-            for i in index.get((path, canonical_record(value)), ()):
-                counts[i] += 1
-        out.append(max(counts, default=0) / len(fields) if fields else 0.0)
-    return out
+    index = seeds if isinstance(seeds, FieldOverlapIndex) else FieldOverlapIndex(seeds)
+    return index.overlaps(records)
 
 
 def field_overlap(records: Sequence[Any], seeds: Sequence[Any]) -> float:

@@ -12,7 +12,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
-from .agents.judge import DEFAULT_RUBRIC, Judge
+from .agents.judge import DEFAULT_RUBRIC, Judge, JudgeSettings
 from .agents.optimizer import PromptOptimizer
 from .chat import load_chat_model
 from .errors import InputError
@@ -39,6 +39,7 @@ class RunConfig:
     device: str | None = None
     scaffold: bool = True
     generator_config: dict[str, Any] = field(default_factory=dict)  # the generator's own settings, e.g. train_steps
+    judge_settings: JudgeSettings = field(default_factory=JudgeSettings)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -47,7 +48,8 @@ class RunConfig:
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:
         loop = dict(d.get("loop") or {})
         loop["weights"] = RewardWeights(**(loop.get("weights") or {}))
-        return cls(**{**d, "loop": LoopSettings(**loop)})
+        judge = JudgeSettings(**(d.get("judge_settings") or {}))
+        return cls(**{**d, "loop": LoopSettings(**loop), "judge_settings": judge})
 
 
 def _generator(config: RunConfig, schema, seeds, api_key: str | None = None):
@@ -65,6 +67,12 @@ def check_settings(s: LoopSettings) -> None:
     if s.proposals < 0 or s.probe < 1:
         raise InputError("--proposals must be >= 0 and --probe >= 1")
     s.weights.check()
+
+
+def needs_chat(config: RunConfig, spec: str) -> bool:
+    """Whether a run loads this chat model: the optimizer always; the judge unless it is the
+    plausibility judge alone."""
+    return spec == config.optimizer or config.judge_settings.resolved_mode(config.judge) != "plausibility"
 
 
 @dataclass
@@ -85,6 +93,7 @@ def create_run(schema_path: str, seeds_path: str, out: str, config: RunConfig) -
 def create_run_from(schema: LoadedSchema, seeds: list[Any], out: str | os.PathLike, config: RunConfig) -> RunStore:
     """``create_run`` for inputs already loaded and checked (the app's Design page)."""
     check_settings(config.loop)
+    config.judge_settings.check()
     if not seeds:
         raise InputError("no valid seed records to learn from")
     prompt = Prompt.from_dict(config.prompt)
@@ -117,10 +126,16 @@ def open_loop(
     gen = _generator(config, schema, seeds, api_key)
     cache = chat_cache if chat_cache is not None else {}
     for spec in {config.judge, config.optimizer}:
-        if spec not in cache:
+        if spec not in cache and needs_chat(config, spec):
             cache[spec] = load_chat_model(spec, device=config.device, api_key=api_key)
     gen.fit(on_progress=on_fit)
-    judge = Judge(cache[config.judge], schema, seeds, task=config.task, rubric=config.rubric, seed=config.loop.seed)
+
+    def judge_progress(done: int, total: int) -> None:
+        if on_fit:
+            on_fit(Progress("judge", done, total))
+
+    judge = Judge.build(config.judge, cache.get(config.judge), schema, seeds, config.judge_settings, task=config.task,
+                        rubric=config.rubric, seed=config.loop.seed, on_progress=judge_progress)
     optimizer = PromptOptimizer(cache[config.optimizer], getattr(gen, "scaffold", None), task=config.task, seed=config.loop.seed)
     loop = AoDLoop(store, gen, judge, optimizer, config.loop, initial_prompt=Prompt.from_dict(config.prompt), on_event=on_event)
     return RunHandle(store, loop, config)

@@ -13,6 +13,8 @@ Datasets:
 * ``penguins/``        -- flat, from ``palmerpenguins`` (344 rows, CC0 data)
 * ``seattle-weather/`` -- flat, from ``vega_datasets`` (packaged local csv, offline)
 * ``penguin-groups/``  -- nested, derived from the penguins data
+* ``airports/``        -- text-heavy, US airports from ``vega_datasets`` (names, cities, states, coordinates)
+* ``cars/``            -- car models from ``vega_datasets`` (a name, dependent measurements, origin)
 
 Requirements: ``pip install palmerpenguins vega_datasets jsonschema``.
 Works offline (both packages ship their data). Fully deterministic: every
@@ -241,6 +243,123 @@ GROUPS_SCHEMA: dict[str, Any] = {
 }
 
 
+AIRPORTS_SCHEMA: dict[str, Any] = {
+    "$schema": DRAFT,
+    "title": "US airport",
+    "description": (
+        "One US airport or airfield (FAA location identifier, name, city, state and "
+        "coordinates), as shipped with the vega_datasets package."
+    ),
+    "type": "object",
+    "properties": {
+        "iata": {
+            "description": "FAA location identifier: three or four capital letters or digits.",
+            "type": "string",
+            "pattern": "^[A-Z0-9]{3,4}$",
+        },
+        "name": {
+            "description": "Name of the airport.",
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 60,  # observed up to 41 characters
+        },
+        "city": {
+            "description": "City the airport serves.",
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 40,  # observed up to 33 characters
+        },
+        "state": {
+            "description": "Two-letter postal code of the state or territory.",
+            "type": "string",
+            "pattern": "^[A-Z]{2}$",
+        },
+        "latitude": {
+            "description": "Latitude in decimal degrees, four decimals.",
+            "type": "number",
+            "minimum": 10,  # observed 13.48
+            "maximum": 75,  # observed 71.29
+        },
+        "longitude": {
+            "description": "Longitude in decimal degrees (negative: west), four decimals.",
+            "type": "number",
+            "minimum": -180,  # observed -176.65
+            "maximum": -60,  # observed -64.70
+        },
+    },
+    "required": ["iata", "name", "city", "state", "latitude", "longitude"],
+    "additionalProperties": False,
+}
+
+CARS_SCHEMA: dict[str, Any] = {
+    "$schema": DRAFT,
+    "title": "Car model",
+    "description": (
+        "One car model of the 1970s and early 1980s with its engine and performance "
+        "figures (the classic auto-mpg data), as shipped with the vega_datasets package."
+    ),
+    "type": "object",
+    "properties": {
+        "name": {
+            "description": "Make and model, lower case.",
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 48,  # observed up to 36 characters
+        },
+        "miles_per_gallon": {
+            "description": "Fuel economy in US miles per gallon, one decimal; null if not recorded.",
+            "type": ["number", "null"],
+            "minimum": 5,  # observed 9.0
+            "maximum": 60,  # observed 46.6
+        },
+        "cylinders": {
+            "description": "Number of engine cylinders.",
+            "type": "integer",
+            "minimum": 3,
+            "maximum": 8,
+        },
+        "displacement": {
+            "description": "Engine displacement in cubic inches.",
+            "type": "number",
+            "minimum": 50,  # observed 68
+            "maximum": 500,  # observed 455
+        },
+        "horsepower": {
+            "description": "Engine power in horsepower; null if not recorded.",
+            "type": ["integer", "null"],
+            "minimum": 30,  # observed 46
+            "maximum": 250,  # observed 230
+        },
+        "weight_lbs": {
+            "description": "Vehicle weight in pounds.",
+            "type": "integer",
+            "minimum": 1500,  # observed 1613
+            "maximum": 5500,  # observed 5140
+        },
+        "acceleration": {
+            "description": "Seconds from 0 to 60 mph, one decimal.",
+            "type": "number",
+            "minimum": 6,  # observed 8.0
+            "maximum": 26,  # observed 24.8
+        },
+        "year": {
+            "description": "Model year.",
+            "type": "integer",
+            "minimum": 1970,
+            "maximum": 1982,
+        },
+        "origin": {
+            "description": "Region of manufacture.",
+            "type": "string",
+            "enum": ["USA", "Europe", "Japan"],
+        },
+    },
+    "required": ["name", "miles_per_gallon", "cylinders", "displacement", "horsepower",
+                 "weight_lbs", "acceleration", "year", "origin"],
+    "additionalProperties": False,
+}
+
+
 # --------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------
@@ -395,6 +514,50 @@ def load_weather_rows() -> list[dict[str, Any]]:
     return rows
 
 
+def load_airport_rows() -> list[dict[str, Any]]:
+    from vega_datasets import local_data
+
+    df = local_data.airports()
+    rows = []
+    for rec in df.to_dict(orient="records"):
+        # US airports with a city and state (the few foreign ones and the 12 without a city are left out).
+        if rec["country"] != "USA" or _is_na(rec["city"]) or _is_na(rec["state"]):
+            continue
+        rows.append(
+            {
+                "iata": _str(rec["iata"]),
+                "name": _str(rec["name"]),
+                "city": _str(rec["city"]),
+                "state": _str(rec["state"]),
+                "latitude": round(float(rec["latitude"]), 4),
+                "longitude": round(float(rec["longitude"]), 4),
+            }
+        )
+    return rows
+
+
+def load_car_rows() -> list[dict[str, Any]]:
+    from vega_datasets import local_data
+
+    df = local_data.cars()
+    rows = []
+    for rec in df.to_dict(orient="records"):
+        rows.append(
+            {
+                "name": _str(rec["Name"]),
+                "miles_per_gallon": _dec1(rec["Miles_per_Gallon"]),
+                "cylinders": _int(rec["Cylinders"]),
+                "displacement": _dec1(rec["Displacement"]),
+                "horsepower": _int(rec["Horsepower"]),
+                "weight_lbs": _int(rec["Weight_in_lbs"]),
+                "acceleration": _dec1(rec["Acceleration"]),
+                "year": int(rec["Year"].year),
+                "origin": _str(rec["Origin"]),
+            }
+        )
+    return rows
+
+
 # --------------------------------------------------------------------------
 # Builders
 # --------------------------------------------------------------------------
@@ -465,6 +628,15 @@ def build_groups(rows: list[dict[str, Any]]) -> tuple[list, list]:
     return groups[:n_seeds], groups[n_seeds:]
 
 
+def build_shuffled(rows: list[dict[str, Any]], schema: dict[str, Any], name: str, seeds: int,
+                   holdout: int) -> tuple[list, list]:
+    """Shuffle with random.Random(SEED); the first ``seeds`` rows are seeds, the next ``holdout`` the holdout."""
+    check_bounds(rows, schema, name)
+    unique = list({_key(r): r for r in rows}.values())  # a repeated source row must not sit on both sides
+    random.Random(SEED).shuffle(unique)
+    return unique[:seeds], unique[seeds:seeds + holdout]
+
+
 # --------------------------------------------------------------------------
 
 
@@ -480,11 +652,15 @@ def main(argv: list[str] | None = None) -> int:
 
     penguin_rows = load_penguin_rows()
     weather_rows = load_weather_rows()
+    airport_rows = load_airport_rows()
+    car_rows = load_car_rows()
 
     plan = [
         ("penguins", PENGUINS_SCHEMA, build_penguins(penguin_rows)),
         ("seattle-weather", WEATHER_SCHEMA, build_weather(weather_rows)),
         ("penguin-groups", GROUPS_SCHEMA, build_groups(penguin_rows)),
+        ("airports", AIRPORTS_SCHEMA, build_shuffled(airport_rows, AIRPORTS_SCHEMA, "airports", 300, 200)),
+        ("cars", CARS_SCHEMA, build_shuffled(car_rows, CARS_SCHEMA, "cars", 300, 100)),
     ]
     for name, schema, (seeds, holdout) in plan:
         write_folder(args.out, name, schema, seeds, holdout)

@@ -3,6 +3,7 @@ import json
 
 import pytest
 
+from aod_core.agents.judge import JudgeSettings
 from aod_core.bench import Bench, BenchConfig, markdown_table
 from aod_core.chat.scripted import ScriptedChatModel
 from aod_core.cli import main
@@ -41,7 +42,9 @@ def _cache(tmp_path_factory, monkeypatch):
 
 
 def _config(**kw):
-    return BenchConfig(**{"iterations": 2, "batch": 4, "probe": 2, "proposals": 1, "generator_config": dict(TINY), **kw})
+    # The scripted judge is an LLM judge (--judge-mode llm): the assertions below count its verdicts.
+    return BenchConfig(**{"iterations": 2, "batch": 4, "probe": 2, "proposals": 1, "generator_config": dict(TINY),
+                          "judge_settings": JudgeSettings(mode="llm"), **kw})
 
 
 def test_ar_generator_writes_records_and_refuses_scaffold_edits():

@@ -115,6 +115,7 @@ def test_short_run_with_the_real_embedded_agents(smol, tmp_path, monkeypatch) ->
     """The whole loop with SmolLM2 as judge and optimizer (and a tiny embedded DLM)."""
     from pathlib import Path
 
+    from aod_core.agents.judge import JudgeSettings
     from aod_core.loop import LoopSettings
     from aod_core.runner import RunConfig, create_run, open_loop
 
@@ -123,7 +124,8 @@ def test_short_run_with_the_real_embedded_agents(smol, tmp_path, monkeypatch) ->
     seeds = tmp_path / "seeds.jsonl"
     seeds.write_text("\n".join((assets / "seeds.jsonl").read_text().splitlines()[:40]) + "\n")
     config = RunConfig(generator_config={"d_model": 32, "n_layers": 1, "n_heads": 2, "train_steps": 40},
-                       loop=LoopSettings(iterations=2, batch=4, probe=2, proposals=1))
+                       loop=LoopSettings(iterations=2, batch=4, probe=2, proposals=1),
+                       judge_settings=JudgeSettings(mode="llm"))  # SmolLM2 as the judge, on purpose
     store = create_run(str(assets / "schema.json"), str(seeds), str(tmp_path / "run"), config)
     handle = open_loop(store, chat_cache={"embedded": smol})
     assert handle.loop.run() == "finished"

@@ -353,8 +353,10 @@ def test_bench_difflm_method_matches_static_budget(folder, tmp_path):
     (data / "schema.json").write_text((PENGUINS / "schema.json").read_text())
     (data / "seeds.jsonl").write_text("".join(json.dumps(r) + "\n" for r in SEEDS[:20]))
     (data / "holdout.jsonl").write_text("".join(json.dumps(r) + "\n" for r in HOLDOUT[:10]))
+    from aod_core.agents.judge import JudgeSettings
+
     config = BenchConfig(methods=("difflm",), iterations=2, batch=3, difflm=f"difflm:{folder}",
-                         difflm_config=dict(TINY, train_steps=3))
+                         difflm_config=dict(TINY, train_steps=3), judge_settings=JudgeSettings(mode="llm"))
     results = Bench(data, tmp_path / "out", config, chat_cache={"embedded": ScriptedChatModel(respond)}).run()
     m = results["methods"]["difflm"]
     assert m["n_candidates"] == 6

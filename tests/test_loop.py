@@ -1,4 +1,7 @@
-"""The AoD loop with the real embedded DLM (tiny) and a scripted chat model standing in for the agents."""
+"""The AoD loop with the real embedded DLM (tiny) and a scripted chat model standing in for the agents.
+
+The scripted judge is an LLM judge (``--judge-mode llm``), so these tests control every verdict; the
+default plausibility judge has its own loop test at the end."""
 import json
 import os
 import signal
@@ -11,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from aod_core.agents.judge import JudgeSettings
 from aod_core.chat.scripted import ScriptedChatModel
 from aod_core.loop import LoopSettings
 from aod_core.prompt import Prompt
@@ -53,7 +57,8 @@ def _cache(tmp_path_factory, monkeypatch):
 
 
 def _config(**loop):
-    return RunConfig(generator_config=TINY, loop=LoopSettings(**{"iterations": 2, "batch": 8, "probe": 4, "proposals": 2, **loop}))
+    return RunConfig(generator_config=TINY, loop=LoopSettings(**{"iterations": 2, "batch": 8, "probe": 4, "proposals": 2, **loop}),
+                     judge_settings=JudgeSettings(mode="llm"))
 
 
 def _start(tmp_path, seeds_file, config, events=None):
