@@ -105,6 +105,30 @@ def score_histogram(candidates: list[dict]) -> go.Figure:
     return fig
 
 
+def rejection_chart(rows: list[dict], top: int = 8) -> go.Figure:
+    """Stacked bars: per iteration, how many records each of the most frequent rejection reasons
+    covers (``runview.rejection_reasons`` rows); the rest are summed as "other reasons"."""
+    if not rows:
+        return _message("No rejected records yet", "Why records were rejected")
+    totals: dict[str, int] = {}
+    for r in rows:
+        totals[r["reason"]] = totals.get(r["reason"], 0) + r["records"]
+    keep = sorted(totals, key=lambda k: -totals[k])[:top]
+    iterations = sorted({r["iteration"] for r in rows})
+    fig = go.Figure()
+    for reason in keep + (["other reasons"] if len(totals) > top else []):
+        ys = []
+        for it in iterations:
+            ys.append(sum(r["records"] for r in rows if r["iteration"] == it
+                          and (r["reason"] == reason or (reason == "other reasons" and r["reason"] not in keep))))
+        label = reason if len(reason) <= 60 else reason[:59] + "…"
+        fig.add_trace(go.Bar(x=iterations, y=ys, name=label))
+    fig.update_layout(title="Why records were rejected", barmode="stack", height=360, template="plotly_white",
+                      xaxis={"title": "iteration", "dtick": 1}, yaxis={"title": "records"},
+                      legend={"font": {"size": 10}})
+    return fig
+
+
 # -- projection ----------------------------------------------------------------------------------
 
 def _collect(value: Any, path: str, nums: dict[str, list[float]], cats: dict[str, list[str]]) -> None:

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .agents.judge import DEFAULT_RUBRIC
+from .agents.judge import DEFAULT_RUBRIC, JudgeSettings
 from . import chat
 from .chat import load_chat_model
 from .chat.base import ChatModel
@@ -32,22 +32,26 @@ from .generators.base import Progress
 from .loop import Event, LoopSettings, Stopped
 from .prompt import Prompt
 from .reward import RewardWeights
-from .runner import RunConfig, check_settings, open_loop, run_is_alive
+from .runner import RunConfig, check_settings, needs_chat, open_loop, run_is_alive
 from .runstore import RunStore
 
 log = logging.getLogger(__name__)
 
 ACTIVE = ("starting", "loading", "fitting", "running", "paused", "stopping")
-STAGE_LABELS = {"fit": "Fitting the generator", "load": "Loading the generator model"}
+STAGE_LABELS = {"fit": "Fitting the generator", "load": "Loading the generator model",
+                "judge": "Calibrating the judge on the seeds"}
 TIMELINE_KEEP = 300  # newest timeline entries kept in memory (the run folder has everything)
 
+
+_JUDGE = JudgeSettings()
 
 #: The app's run settings (Models & settings page) and their defaults.
 SETTINGS_DEFAULTS: dict[str, Any] = {
     "generator": "embedded", "judge": "embedded", "optimizer": "embedded", "device": "auto",
     "iterations": 5, "batch": 32, "target": None, "proposals": 2, "probe": 8, "seed": 0,
     "w_tsr": 0.4, "w_judge": 0.3, "w_novelty": 0.2, "w_diversity": 0.1, "train_steps": None, "scaffold": True,
-    "gen_options": "",
+    "gen_options": "", "judge_mode": _JUDGE.mode, "accept_share": _JUDGE.accept_share, "near_copy": _JUDGE.near_copy,
+    "veto": _JUDGE.veto,
 }
 
 
@@ -70,11 +74,14 @@ def config_from_settings(settings: dict[str, Any], *, task: str = "", rubric: st
             raise InputError(f"the {key} model is empty; use embedded, hf:<id-or-path> or openai:<model>@<url>")
     for key in ("judge", "optimizer"):
         chat.load_chat_model(s[key].strip())  # a bad spec fails here (nothing is loaded yet)
+    judge = JudgeSettings(mode=str(s["judge_mode"]), accept_share=float(s["accept_share"]),
+                          near_copy=float(s["near_copy"]), veto=float(s["veto"]))
+    judge.check()
     return RunConfig(generator=s["generator"].strip(), judge=s["judge"].strip(), optimizer=s["optimizer"].strip(),
                      task=task, rubric=rubric if rubric and rubric.strip() else DEFAULT_RUBRIC,
                      prompt=(prompt or Prompt(text=task)).to_dict(), loop=loop,
                      device=None if s["device"] in (None, "", "auto") else s["device"], scaffold=bool(s["scaffold"]),
-                     generator_config=gen_config)
+                     generator_config=gen_config, judge_settings=judge)
 
 
 class ModelPool:
@@ -303,6 +310,8 @@ class RunJob:
             config = RunConfig.from_dict(self.store.config)
             cache: dict[str, ChatModel] = {}
             for spec in dict.fromkeys([config.judge, config.optimizer]):
+                if not needs_chat(config, spec):
+                    continue  # the plausibility judge reads no chat model
                 self._set(status="loading", phase=f"Loading the chat model {spec}")
                 cache[spec] = self.models.get(spec, config.device, self._api_key)
                 if hasattr(cache[spec], "load"):

@@ -172,6 +172,43 @@ def filter_rows(rows: list[dict[str, Any]], *, decision: str = "all", iterations
     return out
 
 
+def rejection_reason_keys(c: dict[str, Any]) -> list[str]:
+    """What a stored candidate was rejected for, as shared keys: an exact check that failed, or the
+    judge's findings (the plausibility evidence's keys, else the judge's own reasons). [] if accepted."""
+    if c.get("verdict") == "accept":
+        return []
+    checks = c.get("checks") or {}
+    if not checks.get("parses", True):
+        return ["does not parse as JSON"]
+    if checks.get("schema_errors"):
+        return [f"schema error at {e.split(': ', 1)[0]}" for e in checks["schema_errors"][:1]]
+    for flag, text in (("seed_copy", "exact copy of a seed"), ("duplicate", "duplicate"), ("near_copy", "near copy")):
+        if checks.get(flag):
+            return [text]
+    findings = ((c.get("evidence") or {}).get("findings") or [])[:3]
+    if findings:
+        return list(dict.fromkeys(f["key"] for f in findings))
+    if c.get("judged_by") == "failed":
+        return ["the judge gave no usable answer"]
+    return list(dict.fromkeys(str(r) for r in (c.get("reasons") or ["(no reason given)"])[:2]))
+
+
+def rejection_reasons(store: RunStore) -> list[dict[str, Any]]:
+    """Per finished iteration, how many main-batch records each rejection reason covers (a record
+    can count under up to three reasons), most frequent first."""
+    counts: dict[tuple[int, str], int] = {}
+    totals: dict[int, int] = {}
+    for c in store.candidates():
+        if c.get("phase", "main") != "main":
+            continue
+        it = int(c.get("iteration", 0))
+        totals[it] = totals.get(it, 0) + 1
+        for reason in rejection_reason_keys(c):
+            counts[(it, reason)] = counts.get((it, reason), 0) + 1
+    rows = [{"iteration": it + 1, "reason": reason, "records": k, "of": totals[it]} for (it, reason), k in counts.items()]
+    return sorted(rows, key=lambda r: (r["iteration"], -r["records"], r["reason"]))
+
+
 def candidate_detail(store: RunStore, key: str) -> dict[str, Any]:
     """One candidate in full: record or raw text, checks, verdict, judge reasons, schema errors."""
     for c in store.candidates():

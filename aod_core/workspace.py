@@ -753,3 +753,33 @@ def records_jsonl(candidates: Iterable[Candidate], *, only_valid_for: LoadedSche
             continue
         lines.append(json.dumps(c.record, ensure_ascii=False))
     return "".join(line + "\n" for line in lines)
+
+
+# ---- the judge's calibration on the seeds (Design page) -------------------------------------------
+
+
+@dataclass
+class JudgeCalibration:
+    summary: dict[str, Any]  # the plausibility model's report (held-out accept rate, threshold, rules...)
+    rules: list[dict[str, Any]]  # one row per evidence rule
+    holdout_accept_rate: float | None  # share of the dataset's real holdout records accepted, when it has one
+    holdout_rejections: list[dict[str, Any]]  # the holdout records it rejects, with why (a few)
+
+
+def judge_calibration(dataset: Dataset, *, accept_share: float = 0.9,
+                      on_progress: Callable[[int, int], None] | None = None) -> JudgeCalibration:
+    """Fit (or read from the cache) the plausibility judge on the dataset's seeds and report how it
+    calibrated; with a holdout file, also how many of those real records it accepts."""
+    from .agents.plausibility import PlausibilitySettings, fit_cached
+
+    model = fit_cached(dataset.seeds.records, PlausibilitySettings(accept_share=accept_share), on_progress=on_progress)
+    hold = dataset.holdout.records if dataset.holdout else []
+    rate, rejected = None, []
+    if hold:
+        got = model.assess(hold)
+        rate = sum(a.accept for a in got) / len(got)
+        for r, a in zip(hold, got):
+            if not a.accept and len(rejected) < 10:
+                rejected.append({"record": json.dumps(r, ensure_ascii=False), "score": round(a.score, 3),
+                                 "why": "; ".join(a.reasons(2))})
+    return JudgeCalibration(model.describe(), model.rule_rows(), rate, rejected)

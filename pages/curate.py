@@ -96,12 +96,24 @@ if key:
         errs = checks.get("schema_errors") or []
         st.markdown("**Exact checks**")
         st.markdown(f"parses: {checks.get('parses')} · duplicate in batch: {checks.get('duplicate')} · "
-                    f"copy of a seed: {checks.get('seed_copy')} · field overlap with nearest seed: "
-                    f"{checks.get('field_overlap')}")
+                    f"copy of a seed: {checks.get('seed_copy')} · near copy: {checks.get('near_copy', False)} · "
+                    f"field overlap with nearest seed: {checks.get('field_overlap')}")
         if errs:
             st.markdown("**Schema errors**")
             for e in errs:
                 st.markdown(f"- `{e}`")
+        if checks.get("near_copy"):
+            st.markdown(f"**Near copy** of {checks.get('near_copy_of')} (shingle Jaccard "
+                        f"{checks.get('near_copy_similarity')})")
+        evidence = c.get("evidence")
+        if evidence:
+            st.markdown(f"**Plausibility evidence:** score {evidence['score']} (the share of real records at least "
+                        "as unusual as this one)")
+            if evidence.get("findings"):
+                st.dataframe([{"finding": f["text"], "rarer than": f"{1 - f['rarity']:.1%} of real records",
+                               "rule": f["rule"]} for f in evidence["findings"]], hide_index=True, key="curate_evidence")
+            else:
+                st.caption("No rule finds anything unusual about it.")
     with d2:
         if c.get("record") is not None:
             st.code(json.dumps(c["record"], indent=2, ensure_ascii=False), language="json")

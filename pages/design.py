@@ -131,8 +131,9 @@ st.text_area(
     key="rubric_text",
     persist_state="session",
     height=110,
-    help="What the judge agent accepts and rejects, in plain words. Exact checks (JSON, schema, "
-         "duplicates, seed copies) are applied in code before the judge reads the rubric.",
+    help="What an LLM judge accepts and rejects, in plain words (read in the combined and llm judge modes). "
+         "Exact checks (JSON, schema, duplicates, seed and near copies) are applied in code first; the "
+         "embedded plausibility judge decides from evidence fitted on the seeds and reads no rubric.",
 )
 
 for note in dataset.schema.notes:
@@ -148,7 +149,8 @@ for title, records in (("seeds", dataset.seeds), ("holdout records", dataset.hol
 if not dataset.seeds.issues:
     st.caption(f"All {summary['seeds']} seeds are valid against the schema.")
 
-fields_tab, stats_tab, scaffold_tab, seeds_tab = st.tabs(["Fields", "Seed statistics", "Scaffold", "Seeds"])
+fields_tab, stats_tab, scaffold_tab, judge_tab, seeds_tab = st.tabs(
+    ["Fields", "Seed statistics", "Scaffold", "Judge calibration", "Seeds"])
 with fields_tab:
     st.dataframe(ws.field_table(dataset.schema), hide_index=True, key="design_fields")
 with stats_tab:
@@ -165,6 +167,41 @@ with scaffold_tab:
         st.dataframe(preview.slots, hide_index=True, key="design_slots")
         for note in preview.notes:
             st.warning(f"Scaffold note: {note}")
+with judge_tab:
+    st.caption("The embedded judge is fitted on these seeds: rules for every field, pair of fields and the whole "
+               "record, calibrated by cross-validation so that the chosen share of real records is accepted.")
+    share = float(st.session_state.get("set_accept_share", 0.9))
+    key = (st.session_state.get("dataset_signature"), share)
+    calib = st.session_state.get("judge_calibration")
+    if calib is None or calib[0] != key:
+        if st.button("Calibrate the judge on these seeds", key="design_calibrate", icon=":material/balance:"):
+            bar = st.progress(0.0, text="Fitting the judge's evidence on the seeds")
+            try:
+                result = ws.judge_calibration(dataset, accept_share=share,
+                                              on_progress=lambda d, t: bar.progress(d / max(t, 1), text=f"Fold {d}/{t}"))
+            except InputError as e:
+                st.error(str(e))
+            else:
+                st.session_state.judge_calibration = (key, result)
+                st.rerun()
+    else:
+        result = calib[1]
+        c = result.summary
+        k1, k2, k3, k4 = st.columns(4)
+        k1.metric("Held-out seeds accepted", f"{c['heldout_accept_rate']:.0%}", help=f"target {c['accept_share_target']:.0%}: "
+                  "the threshold from half of the cross-validation folds, applied to the other half")
+        k2.metric("Holdout accepted", "—" if result.holdout_accept_rate is None else f"{result.holdout_accept_rate:.0%}",
+                  help="real records in the dataset's holdout file, never seen by the judge")
+        k3.metric("Evidence rules", c["rules"])
+        k4.metric("Fit", f"{c['fit_seconds']:.1f} s" + (" (cached)" if c.get("cached") else ""))
+        st.caption(f"Accept threshold: score ≥ {c['threshold_score']:.3f} (the share of real records at least as "
+                   f"unusual). Rules by kind: " + ", ".join(f"{k} {v}" for k, v in c["rule_kinds"].items())
+                   + (f". Text evidence uses {c['embedder']}." if c.get("embedder") else "."))
+        if result.holdout_rejections:
+            st.markdown("**Real holdout records it rejects, and why** (about 1 in 10 is expected)")
+            st.dataframe(result.holdout_rejections, hide_index=True, key="design_judge_rejections")
+        with st.expander("Every evidence rule"):
+            st.dataframe(result.rules, hide_index=True, key="design_judge_rules")
 with seeds_tab:
     st.dataframe(ws.records_preview(dataset.seeds.records), hide_index=True, key="design_seeds")
 

@@ -23,10 +23,12 @@ m1.text_input("Generator", value=D["generator"], key="set_generator", persist_st
                    "embedded SmolLM2 through soft prompts, plus latent diffusion (8–13 min to fit on 2 CPU "
                    "cores; `difflm:<causal LM folder>` for another decoder).")
 m2.text_input("Judge", value=D["judge"], key="set_judge", persist_state="session",
-              help="`embedded` (SmolLM2-135M, offline), `hf:<id-or-path>`, `gguf:<file>` or "
-                   "`openai:<model>@<base_url>` for any OpenAI-compatible server.")
+              help="`embedded`: the plausibility judge, evidence fitted on your seeds (offline, no LLM). "
+                   "`hf:<id-or-path>`, `gguf:<file>` or `openai:<model>@<base_url>` (any OpenAI-compatible "
+                   "server): an LLM that reads that evidence and gives the semantic verdict.")
 m3.text_input("Prompt optimizer", value=D["optimizer"], key="set_optimizer", persist_state="session",
-              help="Same forms as the judge.")
+              help="`embedded` (SmolLM2-135M, offline), `hf:<id-or-path>`, `gguf:<file>` or "
+                   "`openai:<model>@<base_url>`.")
 st.text_input("API key for openai: models", type="password", key="set_api_key", persist_state="session",
               help="Kept in this browser session's memory only: never written to the run folder or disk. "
                    "Empty: the server's OPENAI_API_KEY environment variable, if any.")
@@ -35,6 +37,30 @@ d1.selectbox("Device", ["auto", "cpu", "cuda"], key="set_device", persist_state=
              help="auto: the GPU when there is one, else the CPU.")
 d2.toggle("Use scaffold", value=D["scaffold"], key="set_scaffold", persist_state="session",
           help="Off: raw-text diffusion without structure constraints (an ablation; expect invalid JSON).")
+
+st.subheader("Judge")
+modes = {"auto": "auto: plausibility for `embedded`, combined for an LLM",
+         "plausibility": "plausibility: evidence fitted on the seeds decides",
+         "combined": "combined: the LLM decides with that evidence; implausible records are vetoed",
+         "llm": "llm: the LLM alone"}
+j1, j2, j3, j4 = st.columns([2.2, 1, 1, 1])
+j1.selectbox("Judge mode", list(modes), format_func=modes.get, key="set_judge_mode", persist_state="session",
+             help="How exact checks, the plausibility evidence and an LLM combine. combined and llm need an LLM judge "
+                  "(`embedded` then means SmolLM2-135M, which showed no signal as a judge).")
+j2.number_input("Accept share", 0.5, 0.99, D["accept_share"], 0.01, key="set_accept_share", persist_state="session",
+                help="The plausibility threshold is calibrated on held-out seeds so that this share of real records "
+                     "is accepted. The Design page shows the calibration.")
+j3.number_input("Near-copy threshold", 0.05, 1.5, D["near_copy"], 0.05, key="set_near_copy", persist_state="session",
+                help="Token-shingle Jaccard similarity to a seed (or an accepted record) from which a record is "
+                     "rejected as a near copy. Above 1 turns the check off.")
+j4.number_input("Veto", 0.0, 0.5, D["veto"], 0.005, format="%.3f", key="set_veto", persist_state="session",
+                help="combined mode: a record whose plausibility score is below this is rejected whatever the LLM "
+                     "says. Not used in the other modes.")
+mode_now = st.session_state.get("set_judge_mode", D["judge_mode"])
+judge_now = (st.session_state.get("set_judge", D["judge"]) or "").strip().lower()
+if mode_now in ("auto", "plausibility") and (judge_now == "embedded" or mode_now == "plausibility"):
+    st.caption("The plausibility judge reads no rubric and no LLM: the Design page's rubric and the veto apply to "
+               "LLM judges only.")
 
 st.subheader("Loop")
 l1, l2, l3, l4 = st.columns(4)

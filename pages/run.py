@@ -139,6 +139,12 @@ def live() -> None:
         fig, caption = _projection(str(store.path), s["iterations_done"])
         b.plotly_chart(fig, key="run_projection")
         b.caption(caption)
+        reasons = runview.rejection_reasons(store)
+        st.plotly_chart(charts.rejection_chart(reasons), key="run_reasons")
+        if reasons:
+            last = max(r["iteration"] for r in reasons)
+            shown = [f"{r['records']}/{r['of']} {r['reason']}" for r in reasons if r["iteration"] == last][:4]
+            st.caption(f"Iteration {last}, most frequent reasons: " + "; ".join(shown))
     with agents_tab:
         timeline = v.timeline if v else []
         for e in reversed(timeline):

@@ -208,3 +208,14 @@ def test_sample_page_uses_a_pretrained_dlm_from_the_models_page(app, tmp_path):
     records = find_table(app, "schema_valid")
     assert len(records) == 10 and all(json.loads(t)["island"] == "Biscoe" for t in records["json"])
     assert app.session_state["sample_result"].settings["generator"] == f"hf:{folder}"
+
+
+def test_design_page_calibrates_the_judge_on_the_seeds(app):
+    pick_demo(app, "penguins")
+    app.button(key="design_calibrate").click().run()
+    assert not app.exception and not app.error, texts(app.error)
+    shown = {m.label: m.value for m in app.metric}
+    held = int(shown["Held-out seeds accepted"].rstrip("%"))
+    assert 85 <= held <= 95 and shown["Holdout accepted"].endswith("%") and int(shown["Evidence rules"]) >= 10
+    assert any("Accept threshold" in c for c in texts(app.caption))
+    assert "rule" in find_table(app, "rule").columns

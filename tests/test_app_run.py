@@ -180,3 +180,28 @@ def test_run_page_compares_methods_on_the_current_dataset(app, monkeypatch):
     table = next(df.value for df in app.dataframe if "method" in df.value.columns)
     assert list(table["method"]) == ["static_dlm", "ar_only", "aod"]
     assert table["task_success_rate"].between(0, 1).all()
+
+
+def test_the_plausibility_judge_explains_rejections_on_the_run_and_curate_pages(app):
+    pick_demo(app, "penguins")
+    small_settings(app)
+    app.switch_page("pages/run.py").run()
+    app.button(key="run_start").click().run()
+    run_dir = app.session_state["run_dir"]
+    wait_finished(app)
+    app.run()
+    assert not app.exception
+    store = RunStore.open(run_dir, repair=False)
+    judged = [c for c in store.candidates() if c["judged_by"] == "plausibility"]
+    assert judged and all(c["evidence"] is not None for c in judged)
+    from aod_core import runview
+
+    reasons = runview.rejection_reasons(store)
+    if any(c["verdict"] == "reject" for c in store.candidates(0)):
+        assert reasons and reasons[0]["iteration"] == 1
+        assert any("most frequent reasons" in c for c in texts(app.caption))
+    app.switch_page("pages/curate.py").run()
+    target = next(c for c in store.candidates() if c["judged_by"] == "plausibility")
+    app.selectbox(key="curate_detail").set_value(f"{target['iteration']}:main:{target['index']}").run()
+    assert not app.exception
+    assert any("Plausibility evidence" in m for m in texts(app.markdown))

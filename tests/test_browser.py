@@ -1,9 +1,9 @@
 """End to end in a real browser: Debian's chromium driven by Playwright against `streamlit run app.py`
-on loopback, with the real embedded models (fitted DLM, SmolLM2 judge and optimizer).
+on loopback, with the real embedded models (fitted DLM, the plausibility judge, SmolLM2 optimizer).
 
 Upload the penguins schema and seeds, start a short run, watch metrics and feedback arrive, pause and
-edit the prompt, resume, override verdicts on the Curate page, download the JSONL export and check
-every line against the schema. Screenshots of every step go to ``$AOD_SCREENSHOTS`` (or the test's
+edit the prompt, resume, see that the agents accepted records on their own, override verdicts on the
+Curate page, download the JSONL export and check every line against the schema. Screenshots of every step go to ``$AOD_SCREENSHOTS`` (or the test's
 temporary folder) and the failing page is saved on failure.
 """
 import json
@@ -170,6 +170,8 @@ def test_upload_run_steer_curate_export(server, page, tmp_path):
     assert "human" in authors, authors
     human = next(p for p in store.prompts() if p["role"] == "used" and p["author"] == "human")
     assert human["prompt"]["text"].startswith("Mostly Biscoe")
+    by_agents = store.accepted()
+    assert by_agents, "the judge accepted records on its own: the export needs no hand-accepted ones"
 
     # curate: accept two candidates by hand, then reject the first of them
     _nav(page, "Curate")
@@ -198,7 +200,7 @@ def test_upload_run_steer_curate_export(server, page, tmp_path):
     path = tmp_path / "export.jsonl"
     dl.value.save_as(path)
     lines = [json.loads(x) for x in path.read_text().splitlines()]
-    assert lines == store.curated() and len(lines) >= 1
+    assert lines == store.curated() and len(lines) >= len(by_agents) - 1
     for record in lines:
         jsonschema.validate(record, schema)
     assert rejected not in lines

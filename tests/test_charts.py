@@ -195,3 +195,15 @@ def test_projection_one_varying_feature_and_odd_values():
 def test_projection_checks_labels_length():
     with pytest.raises(ValueError, match="labels"):
         projection([{"a": 1}], [{"a": 2}], labels=["x", "y"])
+
+
+def test_rejection_chart_stacks_the_most_frequent_reasons():
+    from aod_core.charts import rejection_chart
+
+    rows = [{"iteration": 1, "reason": "a", "records": 3, "of": 8}, {"iteration": 1, "reason": "b", "records": 1, "of": 8},
+            {"iteration": 2, "reason": "a", "records": 2, "of": 8}, {"iteration": 2, "reason": "c", "records": 5, "of": 8}]
+    fig = rejection_chart(rows, top=2)
+    names = [t.name for t in fig.data]
+    assert names == ["a", "c", "other reasons"]
+    assert list(fig.data[0].y) == [3, 2] and list(fig.data[2].y) == [1, 0]
+    assert "No rejected records" in rejection_chart([]).layout.annotations[0].text

@@ -143,3 +143,26 @@ def test_export_mixed_kinds_and_parquet_errors(tmp_path):
     assert list(df["a"]) == ["1", "x", "2.5"] and list(df["b"])[:2] == ["true", "2"]
     assert export_records(records, "parquet", tmp_path / "m.parquet") == 3
     assert pd.read_parquet(tmp_path / "m.parquet")["a"].tolist() == ["1", "x", "2.5"]
+
+
+def test_rejection_reasons_per_iteration(tmp_path):
+    from aod_core import runview
+
+    store = RunStore.create(tmp_path / "r", {"judge": "embedded"})
+    ok = {"parses": True, "schema_errors": [], "duplicate": False, "seed_copy": False, "near_copy": False}
+    finding = lambda key: {"score": 0.01, "findings": [{"key": key, "text": key, "rule": "r", "kind": "range",  # noqa: E731
+                                                        "fields": [], "rarity": 0.001, "nats": 7.0}]}
+    rows = [
+        {"record": {"a": 1}, "verdict": "accept", "checks": ok, "judged_by": "plausibility", "evidence": finding("x")},
+        {"record": {"a": 2}, "verdict": "reject", "checks": ok, "judged_by": "plausibility", "evidence": finding("mass high")},
+        {"record": {"a": 3}, "verdict": "reject", "checks": ok, "judged_by": "plausibility", "evidence": finding("mass high")},
+        {"record": {"a": 4}, "verdict": "reject", "checks": dict(ok, near_copy=True), "judged_by": "checks"},
+        {"record": None, "verdict": "reject", "checks": dict(ok, parses=False), "judged_by": "checks"},
+    ]
+    log = IterationLog(0)
+    log.candidates = [dict(r, index=i, phase="main") for i, r in enumerate(rows)]
+    log.metrics = {"reward": 0.1}
+    store.commit(log)
+    got = runview.rejection_reasons(store)
+    assert got[0] == {"iteration": 1, "reason": "mass high", "records": 2, "of": 5}
+    assert {r["reason"] for r in got} == {"mass high", "near copy", "does not parse as JSON"}
