@@ -60,7 +60,7 @@ class BenchConfig:
     iterations: int = 3
     batch: int = 32
     proposals: int = 2
-    probe: int = 8
+    probe: int = LoopSettings().probe
     generator: str = "embedded"
     judge: str = "embedded"
     optimizer: str = "embedded"

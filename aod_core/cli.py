@@ -19,6 +19,7 @@ from .export import FORMATS, export_records
 from .files import atomic_write_text
 from .runstore import RunStore
 from .generators import Progress, load_generator, parse_options
+from .loop import LoopSettings
 from .metrics import batch_summary
 from .prompt import Prompt, Sampling
 from .sampler import StepInfo
@@ -433,7 +434,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=32, help="candidates per iteration (default 32)")
     p.add_argument("--target", type=int, default=None, help="stop once this many records are accepted")
     p.add_argument("--proposals", type=int, default=2, help="candidate prompts per iteration (default 2)")
-    p.add_argument("--probe", type=int, default=8, help="probe batch size for comparing prompts (default 8)")
+    p.add_argument("--probe", type=int, default=LoopSettings().probe,
+                   help=f"probe batch size for comparing prompts (default {LoopSettings().probe})")
     p.add_argument("--weights", help="reward weights, e.g. tsr=0.4,judge=0.3,novelty=0.2,diversity=0.1")
     p.add_argument("--rubric-file", help="text file with the judge's rubric")
     p.add_argument("--fit-steps", type=int, help="training steps of the embedded generator (default 900)")
@@ -469,7 +471,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--iterations", type=int, default=3, help="AoD iterations; every method gets iterations x batch records")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--proposals", type=int, default=2)
-    p.add_argument("--probe", type=int, default=8)
+    p.add_argument("--probe", type=int, default=LoopSettings().probe)
     p.add_argument("--generator", default="embedded")
     p.add_argument("--judge", default="embedded", help="chat model of the judge (and of ar_only)")
     p.add_argument("--optimizer", default="embedded")

@@ -48,7 +48,7 @@ _JUDGE = JudgeSettings()
 #: The app's run settings (Models & settings page) and their defaults.
 SETTINGS_DEFAULTS: dict[str, Any] = {
     "generator": "embedded", "judge": "embedded", "optimizer": "embedded", "device": "auto",
-    "iterations": 5, "batch": 32, "target": None, "proposals": 2, "probe": 8, "seed": 0,
+    "iterations": 5, "batch": 32, "target": None, "proposals": 2, "probe": LoopSettings().probe, "seed": 0,
     "w_tsr": 0.4, "w_judge": 0.3, "w_novelty": 0.2, "w_diversity": 0.1, "train_steps": None, "scaffold": True,
     "gen_options": "", "judge_mode": _JUDGE.mode, "accept_share": _JUDGE.accept_share, "near_copy": _JUDGE.near_copy,
     "veto": _JUDGE.veto,

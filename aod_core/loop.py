@@ -40,7 +40,9 @@ class LoopSettings:
     batch: int = 32
     target: int | None = None  # stop once this many records are accepted
     proposals: int = 2  # K candidate prompts per iteration
-    probe: int = 8  # probe batch size for comparing prompts
+    # Probe batch size for comparing prompts: big enough that a proposal wins on more than noise (the
+    # plausibility judge scores 32 records in a fraction of a second).
+    probe: int = 32
     seed: int = 0
     weights: RewardWeights = field(default_factory=RewardWeights)
     # False: the optimizer sees the reward history only, never the judge's words (the aod_scalar

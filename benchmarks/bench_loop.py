@@ -36,7 +36,7 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=5)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--proposals", type=int, default=2)
-    ap.add_argument("--probe", type=int, default=8)
+    ap.add_argument("--probe", type=int, default=LoopSettings().probe)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None)
     args = ap.parse_args()

@@ -165,7 +165,11 @@ class PromptOptimizer:
         hist = "\n".join(f"- reward {r:.3f}: {s}" for s, r in history[-5:]) or "- (none yet)"
         system = (
             "You improve the prompt of a generator of synthetic JSON records. Propose ONE edit that "
-            "fixes the most important problem in the feedback.\nOperations:\n" + ops
+            "fixes the most important problem in the feedback.\nOperations:\n" + ops + "\n"
+            "How they act: a lower temperature makes every value more typical (fewer implausible records, "
+            "less variety); bias shifts how often an enum value appears; forbid removes a value entirely, "
+            "so use it only for a value the feedback says is wrong, not for one the seeds often use; a range "
+            "keeps a number inside [lo, hi] in every record."
         )
         user = (
             (f"Dataset: {self.task}\n" if self.task else "")

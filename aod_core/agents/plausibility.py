@@ -384,11 +384,23 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("AOD_CACHE_DIR") or Path.home() / ".cache" / "aod-studio")
 
 
+def _code_fingerprint() -> str:
+    """A hash of the code a pickled model is made of: a cached model from other code is refitted,
+    never unpickled into classes that changed under it."""
+    import hashlib
+
+    here = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for name in ("plausibility.py", "evidence.py", "textmodel.py"):
+        h.update((here / name).read_bytes())
+    return h.hexdigest()[:16]
+
+
 def cache_key(seeds: Sequence[Any], settings: PlausibilitySettings, semantic_model: str | None) -> str:
     from ..generators.base import content_key
 
-    return content_key({"v": CACHE_VERSION, "seeds": list(seeds), "settings": asdict(settings),
-                        "embedder": semantic_model})
+    return content_key({"v": CACHE_VERSION, "code": _code_fingerprint(), "seeds": list(seeds),
+                        "settings": asdict(settings), "embedder": semantic_model})
 
 
 def fit_cached(seeds: Sequence[Any], settings: PlausibilitySettings | None = None, *,
