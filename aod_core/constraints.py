@@ -23,7 +23,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from .automaton import SlotDFA, build_slot_dfa, compile_fsm, number_regex
+from .automaton import SlotDFA, build_slot_dfa, compile_fsm
 from .errors import InputError
 from .prompt import Prompt
 from .scaffold import ABSENT, END, MASK, NULL, Scaffold, Slot, canonical
@@ -135,12 +135,13 @@ class CanvasConstraint:
             for s in sc.slots_for(path):
                 if s.vtype not in ("integer", "number"):
                     raise InputError(f"range {path}: only number and integer fields take a range, this one is {s.vtype or s.role}")
-                new_lo, new_hi = max(lo, s.lo), min(hi, s.hi)
+                new_lo = lo if s.lo is None else max(lo, s.lo)
+                new_hi = hi if s.hi is None else min(hi, s.hi)
                 if new_lo > new_hi:
                     raise InputError(f"range {path}: [{lo}, {hi}] does not meet the field's range [{s.lo}, {s.hi}]")
                 lang = langs[s.start]
                 try:
-                    regex = number_regex(new_lo, new_hi, s.decimals)
+                    regex = s.number.regex(new_lo, new_hi)
                 except ValueError as e:
                     raise InputError(f"range {path}: {e}") from None
                 langs[s.start] = _Lang(lang.regex, lang.extra + (regex,), lang.forbid, lang.nullable)
