@@ -39,7 +39,7 @@ MASK, END, NULL, ABSENT = 0, 1, 2, 3
 SPECIAL_TOKENS = ["<mask>", "<end>", "<null>", "<absent>"]
 _DIGITS = "0123456789-."
 # Budgets: a schema and seeds whose canvas would exceed them are refused with one line.
-MAX_CANVAS = 6000  # positions
+MAX_CANVAS = 1536  # positions: on one CPU core a longer canvas takes more than 2 minutes to fit and sample
 BUILD_SECONDS = 30.0
 MAX_STRING_WIDTH = 256
 MAX_LEARNED_KEYS = 32  # keys of one map-like object learned from the seeds

@@ -149,15 +149,23 @@ def draw_seeds(doc: dict) -> list[dict]:
 
     out: dict[str, dict] = {}
 
+    class Enough(Exception):
+        pass
+
     @settings(derandomize=True, max_examples=300, deadline=None, database=None, phases=[Phase.generate],
-              suppress_health_check=list(HealthCheck))
+              suppress_health_check=list(HealthCheck), report_multiple_bugs=False)
     @given(from_schema(doc))
     def collect(x: Any) -> None:
-        if isinstance(x, dict) and len(out) < N_SEEDS:
+        if isinstance(x, dict):
             out.setdefault(json.dumps(x, sort_keys=True), x)
+        if len(out) >= N_SEEDS:
+            raise Enough  # stop drawing: hypothesis would go on to max_examples
 
-    collect()
-    return list(out.values())
+    try:
+        collect()
+    except Enough:
+        pass
+    return list(out.values())[:N_SEEDS]
 
 
 def run_one(doc: dict, name: str, seeds: list[dict], train_steps: int, cache: str) -> dict:
