@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from .allof import merge
-from .automaton import compile_fsm, pattern_regex, string_regex
+from .automaton import STRING_CHAR, compile_fsm, pattern_regex, string_regex
 from .errors import BudgetExceeded, InputError
 from .formats import FORMATS
 from .numbers import NumberFormat, dec, plan_number
@@ -594,6 +594,27 @@ class _Builder:
             except Exception as e:  # interegular raises several types for syntax it lacks
                 return self.from_seeds(slot, vals, gate, f"pattern {schema['pattern']!r} cannot be compiled "
                                                          f"({type(e).__name__}: {e})")
+        if slot.extra or fmt is not None:
+            # The seeds may not show how long a value must be or which characters it needs (no seed
+            # has one, or only nulls): the slot is at least as wide as the language's shortest value,
+            # and the vocabulary holds the characters the pattern names.
+            pattern = tuple(e for e in slot.extra if not e.startswith(STRING_CHAR))
+            try:
+                lang = compile_fsm(fmt.regex if fmt else string_regex(min_len, None),
+                                   (string_regex(min_len, None),) + pattern)
+            except BudgetExceeded as e:
+                return self.from_seeds(slot, vals, gate, str(e))
+            named = [ch for ch in lang.alphabet if isinstance(ch, str) and ch >= " "]
+            if len(named) <= 256:
+                self.chars.update(named)
+            shortest = _shortest(lang)
+            if shortest is not None and shortest > slot.width:
+                if shortest > MAX_STRING_WIDTH:
+                    raise BudgetExceeded(f"schema at {path}: the shortest value the schema allows has {shortest} "
+                                         f"characters (budget {MAX_STRING_WIDTH})")
+                slot.width = shortest
+                if fmt is None:
+                    slot.regex = string_regex(min_len, shortest)
         return self.checked(slot, schema, vals, gate)
 
     def checked(self, slot: Slot, schema: dict, vals: list[Any], gate) -> Node:
@@ -618,6 +639,18 @@ class _Builder:
         if len(values) == 1:
             return ConstNode(values[0])
         return ChoiceNode(self.choice(slot.path, slot.key, "enum", values, gate))
+
+
+def _shortest(fsm) -> int | None:
+    """Length of the shortest string an interegular FSM accepts (None: it accepts none)."""
+    frontier, seen, n = {fsm.initial}, {fsm.initial}, 0
+    while frontier:
+        if frontier & set(fsm.finals):
+            return n
+        nxt = {t for s in frontier for t in fsm.map.get(s, {}).values()} - seen
+        seen |= nxt
+        frontier, n = nxt, n + 1
+    return None
 
 
 def _plain(v: Any) -> Any:

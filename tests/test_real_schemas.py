@@ -366,3 +366,15 @@ def test_cli_refuses_a_budget_breaking_schema_with_exit_2(tmp_path):
     assert p.returncode == 2, p.stderr
     last = p.stderr.strip().splitlines()[-1]
     assert last.startswith("aod: error:") and "$.n" in last and "Traceback" not in p.stderr
+
+
+def test_pattern_field_the_seeds_leave_null_still_gets_a_wide_enough_slot():
+    # Seen in a public schema: a nullable url whose every seed is null, the pattern needing 10+ chars
+    schema = {"type": "object", "properties": {
+        "url": {"type": ["string", "null"], "pattern": "^([Hh][Tt][Tt][Pp][Ss]?)://.+$", "maxLength": 2000},
+        "key": {"type": "string", "pattern": "^[0-9a-f]{8}$"}}, "required": ["url"]}
+    loaded, sc, records = sample(schema, [{"url": None}, {"url": None}])
+    all_valid(loaded, records)
+    url = next(s for s in sc.slots if s.path == "$.url")
+    assert url.width >= len("http://x")
+    assert any(r["url"] for r in records)
