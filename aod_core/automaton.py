@@ -9,13 +9,23 @@ from __future__ import annotations
 
 import math
 import re
+import threading
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 
 import interegular
+import interegular.fsm
 import numpy as np
 from interegular.fsm import anything_else
+
+from .errors import BudgetExceeded
+
+# Budget of one compilation: a regex whose automaton explodes (a pattern like (a|b)*a(a|b){20},
+# or a long pattern times a long length bound) is refused instead of running for minutes.
+COMPILE_SECONDS = 3.0
+MAX_STATES = 5000
 
 # The date language with real month lengths and leap days, so every accepted string is a valid
 # ISO date for jsonschema's "date" format checker (which rejects 2023-02-30).
@@ -35,6 +45,8 @@ def _same_length_range(lo: str, hi: str) -> str:
     """Regex for every digit string of len(lo) between lo and hi (inclusive, leading zeros as given)."""
     if lo == hi:
         return lo
+    if lo.strip("0") == "" and hi.strip("9") == "":
+        return f"\\d{{{len(lo)}}}"  # every digit string of this length: linear, not exponential
     if len(lo) == 1:
         return f"[{lo}-{hi}]"
     rest = len(lo) - 1
@@ -154,15 +166,62 @@ def pattern_regex(pattern: str) -> str:
     return "|".join(f"({o})" for o in out)
 
 
+class _Budget(threading.local):
+    deadline: float | None = None
+
+
+_budget = _Budget()
+_crawl = interegular.fsm.crawl
+
+
+def _budgeted_crawl(alphabet, initial, final, follow):
+    """interegular's state crawl (every FSM operation goes through it), stopped at the budget."""
+    deadline = _budget.deadline
+    if deadline is None:
+        return _crawl(alphabet, initial, final, follow)
+    seen = [0]
+
+    def guarded(state, transition):
+        seen[0] += 1
+        if seen[0] % 256 == 0 and (time.monotonic() > deadline or seen[0] > MAX_STATES * len(alphabet.by_transition)):
+            raise _OverBudget
+        return follow(state, transition)
+
+    return _crawl(alphabet, initial, final, guarded)
+
+
+class _OverBudget(Exception):
+    pass
+
+
+interegular.fsm.crawl = _budgeted_crawl
+
+
 @lru_cache(maxsize=512)
 def compile_fsm(regex: str, extra: tuple[str, ...] = (), forbid: tuple[str, ...] = ()):
-    """interegular FSM for ``regex`` ∩ every regex in ``extra``, minus the literal strings in ``forbid``."""
-    fsm = interegular.parse_pattern(regex).to_fsm()
-    for other in extra:
-        fsm = fsm.intersection(interegular.parse_pattern(other).to_fsm())
-    for literal in forbid:
-        fsm = fsm.difference(interegular.parse_pattern(re.escape(literal)).to_fsm())
-    return fsm.reduce()
+    """interegular FSM for ``regex`` ∩ every regex in ``extra``, minus the literal strings in ``forbid``.
+
+    Raises ``BudgetExceeded`` when building it takes more than ``COMPILE_SECONDS`` or the result has
+    more than ``MAX_STATES`` states.
+    """
+    outer = _budget.deadline
+    _budget.deadline = time.monotonic() + COMPILE_SECONDS if outer is None else outer
+    try:
+        fsm = interegular.parse_pattern(regex).to_fsm()
+        for other in extra:
+            fsm = fsm.intersection(interegular.parse_pattern(other).to_fsm())
+        for literal in forbid:
+            fsm = fsm.difference(interegular.parse_pattern(re.escape(literal)).to_fsm())
+        fsm = fsm.reduce()
+    except _OverBudget:
+        raise BudgetExceeded(f"the automaton of this value's language grows past the budget "
+                             f"({COMPILE_SECONDS:g} s / {MAX_STATES} states)") from None
+    finally:
+        _budget.deadline = outer
+    if len(fsm.states) > MAX_STATES:
+        raise BudgetExceeded(f"the automaton of this value's language has {len(fsm.states)} states "
+                             f"(budget {MAX_STATES})")
+    return fsm
 
 
 @dataclass(frozen=True)

@@ -368,7 +368,7 @@ def _add_prompt_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_inputs(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--schema", required=True, help="JSON Schema file (2020-12 or draft-07)")
+    p.add_argument("--schema", required=True, help="JSON Schema file (draft-04, -06, -07, 2019-09 or 2020-12)")
     p.add_argument("--seeds", required=True, help="seed records: .jsonl, .json (array) or .csv")
     p.add_argument("--generator", default="embedded", help="generator spec (default: embedded)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")

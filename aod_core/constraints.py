@@ -23,11 +23,10 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from .automaton import SlotDFA, build_slot_dfa, compile_fsm, number_regex
+from .automaton import SlotDFA, build_slot_dfa, compile_fsm
 from .errors import InputError
 from .prompt import Prompt
 from .scaffold import ABSENT, END, MASK, NULL, Scaffold, Slot, canonical
-
 
 def static_allowed(scaffold: Scaffold, *, with_absent: bool) -> torch.Tensor:
     """[L, V] tokens each canvas position can ever hold (ABSENT only where a gate may switch it off)."""
@@ -46,7 +45,6 @@ def static_allowed(scaffold: Scaffold, *, with_absent: bool) -> torch.Tensor:
             m[s.start : s.start + s.width, ABSENT] = True
     return m
 
-
 @dataclass(frozen=True)
 class _Lang:
     """What decides a value slot's DFA; equal languages share one compiled table."""
@@ -55,7 +53,6 @@ class _Lang:
     extra: tuple[str, ...]
     forbid: tuple[str, ...]
     nullable: bool
-
 
 class CanvasConstraint:
     """The scaffold plus one prompt's edits, as tensors the sampler can query each step."""
@@ -107,8 +104,9 @@ class CanvasConstraint:
             for k, s in enumerate(values):
                 self.pos[k, : s.width] = torch.arange(s.start, s.start + s.width)
                 self.slot_of[s.start : s.start + s.width] = k
+            first = self._slot_allowed(torch.full((1, L), MASK, dtype=torch.long), torch.arange(len(values)))[0, :, 0]
             for k, s in enumerate(values):
-                if not self._completable(k):
+                if not bool(first[k].any()):
                     raise InputError(f"no value is left for {s.path} after the prompt's forbids and ranges")
         self._check_pins()
         self._to(self.device)
@@ -135,12 +133,13 @@ class CanvasConstraint:
             for s in sc.slots_for(path):
                 if s.vtype not in ("integer", "number"):
                     raise InputError(f"range {path}: only number and integer fields take a range, this one is {s.vtype or s.role}")
-                new_lo, new_hi = max(lo, s.lo), min(hi, s.hi)
+                new_lo = lo if s.lo is None else max(lo, s.lo)
+                new_hi = hi if s.hi is None else min(hi, s.hi)
                 if new_lo > new_hi:
                     raise InputError(f"range {path}: [{lo}, {hi}] does not meet the field's range [{s.lo}, {s.hi}]")
                 lang = langs[s.start]
                 try:
-                    regex = number_regex(new_lo, new_hi, s.decimals)
+                    regex = s.number.regex(new_lo, new_hi)
                 except ValueError as e:
                     raise InputError(f"range {path}: {e}") from None
                 langs[s.start] = _Lang(lang.regex, lang.extra + (regex,), lang.forbid, lang.nullable)
@@ -244,7 +243,7 @@ class CanvasConstraint:
                 j = order[:, :, r]  # [B, K] the r-th most confident proposal of each slot
                 take = sel.gather(2, j.unsqueeze(2)).squeeze(2)
                 if r > 0:  # a later proposal must still fit what the earlier rounds committed
-                    allowed = self._slot_allowed(x)  # [B, K, W, V]
+                    allowed = self._slot_allowed(x, take.any(0).nonzero().squeeze(1))  # [B, K, W, V]
                     p = self.pos[torch.arange(self.pos.shape[0], device=x.device), j]  # [B, K]
                     tok = x0.gather(1, p.clamp(max=L - 1))
                     fits = allowed.gather(2, j[:, :, None, None].expand(-1, -1, 1, allowed.shape[-1])).squeeze(2)
@@ -257,53 +256,58 @@ class CanvasConstraint:
 
     # -- DFA forward/backward ---------------------------------------------------------------------
 
-    def _slot_allowed(self, x: torch.Tensor) -> torch.Tensor:
-        """[B, K, W, V] bool: per value slot and offset, tokens that keep the slot completable."""
+    def _slot_allowed(self, x: torch.Tensor, only: torch.Tensor | None = None) -> torch.Tensor:
+        """[B, K, W, V] bool: per value slot and offset, tokens that keep the slot completable.
+
+        Computed for the slots in ``only`` (default: those with a masked position in some row);
+        the others are all False (they have nothing left to allow)."""
         B = x.shape[0]
-        K, S, V = self.T.shape
+        K_all, S, V = self.T.shape
         W = self.pos.shape[1]
+        out = torch.zeros(B, K_all, W, V, dtype=torch.bool, device=x.device)
         xe = torch.cat([x, torch.full((B, 1), END, dtype=x.dtype, device=x.device)], 1)
-        sym = xe[:, self.pos]  # [B, K, W]
+        if only is None:
+            only = (xe[:, self.pos] == MASK).any(2).any(0).nonzero().squeeze(1)
+        if len(only) == 0:
+            return out
+        T, reach, pos = self.T[only], self.reach[only], self.pos[only]
+        K = len(only)
+        sym = xe[:, pos]  # [B, K, W]
         masked = sym == MASK
         karange = torch.arange(K, device=x.device)
-        T_kvs = self.T.transpose(1, 2)  # [K, V, S]
+        T_kvs = T.transpose(1, 2)  # [K, V, S]
         fwd = [torch.zeros(B, K, S, device=x.device)]
-        fwd[0][:, karange, self.start] = 1.0
+        fwd[0][:, karange, self.start[only]] = 1.0
         nexts = []
         for j in range(W):
             tsel = T_kvs[karange.unsqueeze(0), sym[:, :, j].clamp(max=V - 1)]  # [B, K, S]: next state per state
             nexts.append(tsel)
             f = fwd[-1]
             fixed = torch.zeros_like(f).scatter_add_(2, tsel, f)
-            wild = torch.einsum("bks,kst->bkt", f, self.reach)
+            wild = torch.einsum("bks,kst->bkt", f, reach)
             fwd.append((torch.where(masked[:, :, j, None], wild, fixed) > 0).float())
         bwd = [None] * (W + 1)
-        bwd[W] = self.accept.float().unsqueeze(0).expand(B, K, S)
+        bwd[W] = self.accept[only].float().unsqueeze(0).expand(B, K, S)
         for j in range(W - 1, -1, -1):
             b = bwd[j + 1]
             fixed = b.gather(2, nexts[j])
-            wild = torch.einsum("kst,bkt->bks", self.reach, b)
+            wild = torch.einsum("kst,bkt->bks", reach, b)
             bwd[j] = (torch.where(masked[:, :, j, None], wild, fixed) > 0).float()
-        flatT = self.T.reshape(1, K, S * V).expand(B, K, S * V)
-        out = torch.zeros(B, K, W, V, dtype=torch.bool, device=x.device)
+        flatT = T.reshape(1, K, S * V)
         for j in range(W):
-            if not bool(masked[:, :, j].any()):
+            # only the slots still masked at offset j (most are narrower than W, or filled already)
+            ks = masked[:, :, j].any(0).nonzero().squeeze(1)
+            if len(ks) == 0:
                 continue
-            g = bwd[j + 1].gather(2, flatT).reshape(B, K, S, V)
-            out[:, :, j] = torch.einsum("bks,bksv->bkv", fwd[j], g) > 0
+            g = bwd[j + 1][:, ks].gather(2, flatT[:, ks].expand(B, -1, -1)).reshape(B, len(ks), S, V)
+            out[:, only[ks], j] = torch.einsum("bks,bksv->bkv", fwd[j][:, ks], g) > 0
         return out
-
-    def _completable(self, k: int) -> bool:
-        x = torch.full((1, self.scaffold.length), MASK, dtype=torch.long)
-        return bool(self._slot_allowed(x)[0, k, 0].any())
-
 
 def _accepts(c: CanvasConstraint, k: int, toks: list[int]) -> bool:
     s = int(c.start[k])
     for t in toks:
         s = int(c.T[k, s, t])
     return bool(c.accept[k, s])
-
 
 def _canonical_text(value_text: str) -> str:
     """Bias keys are JSON texts ("\\"Dream\\"", "true", "null"); bare strings are taken as strings."""
@@ -313,7 +317,6 @@ def _canonical_text(value_text: str) -> str:
         return canonical(json.loads(value_text))
     except (ValueError, TypeError):
         return canonical(value_text)
-
 
 def _gate_depth(scaffold: Scaffold) -> int:
     by_start = {s.start: s for s in scaffold.slots}
@@ -325,12 +328,10 @@ def _gate_depth(scaffold: Scaffold) -> int:
         depth = max(depth, d)
     return max(depth, 1)
 
-
 @lru_cache(maxsize=256)
 def _compiled(lang: _Lang, chars: tuple[tuple[str, int], ...], vocab_size: int) -> SlotDFA:
     fsm = compile_fsm(lang.regex, lang.extra, lang.forbid)
     return build_slot_dfa(fsm, dict(chars), vocab_size, end_id=END, null_id=NULL if lang.nullable else None)
-
 
 def _dfa(lang: _Lang, scaffold: Scaffold) -> SlotDFA:
     vocab = scaffold.vocab

@@ -14,3 +14,7 @@ class InputError(Exception):
         self.where = where
         text = f"{where}: {message}" if where else message
         super().__init__(" ".join(text.split()))  # always a single line
+
+
+class BudgetExceeded(InputError):
+    """Input whose scaffold or automaton would grow past its size or time budget."""

@@ -19,7 +19,7 @@ Remasking = Literal["low_confidence", "random"]
 class Sampling:
     """Diffusion sampling settings (LLaDA / Fast-dLLM vocabulary)."""
 
-    steps: int | None = None  # None: one step per masked position of the longest slot group
+    steps: int | None = None  # None: one per masked position, bounded on long canvases (sampler.default_steps)
     temperature: float = 1.0
     remasking: Remasking = "random"  # any-order ancestral sampling; low_confidence is mode-seeking
     num_blocks: int = 1  # semi-autoregressive blocks over the masked positions, left to right

@@ -64,6 +64,18 @@ def _blocks(columns: torch.Tensor, num_blocks: int) -> list[torch.Tensor]:
     return [columns[edges[i] : edges[i + 1]] for i in range(num_blocks)]
 
 
+# Without a step count, one step per masked position (one forward pass each), but no more steps
+# than keep steps x canvas length under this many tokens: a long canvas (a big schema) then commits
+# several positions per step instead of running for minutes. Short canvases are unaffected.
+DEFAULT_STEP_TOKENS = 32768
+MIN_DEFAULT_STEPS = 16
+
+
+def default_steps(masked: int, length: int) -> int:
+    """Steps ``generate`` takes when the settings name none."""
+    return max(1, min(masked, max(MIN_DEFAULT_STEPS, DEFAULT_STEP_TOKENS // max(length, 1))))
+
+
 @torch.no_grad()
 def generate(
     logits_fn: LogitsFn,
@@ -88,7 +100,7 @@ def generate(
     total = int(masked0.sum())
     columns = masked0.any(0).nonzero().squeeze(1)
     blocks = _blocks(columns, s.num_blocks) if len(columns) else []
-    steps = s.steps or max(1, int(masked0.sum(1).max()))
+    steps = s.steps or default_steps(int(masked0.sum(1).max()), L)
     per_block = [max(1, steps * len(b) // max(1, len(columns))) for b in blocks]
     rows = torch.arange(B, device=x.device)
     never = None

@@ -7,11 +7,14 @@ denoised. A slot is either
   character by character, END-padded (a value may end early), with NULL allowed at the first position
   when the schema allows null; its language is a DFA built from the schema (``automaton.py``); or
 * a **choice slot**: one position holding one of a fixed set of tokens: an enum member, a boolean,
-  an array length (``count``), or whether an optional property is present (``present``).
+  an array length (``count``), whether an optional property is present (``present``), or which
+  alternative of a ``oneOf``/``anyOf`` or type union the value takes (``variant``).
 
-Array items past ``minItems`` and optional properties are *gated* by their controlling choice slot:
-once the controller is decided, positions it switches off are filled with ABSENT and ignored.
-Widths and array lengths come from the seeds (what the data actually uses), bounded by the schema.
+Array items past ``minItems``, optional properties and the alternatives of a union are *gated* by
+their controlling choice slot: once the controller is decided, positions it switches off are
+filled with ABSENT and ignored. Widths, array lengths, the keys of map-like objects, the
+alternatives used and the depth of recursive schemas come from the seeds (what the data actually
+uses), bounded by the schema and by a size and time budget (``MAX_CANVAS``, ``BUILD_SECONDS``).
 
 The vocabulary is shared by every generator that works on this canvas: MASK, END, NULL, ABSENT,
 the characters of the seeds' values, then one token per (schema node, choice).
@@ -19,18 +22,29 @@ the characters of the seeds' values, then one token per (schema node, choice).
 from __future__ import annotations
 
 import json
-import math
+import re
+import time
+from collections import Counter
 from dataclasses import dataclass, field
-from decimal import Decimal
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
-from .automaton import DATE_REGEX, compile_fsm, number_regex, pattern_regex, string_regex
-from .errors import InputError
+from .allof import merge
+from .automaton import STRING_CHAR, compile_fsm, pattern_regex, string_regex
+from .errors import BudgetExceeded, InputError
+from .formats import FORMATS
+from .numbers import NumberFormat, dec, plan_number
+from .schema import resolved_validator
 
 MASK, END, NULL, ABSENT = 0, 1, 2, 3
 SPECIAL_TOKENS = ["<mask>", "<end>", "<null>", "<absent>"]
-MAX_DECIMALS = 6
 _DIGITS = "0123456789-."
+# Budgets: a schema and seeds whose canvas would exceed them are refused with one line.
+MAX_CANVAS = 1536  # positions: on one CPU core a longer canvas takes more than 2 minutes to fit and sample
+BUILD_SECONDS = 30.0
+MAX_STRING_WIDTH = 256
+MAX_LEARNED_KEYS = 32  # keys of one map-like object learned from the seeds
+MAX_RECURSION = 24  # unrolled levels of one recursive $ref
+SLOT_STATES = 600  # a value language with more automaton states is drawn from the seeds' values
 
 
 def canonical(value: Any) -> str:
@@ -51,14 +65,15 @@ class Slot:
     gate_tokens: frozenset[int] = frozenset()  # controller tokens that switch this slot on
     # value slots
     vtype: str = ""  # integer | number | string | date
-    decimals: int = 0
+    decimals: int = 0  # fraction digits of fixed notation (mantissa digits in exponent notation)
+    number: NumberFormat | None = None  # integer and number slots: how values are spelled
     nullable: bool = False
     regex: str = ""
     extra: tuple[str, ...] = ()  # further regexes the value must also match (pattern)
     lo: float | None = None  # effective numeric range (schema, closed by the width)
     hi: float | None = None
     # choice slots
-    role: str = ""  # enum | count | present
+    role: str = ""  # enum | count | present | variant
     choices: list[Any] = field(default_factory=list)
     tokens: list[int] = field(default_factory=list)
 
@@ -68,10 +83,8 @@ class Slot:
 
     def spell(self, value: Any) -> str:
         """The characters a value slot holds for ``value`` (no padding); value must suit the slot."""
-        if self.vtype == "integer" or (self.vtype == "number" and self.decimals == 0):
-            return str(int(round(value)))
-        if self.vtype == "number":
-            return f"{value:.{self.decimals}f}"
+        if self.number is not None:
+            return self.number.spell(value)
         return str(value)
 
     def spell_checked(self, value: Any, what: str) -> str:
@@ -81,8 +94,9 @@ class Slot:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise InputError(f"{what} {self.path}: {canonical(value)} is not a number")
             text = self.spell(value)
-            if float(text) != float(value):
-                grid = "a whole number" if self.vtype == "integer" or self.decimals == 0 else f"{self.decimals} decimals"
+            if dec(self.parse(text)) != dec(value):
+                grid = ("a whole number" if self.number.whole else f"{self.decimals} decimals"
+                        + (" in exponent notation" if self.number.notation == "exponent" else ""))
                 raise InputError(f"{what} {self.path}: {value} is not on the field's grid ({grid})")
             return text
         if not isinstance(value, str):
@@ -90,10 +104,8 @@ class Slot:
         return value
 
     def parse(self, text: str) -> Any:
-        if self.vtype == "integer" or (self.vtype == "number" and self.decimals == 0):
-            return int(text)
-        if self.vtype == "number":
-            return float(text)
+        if self.number is not None:
+            return self.number.parse(text)
         return text
 
 
@@ -194,6 +206,22 @@ class ArrayNode(Node):
         return "[" + n + ", ".join(i.skeleton() for i in self.items) + "]"
 
 
+@dataclass
+class UnionNode(Node):
+    """One of several alternatives (``oneOf``/``anyOf`` members, the types of a type union),
+    chosen by a ``variant`` slot; only the chosen alternative's slots are switched on."""
+
+    slot: Slot
+    alternatives: dict[int, Node]
+    classify: Callable[[Any], int] = field(repr=False, default=lambda v: 0)
+
+    def render(self, tokens, vocab):
+        return self.alternatives[ChoiceNode(self.slot).render(tokens, vocab)].render(tokens, vocab)
+
+    def skeleton(self) -> str:
+        return "⟨" + " | ".join(n.skeleton() for n in self.alternatives.values()) + "⟩"
+
+
 class DecodeError(ValueError):
     """A filled canvas that does not spell a value (only possible without constraints)."""
 
@@ -222,42 +250,61 @@ def _types(schema: dict) -> list[str]:
     return [t] if isinstance(t, str) else list(t)
 
 
-def _decimals(values: list[Any]) -> int:
-    d = 0
-    for v in values:
-        if isinstance(v, float) and math.isfinite(v):
-            exp = Decimal(repr(v)).as_tuple().exponent
-            d = max(d, -exp if isinstance(exp, int) else 0)
-    return min(d, MAX_DECIMALS)
-
-
-def _infer_type(values: list[Any]) -> str:
-    vals = [v for v in values if v is not None]
-    if vals and all(isinstance(v, bool) for v in vals):
+def json_kind(v: Any) -> str:
+    """The JSON type of a Python value ("integer" for whole numbers)."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
         return "boolean"
-    if vals and all(isinstance(v, int) and not isinstance(v, bool) for v in vals):
+    if isinstance(v, int):
         return "integer"
-    if vals and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
+    if isinstance(v, float):
         return "number"
-    if vals and all(isinstance(v, dict) for v in vals):
+    if isinstance(v, str):
+        return "string"
+    return "array" if isinstance(v, list) else "object"
+
+
+def _implied_type(schema: dict) -> str | None:
+    """The type a schema without ``type`` implies through its keywords (properties: an object)."""
+    if any(k in schema for k in ("properties", "patternProperties", "additionalProperties", "required")):
         return "object"
-    if vals and all(isinstance(v, list) for v in vals):
+    if any(k in schema for k in ("items", "prefixItems", "minItems", "maxItems")):
         return "array"
-    return "string"
+    if any(k in schema for k in ("pattern", "minLength", "maxLength", "format")):
+        return "string"
+    if any(k in schema for k in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf")):
+        return "number"
+    return None
+
+
+def _fits_type(v: Any, t: str) -> bool:
+    k = json_kind(v)
+    return k == t or (t == "number" and k == "integer") or (t == "integer" and k == "number" and float(v).is_integer())
 
 
 class _Builder:
-    def __init__(self, seeds: list[dict]):
+    def __init__(self, schema: dict, seeds: list[dict]):
         self.seeds = seeds
+        self.defs: dict = schema.get("$defs") or {}
+        self.validator = resolved_validator(schema)
         self.slots: list[Slot] = []
         self.notes: list[str] = []
         self.chars: set[str] = set(_DIGITS)
         self.choice_keys: list[tuple[str, Any]] = []  # (slot key, value) in first-seen order
         self._choice_seen: set[tuple[str, str]] = set()
+        self._depth: Counter = Counter()  # recursive $ref -> levels unrolled on the current path
+        self._deadline = time.monotonic() + BUILD_SECONDS
+        self._valid_cache: dict[tuple[int, str], bool] = {}
 
     def add(self, slot: Slot) -> Slot:
         slot.start = self.slots[-1].start + self.slots[-1].width if self.slots else 0
         self.slots.append(slot)
+        if slot.start + slot.width > MAX_CANVAS:
+            raise BudgetExceeded(f"the scaffold for this schema and seeds grows past {MAX_CANVAS} positions "
+                                 f"at {slot.path} (too many fields, array items or alternatives in the seeds)")
+        if time.monotonic() > self._deadline:
+            raise BudgetExceeded(f"laying out the scaffold took more than {BUILD_SECONDS:g} s (at {slot.path})")
         return slot
 
     def choice(self, path: str, key: str, role: str, choices: list[Any], gate) -> Slot:
@@ -267,126 +314,365 @@ class _Builder:
                 self.choice_keys.append((key, c))
         return self.add(Slot(path=path, key=key, kind="choice", role=role, choices=list(choices), gate=gate[0], gate_tokens=gate[1]))
 
-    def node(self, schema: dict, path: str, key: str, values: list[Any], gate) -> Node:
+    def is_valid(self, schema: Any, value: Any) -> bool:
+        try:
+            return bool(self.validator.evolve(schema=schema).is_valid(value))
+        except Exception:  # a subschema the validator cannot evaluate on its own: judge by type
+            return False
+
+    # -- nodes ------------------------------------------------------------------------------------
+
+    def node(self, schema: Any, path: str, key: str, values: list[Any], gate) -> Node:
+        if schema is False:
+            raise InputError(f"schema at {path} is false: no value is allowed there, yet the field is required")
+        schema = schema if isinstance(schema, dict) else {}
+        ref = schema.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            return self.recursive(schema, ref, path, key, values, gate)
         present = [v for v in values if v is not _MISSING]
         if "const" in schema:
             return ConstNode(schema["const"])
         types = _types(schema)
-        nullable = "null" in types
         if "enum" in schema:
             choices = list(schema["enum"])
+            if types:
+                choices = [c for c in choices if any(_fits_type(c, t) for t in types)] or choices
             if not choices:
                 raise InputError(f"schema at {path}: enum is empty")
+            if len(choices) == 1:
+                return ConstNode(choices[0])
             return ChoiceNode(self.choice(path, key, "enum", choices, gate))
+        alternatives = self.alternatives(schema, present)
+        if alternatives is not None:
+            return self.union(alternatives, path, key, present, gate)
+        nullable = "null" in types
         concrete = [t for t in types if t != "null"]
         if not concrete:
             if types == ["null"]:
                 return ConstNode(None)
-            concrete = [_infer_type(present)]
-            self.notes.append(f"{path}: no type in the schema; generated as {concrete[0]} (inferred from the seeds)")
-        if len(concrete) > 1:
-            if set(concrete) == {"integer", "number"}:
-                concrete = ["number"]
-            else:
-                self.notes.append(f"{path}: type union {concrete} is generated as {concrete[0]} only")
+            implied = _implied_type(schema)
+            concrete = [implied or _infer_type(present)]
+            if implied is None:
+                self.notes.append(f"{path}: no type in the schema; generated as {concrete[0]} (inferred from the seeds)")
+        if set(concrete) == {"integer", "number"}:
+            concrete = ["number"]
         kind = concrete[0]
         if kind == "boolean":
             return ChoiceNode(self.choice(path, key, "enum", [True, False] + ([None] if nullable else []), gate))
-        if nullable and kind in ("object", "array"):
-            self.notes.append(f"{path}: null is allowed by the schema but the scaffold always generates a {kind}")
         if kind == "object":
             return self.object(schema, path, key, present, gate)
         if kind == "array":
             return self.array(schema, path, key, present, gate)
-        return ValueNode(self.value(schema, kind, nullable, path, key, present, gate))
+        return self.value(schema, kind, nullable, path, key, present, gate)
+
+    def recursive(self, schema: dict, ref: str, path: str, key: str, values: list[Any], gate) -> Node:
+        name = ref[len("#/$defs/"):].replace("~1", "/").replace("~0", "~")
+        if name not in self.defs:
+            raise InputError(f"schema at {path}: unresolvable $ref {json.dumps(ref)}")
+        if not [v for v in values if v is not _MISSING]:
+            raise InputError(f"recursive $ref at {path}: no seed shows how deep it goes, so the scaffold "
+                             "cannot bound it (add seeds that use it, or make it optional)")
+        if self._depth[name] >= MAX_RECURSION:
+            raise BudgetExceeded(f"recursive $ref at {path} unrolls more than {MAX_RECURSION} levels")
+        own = {k: v for k, v in schema.items() if k != "$ref"}
+        target = self.defs[name]
+        if own and isinstance(target, dict):
+            target, rest = merge(target, own)
+            if rest:
+                target = {**target, "allOf": [*target.get("allOf", []), rest]}
+        self._depth[name] += 1
+        try:
+            return self.node(target, path, key, values, gate)
+        finally:
+            self._depth[name] -= 1
+
+    def alternatives(self, schema: dict, values: list[Any]) -> list[dict] | None:
+        """The alternatives a schema offers (oneOf/anyOf members, or the types of a type union that
+        holds an object or array, or of an untyped field whose seeds mix types); None: no union."""
+        for kw in ("oneOf", "anyOf"):
+            members = schema.get(kw)
+            if isinstance(members, list) and members:
+                base = {k: v for k, v in schema.items() if k != kw}
+                out = []
+                for m in members:
+                    if m is False:
+                        continue
+                    if not isinstance(m, dict):
+                        m = {}
+                    merged, rest = merge(base, m)
+                    if rest:
+                        merged = {**merged, "allOf": [*merged.get("allOf", []), rest]}
+                    if "type" in base and "type" in m and _types(merged) == _types(base) and merged.get("type") != m.get("type"):
+                        continue  # the member's type is not one the base allows
+                    out.append(merged)
+                return out or [base]
+        for kw in ("dependentRequired", "dependentSchemas"):
+            deps = schema.get(kw)
+            if isinstance(deps, dict) and deps:
+                # "if k is present, so are these keys / so holds this schema": two alternatives,
+                # without k, or with k required and the dependency merged in.
+                k, dep = next(iter(deps.items()))
+                rest = {**schema, kw: {n: d for n, d in deps.items() if n != k}}
+                if not rest[kw]:
+                    del rest[kw]
+                without = {**rest, "properties": {**(rest.get("properties") or {}), k: False}}
+                required = list(rest.get("required") or []) + [k]
+                with_k = {**rest, "required": required}
+                if kw == "dependentRequired":
+                    with_k["required"] = required + [d for d in dep if d not in required]
+                elif isinstance(dep, dict):
+                    with_k, left = merge(with_k, dep)
+                    if left:
+                        with_k = {**with_k, "allOf": [*with_k.get("allOf", []), left]}
+                return [without, with_k]
+        types = _types(schema)
+        concrete = [t for t in types if t != "null"]
+        if set(concrete) == {"integer", "number"}:
+            concrete = ["number"]
+        structured = any(t in ("object", "array") for t in concrete)
+        if len(concrete) > 1 or (structured and "null" in types):
+            return [{**schema, "type": t} for t in concrete + (["null"] if "null" in types else [])]
+        if not types and "enum" not in schema and _implied_type(schema) is None:
+            kinds = []
+            for v in values:
+                k = "number" if json_kind(v) in ("integer", "number") else json_kind(v)
+                if k not in kinds:
+                    kinds.append(k)
+            if len(kinds) > 1:
+                return [{**schema, "type": k} for k in kinds]
+        return None
+
+    def union(self, alternatives: list[dict], path: str, key: str, values: list[Any], gate) -> Node:
+        def classify(v: Any) -> int:
+            for i, alt in enumerate(alternatives):
+                if self.is_valid(alt, v):
+                    return i
+            for i, alt in enumerate(alternatives):
+                t = _types(alt) or [_implied_type(alt) or ""]
+                if any(_fits_type(v, x) for x in t):
+                    return i
+            return -1
+
+        groups: dict[int, list[Any]] = {}
+        for v in values:
+            groups.setdefault(classify(v), []).append(v)
+        groups.pop(-1, None)
+        used = sorted(groups) or [0]
+        if len(used) < len(alternatives):
+            unused = len(alternatives) - len(used)
+            self.notes.append(f"{path}: {unused} of {len(alternatives)} alternatives are used by no seed, so never generated")
+        if len(used) == 1:
+            return self.node(alternatives[used[0]], path, key, groups.get(used[0], []), gate)
+        variant = self.choice(f"{path}|variant", f"{key}|variant", "variant", used, gate)
+        nodes = {i: self.node(alternatives[i], path, f"{key}|{i}", groups[i], (variant.start, ("variant", key, i)))
+                 for i in used}
+        return UnionNode(variant, nodes, classify)
 
     def object(self, schema, path, key, values, gate) -> Node:
-        props: dict = schema.get("properties") or {}
-        if not props:
-            self.notes.append(f"{path}: object without properties is generated as {{}}")
-            return ConstNode({})
-        required = set(schema.get("required") or [])
+        props: dict = dict(schema.get("properties") or {})
+        required = list(schema.get("required") or [])
         dicts = [v for v in values if isinstance(v, dict)]
+        for name in required:
+            if name not in props:
+                props[name] = self.key_schema(schema, name)
+        if not schema.get("properties") or "patternProperties" in schema or isinstance(schema.get("additionalProperties"), dict) \
+                or schema.get("additionalProperties") is True:
+            learned = Counter(k for d in dicts for k in d if k not in props and self.key_schema(schema, k) is not False)
+            for name, _ in learned.most_common(MAX_LEARNED_KEYS):
+                props[name] = self.key_schema(schema, name)
+            if len(learned) > MAX_LEARNED_KEYS:
+                self.notes.append(f"{path}: the seeds use {len(learned)} different keys; the {MAX_LEARNED_KEYS} commonest are generated")
+        if not props:
+            return ConstNode({})
         fields_: list[tuple[str, Node, Slot | None]] = []
         for name, sub in props.items():
-            sub_path = f"{path}.{name}" if name.isidentifier() else f"{path}[{json.dumps(name)}]"
-            sub_key = f"{key}.{name}" if name.isidentifier() else f"{key}[{json.dumps(name)}]"
+            if sub is False and name not in required:
+                continue  # the key is not allowed
+            sub_path = f"{path}.{name}" if name.isidentifier() else f"{path}[{json.dumps(name, ensure_ascii=False)}]"
+            sub_key = f"{key}.{name}" if name.isidentifier() else f"{key}[{json.dumps(name, ensure_ascii=False)}]"
             sub_values = [d.get(name, _MISSING) for d in dicts]
             seen = sum(v is not _MISSING for v in sub_values)
             presence = None
             child_gate = gate
-            if name not in required and seen < len(dicts):
+            if name not in required and seen < len(dicts) or (name not in required and not dicts):
                 if seen == 0:
-                    self.notes.append(f"{sub_path}: optional and absent from every seed, so never generated")
+                    if schema.get("properties") and name in schema["properties"] and dicts:
+                        self.notes.append(f"{sub_path}: optional and absent from every seed, so never generated")
                     continue
                 presence = self.choice(f"{sub_path}?", f"{sub_key}?", "present", [True, False], gate)
-                true_tok = ("present", sub_key)
-                child_gate = (presence.start, true_tok)
-            fields_.append((name, self.node(sub if isinstance(sub, dict) else {}, sub_path, sub_key, sub_values, child_gate), presence))
+                child_gate = (presence.start, ("present", sub_key))
+            fields_.append((name, self.node(sub, sub_path, sub_key, sub_values, child_gate), presence))
+        if not fields_:
+            return ConstNode({})
         return ObjectNode(fields_)
 
+    @staticmethod
+    def key_schema(schema: dict, name: str) -> Any:
+        """The subschema a key not in ``properties`` takes: its patternProperties match, else
+        additionalProperties (``False``: the key is not allowed)."""
+        for pattern, sub in (schema.get("patternProperties") or {}).items():
+            try:
+                if re.search(pattern, name):
+                    return sub
+            except re.error:
+                continue
+        extra = schema.get("additionalProperties", True)
+        return {} if extra is True else extra
+
     def array(self, schema, path, key, values, gate) -> Node:
-        items_schema = schema.get("items") if isinstance(schema.get("items"), dict) else {}
+        prefix = schema.get("prefixItems") if isinstance(schema.get("prefixItems"), list) else []
+        rest = schema.get("items", True)
         lists = [v for v in values if isinstance(v, list)]
         lo = int(schema.get("minItems", 0))
         seen_max = max((len(v) for v in lists), default=0)
         hi = min(int(schema.get("maxItems", seen_max)), seen_max)
+        if rest is False:
+            hi = min(hi, len(prefix))
         hi = max(hi, lo)
         count = None
         if hi > lo:
             count = self.choice(f"{path}.length", f"{key}.length", "count", list(range(lo, hi + 1)), gate)
-        all_items = [x for v in lists for x in v]
         items = []
         for i in range(hi):
             item_gate = gate if (count is None or i < lo) else (count.start, ("count", f"{key}.length", i))
-            items.append(self.node(items_schema, f"{path}[{i}]", f"{key}[*]", all_items, item_gate))
+            if i < len(prefix):
+                sub, sub_key = prefix[i], f"{key}[{i}]"
+                sub_values = [v[i] for v in lists if len(v) > i]
+            else:
+                sub, sub_key = rest, f"{key}[*]"
+                sub_values = [x for v in lists for x in v[len(prefix):]]
+            items.append(self.node(sub if sub is not True else {}, f"{path}[{i}]", sub_key, sub_values, item_gate))
         return ArrayNode(items, count)
 
-    def value(self, schema, kind, nullable, path, key, values, gate) -> Slot:
+    # -- leaves -----------------------------------------------------------------------------------
+
+    def value(self, schema, kind, nullable, path, key, values, gate) -> Node:
         vals = [v for v in values if v is not None]
         slot = Slot(path=path, key=key, kind="value", vtype=kind, nullable=nullable, gate=gate[0], gate_tokens=gate[1])
         if kind in ("integer", "number"):
-            slot.decimals = 0 if kind == "integer" else _decimals(vals)
-            lo, hi, xlo, xhi = _bounds(schema)
-            if lo is None or hi is None:
-                # Close an open end one integer digit past what the seeds and the schema's other
-                # bound use: the model cannot learn magnitudes it never saw, and a slot needs a width.
-                nums = [abs(v) for v in vals if isinstance(v, (int, float)) and not isinstance(v, bool)]
-                nums += [abs(b) for b in (lo, hi) if b is not None]
-                digits = len(str(int(max(nums, default=0)))) + 1
-                top = 10**digits - 10 ** (-slot.decimals) if slot.decimals else 10**digits - 1
-                lo, xlo = (-top, False) if lo is None else (lo, xlo)
-                hi, xhi = (top, False) if hi is None else (hi, xhi)
-            slot.lo, slot.hi = lo, hi
             try:
-                slot.regex = number_regex(lo, hi, slot.decimals, exclusive_lo=xlo, exclusive_hi=xhi)
+                plan = plan_number(schema, kind, vals)
             except ValueError as e:
                 raise InputError(f"schema at {path}: {e}") from None
-            width = max(len(slot.spell(lo)), len(slot.spell(hi)))
+            slot.number, slot.decimals, slot.regex, width = plan.fmt, plan.fmt.digits, plan.regex, plan.width
+            slot.lo, slot.hi = _plain(plan.lo), _plain(plan.hi)
+            if plan.fmt.notation == "exponent":
+                self.chars.update("e+-.")
+            if plan.note:
+                self.notes.append(f"{path}: {plan.note}")
+            slot.width = max(width, 1)
+            return self.checked(slot, schema, vals, gate)
+        strs = [v for v in vals if isinstance(v, str)]
+        min_len = int(schema.get("minLength", 0))
+        max_len = schema.get("maxLength")
+        fmt_name = schema.get("format")
+        fmt = FORMATS.get(fmt_name) if isinstance(fmt_name, str) else None
+        width = max([len(s) for s in strs] + [min_len, 1, fmt.min_width if fmt else 1])
+        if max_len is not None:
+            width = min(width, int(max_len))
+        if width > MAX_STRING_WIDTH:
+            width = max(min(MAX_STRING_WIDTH, int(max_len or MAX_STRING_WIDTH)), min_len)
+            self.notes.append(f"{path}: strings are generated up to {width} characters (the seeds' longest is longer)")
+        self.chars.update(ch for s in strs for ch in s if ch >= " ")
+        if fmt is not None:
+            self.chars.update(fmt.chars)
+            slot.vtype = "date" if fmt_name == "date" else "string"
+            slot.regex = fmt.regex
+            slot.extra = (string_regex(min_len, width),) if (min_len or max_len is not None) else ()
         else:
-            if kind == "string" and schema.get("format") == "date":
-                slot.vtype = "date"
-                slot.regex = DATE_REGEX
-                width = 10
-            else:
-                strs = [v for v in vals if isinstance(v, str)]
-                self.chars.update(ch for s in strs for ch in s if ch >= " ")
-                min_len = int(schema.get("minLength", 0))
-                max_len = schema.get("maxLength")
-                width = max([len(s) for s in strs] + [min_len, 1])
-                if max_len is not None:
-                    width = min(width, int(max_len))
-                slot.regex = string_regex(min_len, width)
-            if isinstance(schema.get("pattern"), str):
-                regex = pattern_regex(schema["pattern"])
-                try:
-                    compile_fsm(regex)
-                    slot.extra = (regex,)
-                except Exception as e:  # interegular raises several types for syntax it lacks
-                    self.notes.append(f"{path}: pattern {schema['pattern']!r} is not enforced by the scaffold "
-                                      f"({type(e).__name__}: {e}); records are still validated against it")
+            slot.regex = string_regex(min_len, width)
         slot.width = max(width, 1)
-        return self.add(slot)
+        if isinstance(fmt_name, str) and fmt is None and fmt_name in _CHECKED_FORMATS:
+            return self.from_seeds(slot, vals, gate, f"format {fmt_name!r} has no value language in the scaffold")
+        if isinstance(schema.get("pattern"), str):
+            try:
+                regex = pattern_regex(schema["pattern"])
+                compile_fsm(regex)
+                slot.extra = slot.extra + (regex,)
+            except BudgetExceeded as e:
+                return self.from_seeds(slot, vals, gate, f"pattern {schema['pattern']!r}: {e}")
+            except Exception as e:  # interegular raises several types for syntax it lacks
+                return self.from_seeds(slot, vals, gate, f"pattern {schema['pattern']!r} cannot be compiled "
+                                                         f"({type(e).__name__}: {e})")
+        if slot.extra or fmt is not None:
+            # The seeds may not show how long a value must be or which characters it needs (no seed
+            # has one, or only nulls): the slot is at least as wide as the language's shortest value,
+            # and the vocabulary holds the characters the pattern names.
+            pattern = tuple(e for e in slot.extra if not e.startswith(STRING_CHAR))
+            try:
+                lang = compile_fsm(fmt.regex if fmt else string_regex(min_len, None),
+                                   (string_regex(min_len, None),) + pattern)
+            except BudgetExceeded as e:
+                return self.from_seeds(slot, vals, gate, str(e))
+            named = [ch for ch in lang.alphabet if isinstance(ch, str) and ch >= " "]
+            if len(named) <= 256:
+                self.chars.update(named)
+            shortest = _shortest(lang)
+            if shortest is not None and shortest > slot.width:
+                if shortest > MAX_STRING_WIDTH:
+                    raise BudgetExceeded(f"schema at {path}: the shortest value the schema allows has {shortest} "
+                                         f"characters (budget {MAX_STRING_WIDTH})")
+                slot.width = shortest
+                if fmt is None:
+                    slot.regex = string_regex(min_len, shortest)
+        return self.checked(slot, schema, vals, gate)
+
+    def checked(self, slot: Slot, schema: dict, vals: list[Any], gate) -> Node:
+        """The slot, once its whole language compiles within budget; else the seeds' values."""
+        try:
+            fsm = compile_fsm(slot.regex, slot.extra)
+        except BudgetExceeded as e:
+            return self.from_seeds(slot, vals, gate, str(e))
+        if len(fsm.states) > SLOT_STATES:
+            return self.from_seeds(slot, vals, gate, f"its automaton has {len(fsm.states)} states (budget {SLOT_STATES})")
+        if not fsm.finals:
+            raise InputError(f"schema at {slot.path}: no {slot.vtype} value fits the schema within {slot.width} characters")
+        return ValueNode(self.add(slot))
+
+    def from_seeds(self, slot: Slot, vals: list[Any], gate, why: str) -> Node:
+        """A choice among the seeds' own values, for a value language the scaffold cannot build."""
+        choices = list(dict.fromkeys(canonical(v) for v in vals))
+        if not choices:
+            raise InputError(f"schema at {slot.path}: {why}, and no seed has a value there to draw from")
+        self.notes.append(f"{slot.path}: {why}; values are drawn from the seeds' {len(choices)} values")
+        values = [json.loads(c) for c in choices] + ([None] if slot.nullable else [])
+        if len(values) == 1:
+            return ConstNode(values[0])
+        return ChoiceNode(self.choice(slot.path, slot.key, "enum", values, gate))
+
+
+def _shortest(fsm) -> int | None:
+    """Length of the shortest string an interegular FSM accepts (None: it accepts none)."""
+    frontier, seen, n = {fsm.initial}, {fsm.initial}, 0
+    while frontier:
+        if frontier & set(fsm.finals):
+            return n
+        nxt = {t for s in frontier for t in fsm.map.get(s, {}).values()} - seen
+        seen |= nxt
+        frontier, n = nxt, n + 1
+    return None
+
+
+def _plain(v: Any) -> Any:
+    """An exact bound as a JSON number (int, or float for fractions)."""
+    if v is None or isinstance(v, (int, float)):
+        return v
+    return int(v) if v == v.to_integral_value() and abs(v) < 10**18 else float(v)
+
+
+_CHECKED_FORMATS = set(__import__("jsonschema").Draft202012Validator.FORMAT_CHECKER.checkers)
+
+
+def _infer_type(values: list[Any]) -> str:
+    vals = [v for v in values if v is not None]
+    kinds = {json_kind(v) for v in vals}
+    if kinds == {"integer"}:
+        return "integer"
+    if kinds and kinds <= {"integer", "number"}:
+        return "number"
+    if len(kinds) == 1:
+        return kinds.pop()
+    return "string"
 
 
 class _Missing:
@@ -395,17 +681,6 @@ class _Missing:
 
 
 _MISSING = _Missing()
-
-
-def _bounds(schema: dict) -> tuple[float | None, float | None, bool, bool]:
-    lo, hi = schema.get("minimum"), schema.get("maximum")
-    xlo = xhi = False
-    ex_lo, ex_hi = schema.get("exclusiveMinimum"), schema.get("exclusiveMaximum")
-    if isinstance(ex_lo, (int, float)) and not isinstance(ex_lo, bool) and (lo is None or ex_lo >= lo):
-        lo, xlo = ex_lo, True
-    if isinstance(ex_hi, (int, float)) and not isinstance(ex_hi, bool) and (hi is None or ex_hi <= hi):
-        hi, xhi = ex_hi, True
-    return lo, hi, xlo, xhi
 
 
 @dataclass
@@ -424,7 +699,7 @@ class Scaffold:
     @classmethod
     def build(cls, schema: dict, seeds: list[dict]) -> Scaffold:
         """Lay out the canvas for a resolved (``$ref``-free) object schema."""
-        b = _Builder(seeds)
+        b = _Builder(schema, seeds)
         root = b.node(schema, "$", "$", list(seeds), (None, frozenset()))
         if not b.slots:
             raise InputError("the schema leaves nothing to generate: every field is a constant")
@@ -464,11 +739,19 @@ class Scaffold:
         if isinstance(node, ChoiceNode):
             s = node.slot
             tokens[s.start] = self.vocab.choice_ids.get((s.key, canonical(value)), s.tokens[0])
+        elif isinstance(node, UnionNode):
+            i = node.classify(value)
+            if i not in node.alternatives:
+                i = next(iter(node.alternatives))
+            tokens[node.slot.start] = self.vocab.choice_ids[(node.slot.key, canonical(i))]
+            self._encode(node.alternatives[i], value, tokens)
         elif isinstance(node, ValueNode):
             s = node.slot
-            if value is None:
-                syms = [NULL]
+            if value is None or (s.number is not None and not _is_num(value)):
+                syms = [NULL] if s.nullable or value is None else []
             else:
+                if s.number is not None:  # a seed beyond the slot's window trains on its nearest end
+                    value = min(max(value, s.lo), s.hi) if s.lo is not None and s.hi is not None else value
                 text = s.spell(value)[: s.width]
                 syms = [self.vocab.char_ids.get(ch, END) for ch in text]
             tokens[s.start : s.start + s.width] = (syms + [END] * s.width)[: s.width]
@@ -538,7 +821,11 @@ def _constraint_text(s: Slot) -> str:
     if s.kind == "choice":
         return " | ".join(canonical(c) for c in s.choices)
     if s.vtype in ("integer", "number"):
-        return f"{s.vtype} in [{s.spell(s.lo)}, {s.spell(s.hi)}], {s.decimals} decimals"
+        lo = "-∞" if s.lo is None else s.spell(s.lo)
+        hi = "∞" if s.hi is None else s.spell(s.hi)
+        if s.number is not None and s.number.notation == "exponent":
+            return f"{s.vtype} in [{lo}, {hi}], exponent notation, {s.decimals} mantissa decimals"
+        return f"{s.vtype} in [{lo}, {hi}], {s.decimals} decimals"
     if s.vtype == "date":
         return "date YYYY-MM-DD"
     extra = f", pattern {s.extra[0]}" if s.extra else ""
@@ -551,5 +838,11 @@ def _resolve_gate(spec, controller: Slot, vocab: Vocab) -> frozenset[int]:
     if kind == "present":
         return frozenset({vocab.choice_ids[(controller.key, canonical(True))]})
     index = rest[0]
+    if kind == "variant":
+        return frozenset(t for t, c in zip(controller.tokens, controller.choices) if c == index)
     return frozenset(t for t, c in zip(controller.tokens, controller.choices) if c > index)
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 

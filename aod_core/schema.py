@@ -17,15 +17,13 @@ from urllib.parse import unquote
 
 import referencing
 import referencing.jsonschema
-from jsonschema import Draft7Validator, Draft202012Validator, FormatChecker
+from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
+from aod_core import dialects
+from aod_core.allof import merge_allof
 from aod_core.errors import InputError
-
-_DRAFTS: dict[str, tuple[Any, referencing.Specification]] = {
-    "2020-12": (Draft202012Validator, referencing.jsonschema.DRAFT202012),
-    "draft-07": (Draft7Validator, referencing.jsonschema.DRAFT7),
-}
+from aod_core.formats import FORMATS
 
 # Where subschemas live; everything else (enum, const, default, examples, ...) is data and must
 # never be walked, or a property named "$ref" or an example value would be taken for a schema.
@@ -34,15 +32,17 @@ _SUB_ONE = {"items", "additionalProperties", "not", "if", "then", "else", "conta
             "contentSchema"}
 _SUB_MAP = {"properties", "patternProperties", "$defs", "definitions", "dependentSchemas",
             "dependencies"}
+_DEFS = ("$defs", "definitions")
 _SUB_LIST = {"allOf", "anyOf", "oneOf", "prefixItems", "items"}
 
 _ANNOTATIONS = {"title", "description", "examples", "default", "$comment", "deprecated",
-                "readOnly", "writeOnly"}
+                "readOnly", "writeOnly", "contentMediaType", "contentEncoding", "contentSchema"}
 _SUPPORTED = _ANNOTATIONS | {
-    "type", "properties", "required", "additionalProperties", "items", "enum", "const",
-    "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength",
-    "pattern", "format", "minItems", "maxItems",
-    "$schema", "$id", "$anchor", "$defs", "definitions", "$ref",
+    "type", "properties", "required", "additionalProperties", "patternProperties", "items",
+    "prefixItems", "enum", "const", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
+    "multipleOf", "minLength", "maxLength", "pattern", "format", "minItems", "maxItems",
+    "anyOf", "oneOf", "dependentRequired", "dependentSchemas", "$schema", "$id", "$anchor", "$dynamicAnchor", "$defs", "definitions",
+    "$ref", "$vocabulary",
 }
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -70,12 +70,14 @@ class LoadedSchema:
 
     def _get_validator(self) -> Any:
         if self._validator is None:
-            cls, spec = _DRAFTS[self.draft]
-            root = referencing.Resource.from_contents(self.raw, default_specification=spec)
+            d = dialects.DIALECTS[self.draft]
+            root = referencing.Resource.from_contents(self.raw, default_specification=d.spec)
             # No `retrieve`: a remote ref would raise instead of being fetched (they are rejected
             # at load time anyway; this is the belt to that pair of braces).
-            registry = referencing.Registry().with_resource(self.raw.get("$id", ""), root)
-            self._validator = cls(self.raw, registry=registry, format_checker=FormatChecker())
+            base = self.raw.get("$id" if d.order > 4 else "id", "")
+            registry = referencing.Registry().with_resource(base if isinstance(base, str) else "", root)
+            self._validator = d.validator(self.raw, registry=registry,
+                                          format_checker=d.validator.FORMAT_CHECKER)
         return self._validator
 
     def validate(self, record: object) -> list[tuple[str, str]]:
@@ -129,10 +131,19 @@ def loads_json(text: str, where: str) -> Any:
 
 
 def parse_schema(obj: object, source: str = "<schema>") -> LoadedSchema:
+    """Check a schema document and resolve it for the generator.
+
+    ``resolved`` is in draft 2020-12 spelling whatever the document's draft, with every local
+    ``$ref`` inlined and ``allOf`` merged where it merges. A recursive reference cannot be inlined:
+    it stays a ``$ref`` into ``resolved["$defs"]`` and the scaffold unrolls it as deep as the seeds go.
+    """
     if not isinstance(obj, dict):
         raise InputError(f"schema must be a JSON object, got {json_type(obj)}", where=source)
-    draft = _detect_draft(obj, source)
-    cls, _ = _DRAFTS[draft]
+    try:
+        draft, draft_note = dialects.detect(obj)
+    except ValueError as e:
+        raise InputError(str(e), where=source) from None
+    cls = dialects.DIALECTS[draft].validator
     try:
         cls.check_schema(obj)
     except SchemaError as e:
@@ -144,22 +155,19 @@ def parse_schema(obj: object, source: str = "<schema>") -> LoadedSchema:
     if not _is_object_root(resolved):
         raise InputError('the root schema must describe an object: it needs "type": "object" '
                          'and "properties"', where=source)
-    notes = inliner.notes
+    if inliner.recursive:
+        resolved = {**resolved, "$defs": inliner.recursive}
+    notes = ([SchemaNote("", "$schema", draft_note)] if draft_note else []) + inliner.notes
     _collect_notes(resolved, "", notes, None)
     return LoadedSchema(raw=obj, resolved=resolved, draft=draft, source=source, notes=notes)
 
 
-def _detect_draft(obj: dict, source: str) -> str:
-    uri = obj.get("$schema")
-    if uri is None:
-        return "2020-12"
-    if isinstance(uri, str):
-        if "draft-07" in uri:
-            return "draft-07"
-        if "2020-12" in uri:
-            return "2020-12"
-    raise InputError(f'unsupported "$schema" {json.dumps(uri)} (supported: 2020-12, draft-07)',
-                     where=source)
+def resolved_validator(resolved: dict) -> Any:
+    """A 2020-12 validator over a ``resolved`` schema (its recursive ``$ref``s point into its own
+    ``$defs``); ``.evolve(schema=sub)`` checks values against any subschema of it."""
+    root = referencing.Resource.from_contents(resolved, default_specification=referencing.jsonschema.DRAFT202012)
+    registry = referencing.Registry().with_resource("", root)
+    return Draft202012Validator(resolved, registry=registry, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
 def _is_object_root(schema: object) -> bool:
@@ -175,6 +183,7 @@ class _Inliner:
     def __init__(self, root: dict, draft: str, source: str) -> None:
         self.root, self.draft, self.source = root, draft, source
         self.notes: list[SchemaNote] = []
+        self.recursive: dict[str, Any] = {}  # $defs of resolved: targets of recursive refs
 
     def check_refs(self) -> None:
         # Checked over the whole document, unused $defs included: a remote ref anywhere is an
@@ -203,30 +212,35 @@ class _Inliner:
                                      f"nothing at {frag}", where=self.source)
             return frag, node
         for ptr, node in _walk(self.root, ""):
-            if isinstance(node, dict) and (node.get("$anchor") == frag or node.get("$id") == ref):
+            if isinstance(node, dict) and (frag in (node.get("$anchor"), node.get("$dynamicAnchor"))
+                                           or node.get("$id") == ref or node.get("id") == ref):
                 return ptr, node
         raise InputError(f"unresolvable $ref {json.dumps(ref)} at {at or '/'}: no anchor {frag!r}",
                          where=self.source)
 
     def inline(self, node: object, ptr: str, at: str, stack: tuple[str, ...]) -> Any:
-        """Copy of ``node`` (found at ``ptr`` in raw, landing at ``at`` in resolved), refs inlined."""
+        """Copy of ``node`` (found at ``ptr`` in raw, landing at ``at`` in resolved), refs inlined,
+        in 2020-12 spelling, ``allOf`` merged."""
         if not isinstance(node, dict):
             return node
+        node = dialects.to_2020_12(node, self.draft)
         ref = node.get("$ref")
         if not isinstance(ref, str):
-            return _map_children(node, lambda c, rel: self.inline(c, ptr + rel, at + rel, stack))
+            out = _map_children(node, lambda c, rel: self.inline(c, ptr + rel, at + rel, stack))
+            return merge_allof(out)
         target_ptr, target = self.target(ref, ptr)
-        if target_ptr in stack:
-            raise InputError(f"recursive $ref {json.dumps(ref)} at {ptr or '/'}: recursive schemas "
-                             "are not supported", where=self.source)
-        resolved = self.inline(target, target_ptr, at, stack + (target_ptr,))
         siblings = {k: v for k, v in node.items() if k not in ("$ref", "$defs", "definitions")}
-        if self.draft == "draft-07":
-            # Draft-07 ignores siblings of $ref, and so does the validator; say so, since the
-            # schema author probably meant them.
-            for k in sorted(siblings.keys() - _ANNOTATIONS - {"$id", "$schema"}):
+        if dialects.DIALECTS[self.draft].ref_siblings_ignored:
+            # Up to draft-07, siblings of $ref are ignored, by the validator too; say so, since
+            # the schema author probably meant them.
+            for k in sorted(siblings.keys() - _ANNOTATIONS - {"$id", "$schema", "id"}):
                 self.notes.append(SchemaNote(at, k, f"keyword '{k}' next to $ref is ignored in "
-                                                    "draft-07 (by the validator too)"))
+                                                    f"{self.draft} (by the validator too)"))
+            siblings = {}
+        if target_ptr in stack:
+            return self._recursive(target_ptr, target, siblings, ptr, at, stack)
+        resolved = self.inline(target, target_ptr, at, stack + (target_ptr,))
+        if not siblings:
             return resolved
         own = _map_children(siblings, lambda c, rel: self.inline(c, ptr + rel, at + rel, stack))
         if not own or resolved is True:
@@ -241,10 +255,24 @@ class _Inliner:
             else:
                 merged[k] = v
         if clash:
-            # Both values must hold and cannot be merged keyword by keyword: the extra constraint
-            # goes into an allOf, which the validator enforces and the notes report.
-            merged["allOf"] = [*merged.get("allOf", []), clash]
+            # Both values must hold: merged where they merge (bounds, properties), the rest goes
+            # into an allOf, which the validator enforces and the notes report.
+            merged = merge_allof({**merged, "allOf": [*merged.get("allOf", []), clash]})
         return merged
+
+    def _recursive(self, target_ptr: str, target: object, siblings: dict, ptr: str, at: str,
+                   stack: tuple[str, ...]) -> dict:
+        """A reference back into its own ancestry: kept as a ``$ref`` into resolved's ``$defs``."""
+        key = target_ptr or "/"
+        if key not in self.recursive:
+            self.recursive[key] = {}  # claimed first: the target refers to itself
+            body = self.inline(target, target_ptr, f"/$defs/{_esc(key)}", (target_ptr,))
+            if isinstance(body, dict) and set(body) == {"$ref"}:
+                raise InputError(f"$ref {json.dumps(body['$ref'])} at {ptr or '/'} refers to itself "
+                                 "through references only, never reaching a schema", where=self.source)
+            self.recursive[key] = body
+        own = _map_children(siblings, lambda c, rel: self.inline(c, ptr + rel, at + rel, stack))
+        return {"$ref": f"#/$defs/{_esc(key)}", **own}
 
 
 def _map_children(node: dict, fn: Callable[[object, str], object]) -> dict:
@@ -288,31 +316,35 @@ def _walk(node: object, ptr: str) -> Iterator[tuple[str, object]]:
 
 def _collect_notes(node: object, ptr: str, notes: list[SchemaNote], role: str | None) -> None:
     """Notes for ``node`` and everything below it; ``role`` is "property"/"items" for value slots."""
-    if node is True or (isinstance(node, dict) and "type" not in node
-                        and "enum" not in node and "const" not in node):
+    shaped = isinstance(node, dict) and any(k in node for k in _SHAPING)
+    if node is True or (isinstance(node, dict) and not shaped):
         if role:
             what = f"property '{_unesc(ptr.rsplit('/', 1)[-1])}'" if role == "property" else "array items"
             notes.append(SchemaNote(ptr, "type", f"{what} has no 'type' (nor enum/const); the "
-                                                 "scaffold cannot shape its value"))
+                                                 "scaffold infers it from the seeds"))
     if not isinstance(node, dict):
         return
     for k, v in node.items():
-        if k not in _SUPPORTED:
+        if k not in _SUPPORTED and k != "allOf":
             notes.append(SchemaNote(ptr, k, f"keyword '{k}' is not enforced by the scaffold; "
                                             "records are still validated against it"))
-        elif k == "format" and v != "date":
-            notes.append(SchemaNote(ptr, k, f"format {json.dumps(v)} is checked by the validator "
-                                            "but not enforced by the scaffold"))
-        elif k == "additionalProperties" and not isinstance(v, bool):
-            notes.append(SchemaNote(ptr, k, "additionalProperties given as a schema is not enforced "
-                                            "by the scaffold; records are still validated against it"))
-        elif k == "items" and not isinstance(v, (dict, bool)):
-            notes.append(SchemaNote(ptr, k, "items given as a list (tuple form) is not enforced by "
-                                            "the scaffold; records are still validated against it"))
+        elif k == "allOf":
+            notes.append(SchemaNote(ptr, k, "the parts of allOf that do not merge into one schema "
+                                            "are not enforced by the scaffold; records are still "
+                                            "validated against them"))
+        elif k == "format" and isinstance(v, str) and v not in FORMATS and v in _CHECKED_FORMATS:
+            notes.append(SchemaNote(ptr, k, f"format {json.dumps(v)} is checked by the validator; "
+                                            "the scaffold draws such values from the seeds"))
     for k, p, child in _children(node, ptr):
-        child_role = "property" if k == "properties" else "items" if k == "items" and isinstance(
-            node.get("items"), (dict, bool)) else None
+        child_role = "property" if k in ("properties", "patternProperties") else "items" if k in (
+            "items", "prefixItems") else None
         _collect_notes(child, p, notes, child_role)
+
+
+# A node with one of these says what kind of value it holds (directly or through its parts).
+_SHAPING = {"type", "enum", "const", "anyOf", "oneOf", "allOf", "$ref", "properties", "items",
+            "prefixItems", "format", "pattern"}
+_CHECKED_FORMATS = set(Draft202012Validator.FORMAT_CHECKER.checkers)
 
 
 def _esc(key: str) -> str:

@@ -31,10 +31,10 @@ import numpy as np
 import torch
 from interegular.fsm import anything_else
 
-from .automaton import DATE_REGEX, compile_fsm, number_regex
+from .automaton import compile_fsm
 from .errors import InputError
 from .prompt import Prompt
-from .scaffold import ArrayNode, ChoiceNode, ConstNode, Node, ObjectNode, Scaffold, Slot, ValueNode, canonical
+from .scaffold import ArrayNode, ChoiceNode, ConstNode, Node, ObjectNode, Scaffold, Slot, UnionNode, ValueNode, canonical
 
 MAX_TOKEN_CHARS = 16  # longer vocabulary entries never fit a value slot usefully
 SLACK_TOKENS = 2  # extra run length over the longest seed value, so new values are not cut short
@@ -213,16 +213,15 @@ def slot_regex(slot: Slot, prompt: Prompt) -> tuple[str, tuple[str, ...], tuple[
         lo, hi = slot.lo, slot.hi
         rng = _for_path(prompt.ranges, slot)
         if rng:
-            lo, hi = max(lo, rng[0]), min(hi, rng[1])
+            lo = rng[0] if lo is None else max(lo, rng[0])
+            hi = rng[1] if hi is None else min(hi, rng[1])
             if lo > hi:
                 raise InputError(f"range {rng} for {slot.path} lies outside the field's [{slot.lo}, {slot.hi}]")
         try:
-            body = number_regex(lo, hi, slot.decimals)
+            body = slot.number.regex(lo, hi) if rng else slot.regex
         except ValueError as e:
             raise InputError(f"{slot.path}: {e}") from None
         return f"({body}{null})", (), forbid
-    if slot.vtype == "date":
-        return f'("{DATE_REGEX}"{null})', (), forbid
     extra = (f"({SAFE_STRING}{null})",) + tuple(f'("({e})"{null})' for e in slot.extra)
     return f'("({slot.regex})"{null})', extra, forbid
 
@@ -264,7 +263,7 @@ class TokenScaffold:
         # How often each structural choice was made in the seeds (array lengths, optional keys).
         self.structure: dict[int, Counter] = {}
         for s in scaffold.slots:
-            if s.role in ("count", "present"):
+            if s.role in ("count", "present", "variant"):
                 seen = Counter(vocab.choice_value[t[s.start]] for t in encoded if t[s.start] in s.tokens)
                 self.structure[s.start] = seen or Counter({s.choices[0]: 1})
         # Run widths: the most tokens a seed value needs, plus slack.
@@ -328,6 +327,10 @@ class TokenScaffold:
                 first = False
                 self._lay(child, prompt, langs, rng, plan)
             self._text("}", plan)
+        elif isinstance(node, UnionNode):
+            i = _draw(self.structure[node.slot.start], rng)
+            plan.fixed[node.slot.start] = i
+            self._lay(node.alternatives[i], prompt, langs, rng, plan)
         elif isinstance(node, ArrayNode):
             n = len(node.items)
             if node.count is not None:
@@ -375,6 +378,8 @@ def _render(node: Node, values: dict[int, Any]) -> Any:
         return node.value
     if isinstance(node, (ValueNode, ChoiceNode)):
         return values[node.slot.start]
+    if isinstance(node, UnionNode):
+        return _render(node.alternatives[values[node.slot.start]], values)
     if isinstance(node, ObjectNode):
         return {name: _render(child, values) for name, child, presence in node.fields
                 if presence is None or values.get(presence.start) is True}
@@ -385,6 +390,10 @@ def _render(node: Node, values: dict[int, Any]) -> Any:
 def _leaf_values(node: Node, value: Any) -> Iterator[tuple[Slot, Any]]:
     if isinstance(node, (ValueNode, ChoiceNode)):
         yield node.slot, value
+    elif isinstance(node, UnionNode):
+        i = node.classify(value)
+        if i in node.alternatives:
+            yield from _leaf_values(node.alternatives[i], value)
     elif isinstance(node, ObjectNode) and isinstance(value, dict):
         for name, child, _ in node.fields:
             if name in value:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tempfile
 import time
 from collections import Counter
@@ -344,13 +345,50 @@ def _constraints_text(node: Mapping[str, Any]) -> str:
     return "; ".join(parts)
 
 
-def field_table(schema: LoadedSchema) -> list[dict[str, Any]]:
+def note_field(where: str) -> str:
+    """The field path (``$.birds[*].sex``) a schema note's pointer (``/properties/birds/items/...``)
+    or a scaffold note's slot path (``$.birds[2].sex|variant``) is about."""
+    if not where.startswith("$"):
+        path, parts = "$", [_unesc_part(p) for p in where.split("/")[1:]]
+        i = 0
+        while i < len(parts):
+            if parts[i] in ("properties", "patternProperties") and i + 1 < len(parts):
+                path, i = child_path(path, parts[i + 1]), i + 2
+            elif parts[i] in ("items", "additionalProperties"):
+                path, i = (f"{path}[*]" if parts[i] == "items" else path), i + 1
+            elif parts[i] == "prefixItems" and i + 1 < len(parts):
+                path, i = f"{path}[*]", i + 2
+            else:
+                break  # inside allOf/anyOf/...: the note belongs to the field itself
+        return path
+    where = re.sub(r"\[\d+\]", "[*]", where.split("|")[0].rstrip("?"))
+    return where[: -len(".length")] if where.endswith(".length") else where
+
+
+def _unesc_part(part: str) -> str:
+    return part.replace("~1", "/").replace("~0", "~")
+
+
+def field_table(schema: LoadedSchema, scaffold_notes: Iterable[str] = ()) -> list[dict[str, Any]]:
     """One readable row per field of ``schema.resolved``: objects and arrays too, nested paths with
     ``[*]`` for array items (``$.birds[*].species``).
 
     ``required`` is relative to the parent object (items of an array are always "required").
+    ``notes`` lists what the scaffold does not enforce or approximates there (the schema's notes
+    and ``scaffold_notes``, the "$.path: message" lines the CLI prints); notes about the whole
+    record get a row ``$`` of their own.
     """
+    notes: dict[str, list[str]] = {}
+    for n in schema.notes:
+        notes.setdefault(note_field(n.path), []).append(f"{n.keyword}: {n.message}")
+    for text in scaffold_notes:
+        where, _, message = text.partition(": ")
+        notes.setdefault(note_field(where), []).append(message)
     rows = []
+    if notes.get("$"):
+        rows.append({"path": "$", "type": "object", "required": True, "nullable": False, "constraints": "",
+                     "description": str(schema.resolved.get("description") or schema.resolved.get("title") or ""),
+                     "notes": "; ".join(notes["$"])})
     for path, node, required in _fields(schema):
         types = _types(node)
         rows.append({
@@ -361,6 +399,7 @@ def field_table(schema: LoadedSchema) -> list[dict[str, Any]]:
                 "const" in node and node["const"] is None),
             "constraints": _constraints_text(node),
             "description": str(node.get("description") or node.get("title") or ""),
+            "notes": "; ".join(notes.get(path, [])),
         })
     return rows
 

@@ -101,7 +101,7 @@ dataset = st.session_state.get("dataset")
 if dataset is None:
     if not failed:
         st.info("Nothing loaded yet. Pick a **demo dataset** above, or switch to **Upload files** and bring "
-                "a JSON Schema (draft 2020-12 or 07, the root an object with properties) and seed records "
+                "a JSON Schema (any draft from 04 to 2020-12, the root an object with properties) and seed records "
                 "as JSONL (one object per line), a JSON array of objects, or CSV with a header row.")
     st.stop()
 if failed:
@@ -149,19 +149,25 @@ for title, records in (("seeds", dataset.seeds), ("holdout records", dataset.hol
 if not dataset.seeds.issues:
     st.caption(f"All {summary['seeds']} seeds are valid against the schema.")
 
+try:
+    preview, preview_error = ws.scaffold_preview(dataset), None
+except InputError as e:
+    preview, preview_error = None, e
+
 fields_tab, stats_tab, scaffold_tab, judge_tab, seeds_tab = st.tabs(
     ["Fields", "Seed statistics", "Scaffold", "Judge calibration", "Seeds"])
 with fields_tab:
-    st.dataframe(ws.field_table(dataset.schema), hide_index=True, key="design_fields")
+    st.caption("**notes**: what the scaffold does not enforce there, or approximates (records are still "
+               "validated against the whole schema).")
+    st.dataframe(ws.field_table(dataset.schema, preview.notes if preview else ()), hide_index=True,
+                 key="design_fields")
 with stats_tab:
     st.dataframe(ws.seed_stats(dataset.seeds.records, dataset.schema), hide_index=True, key="design_stats")
 with scaffold_tab:
     st.caption("The canvas the diffusion model fills: structure is fixed, ▮ are value symbols, "
                "⟨a|b⟩ one-token choices, `?` optional keys, ⟨len a..b⟩ array lengths.")
-    try:
-        preview = ws.scaffold_preview(dataset)
-    except InputError as e:
-        st.error(str(e))
+    if preview_error is not None:
+        st.error(str(preview_error))
     else:
         st.code(preview.skeleton, language=None, wrap_lines=True)
         st.dataframe(preview.slots, hide_index=True, key="design_slots")

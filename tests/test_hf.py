@@ -11,6 +11,8 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+
+from aod_core.schema import parse_schema
 import torch
 
 from aod_core import hf_compat
@@ -285,6 +287,19 @@ def test_arrays_and_optional_keys_take_their_shape_from_the_seeds(mdm_folder):
     assert all(c.error is None and v.is_valid(c.record) for c in cands)
     lengths = {len(v) for c in cands for v in c.record.values() if isinstance(v, list)}
     assert len(lengths) > 1  # array lengths vary like the seeds'
+
+
+def test_unions_exponents_and_formats_on_the_token_canvas(mdm_folder):
+    schema = parse_schema({"$schema": "http://json-schema.org/draft-04/schema#", "type": "object", "properties": {
+        "id": {"oneOf": [{"type": "integer", "minimum": 0, "maximum": 99}, {"type": "string", "format": "uuid"}]},
+        "sci": {"type": "number", "minimum": 0, "exclusiveMinimum": True},
+        "day": {"type": "string", "format": "date-time"}}, "required": ["id", "sci", "day"]})
+    seeds = [{"id": 3, "sci": 6.02e23, "day": "2020-01-01T10:00:00Z"},
+             {"id": "123e4567-e89b-12d3-a456-426614174000", "sci": 1.6e-19, "day": "2021-06-30T23:59:59+02:00"}]
+    gen = HFGenerator(str(mdm_folder), schema.resolved, seeds, device="cpu", config=HFConfig(batch=12))
+    cands = gen.sample(Prompt(), 12, seed=1)
+    assert all(c.error is None and schema.is_valid(c.record) for c in cands), [c.error or c.record for c in cands]
+    assert {type(c.record["id"]) for c in cands} == {int, str}
 
 
 # ---- decoding -------------------------------------------------------------------------------------

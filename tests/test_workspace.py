@@ -165,7 +165,8 @@ def test_field_table_nested_demo():
     rows = ws.field_table(ws.load_demo("penguin-groups").schema)
     by_path = {r["path"]: r for r in rows}
     assert [r["path"] for r in rows][:5] == ["$.island", "$.year", "$.group_size", "$.birds", "$.birds[*]"]
-    assert set(rows[0]) == {"path", "type", "required", "nullable", "constraints", "description"}
+    assert set(rows[0]) == {"path", "type", "required", "nullable", "constraints", "description", "notes"}
+    assert all(r["notes"] == "" for r in rows)
     species = by_path["$.birds[*].species"]
     assert species["type"] == "string" and species["required"] is True
     assert species["constraints"] == 'one of "Adelie" | "Chinstrap" | "Gentoo"'
@@ -200,6 +201,29 @@ def test_field_table_keywords_and_odd_keys():
     assert by_path["$.score"]["constraints"] == "min (exclusive) 0"
     assert by_path["$.any"]["type"] == "any"
     assert ws.leaf_paths(schema) == ["$.day", "$.kind", '$["first name"]', "$.tags[*]", "$.score", "$.any"]
+
+
+def test_field_table_shows_each_note_at_its_field():
+    schema = parse_schema({
+        "type": "object",
+        "properties": {
+            "tags": {"type": "array", "items": {"type": "string", "not": {"const": "x"}}, "uniqueItems": True},
+            "ip": {"type": "string", "format": "ipv6"},
+            "kind": {"oneOf": [{"type": "integer"}, {"type": "string"}, {"type": "boolean"}]},
+        },
+        "minProperties": 1,
+    })
+    seeds = [{"tags": ["a"], "ip": "::1", "kind": 1}, {"tags": [], "ip": "::2", "kind": "a"}]
+    from aod_core.scaffold import Scaffold
+    sc = Scaffold.build(schema.resolved, seeds)
+    by_path = {r["path"]: r for r in ws.field_table(schema, sc.notes)}
+    assert by_path["$"]["notes"].startswith("minProperties: keyword 'minProperties' is not enforced")
+    assert by_path["$.tags"]["notes"].startswith("uniqueItems:")
+    assert by_path["$.tags[*]"]["notes"].startswith("not:")
+    assert "format" in by_path["$.ip"]["notes"] and "drawn from the seeds" in by_path["$.ip"]["notes"]
+    assert "1 of 3 alternatives are used by no seed" in by_path["$.kind"]["notes"]
+    assert ws.note_field("/properties/a/anyOf/0/properties/b") == "$.a"
+    assert ws.note_field("$.birds[3].sex|variant") == "$.birds[*].sex"
 
 
 # ---- seeds ------------------------------------------------------------------------------------

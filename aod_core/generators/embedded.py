@@ -206,7 +206,7 @@ class EmbeddedGenerator:
         self.net.train()
         t0, losses = time.perf_counter(), []
         N, L = data.shape
-        bs = max(8, min(256, cfg.batch_tokens // L))
+        bs = max(1, min(256, cfg.batch_tokens // L))
         for step in range(cfg.train_steps):
             lr = cfg.lr * min(1.0, (step + 1) / cfg.warmup) * 0.5 * (1 + math.cos(math.pi * step / cfg.train_steps))
             for group in opt.param_groups:
