@@ -257,7 +257,9 @@ def build_slot_dfa(
     end_id: int,
     null_id: int | None,
 ) -> SlotDFA:
-    """Turn an interegular FSM into a dense table over our token ids, adding END padding and NULL."""
+    """Turn an interegular FSM into a dense table over our token ids, adding END padding and NULL.
+    ``vocab_chars`` maps each symbol to its id: a single character, or a word piece of several,
+    whose transition is the walk over its characters."""
     states = sorted(fsm.states, key=str)
     index = {s: i for i, s in enumerate(states)}
     n = len(states)
@@ -265,12 +267,23 @@ def build_slot_dfa(
     table = np.full((n + 2, vocab_size), dead, dtype=np.int32)
     alphabet = fsm.alphabet
     other = alphabet[anything_else] if anything_else in alphabet else None
+    singles = [(ch, tok) for ch, tok in vocab_chars.items() if len(ch) == 1]
+    multi = [(sym, tok) for sym, tok in vocab_chars.items() if len(sym) > 1]  # word pieces: walk their characters
     for s in states:
         row = fsm.map.get(s, {})
-        for ch, tok in vocab_chars.items():
+        for ch, tok in singles:
             cls = alphabet[ch] if ch in alphabet else other
             if cls is not None and cls in row:
                 table[index[s], tok] = index[row[cls]]
+        for sym, tok in multi:
+            at = s
+            for ch in sym:
+                cls = alphabet[ch] if ch in alphabet else other
+                at = fsm.map.get(at, {}).get(cls) if cls is not None else None
+                if at is None:
+                    break
+            if at is not None:
+                table[index[s], tok] = index[at]
         if s in fsm.finals:
             table[index[s], end_id] = end
     table[end, end_id] = end

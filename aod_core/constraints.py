@@ -38,6 +38,8 @@ def static_allowed(scaffold: Scaffold, *, with_absent: bool) -> torch.Tensor:
             m[s.start, s.tokens] = True
         else:
             m[s.start : s.start + s.width, chars] = True
+            if s.symbols:  # word pieces anywhere in a piece slot; a bin mark only first
+                m[s.start : s.start + (1 if s.bins else s.width), list(s.symbols)] = True
             m[s.start : s.start + s.width, END] = True
             if s.nullable:
                 m[s.start, NULL] = True
@@ -80,6 +82,13 @@ class CanvasConstraint:
                 self.gate_ok[s.start : s.start + s.width] = ok
         self.gated = self.gate_pos >= 0
         self.depth = _gate_depth(scaffold)
+        # Coarse to fine: when the canvas has number bins, every choice and every bin mark is decided
+        # before any digit or word piece, so magnitudes and categories are planned together first.
+        self.coarse = torch.zeros(L, dtype=torch.bool)
+        if any(s.bins for s in scaffold.slots):
+            for s in scaffold.slots:
+                if s.kind == "choice" or s.bins:
+                    self.coarse[s.start] = True
 
         # Value slots stacked into padded DFA tensors [K, S, V]; positions [K, W] (L = padding).
         values = [s for s in scaffold.slots if s.kind == "value"]
@@ -127,7 +136,12 @@ class CanvasConstraint:
                         raise InputError(f"forbid {path}: every choice is forbidden")
                 else:
                     lang = langs[s.start]
-                    spelled = tuple(s.spell_checked(v, "forbid") for v in values if v is not None)
+                    spelled = []
+                    for v in values:
+                        if v is not None:
+                            text = s.spell_checked(v, "forbid")  # refuses a value the field cannot hold
+                            spelled.append(s.bin_of(v) + text if s.bins else text)
+                    spelled = tuple(spelled)
                     langs[s.start] = _Lang(lang.regex, lang.extra, tuple(sorted(set(lang.forbid + spelled))), lang.nullable and None not in values)
         for path, (lo, hi) in p.ranges.items():
             for s in sc.slots_for(path):
@@ -139,12 +153,15 @@ class CanvasConstraint:
                     raise InputError(f"range {path}: [{lo}, {hi}] does not meet the field's range [{s.lo}, {s.hi}]")
                 lang = langs[s.start]
                 try:
-                    regex = s.number.regex(new_lo, new_hi)
+                    regex = s.range_regex(new_lo, new_hi)
                 except ValueError as e:
                     raise InputError(f"range {path}: {e}") from None
                 langs[s.start] = _Lang(lang.regex, lang.extra + (regex,), lang.forbid, lang.nullable)
         for path, table in p.bias.items():
-            for s in sc.slots_for(path):
+            hits = sc.slots_for(path)
+            if any(s.kind == "choice" for s in hits):  # a vocabulary's written-value slot takes no bias
+                hits = [s for s in hits if s.kind == "choice"]
+            for s in hits:
                 if s.kind != "choice":
                     raise InputError(f"bias {path}: only enum and boolean fields take a bias")
                 for value_text, b in table.items():
@@ -154,6 +171,12 @@ class CanvasConstraint:
                     self.bias[s.start, tok] = float(b)
         for path, value in p.pins.items():
             for s in sc.slots_for(path):
+                if s.new_variant is not None:  # a vocabulary that also writes new values
+                    known = (s.key, canonical(value)) in vocab.choice_ids
+                    variant = next(v for v in sc.slots if v.start == s.new_variant)
+                    self.pins[variant.start] = [variant.tokens[variant.choices.index(0 if known else 1)]]
+                    if not known:
+                        continue
                 self.pins[s.start] = self._pin_tokens(s, value, path)
 
     def _pin_tokens(self, s: Slot, value, path: str) -> list[int]:
@@ -167,10 +190,11 @@ class CanvasConstraint:
             return [NULL] + [END] * (s.width - 1)
         text = s.spell_checked(value, "pin")
         missing = sorted({ch for ch in text if ch not in vocab.char_ids})
-        if len(text) > s.width or missing:
-            why = f"longer than the field's {s.width} symbols" if len(text) > s.width else f"uses characters the seeds never use: {missing}"
+        toks = self.scaffold.value_tokens(s, value)
+        if len(toks) > s.width or missing:
+            why = f"longer than the field's {s.width} symbols" if len(toks) > s.width else f"uses characters the seeds never use: {missing}"
             raise InputError(f"pin {path}: {text!r} is {why}")
-        return [vocab.char_ids[ch] for ch in text] + [END] * (s.width - len(text))
+        return toks + [END] * (s.width - len(toks))
 
     def _check_pins(self) -> None:
         for start, toks in self.pins.items():
@@ -181,7 +205,7 @@ class CanvasConstraint:
                 raise InputError(f"pin {slot.path}: the value breaks the field's constraints or the prompt's forbids/ranges")
 
     def _to(self, device: torch.device) -> None:
-        for name in ("static", "bias", "gate_pos", "gate_ok", "gated", "slot_of"):
+        for name in ("static", "bias", "gate_pos", "gate_ok", "gated", "slot_of", "coarse"):
             setattr(self, name, getattr(self, name).to(device))
         if self.value_slots:
             for name in ("T", "accept", "start", "reach", "pos"):
@@ -211,10 +235,14 @@ class CanvasConstraint:
 
     def ready(self, x: torch.Tensor) -> torch.Tensor:
         masked = x == MASK
-        if not bool(self.gated.any()):
-            return masked
-        ctrl = x[:, self.gate_pos.clamp(min=0)]
-        return masked & (~self.gated | (ctrl != MASK))
+        ready = masked
+        if bool(self.gated.any()):
+            ctrl = x[:, self.gate_pos.clamp(min=0)]
+            ready = masked & (~self.gated | (ctrl != MASK))
+        if bool(self.coarse.any()):
+            planning = (masked & self.coarse & ready).any(1, keepdim=True)  # rows with a coarse choice left
+            ready = ready & (self.coarse | ~planning)
+        return ready
 
     def allowed(self, x: torch.Tensor) -> torch.Tensor:
         """[B, L, V] bool: tokens each masked position may take now."""
@@ -335,4 +363,4 @@ def _compiled(lang: _Lang, chars: tuple[tuple[str, int], ...], vocab_size: int) 
 
 def _dfa(lang: _Lang, scaffold: Scaffold) -> SlotDFA:
     vocab = scaffold.vocab
-    return _compiled(lang, tuple(sorted(vocab.char_ids.items())), len(vocab))
+    return _compiled(lang, tuple(sorted(vocab.symbol_ids.items())), len(vocab))

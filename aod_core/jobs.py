@@ -50,7 +50,7 @@ SETTINGS_DEFAULTS: dict[str, Any] = {
     "generator": "embedded", "judge": "embedded", "optimizer": "embedded", "device": "auto",
     "iterations": 5, "batch": 32, "target": None, "proposals": 2, "probe": LoopSettings().probe, "seed": 0,
     "w_tsr": 0.4, "w_judge": 0.3, "w_novelty": 0.2, "w_diversity": 0.1, "train_steps": None, "scaffold": True,
-    "gen_options": "", "judge_mode": _JUDGE.mode, "accept_share": _JUDGE.accept_share, "near_copy": _JUDGE.near_copy,
+    "gen_options": "", "string_modes": {}, "judge_mode": _JUDGE.mode, "accept_share": _JUDGE.accept_share, "near_copy": _JUDGE.near_copy,
     "veto": _JUDGE.veto,
 }
 
@@ -68,6 +68,8 @@ def config_from_settings(settings: dict[str, Any], *, task: str = "", rubric: st
     gen_config = parse_options(str(s["gen_options"] or ""))
     if s["train_steps"] not in (None, "", 0) and not str(s["generator"] or "").strip().startswith(("hf:", "ar:")):
         gen_config["train_steps"] = int(s["train_steps"])  # only generators that train take it
+    if s["string_modes"] and str(s["generator"] or "").strip() == "embedded":
+        gen_config.setdefault("string_modes", dict(s["string_modes"]))  # the Design page's per-field choices
     check_options(str(s["generator"] or ""), gen_config)
     for key in ("generator", "judge", "optimizer"):
         if not str(s[key] or "").strip():

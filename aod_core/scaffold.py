@@ -18,6 +18,24 @@ uses), bounded by the schema and by a size and time budget (``MAX_CANVAS``, ``BU
 
 The vocabulary is shared by every generator that works on this canvas: MASK, END, NULL, ABSENT,
 the characters of the seeds' values, then one token per (schema node, choice).
+
+``CanvasOptions`` (the embedded generator's; other generators use the plain canvas) make values look
+real, not only valid:
+
+* **learned vocabularies**: a string field whose seed values repeat (``string_mode``: at most half as
+  many distinct values as values) becomes a choice among the seeds' values (role ``enum``, so pins,
+  forbids and biases work on it like on a schema enum). When the field looks open-ended (at least
+  ``open_share`` of its values occur once) the vocabulary holds the values seen twice or more and a
+  ``variant`` choice switches to a written value instead: the model learns how often a new value
+  appears from how often the seeds show one (a Good-Turing estimate). Override per field with
+  ``string_modes`` (``vocabulary``, ``text`` or ``chars``);
+* **word pieces**: a free-text field (no pattern, no format) is written in pieces of a BPE vocabulary
+  trained on its seed values (``textpieces.py``), still under its character-level language (lengths,
+  pattern), so the model composes the seeds' words instead of spelling letters;
+* **coarse-to-fine numbers**: a number slot with enough seeds starts with a *bin* symbol, one of
+  ``number_bins`` ranges between the seeds' quantiles, followed by the digits, which the slot's
+  language keeps inside that bin. The model decides magnitude in one token it can relate to other
+  fields (body mass given species), then the digits.
 """
 from __future__ import annotations
 
@@ -33,6 +51,7 @@ from .automaton import STRING_CHAR, compile_fsm, pattern_regex, string_regex
 from .errors import BudgetExceeded, InputError
 from .formats import FORMATS
 from .numbers import NumberFormat, dec, plan_number
+from decimal import Decimal
 from .schema import resolved_validator
 
 MASK, END, NULL, ABSENT = 0, 1, 2, 3
@@ -50,6 +69,46 @@ SLOT_STATES = 600  # a value language with more automaton states is drawn from t
 def canonical(value: Any) -> str:
     """Stable text of a JSON value, used as the identity of a choice."""
     return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+STRING_MODES = ("vocabulary", "text", "chars")
+BIN_MARKS = 0xF0000  # private-use code points: one per (number slot, bin), never in real text
+PIECE_SLACK = 2  # positions over the seeds' longest value, in pieces
+MIN_BIN_SEEDS = 20  # a number slot needs this many seed values to be split into bins
+MIN_BIN_DISTINCT = 16  # ... and this many distinct ones
+
+
+@dataclass
+class CanvasOptions:
+    """How values are written on the canvas (module docstring); the default is the plain canvas."""
+
+    strings: str = "chars"  # "auto": vocabularies and word pieces as the seeds suggest; "chars": letters
+    string_modes: dict[str, str] = field(default_factory=dict)  # field path -> vocabulary | text | chars
+    pieces: int = 0  # BPE vocabulary size for free text (0: characters)
+    number_bins: int = 0  # coarse bins per number slot (0: plain digits)
+    open_share: float = 0.25  # share of once-seen values from which a vocabulary admits new values
+
+    @classmethod
+    def realistic(cls, **kw: Any) -> CanvasOptions:
+        return cls(**{"strings": "auto", "pieces": 400, "number_bins": 16, **kw})
+
+    def check(self) -> None:
+        if self.strings not in ("auto", "chars"):
+            raise InputError(f"strings must be auto or chars, got {self.strings!r}")
+        for path, mode in self.string_modes.items():
+            if mode not in STRING_MODES:
+                raise InputError(f"string mode for {path} must be one of {', '.join(STRING_MODES)}, got {mode!r}")
+        if self.pieces < 0 or self.number_bins < 0:
+            raise InputError("text pieces and number bins must be >= 0")
+
+
+def string_mode(values: list[str]) -> str:
+    """How a string field is best written, from its seed values: ``vocabulary`` when values repeat
+    (at most half as many distinct values as values, and at least 8 values), else ``text``."""
+    strs = [v for v in values if isinstance(v, str)]
+    if len(strs) >= 8 and len(set(strs)) <= 0.5 * len(strs):
+        return "vocabulary"
+    return "text"
 
 
 @dataclass
@@ -76,6 +135,13 @@ class Slot:
     role: str = ""  # enum | count | present | variant
     choices: list[Any] = field(default_factory=list)
     tokens: list[int] = field(default_factory=list)
+    # realistic canvas (CanvasOptions)
+    pieces: Any = None  # TextPieces: a free-text slot written in word pieces (width counts pieces)
+    max_chars: int | None = None  # a piece slot's longest value in characters
+    bins: list[tuple[Any, Any, str]] | None = None  # number slot: (lo, hi, mark) per bin, lo inclusive
+    mode: str = ""  # how a string field is written: vocabulary | text | chars ("" for other slots)
+    new_variant: int | None = None  # a vocabulary choice slot: the start of its new-value variant slot
+    symbols: tuple[int, ...] = ()  # piece or bin-mark tokens this value slot may hold (besides chars)
 
     @property
     def positions(self) -> range:
@@ -104,9 +170,47 @@ class Slot:
         return value
 
     def parse(self, text: str) -> Any:
+        if self.bins is not None and text and text[0] in self.bin_marks:
+            text = text[1:]
         if self.number is not None:
             return self.number.parse(text)
         return text
+
+    @property
+    def bin_marks(self) -> set[str]:
+        return {b[2] for b in self.bins or ()}
+
+    def bin_of(self, value: Any) -> str:
+        """The bin mark of a number (the last bin whose lower end it reaches)."""
+        d = dec(value)
+        mark = self.bins[0][2]
+        for lo, _hi, m in self.bins:
+            if d >= dec(lo):
+                mark = m
+        return mark
+
+    def canvas_text(self, value: Any) -> str:
+        """What the canvas holds for a value, as text over the slot's language (a bin mark first)."""
+        text = self.spell(value)
+        return self.bin_of(value) + text if self.bins else text
+
+    def range_regex(self, lo: Any, hi: Any) -> str:
+        """The slot's language restricted to numbers in [lo, hi]; ValueError when none fits."""
+        if not self.bins:
+            return self.number.regex(lo, hi)
+        parts = []
+        last = len(self.bins) - 1
+        for k, (blo, bhi, mark) in enumerate(self.bins):
+            a, b = max(dec(lo), dec(blo)), min(dec(hi), dec(bhi))
+            if a > b or (k < last and a >= dec(bhi)):
+                continue
+            try:
+                parts.append(re.escape(mark) + "(" + self.number.regex(_plain(a), _plain(b), False, k < last and b == dec(bhi)) + ")")
+            except ValueError:
+                continue
+        if not parts:
+            raise ValueError(f"no value in [{lo}, {hi}] fits the field")
+        return "(" + "|".join(parts) + ")"
 
 
 # ---- the render tree: how slots become a JSON value ------------------------------------------
@@ -141,20 +245,21 @@ class ValueNode(Node):
         syms = tokens[s.start : s.start + s.width]
         body = syms[1:] if syms[0] == NULL else syms
         n = body.index(END) if END in body else len(body)
-        if any(t != END for t in body[n:]) or any(t not in vocab.char_of for t in body[:n]):
+        if any(t != END for t in body[n:]) or any(t not in vocab.symbol_of for t in body[:n]):
             raise DecodeError(f"{s.path}: the slot is not a value followed by padding")
         if syms[0] == NULL:
             if n or not s.nullable:
                 raise DecodeError(f"{s.path}: null where the field does not allow it")
             return None
-        text = "".join(vocab.char_of[t] for t in body[:n])
+        text = "".join(vocab.symbol_of[t] for t in body[:n])
         try:
             return s.parse(text)
         except ValueError:
             raise DecodeError(f"{s.path}: {text!r} is not a valid {s.vtype}") from None
 
     def skeleton(self) -> str:
-        body = "▮" * self.slot.width
+        body = ("▦" * self.slot.width) if self.slot.pieces is not None else (
+            ("◆" if self.slot.bins else "") + "▮" * (self.slot.width - (1 if self.slot.bins else 0)))
         return f'"{body}"' if self.slot.vtype in ("string", "date") else body
 
 
@@ -232,9 +337,12 @@ class Vocab:
     char_ids: dict[str, int]
     choice_ids: dict[tuple[str, str], int]  # (slot key, canonical value) -> token
     choice_value: dict[int, Any]
+    piece_ids: dict[str, int] = field(default_factory=dict)  # word pieces and number-bin marks
 
     def __post_init__(self) -> None:
         self.char_of = {i: ch for ch, i in self.char_ids.items()}
+        self.symbol_ids = {**self.char_ids, **self.piece_ids}
+        self.symbol_of = {i: sym for sym, i in self.symbol_ids.items()}
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -284,7 +392,10 @@ def _fits_type(v: Any, t: str) -> bool:
 
 
 class _Builder:
-    def __init__(self, schema: dict, seeds: list[dict]):
+    def __init__(self, schema: dict, seeds: list[dict], options: CanvasOptions | None = None):
+        self.options = options or CanvasOptions()
+        self.options.check()
+        self.pieces: set[str] = set()  # word pieces and bin marks of every slot
         self.seeds = seeds
         self.defs: dict = schema.get("$defs") or {}
         self.validator = resolved_validator(schema)
@@ -561,6 +672,8 @@ class _Builder:
             if plan.note:
                 self.notes.append(f"{path}: {plan.note}")
             slot.width = max(width, 1)
+            if self.options.number_bins and plan.fmt.notation == "fixed" and slot.lo is not None and slot.hi is not None:
+                self.binned(slot, [v for v in vals if _is_num(v)])
             return self.checked(slot, schema, vals, gate)
         strs = [v for v in vals if isinstance(v, str)]
         min_len = int(schema.get("minLength", 0))
@@ -574,6 +687,9 @@ class _Builder:
             width = max(min(MAX_STRING_WIDTH, int(max_len or MAX_STRING_WIDTH)), min_len)
             self.notes.append(f"{path}: strings are generated up to {width} characters (the seeds' longest is longer)")
         self.chars.update(ch for s in strs for ch in s if ch >= " ")
+        mode = self.string_mode(path, key, schema, fmt_name, strs)
+        if mode == "vocabulary":
+            return self.vocabulary(schema, path, key, nullable, strs, gate, width)
         if fmt is not None:
             self.chars.update(fmt.chars)
             slot.vtype = "date" if fmt_name == "date" else "string"
@@ -582,6 +698,9 @@ class _Builder:
         else:
             slot.regex = string_regex(min_len, width)
         slot.width = max(width, 1)
+        slot.mode = mode
+        if mode == "text" and self.options.pieces and fmt is None and not isinstance(schema.get("pattern"), str) and strs:
+            self.in_pieces(slot, strs)
         if isinstance(fmt_name, str) and fmt is None and fmt_name in _CHECKED_FORMATS:
             return self.from_seeds(slot, vals, gate, f"format {fmt_name!r} has no value language in the scaffold")
         if isinstance(schema.get("pattern"), str):
@@ -616,6 +735,97 @@ class _Builder:
                 if fmt is None:
                     slot.regex = string_regex(min_len, shortest)
         return self.checked(slot, schema, vals, gate)
+
+    # -- realistic canvas (CanvasOptions) ----------------------------------------------------------
+
+    def string_mode(self, path: str, key: str, schema: dict, fmt_name: Any, strs: list[str]) -> str:
+        if self.options.strings == "chars" and not self.options.string_modes:
+            return "chars"
+        override = self.options.string_modes.get(path) or self.options.string_modes.get(key)
+        if override:
+            return override
+        if self.options.strings == "chars" or fmt_name is not None:
+            return "chars"
+        return string_mode(strs)
+
+    def in_pieces(self, slot: Slot, strs: list[str]) -> None:
+        """Write a free-text slot in word pieces trained on its seed values."""
+        from .textpieces import longest_split, train_pieces
+
+        pieces = train_pieces(strs, self.options.pieces)
+        if not pieces.pieces:
+            return
+        slot.pieces, slot.max_chars = pieces, slot.width
+        self.pieces.update(pieces.pieces)
+        slot.width = max(1, min(slot.width, longest_split(pieces, strs) + PIECE_SLACK))
+
+    def binned(self, slot: Slot, nums: list[Any]) -> None:
+        """Split a number slot's range at the seeds' quantiles into bins, each a mark symbol that
+        starts the value and a range the digits after it must stay in."""
+        ds = sorted(dec(v) for v in nums)
+        if len(ds) < MIN_BIN_SEEDS or len(set(ds)) < MIN_BIN_DISTINCT:
+            return  # few values (a year, a count): the digits are already as coarse as a bin
+        k = min(self.options.number_bins, len(set(ds)) // 4)
+        unit = Decimal(1).scaleb(-slot.number.digits)
+        lo, hi = dec(slot.lo), dec(slot.hi)
+        cuts: list[Decimal] = []
+        for j in range(1, k):
+            c = ds[min(len(ds) - 1, (j * len(ds)) // k)].quantize(unit)
+            if lo < c <= hi and (not cuts or c > cuts[-1]):
+                cuts.append(c)
+        if not cuts:
+            return
+        edges = [lo] + cuts + [hi]
+        bins: list[tuple[Any, Any, str]] = []
+        first = BIN_MARKS + 64 * len([sl for sl in self.slots if sl.bins])
+        for i in range(len(edges) - 1):
+            bins.append((_plain(edges[i]), _plain(edges[i + 1]), chr(first + i)))
+        slot.bins = bins
+        try:
+            slot.regex = slot.range_regex(slot.lo, slot.hi)
+        except ValueError:
+            slot.bins = None
+            return
+        self.pieces.update(b[2] for b in bins)
+        slot.width += 1
+
+    def vocabulary(self, schema: dict, path: str, key: str, nullable: bool, strs: list[str], gate, width: int) -> Node:
+        """A choice among the seeds' values; when the field looks open-ended, a variant choice between
+        a seen value and a new one written in pieces (see the module docstring)."""
+        counts = Counter(strs)
+        once = sum(1 for c in counts.values() if c == 1)
+        frequent = [v for v, c in counts.most_common() if c >= 2]
+        open_ended = len(strs) and once / len(strs) >= self.options.open_share and len(frequent) >= 2
+        values = frequent if open_ended else [v for v, _ in counts.most_common()]
+        choices = values + ([None] if nullable else [])
+        if not open_ended:
+            slot = self.choice(path, key, "enum", choices, gate)
+            slot.mode = "vocabulary"
+            return ChoiceNode(slot)
+        variant = self.choice(f"{path}|new", f"{key}|new", "variant", [0, 1], gate)
+        seen = self.choice(path, key, "enum", choices, (variant.start, ("variant", key, 0)))
+        seen.mode, seen.new_variant = "vocabulary", variant.start
+        new = Slot(path=path, key=key, kind="value", vtype="string", nullable=False, gate=variant.start,
+                   gate_tokens=("variant", key, 1), mode="text")
+        min_len = int(schema.get("minLength", 0))
+        new.regex = string_regex(min_len, width)
+        extra = []
+        if isinstance(schema.get("pattern"), str):
+            try:
+                extra.append(pattern_regex(schema["pattern"]))
+            except Exception:
+                pass
+        new.extra = tuple(extra)
+        new.width = max(width, 1)
+        rare = [v for v, c in counts.items() if c == 1]
+        if self.options.pieces and not extra:
+            self.in_pieces(new, strs)
+        known = set(frequent)
+        node = ValueNode(self.add(new))
+        self.notes.append(f"{path}: a vocabulary of the seeds' {len(frequent)} repeated values; "
+                          f"{once / len(strs):.0%} of the seeds' values occur once, so new values are written too")
+        return UnionNode(variant, {0: ChoiceNode(seen), 1: node},
+                         classify=lambda v, known=known: 0 if v in known or v is None else 1) if rare else ChoiceNode(seen)
 
     def checked(self, slot: Slot, schema: dict, vals: list[Any], gate) -> Node:
         """The slot, once its whole language compiles within budget; else the seeds' values."""
@@ -697,9 +907,9 @@ class Scaffold:
         return self.slots[-1].start + self.slots[-1].width if self.slots else 0
 
     @classmethod
-    def build(cls, schema: dict, seeds: list[dict]) -> Scaffold:
+    def build(cls, schema: dict, seeds: list[dict], options: CanvasOptions | None = None) -> Scaffold:
         """Lay out the canvas for a resolved (``$ref``-free) object schema."""
-        b = _Builder(schema, seeds)
+        b = _Builder(schema, seeds, options)
         root = b.node(schema, "$", "$", list(seeds), (None, frozenset()))
         if not b.slots:
             raise InputError("the schema leaves nothing to generate: every field is a constant")
@@ -708,6 +918,11 @@ class Scaffold:
         for ch in sorted(b.chars):
             char_ids[ch] = len(tokens)
             tokens.append(ch)
+        piece_ids: dict[str, int] = {}
+        for piece in sorted(b.pieces):
+            if piece not in char_ids:
+                piece_ids[piece] = len(tokens)
+                tokens.append(piece if len(piece) > 1 else f"⟨bin {ord(piece) - BIN_MARKS}⟩")
         choice_ids: dict[tuple[str, str], int] = {}
         choice_value: dict[int, Any] = {}
         for key, value in b.choice_keys:
@@ -716,14 +931,28 @@ class Scaffold:
                 choice_ids[ident] = len(tokens)
                 choice_value[len(tokens)] = value
                 tokens.append(f"⟨{key}={canonical(value)}⟩")
-        vocab = Vocab(tokens, char_ids, choice_ids, choice_value)
+        vocab = Vocab(tokens, char_ids, choice_ids, choice_value, piece_ids)
         slot_at = {s.start: s for s in b.slots}
         for s in b.slots:
             if s.kind == "choice":
                 s.tokens = [choice_ids[(s.key, canonical(c))] for c in s.choices]
             if s.gate is not None:
                 s.gate_tokens = _resolve_gate(s.gate_tokens, slot_at[s.gate], vocab)
+            if s.pieces is not None:
+                s.symbols = tuple(piece_ids[p] for p in s.pieces.pieces if p in piece_ids)
+            if s.bins:
+                s.symbols = tuple(piece_ids[m] for _lo, _hi, m in s.bins)
         return cls(root=root, slots=b.slots, vocab=vocab, notes=b.notes)
+
+    def value_tokens(self, slot: Slot, value: Any) -> list[int]:
+        """The tokens a value slot holds for ``value`` (no padding): a bin mark first, word pieces
+        where the slot is written in pieces, characters otherwise (unknown characters: END)."""
+        text = slot.spell(value)
+        ids = self.vocab.char_ids
+        if slot.pieces is not None:
+            return [self.vocab.piece_ids.get(p) or ids.get(p, END) for p in slot.pieces.split(text)]
+        toks = [ids.get(ch, END) for ch in text]
+        return [self.vocab.piece_ids[slot.bin_of(value)]] + toks if slot.bins else toks
 
     # -- canvas <-> records ---------------------------------------------------------------------
 
@@ -752,8 +981,7 @@ class Scaffold:
             else:
                 if s.number is not None:  # a seed beyond the slot's window trains on its nearest end
                     value = min(max(value, s.lo), s.hi) if s.lo is not None and s.hi is not None else value
-                text = s.spell(value)[: s.width]
-                syms = [self.vocab.char_ids.get(ch, END) for ch in text]
+                syms = self.value_tokens(s, value)[: s.width]
             tokens[s.start : s.start + s.width] = (syms + [END] * s.width)[: s.width]
         elif isinstance(node, ObjectNode):
             value = value if isinstance(value, dict) else {}
@@ -806,7 +1034,8 @@ class Scaffold:
             rows.append(
                 {
                     "path": s.path,
-                    "kind": s.role or s.vtype,
+                    "kind": ("vocabulary" if s.mode == "vocabulary" else "text (pieces)" if s.pieces is not None
+                             else s.role or s.vtype),
                     "positions": f"{s.start}..{s.start + s.width - 1}",
                     "width": s.width,
                     "nullable": s.nullable or (s.kind == "choice" and None in s.choices),
@@ -818,14 +1047,20 @@ class Scaffold:
 
 
 def _constraint_text(s: Slot) -> str:
+    if s.kind == "choice" and s.mode == "vocabulary":
+        shown = " | ".join(canonical(c) for c in s.choices[:6]) + (" | …" if len(s.choices) > 6 else "")
+        return f"one of the seeds' {len(s.choices)} values ({shown})" + (", or a new value" if s.new_variant is not None else "")
     if s.kind == "choice":
         return " | ".join(canonical(c) for c in s.choices)
+    if s.pieces is not None:
+        return f"text up to {s.max_chars} chars, written in word pieces ({len(s.symbols)} trained on the seeds)"
     if s.vtype in ("integer", "number"):
         lo = "-∞" if s.lo is None else s.spell(s.lo)
         hi = "∞" if s.hi is None else s.spell(s.hi)
         if s.number is not None and s.number.notation == "exponent":
             return f"{s.vtype} in [{lo}, {hi}], exponent notation, {s.decimals} mantissa decimals"
-        return f"{s.vtype} in [{lo}, {hi}], {s.decimals} decimals"
+        bins = f", {len(s.bins)} bins at the seeds' quantiles" if s.bins else ""
+        return f"{s.vtype} in [{lo}, {hi}], {s.decimals} decimals{bins}"
     if s.vtype == "date":
         return "date YYYY-MM-DD"
     extra = f", pattern {s.extra[0]}" if s.extra else ""

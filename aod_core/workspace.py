@@ -499,10 +499,38 @@ class ScaffoldPreview:
     field_keys: list[str]  # leaf field keys a prompt may pin or forbid: $.island, $.birds[*].sex
 
 
-def scaffold_preview(dataset: Dataset) -> ScaffoldPreview:
-    """The canvas the generator fills for this dataset, for display and for the pin/forbid paths."""
-    sc = Scaffold.build(dataset.schema.resolved, dataset.seeds.records)
+def scaffold_preview(dataset: Dataset, string_modes: Mapping[str, str] | None = None) -> ScaffoldPreview:
+    """The canvas the embedded generator fills for this dataset (with its default way of writing
+    values, and the user's per-field ``string_modes``), for display and for the pin/forbid paths."""
+    options = EmbeddedConfig(string_modes=dict(string_modes or {})).canvas_options()
+    sc = Scaffold.build(dataset.schema.resolved, dataset.seeds.records, options)
     return ScaffoldPreview(sc.skeleton(), sc.describe(), list(sc.notes), scaffold_field_keys(sc))
+
+
+def string_field_rows(dataset: Dataset, string_modes: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    """One row per string field of the embedded generator's canvas: the seeds' values and distinct
+    values, how the generator writes it by default and with the user's override ("" = default)."""
+    overrides = dict(string_modes or {})
+    values = field_values(dataset.seeds.records, dataset.schema)
+    default = Scaffold.build(dataset.schema.resolved, dataset.seeds.records, EmbeddedConfig().canvas_options())
+    chosen = Scaffold.build(dataset.schema.resolved, dataset.seeds.records,
+                            EmbeddedConfig(string_modes=overrides).canvas_options()) if overrides else default
+
+    def written(sc: Scaffold) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for sl in sc.slots:
+            if sl.mode and sl.key not in out:
+                out[sl.key] = ("vocabulary" if sl.mode == "vocabulary" else
+                               "word pieces" if sl.pieces is not None else "characters")
+        return out
+
+    before, now = written(default), written(chosen)
+    rows = []
+    for key, how in before.items():
+        strs = [v for v in values.get(key, []) if isinstance(v, str)]
+        rows.append({"field": key, "values": len(strs), "distinct": len(set(strs)), "default": how,
+                     "override": overrides.get(key, ""), "written as": now.get(key, how)})
+    return rows
 
 
 def scaffold_field_keys(scaffold: Scaffold) -> list[str]:
@@ -605,11 +633,12 @@ def generator_inputs(dataset: Dataset) -> tuple[str, str]:
 
 
 def build_generator(schema_text: str, seeds_text: str, *, scaffold: bool = True,
-                    train_steps: int | None = None, cache_dir: str | None = None) -> Generator:
+                    train_steps: int | None = None, cache_dir: str | None = None,
+                    string_modes: Mapping[str, str] | None = None) -> Generator:
     """The embedded generator (not fitted) for the texts :func:`generator_inputs` returns."""
     schema = parse_schema(json.loads(schema_text), "<schema>")
     seeds = json.loads(seeds_text)
-    cfg = EmbeddedConfig()
+    cfg = EmbeddedConfig(string_modes=dict(string_modes or {}))
     if train_steps is not None:
         if train_steps < 1:
             raise InputError(f"training steps must be >= 1, got {train_steps}")

@@ -149,8 +149,9 @@ for title, records in (("seeds", dataset.seeds), ("holdout records", dataset.hol
 if not dataset.seeds.issues:
     st.caption(f"All {summary['seeds']} seeds are valid against the schema.")
 
+string_modes = dict(st.session_state.get("set_string_modes") or {})
 try:
-    preview, preview_error = ws.scaffold_preview(dataset), None
+    preview, preview_error = ws.scaffold_preview(dataset, string_modes), None
 except InputError as e:
     preview, preview_error = None, e
 
@@ -164,11 +165,28 @@ with fields_tab:
 with stats_tab:
     st.dataframe(ws.seed_stats(dataset.seeds.records, dataset.schema), hide_index=True, key="design_stats")
 with scaffold_tab:
-    st.caption("The canvas the diffusion model fills: structure is fixed, ▮ are value symbols, "
-               "⟨a|b⟩ one-token choices, `?` optional keys, ⟨len a..b⟩ array lengths.")
+    st.caption("The canvas the diffusion model fills: structure is fixed, ▮ are value symbols, ▦ word pieces, "
+               "◆ a number's bin (its magnitude, decided first), ⟨a|b⟩ one-token choices, `?` optional keys, "
+               "⟨len a..b⟩ array lengths.")
     if preview_error is not None:
         st.error(str(preview_error))
     else:
+        rows = ws.string_field_rows(dataset, string_modes)
+        if rows:
+            st.markdown("**String fields**: a field whose seed values repeat is a choice among them (vocabulary); "
+                        "free text is written in word pieces trained on the seeds; codes with a pattern letter by "
+                        "letter. Override a field's choice here (embedded generator).")
+            generator = (st.session_state.get("set_generator") or "embedded").strip()
+            if generator != "embedded":
+                st.caption(f"The current generator is `{generator}`: these choices apply to `embedded` only.")
+            edited = st.data_editor(rows, hide_index=True, key=f"design_string_modes_{hash(tuple(sorted(string_modes.items())))}",
+                                    disabled=["field", "values", "distinct", "default", "written as"],
+                                    column_config={"override": st.column_config.SelectboxColumn(
+                                        "override", options=["", "vocabulary", "text", "chars"])})
+            chosen = {r["field"]: r["override"] for r in edited if r.get("override")}
+            if chosen != string_modes:
+                st.session_state.set_string_modes = chosen
+                st.rerun()
         st.code(preview.skeleton, language=None, wrap_lines=True)
         st.dataframe(preview.slots, hide_index=True, key="design_slots")
         for note in preview.notes:

@@ -37,19 +37,21 @@ else:
 if prompt_text.strip():
     st.caption(f"Task description: {prompt_text.strip()}")
 
+string_modes = dict(settings()["string_modes"] or {})
 try:
-    field_keys = ws.scaffold_preview(dataset).field_keys
+    field_keys = ws.scaffold_preview(dataset, string_modes).field_keys
 except InputError as e:
     st.error(str(e))
     field_keys = []
 
 
 @st.cache_resource(show_spinner="Preparing the model…", max_entries=8)
-def get_generator(schema_text: str, seeds_text: str, scaffold: bool, train_steps: int, cache_dir: str):
-    """One generator per (inputs, scaffold flag, training steps), shared by sessions (it is
-    thread-safe); fitted weights are cached on disk by content hash as well."""
+def get_generator(schema_text: str, seeds_text: str, scaffold: bool, train_steps: int, cache_dir: str,
+                  string_modes: tuple = ()):
+    """One generator per (inputs, scaffold flag, training steps, string modes), shared by sessions (it
+    is thread-safe); fitted weights are cached on disk by content hash as well."""
     return ws.build_generator(schema_text, seeds_text, scaffold=scaffold, train_steps=train_steps,
-                              cache_dir=cache_dir)
+                              cache_dir=cache_dir, string_modes=dict(string_modes))
 
 
 @st.cache_resource(show_spinner="Preparing the model…", max_entries=4)
@@ -155,7 +157,7 @@ if st.button("Fit & sample", type="primary", key="sample_go"):
                                      int(train_steps), ws.model_cache_dir())
         else:
             gen = get_generator(*ws.generator_inputs(dataset), bool(use_scaffold), int(train_steps),
-                                ws.model_cache_dir())
+                                ws.model_cache_dir(), tuple(sorted(string_modes.items())))
         fit_bar = fit_slot.progress(0.0, text="Fitting…")
         sample_bar = sample_slot.progress(0.0, text="Sampling: waiting for the model")
         result = ws.fit_and_sample(

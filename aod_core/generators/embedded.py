@@ -18,7 +18,7 @@ import pickle
 import re
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +29,11 @@ from ..constraints import CanvasConstraint, static_allowed
 from ..errors import InputError
 from ..prompt import Prompt
 from ..sampler import generate
-from ..scaffold import ABSENT, END, MASK, DecodeError, Scaffold
+from ..scaffold import ABSENT, END, MASK, CanvasOptions, DecodeError, Scaffold
 from .base import Candidate, Progress, ProgressFn, StepFn, content_key, save_fitted
 from .denoiser import Denoiser, DenoiserConfig
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: realistic canvas (vocabularies, word pieces, number bins)
 MIN_MASK_RATE = 1e-3
 
 
@@ -53,6 +53,18 @@ class EmbeddedConfig:
     seed: int = 0
     scaffold: bool = True  # False: raw JSON text, no constraints (ablation)
     sample_batch: int = 256
+    # How values are written on the canvas (scaffold.CanvasOptions): "auto" makes repeating strings
+    # choices among the seeds' values and free text word pieces; "chars" spells every string.
+    strings: str = "auto"
+    string_modes: dict = field(default_factory=dict)  # field path -> vocabulary | text | chars
+    text_pieces: int = 400  # BPE vocabulary size for free text (0: characters)
+    number_bins: int = 16  # coarse-to-fine numbers: bins per number slot (0: plain digits)
+
+    def canvas_options(self) -> CanvasOptions:
+        opts = CanvasOptions(strings=self.strings, string_modes=dict(self.string_modes), pieces=self.text_pieces,
+                             number_bins=self.number_bins)
+        opts.check()
+        return opts
 
 
 def default_cache_dir() -> Path:
@@ -68,8 +80,8 @@ def pick_device(device: str | None = None) -> torch.device:
 class _ScaffoldCanvas:
     """Slots only: fixed structure carries no information, so the network never sees it."""
 
-    def __init__(self, schema: dict, seeds: list[dict]):
-        self.scaffold = Scaffold.build(schema, seeds)
+    def __init__(self, schema: dict, seeds: list[dict], options: CanvasOptions | None = None):
+        self.scaffold = Scaffold.build(schema, seeds, options)
         sc = self.scaffold
         self.vocab_size = len(sc.vocab)
         self.length = sc.length
@@ -145,7 +157,8 @@ class EmbeddedGenerator:
         self.device = pick_device(device)
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self.schema, self.seeds = schema, seeds
-        self.canvas = _ScaffoldCanvas(schema, seeds) if self.config.scaffold else _TextCanvas(seeds)
+        self.canvas = (_ScaffoldCanvas(schema, seeds, self.config.canvas_options()) if self.config.scaffold
+                       else _TextCanvas(seeds))
         c = self.canvas
         n_offsets = int(c.features[2].max()) + 1
         n_items = int(c.features[1].max()) + 1
