@@ -33,7 +33,7 @@ from ..scaffold import ABSENT, END, MASK, DecodeError, Scaffold
 from .base import Candidate, Progress, ProgressFn, StepFn, content_key, save_fitted
 from .denoiser import Denoiser, DenoiserConfig
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: canvases of unions, map keys, bounded numbers; batch floor of 1 on long canvases
 MIN_MASK_RATE = 1e-3
 
 
