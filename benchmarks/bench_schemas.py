@@ -233,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "schemas.json"))
     ap.add_argument("--per-source", default="schemastore=100,kubernetes=40,check-jsonschema=20")
-    ap.add_argument("--train-steps", type=int, default=60)
+    ap.add_argument("--train-steps", type=int, default=20)
+    ap.add_argument("--resume", action="store_true", help="keep the rows already in --out and measure the rest")
     ap.add_argument("--seeds-only", action="store_true", help="only draw (and cache) the seeds of the sample")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per run")
     ap.add_argument("--limit", type=float, default=120.0, help="seconds per schema run")
@@ -249,6 +250,10 @@ def main(argv: list[str] | None = None) -> int:
     cache = tempfile.mkdtemp(prefix="aod-bench-models-")
     seeds_dir = Path(args.seeds_dir)
     seeds_dir.mkdir(parents=True, exist_ok=True)
+    out_path = Path(args.out)
+    done = {}
+    if args.resume and out_path.exists():  # rows of an interrupted run are kept, not measured again
+        done = {(r["source"], r["name"]): r for r in json.loads(out_path.read_text())["schemas"]}
     rows = []
     t_all = time.perf_counter()
     for source, n in quota.items():
@@ -271,6 +276,10 @@ def main(argv: list[str] | None = None) -> int:
                 taken += 1
                 print(f"[{source} {taken}/{n}] seeds drawn for {name[:70]}", flush=True)
                 continue
+            if (source, name) in done:
+                rows.append(done[(source, name)])
+                taken += 1
+                continue
             outcome, row, seconds = in_child(run_one, (doc, name, seeds, args.train_steps, cache), args.limit)
             if outcome == "timeout":
                 row = {"status": "timeout", "reason": f"over {args.limit:g} s"}
@@ -282,22 +291,33 @@ def main(argv: list[str] | None = None) -> int:
             row = {"source": source, "name": name, **row, "wall_seconds": round(seconds, 2)}
             rows.append(row)
             taken += 1
+            write(out_path, args, rows, t_all, partial=True)
             print(f"[{source} {taken}/{n}] {row['status']:9} {seconds:6.1f}s {name[:70]}"
                   + (f"  ({row.get('reason', '')[:150]})" if row["status"] != "covered" else ""), flush=True)
         print(f"{source}: {taken} in the sample, {skipped} qualifying schemas skipped (no seeds drawn)", flush=True)
+    print(json.dumps(write(out_path, args, rows, t_all, partial=False), indent=1))
+    return 0
+
+
+def write(path: Path, args: argparse.Namespace, rows: list[dict], t0: float, *, partial: bool) -> dict:
+    """The results file, rewritten after every schema so an interrupted run keeps what it measured."""
+    import torch
+
     summary = summarize(rows)
     result = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__} "
                    f"({torch.get_num_threads()} threads), Python {platform.python_version()}",
         "settings": {"seeds": N_SEEDS, "sample": N_SAMPLE, "train_steps": args.train_steps,
-                     "limit_s": args.limit, "per_source": quota},
-        "total_seconds": round(time.perf_counter() - t_all, 1),
+                     "limit_s": args.limit, "per_source": args.per_source},
+        "partial": partial,
+        "seconds": round(time.perf_counter() - t0, 1),
         "summary": summary, "schemas": rows,
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
-    print(json.dumps(summary, indent=1))
-    return 0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+    tmp.replace(path)
+    return summary
 
 
 def summarize(rows: list[dict]) -> dict:

@@ -33,7 +33,9 @@ from ..scaffold import ABSENT, END, MASK, CanvasOptions, DecodeError, Scaffold
 from .base import Candidate, Progress, ProgressFn, StepFn, content_key, save_fitted
 from .denoiser import Denoiser, DenoiserConfig
 
-CACHE_VERSION = 2  # 2: realistic canvas (vocabularies, word pieces, number bins)
+# 2: canvases of unions, map keys, bounded numbers; batch floor of 1 on long canvases
+# 3: realistic canvas (vocabularies, word pieces, number bins)
+CACHE_VERSION = 3
 MIN_MASK_RATE = 1e-3
 
 
