@@ -82,13 +82,15 @@ class CanvasConstraint:
                 self.gate_ok[s.start : s.start + s.width] = ok
         self.gated = self.gate_pos >= 0
         self.depth = _gate_depth(scaffold)
-        # Coarse to fine: when the canvas has number bins, every choice and every bin mark is decided
-        # before any digit or word piece, so magnitudes and categories are planned together first.
-        self.coarse = torch.zeros(L, dtype=torch.bool)
+        # Coarse to fine: when the canvas has number bins, the sampler commits choices and bin marks
+        # before digits and word pieces (within a block), so categories and magnitudes are planned
+        # together first. ``priority`` is added to the sampler's commit order.
+        self.priority: torch.Tensor | None = None
         if any(s.bins for s in scaffold.slots):
+            self.priority = torch.zeros(L, dtype=torch.float64)
             for s in scaffold.slots:
                 if s.kind == "choice" or s.bins:
-                    self.coarse[s.start] = True
+                    self.priority[s.start] = 2.0
 
         # Value slots stacked into padded DFA tensors [K, S, V]; positions [K, W] (L = padding).
         values = [s for s in scaffold.slots if s.kind == "value"]
@@ -205,8 +207,10 @@ class CanvasConstraint:
                 raise InputError(f"pin {slot.path}: the value breaks the field's constraints or the prompt's forbids/ranges")
 
     def _to(self, device: torch.device) -> None:
-        for name in ("static", "bias", "gate_pos", "gate_ok", "gated", "slot_of", "coarse"):
+        for name in ("static", "bias", "gate_pos", "gate_ok", "gated", "slot_of"):
             setattr(self, name, getattr(self, name).to(device))
+        if self.priority is not None:
+            self.priority = self.priority.to(device)
         if self.value_slots:
             for name in ("T", "accept", "start", "reach", "pos"):
                 setattr(self, name, getattr(self, name).to(device))
@@ -235,14 +239,10 @@ class CanvasConstraint:
 
     def ready(self, x: torch.Tensor) -> torch.Tensor:
         masked = x == MASK
-        ready = masked
-        if bool(self.gated.any()):
-            ctrl = x[:, self.gate_pos.clamp(min=0)]
-            ready = masked & (~self.gated | (ctrl != MASK))
-        if bool(self.coarse.any()):
-            planning = (masked & self.coarse & ready).any(1, keepdim=True)  # rows with a coarse choice left
-            ready = ready & (self.coarse | ~planning)
-        return ready
+        if not bool(self.gated.any()):
+            return masked
+        ctrl = x[:, self.gate_pos.clamp(min=0)]
+        return masked & (~self.gated | (ctrl != MASK))
 
     def allowed(self, x: torch.Tensor) -> torch.Tensor:
         """[B, L, V] bool: tokens each masked position may take now."""

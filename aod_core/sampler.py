@@ -26,6 +26,7 @@ class Constraint(Protocol):
     """What the sampler needs from a structure constraint (see ``constraints.CanvasConstraint``)."""
 
     bias: torch.Tensor | None  # [L, V] added to logits, or None
+    # optionally ``priority``: [L] added to the commit order (higher first), or None
 
     def allowed(self, x: torch.Tensor) -> torch.Tensor: ...  # [B, L, V] bool
 
@@ -130,6 +131,9 @@ def generate(
                 order_score = prob
             else:
                 order_score = torch.rand((B, L), dtype=torch.float64, generator=generator, device="cpu").to(x.device)
+            priority = getattr(constraint, "priority", None)
+            if priority is not None:  # e.g. coarse choices before fine digits (constraints.py)
+                order_score = order_score + priority.to(order_score)
             eligible = todo & (constraint.ready(x) if constraint is not None else True)
             if not bool(eligible.any()):
                 raise RuntimeError("sampler stalled: masked positions remain but none may be committed")

@@ -259,15 +259,11 @@ def test_slot_dfa_characters_outside_the_regex_alphabet():
 def test_wide_integer_ranges_stay_small_regexes():
     # An open 64-bit range once produced a 27 MB regex (exponential in the digit count) and a
     # scaffold that ran for minutes; a run of full digit ranges is one \d{n}.
-    import time
-
     from aod_core.automaton import int_range_regex
 
-    t0 = time.perf_counter()
     regex = int_range_regex(0, 10**19 - 1)
     assert len(regex) < 1000
     fsm = compile_fsm(regex)
     assert fsm.accepts("9223372036854775807") and not fsm.accepts("10000000000000000000")
     big = number_regex(-(2**63), 2**64 - 1, 0)
     assert len(big) < 5000 and compile_fsm(big).accepts("18446744073709551615")
-    assert time.perf_counter() - t0 < 10

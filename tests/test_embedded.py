@@ -53,7 +53,8 @@ def records(cands: list[Candidate]) -> list:
 def test_fit_report_and_progress(penguins):
     ds, gen, report, _, seen = penguins
     assert report["cached"] is False and report["steps"] == 60
-    assert report["canvas_length"] == gen.scaffold.length == 22
+    # 22 positions of values and choices, plus a bin symbol for each of the four measurements
+    assert report["canvas_length"] == gen.scaffold.length == 22 + 4
     assert report["params"] == sum(p.numel() for p in gen.net.parameters())
     assert isinstance(report["final_loss"], float) and report["final_loss"] > 0
     assert seen and all(p.stage == "fit" for p in seen)
