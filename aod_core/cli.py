@@ -121,7 +121,7 @@ def _print_compiled(compiled: dict, *, quiet: bool = False) -> None:
 def _compile_prompt(args: argparse.Namespace, prompt: Prompt, gen, schema, seeds: list) -> Prompt:
     """``aod sample``: the instruction text compiled into scaffold edits when the generator cannot
     read it (``--compile auto``) or when asked (``--compile on``)."""
-    from .agents.compiler import compiler_for, should_compile, text_blind
+    from .agents.compiler import compile_note, compiler_for, should_compile, text_blind
 
     text = prompt.text.strip()
     if not text:
@@ -131,6 +131,8 @@ def _compile_prompt(args: argparse.Namespace, prompt: Prompt, gen, schema, seeds
             print(f"note: the {args.generator} generator does not read instruction text and --compile is off: "
                   "the text changes nothing here", file=sys.stderr)
         return prompt
+    if args.generator.strip() != "embedded":
+        print(f"note: {compile_note(args.generator, args.compile)}", file=sys.stderr)
     if prompt.compiled and prompt.compiled.get("text") == prompt.text:
         return prompt  # a prompt file with its compiled edits (perhaps edited by hand)
     chat = None

@@ -607,13 +607,6 @@ def compile_instruction(dataset: Dataset, text: str, *, chat: Any = None, scaffo
     return compiler.compile(text).to_dict()
 
 
-def should_compile(mode: str, generator_spec: str) -> bool:
-    """Whether instruction text is compiled for this generator (see ``agents.compiler.should_compile``)."""
-    from .agents.compiler import should_compile as decide
-
-    return decide(mode, (generator_spec or "embedded").strip())
-
-
 def content_hash(value: Any) -> str:
     """A short stable hash of a JSON value (keys page widgets by what they show)."""
     import hashlib
@@ -633,26 +626,6 @@ def compiled_result_rows(compiled: Mapping[str, Any]) -> list[dict[str, Any]]:
 
     return [{"edit": Edit.from_dict(e).describe(), "from the words": e.get("phrase", ""), "why": e.get("why", ""),
              "by": e.get("author", "compiler")} for e in compiled.get("edits") or []]
-
-
-def compile_note(generator_spec: str, mode: str = "auto") -> str:
-    """What the instruction text does for this generator, in one sentence for the pages and the CLI."""
-    from .agents.compiler import should_compile, text_blind
-
-    spec = (generator_spec or "embedded").strip()
-    if is_difflm(spec):
-        return ("DiffLM reads no instruction text and takes no scaffold edits: of what the text compiles to, "
-                "only a sampling temperature applies; every other edit is listed as not applied.")
-    if text_blind(spec):
-        if not should_compile(mode, spec):
-            return "The embedded DLM does not read the instruction text and compiling is off: the text changes nothing."
-        return ("The embedded DLM does not read text: the instruction is compiled into the scaffold edits below "
-                "(pins, forbids, ranges, biases, temperature); phrases it cannot map are listed, never guessed.")
-    if spec.startswith("ar:"):
-        return "The ar: generator's chat model reads the instruction text itself; it takes no scaffold edits."
-    if should_compile(mode, spec):
-        return "This DLM reads the instruction text; its compiled scaffold edits are applied on top of it."
-    return "This DLM reads the instruction text (compiling it into scaffold edits as well is a Models-page setting)."
 
 
 def compiled_rows(compiled: Mapping[str, Any] | None) -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from aod_core import charts, runview
-from aod_core.agents.compiler import strip_compiled
+from aod_core.agents.compiler import compile_note, should_compile, strip_compiled
 from aod_core import workspace as ws
 from aod_core.errors import InputError
 from aod_core.jobs import config_from_settings
@@ -205,8 +205,8 @@ except InputError as e:
 # the new one instead of keeping (and later re-submitting) what it first rendered.
 pk = hashlib.sha1(prompt.to_json().encode()).hexdigest()[:10]
 gen_spec, mode = runview.run_compile_mode(store)
-compile_on = ws.should_compile(mode, gen_spec)
-st.caption(ws.compile_note(gen_spec, mode))
+compile_on = should_compile(mode, gen_spec)
+st.caption(compile_note(gen_spec, mode))
 hand = strip_compiled(prompt)  # what a human or the optimizer wrote; compiled edits have their own table
 compiled = st.session_state.get(f"run_compiled_{pk}", prompt.compiled)
 with st.form(f"run_edit_{pk}", border=True):

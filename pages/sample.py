@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from aod_core import workspace as ws
+from aod_core.agents.compiler import compile_note, should_compile
 from aod_core.errors import InputError
 from ui.state import compiler_chat, settings
 
@@ -127,11 +128,11 @@ else:
 # ---- instruction text -> compiled scaffold edits ---------------------------------------------------
 st.markdown("**Instruction**")
 mode = str(settings()["compile"] or "auto")
-st.caption(ws.compile_note(gen_spec, mode))
+st.caption(compile_note(gen_spec, mode))
 instruction = st.text_area("Instruction text", value=prompt_text, key="sample_instruction",
                            placeholder="e.g. mostly Torgersen penguins, body mass above 4 kg, no nulls in sex",
                            help="What you want from the records, in words. Starts as the Design page's task description.")
-compile_on = ws.should_compile(mode, gen_spec)
+compile_on = should_compile(mode, gen_spec)
 signature = st.session_state.get("dataset_signature")
 held = st.session_state.get("sample_compiled")
 compiled = held[1] if held and held[0] == signature else None

@@ -62,6 +62,26 @@ def should_compile(mode: str, generator_spec: str) -> bool:
     return mode == "on" or (mode == "auto" and text_blind(generator_spec))
 
 
+def compile_note(generator_spec: str, mode: str = "auto") -> str:
+    """What the instruction text does for this generator, in one sentence for the pages and the CLI."""
+    spec = (generator_spec or "embedded").strip()
+    if (spec == "difflm" or spec.startswith("difflm:")) and not should_compile(mode, spec):
+        return "DiffLM reads no instruction text and compiling is off: the text changes nothing."
+    if spec == "difflm" or spec.startswith("difflm:"):
+        return ("DiffLM reads no instruction text and takes no scaffold edits: of what the text compiles to, "
+                "only a sampling temperature applies; every other edit is listed as not applied.")
+    if text_blind(spec):
+        if not should_compile(mode, spec):
+            return "The embedded DLM does not read the instruction text and compiling is off: the text changes nothing."
+        return ("The embedded DLM does not read text: the instruction is compiled into the scaffold edits below "
+                "(pins, forbids, ranges, biases, temperature); phrases it cannot map are listed, never guessed.")
+    if spec.startswith("ar:"):
+        return "The ar: generator's chat model reads the instruction text itself; it takes no scaffold edits."
+    if should_compile(mode, spec):
+        return "This DLM reads the instruction text; its compiled scaffold edits are applied on top of it."
+    return "This DLM reads the instruction text (to apply its compiled scaffold edits as well, set the compile mode to on)."
+
+
 @dataclass
 class CompiledInstruction:
     text: str
