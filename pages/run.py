@@ -196,6 +196,8 @@ st.caption(f"The next iteration uses the prompt below (by **{author}**). Your ed
            "iteration boundary and is marked as human-authored in the history.")
 if view and view.pending_prompt:
     st.info("Your edit is waiting for the next iteration.")
+    for line in st.session_state.get("run_edit_messages") or []:  # what the compiler could not map in it
+        st.warning(line, icon=":material/help:")
 try:
     field_keys = _field_keys(str(store.path))
 except InputError as e:
@@ -267,11 +269,7 @@ if submitted:
     except InputError as e:
         st.error(f"Prompt not used: {e}")
     else:
-        st.success("Prompt edit queued for the next iteration.")
-        messages = ws.compiled_messages(edited.compiled)
-        for line in messages:
-            st.warning(line, icon=":material/help:")
-        if not messages:
-            st.rerun()
+        st.session_state.run_edit_messages = ws.compiled_messages(edited.compiled)
+        st.rerun()
 st.caption(f"Run folder: `{Path(store.path)}`")
 compare_section()

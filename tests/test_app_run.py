@@ -88,7 +88,7 @@ def test_start_a_run_watch_curate_export_and_reopen(app, tmp_path):
 
     # a bad prompt edit on a finished run is refused with a message
     next(t for t in app.text_area if t.label == "Instruction text").set_value("more Dream birds")
-    app.get("form_submit_button")[0].click().run()
+    next(b for b in app.get("form_submit_button") if b.label == "Use this prompt next").click().run()
     assert any("resume it first" in e for e in texts(app.error))
 
     # curate: reject the first accepted record (or accept a rejected one), the export follows

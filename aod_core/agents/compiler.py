@@ -193,7 +193,7 @@ def with_compiled(prompt: Prompt, compiled: CompiledInstruction, *,
     reason. A new object; ``compiled`` is updated in place."""
     base = strip_compiled(prompt)
     kept: list[Edit] = []
-    refused = [r for r in compiled.refused if r.get("reason", "").startswith("conflicts")]
+    refused: list[dict[str, Any]] = []
     for e in compiled.edits:
         trial = copy.deepcopy(base)
         try:

@@ -855,6 +855,8 @@ class Resolver:
             cue = None
             pct = None
             for t in reversed(scope):
+                if t.used:
+                    continue  # a cue another wish took ("no" of "no nulls") is not this value's
                 if t.low in NEGATE:
                     cue = "not"
                 elif t.low in MOST:
