@@ -310,3 +310,17 @@ def _inputs(store):
     from aod_core.schema import load_schema
 
     return load_schema(store.path / "inputs" / "schema.json").resolved, run_seeds(store)
+
+
+def test_array_length_edits_reach_the_embedded_canvas(get_demo, tiny, tmp_path, monkeypatch):
+    from aod_core.generators import load_generator
+
+    monkeypatch.setenv("AOD_CACHE_DIR", str(tmp_path))
+    d = get_demo("penguin-groups")
+    gen = load_generator("embedded", d.schema, d.seeds.records, config=tiny(train_steps=20))
+    comp = InstructionCompiler(gen.scaffold, d.schema.resolved, d.seeds.records)
+    for text, ok in (("groups of 3 birds", lambda n: n == 3), ("at least 3 birds", lambda n: n >= 3)):
+        p = comp.apply(Prompt(), text, check=gen.check_prompt)
+        assert p.compiled["edits"] and not p.compiled["refused"]
+        cands = gen.sample(p, 12, seed=1)
+        assert all(c.parsed and d.schema.is_valid(c.record) and ok(len(c.record["birds"])) for c in cands)
