@@ -39,7 +39,7 @@ from ..scaffold import Scaffold, canonical
 from .resolver import MOSTLY, TYPICAL, VARIED, Edit, Pending, Resolver, Unmapped
 from .wording import FieldWords, Lexicon, fold, singular, stopwords
 
-CALIBRATION_N = 100  # records sampled per calibration round
+CALIBRATION_N = 200  # records sampled per calibration round (100 read 75% where 200-record batches averaged 63%)
 CALIBRATION_ROUNDS = 6
 MAX_BIAS = 12.0  # a larger logit bias than this is a pin in all but name
 GROUND_SIMILARITY = 0.35  # cosine similarity (MiniLM) a cited word needs to the field it edits
