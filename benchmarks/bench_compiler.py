@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import math
 import platform
 import statistics
@@ -239,6 +240,49 @@ def run_effect(log) -> dict:
     return out
 
 
+def run_timing(repeats: int, datasets: dict, log) -> dict:
+    """Wall time per instruction with the embedded chat model, split by whether the chat model is
+    asked (only for clauses the rules leave), and the time to measure a "mostly" share."""
+    from aod_core.chat import load_chat_model
+    from aod_core.generators import load_generator
+
+    t0 = time.perf_counter()
+    chat = load_chat_model("embedded")
+    chat.load()
+    load_s = time.perf_counter() - t0
+    rules, asked = [], []
+    first = load_suite()[0]
+    d, sc = datasets[first["dataset"]]
+    t = time.perf_counter()  # the first instruction of a process also imports pint, inflect, scikit-learn
+    InstructionCompiler(sc, d.schema.resolved, d.seeds.records, chat).compile(first["text"])
+    first_s = time.perf_counter() - t
+    for _ in range(repeats):
+        for case in load_suite():
+            d, sc = datasets[case["dataset"]]
+            comp = InstructionCompiler(sc, d.schema.resolved, d.seeds.records, chat)
+            needs = bool(comp.resolver.resolve(case["text"]).pending)
+            t = time.perf_counter()
+            comp.compile(case["text"])
+            (asked if needs else rules).append(time.perf_counter() - t)
+    d = load_dataset(REPO / "assets" / "penguins")
+    gen = load_generator("embedded", d.schema, d.seeds.records)
+    gen.fit()
+    comp = InstructionCompiler(gen.scaffold, d.schema.resolved, d.seeds.records)
+    cal = []
+    for _ in range(repeats):
+        p = comp.apply(Prompt(text="mostly Torgersen penguins"), check=gen.check_prompt)
+        t = time.perf_counter()
+        calibrate(p, lambda q, n, s: gen.sample(q, n, seed=s), spec=gen.spec)
+        cal.append(time.perf_counter() - t)
+    out = {"chat_load_s": round(load_s, 2), "first_instruction_s": round(first_s, 2), "rules_only_median_s": round(statistics.median(rules), 4),
+           "rules_only_max_s": round(max(rules), 4), "chat_asked_median_s": round(statistics.median(asked), 2),
+           "chat_asked_max_s": round(max(asked), 2), "chat_asked_n": len(asked),
+           "calibrate_mostly_median_s": round(statistics.median(cal), 2), "calibrate_runs": [round(x, 2) for x in cal],
+           "load_average": os.getloadavg()}
+    log(f"[timing] {out}")
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "compiler.json"))
@@ -246,6 +290,8 @@ def main() -> int:
     ap.add_argument("--models", default="none,oracle,adversary,embedded")
     ap.add_argument("--no-effect", action="store_true")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--timing-only", action="store_true",
+                    help="only the timing part, added to an existing --out file (for a run on a quiet machine)")
     args = ap.parse_args()
     import torch
 
@@ -257,12 +303,16 @@ def main() -> int:
         if case["dataset"] not in datasets:
             d = load_dataset(REPO / "assets" / case["dataset"])
             datasets[case["dataset"]] = (d, Scaffold.build(d.schema.resolved, d.seeds.records))
-    import os
-
     result = {"machine": {"platform": platform.platform(), "python": platform.python_version(),
                           "cpus": os.cpu_count(), "torch_threads": args.threads,
                           "load_average_at_start": os.getloadavg()},
               "setup_seconds": round(time.perf_counter() - t0, 2), "mapping": {}}
+    if args.timing_only:
+        result = json.loads(Path(args.out).read_text(encoding="utf-8"))
+        result["timing"] = run_timing(args.repeats, datasets, log)
+        Path(args.out).write_text(json.dumps(result, indent=1, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+        log(f"wrote {args.out}")
+        return 0
     for model in [m.strip() for m in args.models.split(",") if m.strip()]:
         result["mapping"][model] = run_mapping(model, args.repeats if model == "embedded" else 1, datasets, log)
         m = result["mapping"][model]
