@@ -44,6 +44,7 @@ from .generators.base import Candidate, Generator
 from .loop import LoopSettings
 from .metrics import canonical_record
 from .prompt import Prompt
+from .agents.compiler import calibrate, compiler_for, needs_calibration, should_compile
 from .runner import RunConfig, create_run_from, open_loop
 from .runstore import RunStore
 from .seeds import Dataset, load_dataset
@@ -165,12 +166,28 @@ class Bench:
     def _static(self, gen: Generator, reports: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
         gen.fit()
         c = self.config
+        prompt = self._initial_prompt(gen)
         cands: list[Candidate] = []
         for it in range(c.iterations):  # same seeds per batch as the loop's first prompt would get
-            cands += gen.sample(Prompt(text=c.task), c.batch, seed=c.seed * 1_000_003 + it * 7919)
+            cands += gen.sample(prompt, c.batch, seed=c.seed * 1_000_003 + it * 7919)
             if reports is not None:
                 reports.append(dict(getattr(gen, "last_sample_report", None) or {}))
         return _judge_rows(self.judge, cands, c.batch)
+
+    def _initial_prompt(self, gen: Generator) -> Prompt:
+        """The task text as the loop's first prompt would be: compiled into scaffold edits for a
+        generator that cannot read it (``auto``), its shares measured, so the static baseline
+        samples what an AoD run starts from."""
+        c = self.config
+        prompt = Prompt(text=c.task)
+        if not c.task.strip() or not should_compile("auto", getattr(gen, "spec", c.generator)):
+            return prompt
+        comp = compiler_for(getattr(gen, "scaffold", None), self.dataset.schema.resolved, self.dataset.seeds.records,
+                            self.cache.get(c.optimizer), seed=c.seed)
+        prompt = comp.apply(prompt, check=gen.check_prompt)
+        if needs_calibration(prompt, gen.spec):
+            prompt = calibrate(prompt, lambda q, n, s: gen.sample(q, n, seed=s), spec=gen.spec, seed=c.seed)
+        return prompt
 
     def _difflm(self) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         c = self.config

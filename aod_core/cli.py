@@ -102,6 +102,51 @@ def build_prompt(args: argparse.Namespace) -> Prompt:
     return prompt
 
 
+def _print_compiled(compiled: dict, *, quiet: bool = False) -> None:
+    """What the instruction compiler made of the text: its edits, and what it could not map."""
+    from .agents.compiler import CompiledInstruction
+
+    c = CompiledInstruction.from_dict(compiled)
+    if c is None:
+        return
+    how = "rules" if c.model == "none" else f"rules + {c.model}"
+    print(f"compiled the instruction {c.text!r} ({how}, {c.seconds:.1f}s): "
+          f"{len(c.edits)} edit(s)", file=sys.stderr)
+    for e in c.edits:
+        print(f"  {e.describe()}   <- {e.phrase!r}" + (f" ({e.why})" if e.why and not quiet else ""), file=sys.stderr)
+    for line in c.messages():
+        print(f"  not mapped: {line}", file=sys.stderr)
+
+
+def _compile_prompt(args: argparse.Namespace, prompt: Prompt, gen, schema, seeds: list) -> Prompt:
+    """``aod sample``: the instruction text compiled into scaffold edits when the generator cannot
+    read it (``--compile auto``) or when asked (``--compile on``)."""
+    from .agents.compiler import compile_note, compiler_for, should_compile, text_blind
+
+    text = prompt.text.strip()
+    if not text:
+        return prompt
+    if not should_compile(args.compile, args.generator):
+        if text_blind(args.generator):
+            print(f"note: the {args.generator} generator does not read instruction text and --compile is off: "
+                  "the text changes nothing here", file=sys.stderr)
+        return prompt
+    if args.generator.strip() != "embedded":
+        print(f"note: {compile_note(args.generator, args.compile)}", file=sys.stderr)
+    if prompt.compiled and prompt.compiled.get("text") == prompt.text:
+        return prompt  # a prompt file with its compiled edits (perhaps edited by hand)
+    chat = None
+    spec = "embedded" if args.compiler is None else args.compiler.strip()
+    if spec.lower() not in ("", "none"):
+        from .chat import load_chat_model
+
+        chat = load_chat_model(spec, device=args.device)
+    compiler = compiler_for(getattr(gen, "scaffold", None), schema.resolved, seeds, chat, seed=args.seed)
+    out = compiler.apply(prompt, check=gen.check_prompt)
+    _print_compiled(out.compiled, quiet=args.quiet)
+    return out
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
     if args.n < 1:
         raise InputError(f"--n must be >= 1, got {args.n}")
@@ -122,8 +167,18 @@ def cmd_sample(args: argparse.Namespace) -> int:
     for note in getattr(getattr(gen, "scaffold", None), "notes", []) or []:
         print(f"note: {note}", file=sys.stderr)
     gen.check_prompt(prompt)  # a mistyped pin is reported before minutes of fitting
+    prompt = _compile_prompt(args, prompt, gen, schema, seeds.records)
     progress = _Progress(args.quiet)
     gen.fit(on_progress=progress.fit)
+    from .agents.compiler import calibrate, needs_calibration
+
+    if needs_calibration(prompt, gen.spec):
+        t0 = time.perf_counter()
+        prompt = calibrate(prompt, lambda q, n, s: gen.sample(q, n, seed=s), spec=gen.spec, seed=args.seed)
+        for e in prompt.compiled.get("edits", []):
+            if e.get("share") is not None:
+                print(f"  measured: {e['why']}", file=sys.stderr)
+        print(f"  (shares measured in {time.perf_counter() - t0:.1f}s)", file=sys.stderr)
     t0 = time.perf_counter()
     cands = gen.sample(prompt, args.n, seed=args.seed, on_step=progress.step)
     seconds = time.perf_counter() - t0
@@ -146,7 +201,9 @@ def _loop_printer(quiet: bool):
         if quiet:
             return
         d = e.data
-        if e.kind == "iteration_started":
+        if e.kind == "compiled":
+            _print_compiled(d["compiled"])
+        elif e.kind == "iteration_started":
             print(f"iteration {e.iteration + 1}: prompt by {d['author']}", file=sys.stderr, flush=True)
         elif e.kind == "metrics":
             print(f"  reward {d['reward']:.3f}  TSR {d['task_success_rate']:.1%}  schema-valid {d['schema_valid_rate']:.1%}  "
@@ -199,7 +256,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = RunConfig(generator=args.generator, judge=args.judge, optimizer=args.optimizer, task=prompt.text,
                        rubric=rubric, prompt=prompt.to_dict(), loop=settings, drop_invalid=args.drop_invalid,
                        device=args.device, scaffold=not args.no_scaffold, generator_config=generator_options(args),
-                       judge_settings=judge_settings(args))
+                       judge_settings=judge_settings(args), compile=args.compile, compiler=args.compiler or "")
     store = create_run(args.schema, args.seeds, args.out, config)
     return _drive(store, args)
 
@@ -356,7 +413,15 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def _add_prompt_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--prompt", help="instruction text")
+    p.add_argument("--prompt", help="instruction text (compiled into scaffold edits for generators that cannot "
+                                     "read it; see --compile)")
+    p.add_argument("--compile", choices=["auto", "on", "off"], default="auto",
+                   help="compile the instruction text into scaffold edits (pins, forbids, ranges, biases, "
+                        "temperature): auto = for generators that cannot read text (embedded, difflm), on = also "
+                        "for hf: on top of the text, off = never (default auto)")
+    p.add_argument("--compiler", default=None,
+                   help="chat model asked about the clauses the compiler's rules cannot map (none = rules only; "
+                        "default: embedded for sample, the optimizer's model for run)")
     p.add_argument("--prompt-file", help="a prompt JSON (text, pins, forbid, ranges, bias, sampling)")
     p.add_argument("--pin", action="append", metavar="PATH=VALUE", help="fix a field's value, e.g. island=Dream (repeatable)")
     p.add_argument("--forbid", action="append", metavar="PATH=VALUE", help="never generate this value (repeatable)")

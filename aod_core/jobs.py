@@ -51,7 +51,7 @@ SETTINGS_DEFAULTS: dict[str, Any] = {
     "iterations": 5, "batch": 32, "target": None, "proposals": 2, "probe": LoopSettings().probe, "seed": 0,
     "w_tsr": 0.4, "w_judge": 0.3, "w_novelty": 0.2, "w_diversity": 0.1, "train_steps": None, "scaffold": True,
     "gen_options": "", "string_modes": {}, "judge_mode": _JUDGE.mode, "accept_share": _JUDGE.accept_share, "near_copy": _JUDGE.near_copy,
-    "veto": _JUDGE.veto,
+    "veto": _JUDGE.veto, "compile": "auto", "compiler": "",
 }
 
 
@@ -76,6 +76,11 @@ def config_from_settings(settings: dict[str, Any], *, task: str = "", rubric: st
             raise InputError(f"the {key} model is empty; use embedded, hf:<id-or-path> or openai:<model>@<url>")
     for key in ("judge", "optimizer"):
         chat.load_chat_model(s[key].strip())  # a bad spec fails here (nothing is loaded yet)
+    from .agents.compiler import should_compile
+
+    should_compile(str(s["compile"] or "auto"), str(s["generator"] or ""))
+    if str(s["compiler"] or "").strip().lower() not in ("", "none"):
+        chat.load_chat_model(str(s["compiler"]).strip())
     judge = JudgeSettings(mode=str(s["judge_mode"]), accept_share=float(s["accept_share"]),
                           near_copy=float(s["near_copy"]), veto=float(s["veto"]))
     judge.check()
@@ -83,7 +88,8 @@ def config_from_settings(settings: dict[str, Any], *, task: str = "", rubric: st
                      task=task, rubric=rubric if rubric and rubric.strip() else DEFAULT_RUBRIC,
                      prompt=(prompt or Prompt(text=task)).to_dict(), loop=loop,
                      device=None if s["device"] in (None, "", "auto") else s["device"], scaffold=bool(s["scaffold"]),
-                     generator_config=gen_config, judge_settings=judge)
+                     generator_config=gen_config, judge_settings=judge, compile=str(s["compile"] or "auto"),
+                     compiler=str(s["compiler"] or "").strip())
 
 
 class ModelPool:
@@ -227,6 +233,12 @@ class RunJob:
                 raise
         self._add({"kind": "human_edit", "iteration": self._v["iteration"], "prompt": prompt.to_dict()})
 
+    def prompt_check(self):
+        """The running generator's prompt check (``check_prompt``), or None before the loop exists."""
+        with self._lock:
+            loop = self._loop
+        return None if loop is None else loop.gen.check_prompt
+
     # -- the worker -----------------------------------------------------------------------------
 
     def _set(self, **kw: Any) -> None:
@@ -266,7 +278,7 @@ class RunJob:
                       pending_texts=[])
             self._add({"kind": "iteration_started", "iteration": it, "author": d.get("author"), "prompt": d.get("prompt")})
         elif e.kind == "step":
-            what = "main batch" if d["phase"] == "generate" else "probe batch"
+            what = {"generate": "main batch", "calibrate": "batch measuring the compiled shares"}.get(d["phase"], "probe batch")
             frac = d["done"] / d["total"] if d["total"] else 1.0
             self._set(denoise=Bar(frac, f"Denoising the {what}: {d['done']}/{d['total']} positions"))
         elif e.kind == "batch_generated":
@@ -280,6 +292,8 @@ class RunJob:
         elif e.kind == "feedback":
             self._add({"kind": "feedback", "iteration": it, "feedback": d.get("feedback", ""),
                        "error": d.get("summary_error"), "facts": d.get("facts", [])})
+        elif e.kind == "compiled":
+            self._add({"kind": "compiled", "iteration": it, "compiled": d.get("compiled")})
         elif e.kind == "proposals":
             self._set(phase=f"Iteration {it + 1}: trying the optimizer's proposals")
             self._add({"kind": "proposals", "iteration": it, "proposals": d["proposals"]})

@@ -25,6 +25,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
+from .agents.compiler import calibrate, needs_calibration
 from .agents.judge import Judge, verdict_row
 from .agents.optimizer import PromptOptimizer, Proposal, prompt_summary
 from .generators.base import Generator
@@ -91,6 +92,7 @@ class AoDLoop:
         self.incumbent = Prompt.from_dict(chosen[-1]["prompt"]) if chosen else (initial_prompt or Prompt())
         self.incumbent_author = chosen[-1].get("author", "initial") if chosen else "initial"
         self.history = [(prompt_summary(Prompt.from_dict(p["prompt"])), p["reward"]) for p in store.prompts() if p.get("role") == "used"]
+        self._logged_compiled = {_compiled_key(p) for p in store.prompts() if p.get("role") == "compiled"}
 
     # -- control (any thread) -------------------------------------------------------------------
 
@@ -159,6 +161,25 @@ class AoDLoop:
 
         return self.gen.sample(prompt, n, seed=seed, on_step=step)
 
+    def _calibrated(self, prompt: Prompt, it: int) -> Prompt:
+        """The prompt with its compiled shares ("mostly X") measured on this generator (a bias is
+        raised until the sampled share reaches the target); unchanged when there are none."""
+        if not needs_calibration(prompt, getattr(self.gen, "spec", "")):
+            return prompt
+        return calibrate(prompt, lambda q, n, seed: self._sample(q, n, seed, it, "calibrate"),
+                         spec=getattr(self.gen, "spec", ""), seed=self._seed(it, 3))
+
+    def _log_compiled(self, log: IterationLog, prompt: Prompt, author: str) -> None:
+        """A ``compiled`` row in the history the first time a compiled text is used: which edits
+        the compiler wrote from whose text, and what it could not map."""
+        if not prompt.compiled:
+            return
+        row = {"role": "compiled", "author": "compiler", "for": author, **prompt.compiled}
+        key = _compiled_key(row)
+        if key not in self._logged_compiled:
+            self._logged_compiled.add(key)
+            log.prompts.append(row)
+
     def _judging(self, it: int, phase: str) -> Callable[[int, int], None]:
         def report(done: int, total: int) -> None:
             self.on_event(Event("judge_step", it, {"phase": phase, "done": done, "total": total}))
@@ -171,10 +192,12 @@ class AoDLoop:
             human, self._human = self._human, None
         if human is not None:
             self.incumbent, self.incumbent_author = human, "human"
+        t0 = time.perf_counter()
+        self.incumbent = self._calibrated(self.incumbent, it)
         prompt, author = self.incumbent, self.incumbent_author
         self.on_event(Event("iteration_started", it, {"prompt": prompt.to_dict(), "author": author}))
+        self._log_compiled(log, prompt, author)
 
-        t0 = time.perf_counter()
         cands = self._sample(prompt, s.batch, self._seed(it, 0), it, "generate")
         t_gen = time.perf_counter() - t0
         self.on_event(Event("batch_generated", it, {"texts": [c.text for c in cands]}))
@@ -212,6 +235,11 @@ class AoDLoop:
             proposals = self.opt.propose(prompt, feedback, self.history, s.proposals,
                                          check=self.gen.check_prompt, seed=self._seed(it, 1))
             t_opt = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            for p in proposals:
+                if p.prompt is not None:
+                    p.prompt = self._calibrated(p.prompt, it)
+            t_probe_gen += time.perf_counter() - t0
             self.on_event(Event("proposals", it, {"proposals": [_proposal_row(p) for p in proposals]}))
             probe_seed = self._seed(it, 2)
             scored: list[tuple[float, Prompt | None, Proposal | None]] = []
@@ -260,6 +288,12 @@ class AoDLoop:
 
 def _proposal_row(p: Proposal) -> dict[str, Any]:
     return {"edit": p.edit, "error": p.error, "rationale": p.rationale}
+
+
+def _compiled_key(row: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps([row.get("text"), row.get("edits")], sort_keys=True, ensure_ascii=False, default=str)
 
 
 def settings_dict(s: LoopSettings) -> dict[str, Any]:

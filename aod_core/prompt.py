@@ -3,6 +3,12 @@
 For a DLM the prompt has two parts (DESIGN.md §2): the text and the scaffold, the partly filled
 canvas. Everything the prompt-optimizer agent may edit lives here, so a prompt can be stored,
 diffed, shown and replayed as one JSON object.
+
+``compiled`` records what the instruction compiler (``agents/compiler.py``) made of the text for a
+generator that cannot read it: the source text, the edits it wrote (already applied to ``pins``,
+``forbid``, ``ranges``, ``bias`` and ``sampling``, each with its author: compiler, or human when
+edited by hand), and the phrases it could not map. Prompts stored before it existed read as
+having nothing compiled.
 """
 from __future__ import annotations
 
@@ -55,6 +61,7 @@ class Prompt:
     ranges: dict[str, list[float]] = field(default_factory=dict)  # path -> [lo, hi] for numbers
     bias: dict[str, dict[str, float]] = field(default_factory=dict)  # path -> {json value: logit bias}
     sampling: Sampling = field(default_factory=Sampling)
+    compiled: dict[str, Any] = field(default_factory=dict)  # compiler.CompiledInstruction.to_dict(), {} if none
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -74,6 +81,8 @@ class Prompt:
         skeys = {f.name for f in fields(Sampling)}
         if not isinstance(sampling, dict) or set(sampling) - skeys:
             raise InputError(f"'sampling' must be an object with keys from {sorted(skeys)}", where=where)
+        if not isinstance(data.get("compiled") or {}, dict):
+            raise InputError("'compiled' must be an object", where=where)
         prompt = cls(
             text=str(data.get("text", "")),
             pins=dict(data.get("pins") or {}),
@@ -81,7 +90,9 @@ class Prompt:
             ranges={k: list(v) for k, v in (data.get("ranges") or {}).items()},
             bias={k: dict(v) for k, v in (data.get("bias") or {}).items()},
             sampling=Sampling(**sampling),
+            compiled=dict(data.get("compiled") or {}),
         )
+
         prompt.sampling.check()
         for path, rng in prompt.ranges.items():
             if len(rng) != 2 or not all(isinstance(v, (int, float)) for v in rng) or rng[0] > rng[1]:

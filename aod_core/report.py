@@ -25,6 +25,7 @@ ROLES = {
     "incumbent_probe": "incumbent, sampled on the probe batch",
     "proposal": "optimizer's edit, sampled on the probe batch",
     "next": "chosen for the next iteration",
+    "compiled": "instruction text compiled into scaffold edits (for a generator that cannot read text)",
 }
 
 CSS = """
@@ -83,6 +84,10 @@ def _prompt_rows(prompts: list[dict[str, Any]]) -> str:
             notes.append(f"rationale: {_e(r['rationale'])}")
         if r.get("error"):
             notes.append(f'<span class="error">error: {_e(r["error"])}</span>')
+        if r.get("role") == "compiled":
+            from .runview import compiled_summary
+
+            notes.append(_e(f"for the {r.get('for', '')} prompt, " + compiled_summary(r)))
         it = r.get("iteration")
         role = r.get("role")
         rows.append(

@@ -12,6 +12,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
+from .agents.compiler import compiler_for, should_compile
 from .agents.judge import DEFAULT_RUBRIC, Judge, JudgeSettings
 from .agents.optimizer import PromptOptimizer
 from .chat import load_chat_model
@@ -40,6 +41,15 @@ class RunConfig:
     scaffold: bool = True
     generator_config: dict[str, Any] = field(default_factory=dict)  # the generator's own settings, e.g. train_steps
     judge_settings: JudgeSettings = field(default_factory=JudgeSettings)
+    # Instruction text -> scaffold edits (agents/compiler.py): auto (for generators that cannot read
+    # text), on, off; ``compiler`` is the chat model asked about what the rules leave ("" = the
+    # optimizer's model, "none" = the rules alone).
+    compile: str = "auto"
+    compiler: str = ""
+
+    def compiler_spec(self) -> str | None:
+        spec = (self.compiler or self.optimizer).strip()
+        return None if spec.lower() == "none" else spec
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -97,9 +107,10 @@ def create_run_from(schema: LoadedSchema, seeds: list[Any], out: str | os.PathLi
     if not seeds:
         raise InputError("no valid seed records to learn from")
     prompt = Prompt.from_dict(config.prompt)
+    should_compile(config.compile, config.generator)  # a bad mode fails now
     gen = _generator(config, schema, seeds)
     gen.check_prompt(prompt)
-    for spec in {config.judge, config.optimizer}:
+    for spec in {config.judge, config.optimizer} | ({config.compiler_spec()} - {None}):
         load_chat_model(spec)  # spec errors now; loading is lazy
     store = RunStore.create(out, config.to_dict())
     inputs = store.path / "inputs"
@@ -128,6 +139,18 @@ def open_loop(
     for spec in {config.judge, config.optimizer}:
         if spec not in cache and needs_chat(config, spec):
             cache[spec] = load_chat_model(spec, device=config.device, api_key=api_key)
+    compiler = None
+    if should_compile(config.compile, config.generator):
+        cspec = config.compiler_spec()
+        if cspec is not None and cspec not in cache:
+            cache[cspec] = load_chat_model(cspec, device=config.device, api_key=api_key)
+        compiler = compiler_for(getattr(gen, "scaffold", None), schema.resolved, seeds,
+                                cache.get(cspec) if cspec else None, seed=config.loop.seed)
+    initial = Prompt.from_dict(config.prompt)
+    if compiler is not None and initial.text.strip() and not initial.compiled:
+        initial = compiler.apply(initial, check=gen.check_prompt)
+        if on_event:
+            on_event(Event("compiled", store.iterations_done(), {"compiled": initial.compiled}))
     gen.fit(on_progress=on_fit)
 
     def judge_progress(done: int, total: int) -> None:
@@ -136,8 +159,9 @@ def open_loop(
 
     judge = Judge.build(config.judge, cache.get(config.judge), schema, seeds, config.judge_settings, task=config.task,
                         rubric=config.rubric, seed=config.loop.seed, on_progress=judge_progress)
-    optimizer = PromptOptimizer(cache[config.optimizer], getattr(gen, "scaffold", None), task=config.task, seed=config.loop.seed)
-    loop = AoDLoop(store, gen, judge, optimizer, config.loop, initial_prompt=Prompt.from_dict(config.prompt), on_event=on_event)
+    optimizer = PromptOptimizer(cache[config.optimizer], getattr(gen, "scaffold", None), task=config.task,
+                                seed=config.loop.seed, compiler=compiler)
+    loop = AoDLoop(store, gen, judge, optimizer, config.loop, initial_prompt=initial, on_event=on_event)
     return RunHandle(store, loop, config)
 
 

@@ -105,9 +105,23 @@ def prompt_history(store: RunStore) -> list[dict[str, Any]]:
         if p.get("role") != "used":
             continue
         rows.append({"iteration": p["iteration"], "author": p.get("author", ""), "reward": p.get("reward"),
-                     "prompt": prompt_text(p.get("prompt")), "change": prompt_diff(prev, p.get("prompt")) if prev else ""})
+                     "prompt": prompt_text(p.get("prompt")), "change": prompt_diff(prev, p.get("prompt")) if prev else "",
+                     "compiled edits": compiled_summary((p.get("prompt") or {}).get("compiled"))})
         prev = p.get("prompt")
     return rows
+
+
+def compiled_summary(compiled: dict[str, Any] | None) -> str:
+    """Which edits of a prompt the instruction compiler wrote (and which a human changed), and from
+    what text: '' when nothing was compiled."""
+    from .agents.resolver import Edit
+
+    if not compiled:
+        return ""
+    parts = [f"{Edit.from_dict(e).describe()} [{e.get('author', 'compiler')}]" for e in compiled.get("edits") or []]
+    head = f"from {compiled.get('text', '')!r}: "
+    return head + ("; ".join(parts) if parts else "no edits") + (
+        f" ({len(compiled.get('unmapped') or [])} phrase(s) not mapped)" if compiled.get("unmapped") else "")
 
 
 def proposal_rows(store: RunStore, iteration: int) -> list[dict[str, Any]]:
@@ -261,6 +275,22 @@ def run_field_keys(store: RunStore) -> list[str]:
 
     schema = load_schema(store.path / "inputs" / "schema.json")
     return scaffold_field_keys(Scaffold.build(schema.resolved, run_seeds(store)))
+
+
+def compile_for_run(store: RunStore, text: str, chat: Any = None) -> dict[str, Any]:
+    """The instruction compiler's output (``Prompt.compiled`` form) for ``text`` on the run's inputs."""
+    from .agents.compiler import compiler_for
+    from .schema import load_schema
+
+    if not (text or "").strip():
+        return {}
+    schema = load_schema(store.path / "inputs" / "schema.json")
+    return compiler_for(None, schema.resolved, run_seeds(store), chat).compile(text).to_dict()
+
+
+def run_compile_mode(store: RunStore) -> tuple[str, str]:
+    """(generator spec, compile mode) of a run; runs made before compiling existed read as ``auto``."""
+    return str(store.config.get("generator") or "embedded"), str(store.config.get("compile") or "auto")
 
 
 def current_prompt(store: RunStore) -> tuple[Prompt, str]:

@@ -1020,8 +1020,9 @@ class Scaffold:
         return (s for s in self.slots if s.role in ("enum", "") )
 
     def slots_for(self, path: str) -> list[Slot]:
-        """Slots a prompt path names: exact ``$.a[0].b`` or every item with ``$.a[*].b``."""
-        hits = [s for s in self.slots if s.role in ("enum", "") and (s.path == path or s.key == path)]
+        """Slots a prompt path names: exact ``$.a[0].b`` or every item with ``$.a[*].b``; also an
+        array's length (``$.birds.length``) and an optional key's presence (``$.note?``)."""
+        hits = [s for s in self.slots if s.role in ("enum", "", "count", "present") and (s.path == path or s.key == path)]
         if not hits:
             known = sorted({s.key for s in self.slots if s.role in ("enum", "")})
             raise InputError(f"no field {path!r} in the scaffold (fields: {', '.join(known)})")

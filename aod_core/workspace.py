@@ -599,6 +599,9 @@ def edit_prompt(base: Prompt, text: str, *, sampling: Mapping[str, Any], pins: I
                 forbids: Iterable[Mapping[str, Any]]) -> Prompt:
     """A human edit of ``base``: new text, sampling, pins and forbids; its ranges and biases (set
     by the optimizer, not shown in the editor) are kept."""
+    from .agents.compiler import strip_compiled
+
+    base = strip_compiled(base)  # compiled edits come back through prompt_with_compiled
     merged = {**base.sampling.__dict__, **dict(sampling)}
     prompt = build_prompt(text, sampling=merged, pins=pins, forbids=forbids)
     prompt.ranges, prompt.bias = dict(base.ranges), dict(base.bias)
@@ -612,6 +615,122 @@ def path_value_rows(mapping: Mapping[str, Any], *, many: bool = False) -> list[d
         for v in (value if many else [value]):
             rows.append({"path": path, "value": json.dumps(v, ensure_ascii=False)})
     return rows
+
+
+# ---- instruction text -> compiled scaffold edits ----------------------------------------------
+
+#: The compiled-edit table's columns (Sample page, Run page editor), in order.
+COMPILED_COLUMNS = ["op", "path", "value", "lo", "hi", "amount", "share", "phrase", "by"]
+COMPILED_OPS = ("pin", "forbid", "range", "bias", "temperature")
+
+
+def compile_instruction(dataset: Dataset, text: str, *, chat: Any = None, scaffold: Scaffold | None = None) -> dict[str, Any]:
+    """The instruction compiler's output for ``text`` on this dataset (``Prompt.compiled`` form):
+    edits, unmapped phrases; ``chat`` (a ChatModel or None) is asked about what the rules leave."""
+    from .agents.compiler import compiler_for
+
+    if not (text or "").strip():
+        return {}
+    compiler = compiler_for(scaffold, dataset.schema.resolved, dataset.seeds.records, chat)
+    return compiler.compile(text).to_dict()
+
+
+def content_hash(value: Any) -> str:
+    """A short stable hash of a JSON value (keys page widgets by what they show)."""
+    import hashlib
+
+    return hashlib.sha1(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def structure_keys(dataset: Dataset) -> list[str]:
+    """Array-length and optional-key paths a compiled edit may name (``$.birds.length``, ``$.note?``)."""
+    sc = Scaffold.build(dataset.schema.resolved, dataset.seeds.records)
+    return list(dict.fromkeys(s.key for s in sc.slots if s.role in ("count", "present")))
+
+
+def compiled_result_rows(compiled: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The compiled edits a batch was sampled with: what each does, why, measured share, author."""
+    from .agents.resolver import Edit
+
+    return [{"edit": Edit.from_dict(e).describe(), "from the words": e.get("phrase", ""), "why": e.get("why", ""),
+             "by": e.get("author", "compiler")} for e in compiled.get("edits") or []]
+
+
+def compiled_rows(compiled: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """The compiled edits as editable table rows (values as JSON text)."""
+    rows = []
+    for e in (compiled or {}).get("edits") or []:
+        rows.append({"op": e.get("op"), "path": e.get("path", ""),
+                     "value": "" if e.get("op") in ("range", "temperature") else json.dumps(e.get("value"), ensure_ascii=False),
+                     "lo": e.get("lo"), "hi": e.get("hi"), "amount": e.get("amount"), "share": e.get("share"),
+                     "phrase": e.get("phrase", ""), "by": e.get("author", "compiler")})
+    return rows
+
+
+def compiled_messages(compiled: Mapping[str, Any] | None) -> list[str]:
+    """One warning line per phrase the compiler could not map and per edit the generator refused."""
+    from .agents.compiler import CompiledInstruction
+
+    c = CompiledInstruction.from_dict(dict(compiled or {}))
+    return c.messages() if c else []
+
+
+def compiled_from_rows(compiled: Mapping[str, Any] | None, rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """``compiled`` with its edits replaced by the (possibly hand-edited) table rows: a row equal to
+    a compiled edit keeps it (author compiler); a changed or added row is authored by a human."""
+    from .agents.resolver import Edit
+
+    base = dict(compiled or {})
+    old = {json.dumps(r, sort_keys=True, default=str): e for r, e in zip(compiled_rows(base), base.get("edits") or [])}
+    edits = []
+    for i, row in enumerate(rows, 1):
+        row = {k: (None if _blank(v) else v) for k, v in dict(row).items()}
+        if all(row.get(k) is None for k in COMPILED_COLUMNS if k not in ("by",)):
+            continue
+        key = json.dumps({k: row.get(k) for k in COMPILED_COLUMNS}, sort_keys=True, default=str)
+        if key in old:
+            edits.append(old[key])
+            continue
+        op = str(row.get("op") or "").strip()
+        if op not in COMPILED_OPS:
+            raise InputError(f"compiled edit row {i}: op must be one of {', '.join(COMPILED_OPS)}, got {op!r}")
+        path = str(row.get("path") or "").strip()
+        if op != "temperature" and not path:
+            raise InputError(f"compiled edit row {i}: choose a field path")
+        if path and not path.startswith("$"):
+            path = f"$.{path}"
+        e = Edit(op, path, phrase=str(row.get("phrase") or ""), author="human", source="human", why="edited by hand")
+        try:
+            if op in ("pin", "forbid", "bias"):
+                if row.get("value") is None:
+                    raise InputError(f"compiled edit row {i}: {op} {path} needs a value (type null for JSON null)")
+                e.value = parse_cell_value(str(row["value"]).strip()) if isinstance(row["value"], str) else row["value"]
+            if op == "range":
+                e.lo, e.hi = float(row["lo"]), float(row["hi"])
+                if e.lo > e.hi:
+                    raise InputError(f"compiled edit row {i}: range [{e.lo}, {e.hi}] is empty")
+            if op in ("bias", "temperature"):
+                e.amount = float(row["amount"])
+            if op == "bias" and row.get("share") is not None:
+                e.share, e.direction = float(row["share"]), 1
+        except (TypeError, ValueError, KeyError):
+            raise InputError(f"compiled edit row {i}: {op} needs numbers in " +
+                             {"range": "lo and hi", "bias": "amount", "temperature": "amount"}.get(op, "its columns")) from None
+        edits.append(e.to_dict())
+    base["edits"] = edits
+    return base
+
+
+def prompt_with_compiled(prompt: Prompt, compiled: Mapping[str, Any] | None, check: Callable[[Prompt], None] | None = None) -> Prompt:
+    """``prompt`` with ``compiled``'s edits applied (the old compiled edits removed first); edits the
+    generator refuses (``check``) are listed in the result's ``compiled["refused"]``."""
+    from .agents.compiler import CompiledInstruction, strip_compiled, with_compiled
+
+    c = CompiledInstruction.from_dict(dict(compiled or {}))
+    if c is None:
+        return strip_compiled(prompt)
+    c.refused = []
+    return with_compiled(prompt, c, check=check)
 
 
 def check_prompt(gen: Generator, prompt: Prompt) -> None:
@@ -759,6 +878,12 @@ def fit_and_sample(gen: Generator, prompt: Prompt, n: int, *, seed: int = 0,
     t0 = time.perf_counter()
     report = gen.fit(on_progress=(lambda p: on_fit(*fit_progress(p))) if on_fit else None)
     fit_seconds = time.perf_counter() - t0
+    from .agents.compiler import calibrate, needs_calibration
+
+    if needs_calibration(prompt, getattr(gen, "spec", "")):  # "mostly X": measure the bias on samples
+        if on_step:
+            on_step(0.0, "Measuring the compiled shares on samples")
+        prompt = calibrate(prompt, lambda q, k, s: gen.sample(q, k, seed=s), spec=getattr(gen, "spec", ""), seed=seed)
     tracker = SampleProgress(n, getattr(getattr(gen, "config", None), "sample_batch", n))
     t1 = time.perf_counter()
     cands = gen.sample(prompt, n, seed=seed, on_step=(lambda s: on_step(*tracker(s))) if on_step else None)

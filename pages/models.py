@@ -77,6 +77,14 @@ p2.number_input("Probe batch", 1, 256, D["probe"], key="set_probe", persist_stat
                 help="Records on which the incumbent and each proposal are compared (same seed for all).")
 p3.number_input("Generator training steps", 0, 100_000, 0, key="set_train_steps", persist_state="session",
                 help="0: the default. Fewer steps fit faster but learn the seeds less well.")
+c1, c2 = st.columns(2)
+c1.selectbox("Compile instruction text into scaffold edits", ["auto", "on", "off"], key="set_compile",
+             persist_state="session",
+             help="auto: for generators that cannot read text (the embedded DLM, DiffLM); on: also for hf: "
+                  "DLMs, on top of the text they read; off: never (then the embedded DLM ignores the text).")
+c2.text_input("Instruction compiler model", key="set_compiler", persist_state="session",
+              placeholder="the optimizer's model", help="Chat model asked about the clauses the compiler's rules "
+              "cannot map; its edits are kept only when grounded in the clause's words. none: rules only.")
 st.text_input("Generator options", key="set_gen_options", persist_state="session", placeholder="batch=16, decode=fast",
               help="The generator's own settings as KEY=VALUE, comma-separated. hf: models take batch, decode "
                    "(fast or vanilla), threshold, block_length, cache, vanilla_k, examples and dtype; embedded "

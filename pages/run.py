@@ -8,13 +8,14 @@ import pandas as pd
 import streamlit as st
 
 from aod_core import charts, runview
+from aod_core.agents.compiler import compile_note, should_compile, strip_compiled
 from aod_core import workspace as ws
 from aod_core.errors import InputError
 from aod_core.jobs import config_from_settings
 from aod_core.runner import create_run_from
 from aod_core.runstore import RunStore
 from ui.compare import compare_section
-from ui.state import current_run, open_run, registry, settings
+from ui.state import compiler_chat, current_run, open_run, registry, settings
 
 st.title("Run")
 
@@ -195,6 +196,8 @@ st.caption(f"The next iteration uses the prompt below (by **{author}**). Your ed
            "iteration boundary and is marked as human-authored in the history.")
 if view and view.pending_prompt:
     st.info("Your edit is waiting for the next iteration.")
+    for line in st.session_state.get("run_edit_messages") or []:  # what the compiler could not map in it
+        st.warning(line, icon=":material/help:")
 try:
     field_keys = _field_keys(str(store.path))
 except InputError as e:
@@ -203,10 +206,29 @@ except InputError as e:
 # Widgets are keyed by the prompt they show: when the optimizer changes the prompt, the form shows
 # the new one instead of keeping (and later re-submitting) what it first rendered.
 pk = hashlib.sha1(prompt.to_json().encode()).hexdigest()[:10]
+gen_spec, mode = runview.run_compile_mode(store)
+compile_on = should_compile(mode, gen_spec)
+st.caption(compile_note(gen_spec, mode))
+hand = strip_compiled(prompt)  # what a human or the optimizer wrote; compiled edits have their own table
+compiled = st.session_state.get(f"run_compiled_{pk}", prompt.compiled)
 with st.form(f"run_edit_{pk}", border=True):
     text = st.text_area("Instruction text", value=prompt.text, key=f"edit_text_{pk}")
+    compiled_edits = None
+    if compile_on and compiled:
+        if compiled.get("text") != text:
+            st.caption("The text changed since it was compiled: it is compiled again when you use it.")
+        st.caption(f"Compiled from *{compiled.get('text', '')}* (edit, delete or add rows; a changed row counts as yours):")
+        compiled_edits = st.data_editor(
+            pd.DataFrame(ws.compiled_rows(compiled), columns=ws.COMPILED_COLUMNS), num_rows="dynamic",
+            hide_index=True, key=f"edit_compiled_{pk}_{ws.content_hash(compiled)}",
+            column_config={"op": st.column_config.SelectboxColumn("op", options=list(ws.COMPILED_OPS), required=True),
+                           "share": st.column_config.NumberColumn("target share", format="%.2f"),
+                           "phrase": st.column_config.TextColumn("from the words", disabled=True),
+                           "by": st.column_config.TextColumn("by", disabled=True)})
+        for line in ws.compiled_messages(compiled):
+            st.warning(line, icon=":material/help:")
     e1, e2 = st.columns(2)
-    temp = float(prompt.sampling.temperature)
+    temp = float(hand.sampling.temperature)
     temperature = e1.number_input("Temperature", 0.0, max(5.0, temp), temp, 0.1, key=f"edit_temperature_{pk}")
     remasking = e2.selectbox("Remasking", ["random", "low_confidence"],
                              index=0 if prompt.sampling.remasking == "random" else 1, key=f"edit_remasking_{pk}")
@@ -214,23 +236,40 @@ with st.form(f"run_edit_{pk}", border=True):
             "value": st.column_config.TextColumn("Value (JSON or text)")}
     p1, p2 = st.columns(2)
     p1.caption("Pins")
-    pins = p1.data_editor(pd.DataFrame(ws.path_value_rows(prompt.pins), columns=["path", "value"]), num_rows="dynamic",
+    pins = p1.data_editor(pd.DataFrame(ws.path_value_rows(hand.pins), columns=["path", "value"]), num_rows="dynamic",
                           column_config=cols, hide_index=True, key=f"edit_pins_{pk}")
     p2.caption("Forbids")
-    forbids = p2.data_editor(pd.DataFrame(ws.path_value_rows(prompt.forbid, many=True), columns=["path", "value"]),
+    forbids = p2.data_editor(pd.DataFrame(ws.path_value_rows(hand.forbid, many=True), columns=["path", "value"]),
                              num_rows="dynamic", column_config=cols, hide_index=True, key=f"edit_forbids_{pk}")
-    submitted = st.form_submit_button("Use this prompt next", icon=":material/edit:")
+    b1, b2 = st.columns(2)
+    compile_now = compile_on and b1.form_submit_button("Compile the text", icon=":material/translate:")
+    submitted = b2.form_submit_button("Use this prompt next", icon=":material/edit:")
+if compile_now:
+    try:
+        with st.spinner("Compiling the instruction…"):
+            st.session_state[f"run_compiled_{pk}"] = runview.compile_for_run(store, text, compiler_chat())
+    except InputError as e:
+        st.error(f"Could not compile the instruction: {e}")
+    else:
+        st.rerun()
 if submitted:
     try:
         edited = ws.edit_prompt(prompt, text, sampling={"temperature": float(temperature), "remasking": remasking},
                                 pins=pins.to_dict("records"), forbids=forbids.to_dict("records"))
         if job is None or not job.view().active:
             raise InputError("the run is not working in this app; resume it first, then edit")
+        if compile_on and text.strip():
+            if not compiled or compiled.get("text") != text:
+                with st.spinner("Compiling the instruction…"):
+                    compiled = runview.compile_for_run(store, text, compiler_chat())
+            elif compiled_edits is not None:
+                compiled = ws.compiled_from_rows(compiled, compiled_edits.to_dict("records"))
+            edited = ws.prompt_with_compiled(edited, compiled, job.prompt_check())
         job.set_prompt(edited)
     except InputError as e:
         st.error(f"Prompt not used: {e}")
     else:
-        st.success("Prompt edit queued for the next iteration.")
+        st.session_state.run_edit_messages = ws.compiled_messages(edited.compiled)
         st.rerun()
 st.caption(f"Run folder: `{Path(store.path)}`")
 compare_section()

@@ -8,8 +8,9 @@ import pandas as pd
 import streamlit as st
 
 from aod_core import workspace as ws
+from aod_core.agents.compiler import compile_note, should_compile
 from aod_core.errors import InputError
-from ui.state import settings
+from ui.state import compiler_chat, settings
 
 st.title("Sample")
 
@@ -34,8 +35,6 @@ elif kind == "hf":
 else:
     st.caption(f"Dataset: **{label}** · {len(dataset.seeds.records)} seeds · the diffusion model alone with a "
                "fixed prompt (the static-prompt baseline).")
-if prompt_text.strip():
-    st.caption(f"Task description: {prompt_text.strip()}")
 
 string_modes = dict(settings()["string_modes"] or {})
 try:
@@ -128,6 +127,44 @@ else:
         forbids = st.data_editor(empty, num_rows="dynamic", column_config=editor_columns, hide_index=True,
                                  key="sample_forbids")
 
+# ---- instruction text -> compiled scaffold edits ---------------------------------------------------
+st.markdown("**Instruction**")
+mode = str(settings()["compile"] or "auto")
+st.caption(compile_note(gen_spec, mode))
+instruction = st.text_area("Instruction text", value=prompt_text, key="sample_instruction",
+                           placeholder="e.g. mostly Torgersen penguins, body mass above 4 kg, no nulls in sex",
+                           help="What you want from the records, in words. Starts as the Design page's task description.")
+compile_on = should_compile(mode, gen_spec)
+signature = st.session_state.get("dataset_signature")
+held = st.session_state.get("sample_compiled")
+compiled = held[1] if held and held[0] == signature else None
+if compile_on and st.button("Compile the instruction", key="sample_compile", icon=":material/translate:"):
+    try:
+        with st.spinner("Compiling the instruction…"):
+            compiled = ws.compile_instruction(dataset, instruction, chat=compiler_chat())
+        st.session_state.sample_compiled = (signature, compiled)
+    except InputError as e:
+        st.error(f"Could not compile the instruction: {e}")
+compiled_rows = None
+if compile_on and compiled:
+    if compiled.get("text") != instruction:
+        st.caption("The text changed since it was compiled: it is compiled again when you press **Fit & sample**.")
+    else:
+        st.caption("Compiled edits (edit, delete or add rows; a changed row counts as yours):")
+        ck = ws.content_hash(compiled)
+        compiled_rows = st.data_editor(
+            pd.DataFrame(ws.compiled_rows(compiled), columns=ws.COMPILED_COLUMNS), num_rows="dynamic",
+            hide_index=True, key=f"sample_compiled_edits_{ck}",
+            column_config={"op": st.column_config.SelectboxColumn("op", options=list(ws.COMPILED_OPS), required=True),
+                           "path": st.column_config.SelectboxColumn("field", options=field_keys + ws.structure_keys(dataset)),
+                           "share": st.column_config.NumberColumn("target share", format="%.2f"),
+                           "phrase": st.column_config.TextColumn("from the words", disabled=True),
+                           "by": st.column_config.TextColumn("by", disabled=True)})
+        if not compiled.get("edits"):
+            st.caption("No edits: nothing in the text names a field or a value.")
+        for line in ws.compiled_messages(compiled):
+            st.warning(line, icon=":material/help:")
+
 train_steps = 0
 if kind == "hf":
     st.caption("A pretrained model is not trained here; its decoding settings (batch, fast or vanilla decoding, "
@@ -146,7 +183,7 @@ if st.button("Fit & sample", type="primary", key="sample_go"):
     fit_slot, sample_slot = st.empty(), st.empty()
     try:
         prompt = ws.build_prompt(
-            prompt_text,
+            instruction,
             sampling={"steps": steps, "temperature": float(temperature), "remasking": remasking,
                       "num_blocks": int(blocks), "threshold": threshold},
             pins=pins.to_dict("records"),
@@ -158,6 +195,15 @@ if st.button("Fit & sample", type="primary", key="sample_go"):
         else:
             gen = get_generator(*ws.generator_inputs(dataset), bool(use_scaffold), int(train_steps),
                                 ws.model_cache_dir(), tuple(sorted(string_modes.items())))
+        if compile_on and instruction.strip():
+            if not compiled or compiled.get("text") != instruction:
+                with st.spinner("Compiling the instruction…"):
+                    compiled = ws.compile_instruction(dataset, instruction, chat=compiler_chat())
+                st.session_state.sample_compiled = (signature, compiled)
+                compiled_rows = None
+            if compiled_rows is not None:
+                compiled = ws.compiled_from_rows(compiled, compiled_rows.to_dict("records"))
+            prompt = ws.prompt_with_compiled(prompt, compiled, gen.check_prompt)
         fit_bar = fit_slot.progress(0.0, text="Fitting…")
         sample_bar = sample_slot.progress(0.0, text="Sampling: waiting for the model")
         result = ws.fit_and_sample(
@@ -199,6 +245,13 @@ trained = f", {result.settings['train_steps']} training steps" if result.setting
 st.caption(f"{result.n} candidates, seed {result.seed}, {what}{trained}; model {how}"
            + (f", final loss {fit['final_loss']}" if "final_loss" in fit else "") + f" · {result.dataset_label}")
 
+applied = result.prompt.compiled
+if applied:
+    st.markdown(f"**Compiled from** *{applied.get('text', '')}*")
+    if applied.get("edits"):
+        st.dataframe(pd.DataFrame(ws.compiled_result_rows(applied)), hide_index=True, key="sample_compiled_used")
+    for line in ws.compiled_messages(applied):
+        st.warning(line, icon=":material/help:")
 only_problems = st.toggle("Only records with problems", key="sample_only_problems")
 rows = [r for r in result.summary.rows if r["error"] or r["seed_copy"] or r["duplicate"]] if only_problems \
     else result.summary.rows

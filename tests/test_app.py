@@ -75,7 +75,7 @@ def test_design_demo_shows_fields_stats_and_scaffold(app):
     # The task description is the prompt text in session state, and survives a page switch.
     app.text_area(key="prompt_text").input("Penguin groups with realistic measurements").run()
     app.switch_page("pages/sample.py").run()
-    assert any("Penguin groups with realistic" in t for t in texts(app.caption))
+    assert app.text_area(key="sample_instruction").value == "Penguin groups with realistic measurements"
     app.switch_page("pages/design.py").run()
     assert app.text_area(key="prompt_text").value == "Penguin groups with realistic measurements"
     assert app.selectbox(key="design_demo").value == "penguin-groups"
@@ -219,3 +219,33 @@ def test_design_page_calibrates_the_judge_on_the_seeds(app):
     assert 85 <= held <= 95 and shown["Holdout accepted"].endswith("%") and int(shown["Evidence rules"]) >= 10
     assert any("Accept threshold" in c for c in texts(app.caption))
     assert "rule" in find_table(app, "rule").columns
+
+
+def test_sample_instruction_text_compiles_to_edits_shown_next_to_it(app):
+    """Typing an instruction, compiling it, seeing (and editing) the edits, sampling with them."""
+    pick_demo(app, "penguins")
+    app.switch_page("pages/models.py").run()
+    app.text_input(key="set_compiler").set_value("none").run()  # the rules alone: no chat model to load
+    app.switch_page("pages/sample.py").run()
+    assert any("compiled into the scaffold edits" in t for t in texts(app.caption))
+    app.text_area(key="sample_instruction").input(
+        "only Dream island, no nulls in sex, every measurement realistic").run()
+    app.button(key="sample_compile").click().run()
+    assert not app.exception, app.exception
+    (editor,) = [e for e in app.data_editor if e.key.startswith("sample_compiled_edits_")]
+    table = editor.value
+    assert sorted(zip(table["op"], table["path"])) == [("forbid", "$.sex"), ("pin", "$.island")]
+    assert set(table["by"]) == {"compiler"} and set(table["phrase"]) == {"only Dream island", "no nulls in sex"}
+    (warning,) = texts(app.warning)
+    assert "no field matches 'realistic'" in warning
+
+    app.number_input(key="sample_train_steps").set_value(20)
+    app.number_input(key="sample_n").set_value(20)
+    app.button(key="sample_go").click().run()
+    assert not app.exception, app.exception
+    assert not app.error, texts(app.error)
+    records = [json.loads(t) for t in find_table(app, "schema_valid")["json"]]
+    assert len(records) == 20 and all(r["island"] == "Dream" and r["sex"] is not None for r in records)
+    used = find_table(app, "edit")
+    assert {"pin island = \"Dream\"", "forbid sex = null"} == set(used["edit"])
+    assert app.session_state["sample_result"].prompt.compiled["text"].startswith("only Dream island")

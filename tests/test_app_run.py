@@ -88,8 +88,17 @@ def test_start_a_run_watch_curate_export_and_reopen(app, tmp_path):
 
     # a bad prompt edit on a finished run is refused with a message
     next(t for t in app.text_area if t.label == "Instruction text").set_value("more Dream birds")
-    app.get("form_submit_button")[0].click().run()
+    next(b for b in app.get("form_submit_button") if b.label == "Use this prompt next").click().run()
     assert any("resume it first" in e for e in texts(app.error))
+
+    # the words compile into scaffold edits shown next to the text; what cannot be mapped is a warning
+    next(t for t in app.text_area if t.label == "Instruction text").set_value(
+        "only Dream island, every measurement realistic")
+    next(b for b in app.get("form_submit_button") if b.label == "Compile the text").click().run()
+    assert not app.exception, app.exception
+    (editor,) = [e for e in app.data_editor if e.key.startswith("edit_compiled_")]
+    assert list(zip(editor.value["op"], editor.value["path"], editor.value["by"])) == [("pin", "$.island", "compiler")]
+    assert any("no field matches 'realistic'" in w for w in texts(app.warning))
 
     # curate: reject the first accepted record (or accept a rejected one), the export follows
     app.switch_page("pages/curate.py").run()

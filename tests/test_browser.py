@@ -170,6 +170,13 @@ def test_upload_run_steer_curate_export(server, page, tmp_path):
     assert "human" in authors, authors
     human = next(p for p in store.prompts() if p["role"] == "used" and p["author"] == "human")
     assert human["prompt"]["text"].startswith("Mostly Biscoe")
+    # the words reached the text-blind DLM as a compiler-authored bias; "realistic" was reported, not guessed
+    compiled = human["prompt"]["compiled"]
+    assert [(e["op"], e["path"], e["value"], e["author"]) for e in compiled["edits"]] == [
+        ("bias", "$.island", "Biscoe", "compiler")]
+    assert human["prompt"]["bias"]["$.island"]['"Biscoe"'] == compiled["edits"][0]["amount"]
+    assert "realistic" in compiled["unmapped"][0]["reason"]
+    assert any(p["role"] == "compiled" and p["for"] == "human" for p in store.prompts())
     by_agents = store.accepted()
     assert by_agents, "the judge accepted records on its own: the export needs no hand-accepted ones"
 

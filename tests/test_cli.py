@@ -204,3 +204,37 @@ def test_real_process_bad_input(files):
     lines = proc.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("aod: error: ") and "missing.json" in lines[0]
     assert list((files / "out").iterdir()) == []
+
+
+def test_sample_prompt_text_is_compiled_into_the_distribution(cli, files):
+    """`--prompt` changes what the embedded DLM samples: the words become pins, forbids, ranges and
+    a measured bias."""
+    base = ["sample", "--schema", PENGUINS / "schema.json", "--seeds", files / "seeds.jsonl", "--n", "200",
+            "--compiler", "none"]
+    code, _, err = cli(*base, "--out", files / "out" / "plain.jsonl")
+    assert code == 0
+    plain = [json.loads(x) for x in (files / "out" / "plain.jsonl").read_text().splitlines()]
+    code, _, err = cli(*base, "--prompt", "only Dream island, no nulls in sex, body mass above 4 kg",
+                       "--out", files / "out" / "dream.jsonl")
+    assert code == 0, err
+    assert any(line.startswith("compiled the instruction") for line in err)
+    assert any('pin island = "Dream"' in line for line in err)
+    recs = [json.loads(x) for x in (files / "out" / "dream.jsonl").read_text().splitlines()]
+    assert len(recs) == 200 and all(r["island"] == "Dream" and r["sex"] is not None for r in recs)
+    assert all(r["body_mass_g"] is None or r["body_mass_g"] > 4000 for r in recs)
+
+    code, _, err = cli(*base, "--prompt", "mostly Torgersen penguins, the weather was nice",
+                       "--out", files / "out" / "torg.jsonl")
+    assert code == 0, err
+    assert any("measured" in line for line in err) and any("not mapped: 'the weather was nice'" in line for line in err)
+    torg = [json.loads(x) for x in (files / "out" / "torg.jsonl").read_text().splitlines()]
+    share = sum(r["island"] == "Torgersen" for r in torg) / len(torg)
+    before = sum(r["island"] == "Torgersen" for r in plain) / len(plain)
+    assert share > 0.5 and share > before + 0.2, (share, before)
+
+    # --compile off: the text cannot reach this generator, and the CLI says so
+    code, _, err = cli(*base, "--n", "5", "--prompt", "only Dream island", "--compile", "off",
+                       "--out", files / "out" / "off.jsonl")
+    assert code == 0 and any("does not read instruction text" in line for line in err)
+    code, _, err = cli(*base, "--compile", "sometimes", "--out", files / "out" / "x.jsonl")
+    assert code == 2 and "invalid choice" in err[-1]

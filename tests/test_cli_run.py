@@ -120,3 +120,18 @@ def test_run_and_resume_with_an_hf_generator(tmp_path, seeds):
     rows = store.metrics()
     assert all(r["schema_valid_rate"] == 1.0 for r in rows)
     assert main(["resume", str(out), "--quiet"]) == 0
+
+
+@pytest.mark.slow
+def test_run_prompt_text_is_compiled_and_recorded(tmp_path, seeds):
+    out = tmp_path / "run"
+    assert main(run_args(seeds, out, "--prompt", "only Dream island, no nulls in sex", "--compiler", "none")) == 0
+    store = RunStore.open(out)
+    main_rows = [c for c in store.candidates() if c.get("phase", "main") == "main" and c.get("record")]
+    assert main_rows and all(c["record"]["island"] == "Dream" and c["record"]["sex"] is not None for c in main_rows)
+    (row,) = [p for p in store.prompts() if p["role"] == "compiled"]
+    assert row["author"] == "compiler" and row["for"] == "initial" and row["text"] == "only Dream island, no nulls in sex"
+    assert {(e["op"], e["path"]) for e in row["edits"]} == {("pin", "$.island"), ("forbid", "$.sex")}
+    used = [p for p in store.prompts() if p["role"] == "used"]
+    assert used[0]["prompt"]["pins"] == {"$.island": "Dream"}
+    assert all(e["author"] == "compiler" for e in used[0]["prompt"]["compiled"]["edits"])

@@ -287,6 +287,9 @@ def test_arrays_and_optional_keys_take_their_shape_from_the_seeds(mdm_folder):
     assert all(c.error is None and v.is_valid(c.record) for c in cands)
     lengths = {len(v) for c in cands for v in c.record.values() if isinstance(v, list)}
     assert len(lengths) > 1  # array lengths vary like the seeds'
+    # so an edit of an array's length is refused, not silently ignored
+    with pytest.raises(InputError, match="draws array lengths"):
+        gen.check_prompt(Prompt(pins={"$.birds.length": 3}))
 
 
 def test_unions_exponents_and_formats_on_the_token_canvas(mdm_folder):

@@ -152,3 +152,19 @@ def test_cli_report_bad_input_is_one_line_exit_2(run, tmp_path, capsys, case):
     assert code == 2 and len(err) == 1, err
     assert err[0].startswith("aod: error: ") and needle in err[0]
     assert not (tmp_path / "r.html").exists() and list((tmp_path / "plain").iterdir()) == []
+
+
+def test_report_shows_compiled_instructions(tmp_path):
+    store = RunStore.create(tmp_path / "run", {"generator": "embedded", "judge": "embedded"})
+    compiled = {"text": "mostly <i>Dream</i>", "author": "compiler", "edits": [
+        {"op": "bias", "path": "$.island", "value": "Dream", "amount": 2.0, "share": 0.7, "direction": 1,
+         "author": "compiler"}], "unmapped": [{"phrase": "x", "reason": "no field matches 'x'"}]}
+    prompt = {"text": "mostly <i>Dream</i>", "bias": {"$.island": {'"Dream"': 2.0}}, "compiled": compiled}
+    store.commit(IterationLog(iteration=0, candidates=[_cand(0, 0.9, "accept")],
+                              prompts=[{"role": "compiled", "author": "compiler", "for": "human", **compiled},
+                                       {"role": "used", "prompt": prompt, "author": "human", "reward": 0.3}],
+                              feedback=[], accepted=[], metrics=_metrics(0.3, 0.1)))
+    page = build_report(store)
+    assert "for the human prompt, from &#x27;mostly &lt;i&gt;Dream&lt;/i&gt;&#x27;" in page
+    assert "bias island = &quot;Dream&quot; by +2.00 (target ≥ 70%) [compiler]" in page
+    assert "<i>Dream</i>" not in page

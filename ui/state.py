@@ -63,3 +63,13 @@ def require_run() -> tuple[RunStore, RunJob | None]:
         st.page_link("pages/runs.py", label="Go to Runs", icon=":material/history:")
         st.stop()
     return store, job
+
+
+def compiler_chat():
+    """The chat model the instruction compiler asks about what its rules leave (the Models page's
+    compiler model, else the optimizer's; None for ``none``), shared by the process."""
+    s = settings()
+    spec = (s.get("compiler") or s.get("optimizer") or "").strip()
+    if not spec or spec.lower() == "none":
+        return None
+    return registry().models.get(spec, None, st.session_state.get("set_api_key") or None)

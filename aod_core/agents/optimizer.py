@@ -144,7 +144,7 @@ def prompt_summary(prompt: Prompt) -> str:
     """The prompt's non-default parts as compact JSON (what the optimizer and the history show)."""
     d = prompt.to_dict()
     s = {k: v for k, v in d["sampling"].items() if v != getattr(Sampling(), k)}
-    out = {k: v for k, v in d.items() if k != "sampling" and v}
+    out = {k: v for k, v in d.items() if k not in ("sampling", "compiled") and v}
     if s:
         out["sampling"] = s
     return json.dumps(out, ensure_ascii=False, sort_keys=True)
@@ -158,6 +158,10 @@ class PromptOptimizer:
     max_tokens: int = 160
     temperature: float = 0.8  # proposals should differ from each other
     seed: int = 0
+    # For a generator that cannot read text: a ``text`` proposal is compiled into scaffold edits
+    # before it is probed (``compiler.InstructionCompiler``); one that maps to no edit the generator
+    # takes is recorded as a failed proposal instead of being probed as a dead edit.
+    compiler: Any = None
 
     def propose(self, prompt: Prompt, feedback: str, history: Sequence[tuple[str, float]], k: int, *, check=None, seed: int = 0) -> list[Proposal]:
         """``k`` proposals; ``check(prompt)`` (the generator's) vets each edited prompt."""
@@ -188,6 +192,8 @@ class PromptOptimizer:
             edit = {k2: v for k2, v in reply.data.items() if k2 != "rationale"}
             try:
                 new = apply_edit(prompt, edit)
+                if edit.get("op") == "text" and self.compiler is not None:
+                    new = self._compiled(new, check)
                 if check is not None:
                     check(new)
             except (InputError, ValueError, TypeError, KeyError) as e:
@@ -200,3 +206,13 @@ class PromptOptimizer:
             seen.add(key)
             out.append(Proposal(edit, new, None, reply.data.get("rationale", "")))
         return out
+
+    def _compiled(self, prompt: Prompt, check) -> Prompt:
+        from .compiler import CompiledInstruction
+
+        new = self.compiler.apply(prompt, check=check)
+        c = CompiledInstruction.from_dict(new.compiled)
+        if not c.edits:
+            why = "; ".join(c.messages()) or "nothing in it names a field or a value"
+            raise InputError(f"the text maps to no edit this generator takes ({why})")
+        return new

@@ -400,7 +400,10 @@ class HFGenerator:
         if prompt.bias:
             raise InputError("the hf: generator does not take choice biases; use pins or forbids")
         for path in list(prompt.pins) + list(prompt.forbid) + list(prompt.ranges):
-            self.scaffold.slots_for(path)  # unknown paths fail with the list of fields
+            # unknown paths fail with the list of fields
+            if any(s.role in ("count", "present") for s in self.scaffold.slots_for(path)):
+                raise InputError(f"{path}: the hf: generator draws array lengths and optional keys from the "
+                                 "seeds; it takes no pins or forbids on them")
 
     def instruction(self, prompt: Prompt, rng: random.Random) -> str:
         shown = rng.sample(self.seeds, min(self.config.examples, len(self.seeds)))
