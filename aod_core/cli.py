@@ -426,7 +426,7 @@ def _add_prompt_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pin", action="append", metavar="PATH=VALUE", help="fix a field's value, e.g. island=Dream (repeatable)")
     p.add_argument("--forbid", action="append", metavar="PATH=VALUE", help="never generate this value (repeatable)")
     p.add_argument("--steps", type=int, help="diffusion steps (default: one per masked position)")
-    p.add_argument("--temperature", type=float, help="sampling temperature (default 1.0)")
+    p.add_argument("--temperature", type=float, help="sampling temperature (default 0.7)")
     p.add_argument("--remasking", choices=["low_confidence", "random"])
     p.add_argument("--blocks", type=int, help="semi-autoregressive blocks (default 1)")
     p.add_argument("--threshold", type=float, help="Fast-dLLM parallel commit threshold in (0, 1]")

@@ -56,6 +56,9 @@ class _Lang:
     forbid: tuple[str, ...]
     nullable: bool
 
+_TRIPLE_CHUNK = 4096  # (row, slot, state) triples walked at once in _slot_allowed (bounds memory)
+
+
 class CanvasConstraint:
     """The scaffold plus one prompt's edits, as tensors the sampler can query each step."""
 
@@ -321,14 +324,21 @@ class CanvasConstraint:
             fixed = b.gather(2, nexts[j])
             wild = torch.einsum("kst,bkt->bks", reach, b)
             bwd[j] = (torch.where(masked[:, :, j, None], wild, fixed) > 0).float()
-        flatT = T.reshape(1, K, S * V)
         for j in range(W):
-            # only the slots still masked at offset j (most are narrower than W, or filled already)
-            ks = masked[:, :, j].any(0).nonzero().squeeze(1)
-            if len(ks) == 0:
+            # A token v is allowed at (row b, slot k, offset j) when some state s reachable before j
+            # steps on v to a state from which the slot can still be finished. Only the live
+            # (row, slot, state) triples of positions still masked are walked: the forward sets are
+            # sparse, and a dense [B, K, S, V] product costs seconds per step on long canvases.
+            live = fwd[j] * masked[:, :, j, None]
+            b_i, k_i, s_i = live.nonzero(as_tuple=True)
+            if len(b_i) == 0:
                 continue
-            g = bwd[j + 1][:, ks].gather(2, flatT[:, ks].expand(B, -1, -1)).reshape(B, len(ks), S, V)
-            out[:, only[ks], j] = torch.einsum("bks,bksv->bkv", fwd[j][:, ks], g) > 0
+            acc = torch.zeros(B * K, V, device=x.device)
+            for c0 in range(0, len(b_i), _TRIPLE_CHUNK):
+                b, k, st = b_i[c0:c0 + _TRIPLE_CHUNK], k_i[c0:c0 + _TRIPLE_CHUNK], s_i[c0:c0 + _TRIPLE_CHUNK]
+                ok = bwd[j + 1][b[:, None], k[:, None], T[k, st]]  # [N, V]: can finish after v
+                acc.index_add_(0, b * K + k, ok)
+            out[:, only, j] = acc.view(B, K, V) > 0
         return out
 
 def _accepts(c: CanvasConstraint, k: int, toks: list[int]) -> bool:

@@ -320,6 +320,7 @@ def main() -> int:
             f"{m['wrong_edits']}/{m['edits']} ({m['wrong_rate']:.1%}), median {m['seconds_median']}s, max {m['seconds_max']}s")
     if not args.no_effect:
         result["effect"] = run_effect(log)
+    result["timing"] = run_timing(1, datasets, log)
     result["machine"]["load_average_at_end"] = os.getloadavg()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1, ensure_ascii=False, default=str) + "\n", encoding="utf-8")

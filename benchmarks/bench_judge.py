@@ -126,6 +126,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=200, help="negatives per kind (at most)")
     ap.add_argument("--llm-n", type=int, default=12, help="records per kind for the SmolLM2 rows")
     ap.add_argument("--no-llm", action="store_true", help="skip the SmolLM2 rows")
+    ap.add_argument("--llm-datasets", default="all",
+                    help="comma-separated demos that get the SmolLM2 rows (they take minutes each)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     demos = demo_datasets()
@@ -141,7 +143,8 @@ def main() -> None:
         if name not in demos or not (demos[name] / "holdout.jsonl").is_file():
             print(f"skipping {name}: no such demo with a holdout", file=sys.stderr)
             continue
-        results["datasets"].append(run_dataset(name, demos[name], args.n, args.llm_n, smol))
+        with_llm = args.llm_datasets == "all" or name in [d.strip() for d in args.llm_datasets.split(",")]
+        results["datasets"].append(run_dataset(name, demos[name], args.n, args.llm_n if with_llm else 0, smol))
         if args.out:
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             Path(args.out).write_text(json.dumps(results, indent=2))

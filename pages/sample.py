@@ -10,6 +10,7 @@ import streamlit as st
 from aod_core import workspace as ws
 from aod_core.agents.compiler import compile_note, should_compile
 from aod_core.errors import InputError
+from aod_core.prompt import DEFAULT_TEMPERATURE
 from ui.state import compiler_chat, settings
 
 st.title("Sample")
@@ -70,7 +71,7 @@ if difflm:
         seed = st.number_input("Random seed", min_value=0, value=0, step=1, key="sample_seed",
                                persist_state="session")
     with c2:
-        temperature = st.number_input("Temperature", min_value=0.0, max_value=5.0, value=1.0, step=0.1,
+        temperature = st.number_input("Temperature", min_value=0.0, max_value=5.0, value=DEFAULT_TEMPERATURE, step=0.1,
                                       key="sample_temperature", persist_state="session",
                                       help="The decoder's token temperature. 0 is greedy: variety then comes "
                                            "from the sampled latents alone.")
@@ -92,7 +93,7 @@ else:
             "Steps", min_value=1, value=None, step=1, key="sample_steps", persist_state="session",
             placeholder="auto: one per masked position",
             help="Denoising steps (forward passes). Empty: one per masked position.")
-        temperature = st.number_input("Temperature", min_value=0.0, max_value=5.0, value=1.0, step=0.1,
+        temperature = st.number_input("Temperature", min_value=0.0, max_value=5.0, value=DEFAULT_TEMPERATURE, step=0.1,
                                       key="sample_temperature", persist_state="session",
                                       help="0 is greedy; higher is more varied.")
         blocks = st.number_input("Blocks", min_value=1, max_value=64, value=1, step=1, key="sample_blocks",

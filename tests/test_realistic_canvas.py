@@ -169,3 +169,20 @@ def test_the_cache_key_changes_with_the_canvas_settings(tmp_path):
     assert len(keys) == 5
     with pytest.raises(InputError, match="strings must be auto or chars"):
         EmbeddedConfig(strings="letters").canvas_options()
+
+
+@pytest.mark.parametrize("opts, words", [
+    ({"strings": "bogus"}, "strings must be auto or chars"),
+    ({"string_modes": {"$.name": "poetry"}}, "string mode for $.name"),
+    ({"string_modes": "$.name"}, "string_modes must be a JSON object"),
+    ({"text_pieces": -1}, "must be >= 0"),
+    ({"number_bins": 1}, "number_bins must be 0"),
+    ({"train_steps": 0}, "train_steps must be a whole number"),
+])
+def test_bad_canvas_settings_are_refused_before_loading(opts, words):
+    from aod_core.errors import InputError
+    from aod_core.generators import check_options
+
+    with pytest.raises(InputError, match=re.escape(words)):
+        check_options("embedded", opts)
+    check_options("embedded", {"strings": "chars", "text_pieces": 0, "number_bins": 0})

@@ -29,7 +29,7 @@ never guessed.
    no nulls / missing / always known     forbid null (in the named fields, else every one)
    N birds / at least N birds            the array's length (pin, or forbid the other lengths)
    with / without an optional key        pin its presence
-   more varied / more typical            sampling temperature 1.3 / 0.7
+   more varied / more typical            sampling temperature 1.3 / 0.5
    ====================================  =====================================================
 
    The adjective decides the field through the unit's dimension (heavier: a mass; warmer: a
@@ -52,7 +52,7 @@ from .wording import UNITS, FieldWords, Lexicon, convert, fold, singular, stopwo
 
 MOSTLY = 0.7  # the share "mostly X" is calibrated to (measured on samples, see compiler.calibrate)
 AROUND = 0.05  # "around 4 kg": 4 kg ± 5%
-VARIED, TYPICAL = 1.3, 0.7  # sampling temperatures for "more varied" / "more typical"
+VARIED, TYPICAL = 1.3, 0.5  # sampling temperatures for "more varied" / "more typical"
 
 NEGATE = {"no", "not", "never", "without", "except", "excluding", "exclude", "avoid", "none", "nothing", "nor", "non"}
 ONLY = {"only", "just", "exclusively", "solely", "all", "every", "purely", "entirely"}

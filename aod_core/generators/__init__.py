@@ -98,7 +98,7 @@ def check_options(spec: str, options: Mapping[str, Any] | None) -> None:
     """Raise InputError now when ``options`` do not fit the generator ``spec`` names (nothing is loaded)."""
     spec = (spec or "embedded").strip()
     if spec == "embedded":
-        config_from_options(EmbeddedConfig, options, spec)
+        config_from_options(EmbeddedConfig, options, spec).check()
     elif spec.startswith("hf:"):
         from .hf import HFConfig
 

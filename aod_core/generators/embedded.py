@@ -62,7 +62,21 @@ class EmbeddedConfig:
     text_pieces: int = 400  # BPE vocabulary size for free text (0: characters)
     number_bins: int = 16  # coarse-to-fine numbers: bins per number slot (0: plain digits)
 
+    def check(self) -> None:
+        """Raise InputError for settings no fit can use (checked before anything is loaded)."""
+        for name in ("d_model", "n_layers", "n_heads", "train_steps", "batch_tokens", "sample_batch"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise InputError(f"embedded setting {name} must be a whole number >= 1, got {getattr(self, name)!r}")
+        if self.d_model % self.n_heads:
+            raise InputError(f"embedded setting d_model ({self.d_model}) must be a multiple of n_heads ({self.n_heads})")
+        if self.number_bins == 1:
+            raise InputError("embedded setting number_bins must be 0 (plain digits) or >= 2")
+        self.canvas_options()
+
     def canvas_options(self) -> CanvasOptions:
+        if not isinstance(self.string_modes, dict):
+            raise InputError(f"embedded setting string_modes must be a JSON object of field path -> mode, "
+                             f"got {self.string_modes!r}")
         opts = CanvasOptions(strings=self.strings, string_modes=dict(self.string_modes), pieces=self.text_pieces,
                              number_bins=self.number_bins)
         opts.check()
