@@ -52,6 +52,7 @@ SETTINGS_DEFAULTS: dict[str, Any] = {
     "w_tsr": 0.4, "w_judge": 0.3, "w_novelty": 0.2, "w_diversity": 0.1, "train_steps": None, "scaffold": True,
     "gen_options": "", "string_modes": {}, "judge_mode": _JUDGE.mode, "accept_share": _JUDGE.accept_share, "near_copy": _JUDGE.near_copy,
     "veto": _JUDGE.veto, "compile": "auto", "compiler": "",
+    "trust_remote_code": False,  # an hf: folder's own Python runs only when the Models page box is ticked
 }
 
 
@@ -70,6 +71,8 @@ def config_from_settings(settings: dict[str, Any], *, task: str = "", rubric: st
         gen_config["train_steps"] = int(s["train_steps"])  # only generators that train take it
     if s["string_modes"] and str(s["generator"] or "").strip() == "embedded":
         gen_config.setdefault("string_modes", dict(s["string_modes"]))  # the Design page's per-field choices
+    if s["trust_remote_code"] and str(s["generator"] or "").strip().startswith("hf:"):
+        gen_config["trust_remote_code"] = True
     check_options(str(s["generator"] or ""), gen_config)
     for key in ("generator", "judge", "optimizer"):
         if not str(s[key] or "").strip():
