@@ -365,7 +365,7 @@ class RunJob:
         self._set(status="failed", error=message, phase="Failed")
         try:
             self.store.set_status("failed", error=message, iteration=self.store.iterations_done())
-        except OSError as e:  # the folder is gone or the disk is full: the page still says why
+        except (OSError, InputError) as e:  # the folder is gone or the disk is full: the page still says why
             self._set(error=f"{message} (and the run folder could not be updated: {e})")
 
 
