@@ -12,6 +12,7 @@ with real 50 MB files.
 from __future__ import annotations
 
 import csv
+import re
 import json
 import socket
 
@@ -348,3 +349,74 @@ def test_the_design_page_shows_the_same_line_with_st_error(case, tmp_path, monke
 
     assert re.search(expect, error)
     assert at.session_state["dataset"] is None
+
+
+# ---- a run folder edited by hand: resume repairs what a kill can leave, refuses the rest with a reason ---
+
+
+def _run_folder(tmp_path):
+    from aod_core.runstore import IterationLog, RunStore
+
+    store = RunStore.create(tmp_path / "run", {"generator": "embedded"})
+    for it, acc in enumerate(([{"a": 1}, {"a": 2}], [{"a": 3}])):
+        store.commit(IterationLog(it, candidates=[{"index": i, "record": r} for i, r in enumerate(acc)],
+                                  prompts=[{"role": "next", "prompt": {"text": "p"}, "author": "initial"}],
+                                  feedback=[{"feedback": "f"}], accepted=acc, metrics={"reward": 0.5}))
+    return store
+
+
+@pytest.mark.parametrize("name", ["accepted.jsonl", "candidates.jsonl", "prompts.jsonl", "feedback.jsonl",
+                                  "metrics.jsonl"])
+def test_a_torn_last_line_is_repaired(tmp_path, name):
+    from aod_core.runstore import RunStore
+
+    store = _run_folder(tmp_path)
+    with open(store.path / name, "a") as f:
+        f.write('{"iteration": 2, "torn')
+    again = RunStore.open(store.path)
+    assert again.iterations_done() == 2 and again.accepted() == [{"a": 1}, {"a": 2}, {"a": 3}]
+    for line in (store.path / name).read_text().splitlines():
+        json.loads(line)
+
+
+DAMAGE = {
+    "bad_middle_line": (lambda p: _edit(p / "accepted.jsonl", lambda t: t.replace('{"a": 2}', '{"a": 2')),
+                        r"line 2 of accepted.jsonl is not valid JSON and more lines follow"),
+    "missing_metrics": (lambda p: (p / "metrics.jsonl").unlink(), r"metrics.jsonl missing from the run folder"),
+    "missing_candidates": (lambda p: (p / "candidates.jsonl").unlink(), r"candidates.jsonl missing"),
+    "missing_accepted": (lambda p: (p / "accepted.jsonl").unlink(), r"accepted.jsonl missing"),
+    "accepted_cut_short": (lambda p: _edit(p / "accepted.jsonl", lambda t: t.split("\n", 1)[0] + "\n"),
+                           r"accepted.jsonl holds 1 records but 3 were accepted by iteration 1"),
+    "metrics_out_of_order": (lambda p: _edit(p / "metrics.jsonl", lambda t: "\n".join(reversed(t.split("\n")[:2])) + "\n"),
+                             r"metrics.jsonl line 1 should be iteration 0, found 1"),
+}
+
+
+def _edit(path, fn):
+    path.write_text(fn(path.read_text()))
+
+
+@pytest.mark.parametrize("case", sorted(DAMAGE))
+def test_a_run_folder_damaged_by_hand_is_refused_with_the_reason(case, tmp_path, capsys):
+    from aod_core.runstore import RunStore
+
+    store = _run_folder(tmp_path)
+    damage, expect = DAMAGE[case]
+    damage(store.path)
+    before = {p.name: p.read_bytes() for p in store.path.iterdir() if p.is_file() and p.name != "state.json"}
+    with pytest.raises(InputError, match=expect) as e:
+        RunStore.open(store.path)
+    _one_line(e.value)
+    assert cli.main(["resume", str(store.path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and re.search(expect, err)
+    after = {p.name: p.read_bytes() for p in store.path.iterdir() if p.is_file() and p.name != "state.json"}
+    assert after == before  # refused means untouched: nothing more is lost
+
+
+def test_a_run_killed_before_its_first_commit_gets_its_missing_files_back(tmp_path):
+    from aod_core.runstore import RunStore
+
+    store = RunStore.create(tmp_path / "run", {})
+    (store.path / "feedback.jsonl").unlink()
+    assert RunStore.open(store.path).iterations_done() == 0 and (store.path / "feedback.jsonl").exists()
