@@ -50,7 +50,7 @@ class Endpoint:
                 pass
 
             def do_POST(self):
-                self.rfile.read(int(self.headers.get("content-length", 0)))
+                self.body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 endpoint.times.append(time.monotonic())
                 i = endpoint.requests
                 endpoint.requests += 1
@@ -74,6 +74,11 @@ class Endpoint:
             def _act(self, kind, arg):
                 if kind == "ok":
                     self._send(200, completion(arg or GOOD))
+                elif kind == "agent":  # a judge that accepts everything, and writes batch feedback
+                    review = b"review a batch" in self.body
+                    answer = {"feedback": "Looks fine."} if review else {"verdict": "accept", "score": 0.9,
+                                                                         "reasons": ["plausible"]}
+                    self._send(200, completion(json.dumps(answer)))
                 elif kind == "status":
                     code, headers = arg
                     self._send(code, json.dumps({"error": {"message": f"status {code}"}}).encode(), headers)
@@ -364,3 +369,40 @@ def test_disk_full_in_a_real_run_is_one_clear_line_and_resume_finishes(tmp_path,
     monkeypatch.setattr(rs.RunStore, "_commit", real_commit)
     assert main(["resume", str(out), "--quiet"]) == 0
     assert RunStore.open(out).iterations_done() == 3
+
+
+@pytest.mark.slow
+def test_an_api_key_is_used_but_never_written_anywhere(tmp_path, seeds_file, monkeypatch, capsys):
+    """A run whose LLM judge is a real OpenAI-compatible client on a loopback server, with a key in the
+    environment: the server sees the key; no file the run, the report or the export wrote holds it."""
+    from aod_core.cli import main
+
+    key = "sk-test-DO-NOT-LEAK-4242"
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    seen = []
+
+    class Judge(Endpoint):
+        pass
+
+    e = Judge(["agent"])
+    original = e.server.RequestHandlerClass.do_POST
+
+    def do_post(handler):
+        seen.append(handler.headers.get("authorization", ""))
+        original(handler)
+
+    e.server.RequestHandlerClass.do_POST = do_post
+    try:
+        out = tmp_path / "run"
+        assert main(["run", "--schema", str(PENGUINS / "schema.json"), "--seeds", str(seeds_file), "--out", str(out),
+                     "--iterations", "2", "--batch", "4", "--proposals", "0", "--fit-steps", "40", "--quiet",
+                     "--judge", f"openai:m@{e.url}", "--judge-mode", "llm"]) == 0
+        assert main(["report", str(out), "--out", str(tmp_path / "report.html")]) == 0
+        assert main(["export", str(out), "--format", "csv", "--out", str(tmp_path / "acc.csv")]) == 0
+    finally:
+        e.close()
+    assert seen and all(h == f"Bearer {key}" for h in seen)  # the key was used
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert len(written) > 8
+    assert not [str(p) for p in written if key.encode() in p.read_bytes()]
+    assert key not in capsys.readouterr().err
