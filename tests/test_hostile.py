@@ -420,3 +420,38 @@ def test_a_run_killed_before_its_first_commit_gets_its_missing_files_back(tmp_pa
     store = RunStore.create(tmp_path / "run", {})
     (store.path / "feedback.jsonl").unlink()
     assert RunStore.open(store.path).iterations_done() == 0 and (store.path / "feedback.jsonl").exists()
+
+
+# ---- trust_remote_code is asked for, per run -------------------------------------------------------------
+
+
+def test_trust_remote_code_comes_only_from_the_user():
+    from aod_core.jobs import SETTINGS_DEFAULTS, config_from_settings
+
+    assert SETTINGS_DEFAULTS["trust_remote_code"] is False
+    hf = {"generator": "hf:/models/llada"}
+    assert "trust_remote_code" not in config_from_settings(hf).generator_config
+    assert config_from_settings({**hf, "trust_remote_code": True}).generator_config["trust_remote_code"] is True
+    # the checkbox means nothing to a generator that runs no folder code
+    assert "trust_remote_code" not in config_from_settings({"trust_remote_code": True}).generator_config
+    args = cli.make_parser().parse_args(["sample", "--schema", "s", "--seeds", "x", "--out", "o",
+                                         "--generator", "hf:/m", "--trust-remote-code"])
+    assert cli.generator_options(args) == {"trust_remote_code": True}
+    args = cli.make_parser().parse_args(["sample", "--schema", "s", "--seeds", "x", "--out", "o"])
+    assert cli.generator_options(args) == {}
+
+
+def test_the_models_page_asks_before_trusting_a_folder(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("AOD_CACHE_DIR", str(tmp_path / "models"))
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=120)
+    at.run()
+    at.switch_page("pages/models.py").run()
+    box = at.checkbox(key="set_trust_remote_code")
+    assert box.value is False and not any("own Python code" in w.value for w in at.warning)
+    box.check().run()
+    assert not at.exception
+    assert any("may run its own Python code" in w.value for w in at.warning)
