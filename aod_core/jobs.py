@@ -352,9 +352,9 @@ class RunJob:
             if stop:
                 raise Stopped
             handle.loop.run()
-        except Stopped:
-            self._set(status="stopped", phase="Stopped")
+        except Stopped:  # the folder first: whoever sees the view stopped finds the folder stopped too
             self.store.set_status("stopped", iteration=self.store.iterations_done())
+            self._set(status="stopped", phase="Stopped")
         except InputError as e:
             self._fail(str(e))
         except Exception as e:  # shown in the page; the run folder keeps every finished iteration
