@@ -122,7 +122,7 @@ def trial(k: int, work: Path, seeds: Path, env: dict[str, str], ref: dict, delay
             break
         if rc == 2 and ("not a run folder" in err or "interrupted while it was being created" in err):
             note = f"resume refused: {err.splitlines()[-1][:160]}; started again"
-            shutil.rmtree(out)
+            shutil.rmtree(out, ignore_errors=True)
             rc, _, err = timed_run(cmd, env, timeout)
             if rc != 0:
                 return {"trial": k, "delay_s": round(delay, 2), "killed_at": at, "ok": False,
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         k += 1
         if r["killed_at"] == "finished before the kill":  # runs got faster (less load): narrow the range
             horizon = max(1.0, 0.9 * delay)
-        print(f"trial {k:2d}: kill after {delay:5.1f}s ({r['killed_at']}): "
+        print(f"trial {r['trial']:2d}: kill after {delay:5.1f}s ({r['killed_at']}): "
               f"{'ok' if r['ok'] else 'FAILED ' + '; '.join(r['problems'])}", file=sys.stderr)
     summary = {"trials": len(results), "ok": sum(r["ok"] for r in results),
                "killed": sum(r.get("killed_at") != "finished before the kill" for r in results),
