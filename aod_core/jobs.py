@@ -318,6 +318,10 @@ class RunJob:
             self._run()
         finally:  # whatever happened, the view must not claim the job is still working
             with self._lock:
+                # The registry keeps every job of the process (its view and timeline are small), so a
+                # finished job lets go of its loop: the generator, the judge's fitted models, the
+                # seeds. Without this, memory grew by megabytes per run (benchmarks/bench_load.py).
+                self._loop = None
                 if self._v["status"] in ACTIVE:
                     self._v.update(status="failed", error=self._v["error"] or "the worker ended unexpectedly",
                                    phase="Failed")
