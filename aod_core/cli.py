@@ -245,7 +245,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.fit_steps is not None and args.fit_steps < 1:
         raise InputError(f"--fit-steps must be >= 1, got {args.fit_steps}")
     settings = LoopSettings(iterations=args.iterations, batch=args.batch, target=args.target, proposals=args.proposals,
-                            probe=args.probe, seed=args.seed, weights=RewardWeights.parse(args.weights or ""))
+                            probe=args.probe, seed=args.seed, weights=RewardWeights.parse(args.weights or ""),
+                            max_agent_failures=args.max_agent_failures)
     rubric = DEFAULT_RUBRIC
     if args.rubric_file:
         try:
@@ -471,11 +472,16 @@ def judge_settings(args: argparse.Namespace):
 def _add_gen_opt(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gen-opt", action="append", default=[], metavar="KEY=VALUE",
                    help="a generator setting, repeatable (e.g. batch=16, decode=vanilla, train_steps=300)")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="allow an hf: model folder to run the Python code it ships (only for folders you trust); "
+                        "same as --gen-opt trust_remote_code=true")
 
 
 def generator_options(args: argparse.Namespace) -> dict:
     """The generator's own settings from --gen-opt KEY=VALUE (values read as JSON when they parse)."""
     opts = parse_options(getattr(args, "gen_opt", None) or [])
+    if getattr(args, "trust_remote_code", False):
+        opts["trust_remote_code"] = True
     if getattr(args, "fit_steps", None):
         opts["train_steps"] = args.fit_steps
     return opts
@@ -504,6 +510,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", help="reward weights, e.g. tsr=0.4,judge=0.3,novelty=0.2,diversity=0.1")
     p.add_argument("--rubric-file", help="text file with the judge's rubric")
     p.add_argument("--fit-steps", type=int, help="training steps of the embedded generator (default 900)")
+    p.add_argument("--max-agent-failures", type=int, default=LoopSettings().max_agent_failures,
+                   help="stop the run after this many agent answers in a row were unusable (time-outs, server "
+                        f"errors, wrong shape); default {LoopSettings().max_agent_failures}")
     _add_judge_args(p)
     p.add_argument("--out", required=True, help="run folder (must not exist or be empty)")
     p.set_defaults(func=cmd_run)

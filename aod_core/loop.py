@@ -28,6 +28,7 @@ from typing import Any, Callable
 from .agents.compiler import calibrate, needs_calibration
 from .agents.judge import Judge, verdict_row
 from .agents.optimizer import PromptOptimizer, Proposal, prompt_summary
+from .breaker import DEFAULT_MAX_FAILURES, AgentBreaker
 from .generators.base import Generator
 from .metrics import canonical_record
 from .prompt import Prompt
@@ -49,6 +50,8 @@ class LoopSettings:
     # False: the optimizer sees the reward history only, never the judge's words (the aod_scalar
     # ablation, which isolates what verbal feedback adds over a scalar signal).
     verbal_feedback: bool = True
+    # The circuit breaker (breaker.py): stop after this many consecutive unusable agent answers.
+    max_agent_failures: int = DEFAULT_MAX_FAILURES
 
 
 @dataclass
@@ -78,8 +81,10 @@ class AoDLoop:
         *,
         initial_prompt: Prompt | None = None,
         on_event: Callable[[Event], None] | None = None,
+        breaker: AgentBreaker | None = None,
     ):
         self.store, self.gen, self.judge, self.opt, self.s = store, generator, judge, optimizer, settings
+        self.breaker = breaker  # counts the agents' failed answers (runner.open_loop wraps them)
         self.on_event = on_event or (lambda e: None)
         self._pause = threading.Event()
         self._stop = threading.Event()
@@ -145,8 +150,15 @@ class AoDLoop:
             self.on_event(Event("stopped", len(self.store.metrics())))
             return "stopped"
         except Exception as e:  # recorded honestly, then re-raised for the caller
-            self.store.set_status("failed", error=f"{type(e).__name__}: {e}")
-            self.on_event(Event("failed", len(self.store.metrics()), {"error": f"{type(e).__name__}: {e}"}))
+            from .errors import InputError
+
+            error = str(e) if isinstance(e, InputError) else f"{type(e).__name__}: {e}"
+            info = {"agents": self.breaker.describe()} if self.breaker is not None else {}
+            try:
+                self.store.set_status("failed", error=error, iteration=len(self.store.metrics()), **info)
+            except InputError:  # StoreWriteError: the disk that failed the commit may fail this too
+                pass
+            self.on_event(Event("failed", len(self.store.metrics()), {"error": error}))
             raise
         self.store.set_status("finished", iteration=len(self.store.metrics()), accepted=len(self.accepted_keys))
         self.on_event(Event("finished", len(self.store.metrics()), {"accepted": len(self.accepted_keys)}))

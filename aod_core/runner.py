@@ -15,6 +15,7 @@ from typing import Any, Callable
 from .agents.compiler import compiler_for, should_compile
 from .agents.judge import DEFAULT_RUBRIC, Judge, JudgeSettings
 from .agents.optimizer import PromptOptimizer
+from .breaker import AgentBreaker
 from .chat import load_chat_model
 from .errors import InputError
 from .generators import Progress, load_generator
@@ -76,6 +77,8 @@ def check_settings(s: LoopSettings) -> None:
         raise InputError(f"--target must be >= 1, got {s.target}")
     if s.proposals < 0 or s.probe < 1:
         raise InputError("--proposals must be >= 0 and --probe >= 1")
+    if s.max_agent_failures < 1:
+        raise InputError(f"--max-agent-failures must be >= 1, got {s.max_agent_failures}")
     s.weights.check()
 
 
@@ -132,6 +135,11 @@ def open_loop(
 ) -> RunHandle:
     """Build the generator, agents and loop for a run folder (new or resumed); fits the generator."""
     config = RunConfig.from_dict(store.config)
+    missing = [n for n in ("schema.json", "seeds.jsonl") if not (store.path / "inputs" / n).is_file()]
+    if missing:  # killed between config.json and the inputs (create_run_from), or removed by hand
+        raise InputError(f"inputs/{' and inputs/'.join(missing)} missing: the run was interrupted while it was "
+                         "being created (or the file was removed); delete the folder and start the run again",
+                         where=str(store.path))
     schema = load_schema(store.path / "inputs" / "schema.json")
     seeds = load_records(store.path / "inputs" / "seeds.jsonl", schema).records
     gen = _generator(config, schema, seeds, api_key)
@@ -139,13 +147,14 @@ def open_loop(
     for spec in {config.judge, config.optimizer}:
         if spec not in cache and needs_chat(config, spec):
             cache[spec] = load_chat_model(spec, device=config.device, api_key=api_key)
+    breaker = AgentBreaker(config.loop.max_agent_failures)  # wraps each agent's model, never the shared cache
     compiler = None
     if should_compile(config.compile, config.generator):
         cspec = config.compiler_spec()
         if cspec is not None and cspec not in cache:
             cache[cspec] = load_chat_model(cspec, device=config.device, api_key=api_key)
         compiler = compiler_for(getattr(gen, "scaffold", None), schema.resolved, seeds,
-                                cache.get(cspec) if cspec else None, seed=config.loop.seed)
+                                breaker.wrap(cache.get(cspec)) if cspec else None, seed=config.loop.seed)
     initial = Prompt.from_dict(config.prompt)
     if compiler is not None and initial.text.strip() and not initial.compiled:
         initial = compiler.apply(initial, check=gen.check_prompt)
@@ -157,11 +166,12 @@ def open_loop(
         if on_fit:
             on_fit(Progress("judge", done, total))
 
-    judge = Judge.build(config.judge, cache.get(config.judge), schema, seeds, config.judge_settings, task=config.task,
+    judge = Judge.build(config.judge, breaker.wrap(cache.get(config.judge)), schema, seeds, config.judge_settings, task=config.task,
                         rubric=config.rubric, seed=config.loop.seed, on_progress=judge_progress)
-    optimizer = PromptOptimizer(cache[config.optimizer], getattr(gen, "scaffold", None), task=config.task,
+    optimizer = PromptOptimizer(breaker.wrap(cache[config.optimizer]), getattr(gen, "scaffold", None), task=config.task,
                                 seed=config.loop.seed, compiler=compiler)
-    loop = AoDLoop(store, gen, judge, optimizer, config.loop, initial_prompt=initial, on_event=on_event)
+    loop = AoDLoop(store, gen, judge, optimizer, config.loop, initial_prompt=initial, on_event=on_event,
+                  breaker=breaker)
     return RunHandle(store, loop, config)
 
 

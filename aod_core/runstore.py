@@ -63,6 +63,30 @@ def _read_jsonl(path: Path) -> tuple[list[Any], int]:
     return rows, good
 
 
+def _damage(path: Path) -> int | None:
+    """The 1-based number of a damaged line with more lines after it, else None.
+
+    Only the last line can be torn by a kill (the store appends); a bad line *followed by* good ones
+    means the file was edited by hand or damaged otherwise, and cutting it back there would silently
+    drop committed work, so ``repair`` refuses instead."""
+    if not path.exists():
+        return None
+    with open(path, "rb") as f:
+        lines = f.read().split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()  # the file ends with a newline
+    for n, raw in enumerate(lines[:-1], 1):  # the last one may be torn: repair cuts it
+        try:
+            json.loads(raw)
+        except ValueError:
+            return n
+    return None
+
+
+class StoreWriteError(InputError):
+    """The run folder could not be written (disk full, read-only, gone); committed iterations are intact."""
+
+
 def _append(path: Path, rows: list[Any]) -> None:
     if not rows:
         path.touch()
@@ -118,8 +142,42 @@ class RunStore:
             store.repair()
         return store
 
+    def check_consistent(self) -> None:
+        """InputError, with the reason, for a folder that a kill cannot have left: a missing file,
+        a damaged line before the last, fewer accepted records than the metrics counted. A torn
+        last line or the lines of an uncommitted iteration are what ``repair`` cuts back."""
+        names = ("metrics.jsonl", "accepted.jsonl") + ITERATION_FILES
+        missing = [n for n in names if not (self.path / n).is_file()]
+        has_work = any((self.path / n).is_file() and (self.path / n).stat().st_size for n in names)
+        if missing and has_work:
+            raise InputError(f"{', '.join(missing)} missing from the run folder (removed by hand?): the run cannot "
+                             "be continued safely; restore the file(s) or start a new run", where=str(self.path))
+        for n in missing:  # a run killed before its first commit: nothing to lose
+            (self.path / n).touch()
+        for n in names:
+            bad = _damage(self.path / n)
+            if bad is not None:
+                raise InputError(f"line {bad} of {n} is not valid JSON and more lines follow it (edited by hand?); "
+                                 "resume would have to drop what follows: fix or remove that line",
+                                 where=str(self.path / n))
+        metrics, _ = _read_jsonl(self.path / "metrics.jsonl")
+        for i, m in enumerate(metrics):
+            if not isinstance(m, dict) or m.get("iteration") != i:
+                raise InputError(f"metrics.jsonl line {i + 1} should be iteration {i}, found "
+                                 f"{m.get('iteration') if isinstance(m, dict) else m!r} (edited by hand?)",
+                                 where=str(self.path / "metrics.jsonl"))
+        if metrics:
+            want = metrics[-1].get("accepted_total", 0)
+            have = len(_read_jsonl(self.path / "accepted.jsonl")[0])
+            if have < want:
+                raise InputError(f"accepted.jsonl holds {have} records but {want} were accepted by iteration "
+                                 f"{metrics[-1]['iteration']}: accepted records were removed; restore the file",
+                                 where=str(self.path / "accepted.jsonl"))
+
     def repair(self) -> int:
-        """Drop whatever the iteration in flight left behind; returns lines removed."""
+        """Drop whatever the iteration in flight left behind; returns lines removed. Refuses
+        (``check_consistent``) a folder damaged in a way a kill cannot explain."""
+        self.check_consistent()
         metrics, good = _read_jsonl(self.path / "metrics.jsonl")
         removed = self._truncate(self.path / "metrics.jsonl", good)
         last = metrics[-1]["iteration"] if metrics else -1
@@ -150,7 +208,19 @@ class RunStore:
     # -- writing --------------------------------------------------------------------------------
 
     def commit(self, log: IterationLog) -> None:
-        """Append one finished iteration; metrics last, so a crash before it undoes the rest."""
+        """Append one finished iteration; metrics last, so a crash before it undoes the rest.
+
+        A failed write (disk full, ...) raises ``StoreWriteError``: what it left half-written is an
+        uncommitted iteration, which ``aod resume`` cuts back and redoes once the disk has room."""
+        try:
+            self._commit(log)
+        except OSError as e:
+            done = self.iterations_done()
+            raise StoreWriteError(f"cannot write the run folder ({e.strerror or e}) while saving iteration "
+                                  f"{log.iteration}; the {done} iteration(s) saved before are intact: make room, "
+                                  f"then run: aod resume {self.path}", where=str(self.path)) from None
+
+    def _commit(self, log: IterationLog) -> None:
         for name, rows in (("candidates.jsonl", log.candidates), ("prompts.jsonl", log.prompts), ("feedback.jsonl", log.feedback)):
             _append(self.path / name, [dict(r, iteration=log.iteration) for r in rows])
         _append(self.path / "accepted.jsonl", log.accepted)
@@ -159,7 +229,10 @@ class RunStore:
 
     def set_status(self, status: str, **info: Any) -> None:
         state = {"status": status, "pid": os.getpid(), "updated": time.time(), **info}
-        atomic_write_text(self.path / "state.json", json.dumps(state, ensure_ascii=False))
+        try:
+            atomic_write_text(self.path / "state.json", json.dumps(state, ensure_ascii=False))
+        except OSError as e:
+            raise StoreWriteError(f"cannot write state.json ({e.strerror or e})", where=str(self.path)) from None
 
     # -- reading --------------------------------------------------------------------------------
 

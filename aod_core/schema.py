@@ -24,6 +24,7 @@ from aod_core import dialects
 from aod_core.allof import merge_allof
 from aod_core.errors import InputError
 from aod_core.formats import FORMATS
+from aod_core.limits import check_file_size, not_utf8, strict_loads
 
 # Where subschemas live; everything else (enum, const, default, examples, ...) is data and must
 # never be walked, or a property named "$ref" or an example value would be taken for a schema.
@@ -105,24 +106,24 @@ def json_path(parts: Iterable[str | int]) -> str:
 
 def load_schema(path: str | os.PathLike) -> LoadedSchema:
     source = os.fspath(path)
+    check_file_size(source)
     try:
         with open(source, encoding="utf-8-sig") as f:
             text = f.read()
     except OSError as e:
         raise InputError(f"cannot read schema file: {e.strerror or e}", where=source) from e
     except UnicodeDecodeError as e:
-        raise InputError(f"schema file is not UTF-8 text ({e.reason} at byte {e.start})",
-                         where=source) from e
+        raise InputError(not_utf8(source, "schema file"), where=source) from None
     return parse_schema(loads_json(text, source), source)
 
 
 def loads_json(text: str, where: str) -> Any:
-    """json.loads that reports line and column, and rejects NaN/Infinity (not JSON)."""
-    def no_constant(name: str) -> Any:
-        raise ValueError(f"{name} is not valid JSON")
-
+    """json.loads that reports line and column, and rejects NaN/Infinity (not JSON), duplicate keys
+    and nesting past the depth limit (``limits.strict_loads``)."""
+    if not text.strip():
+        raise InputError("the file is empty", where=where)
     try:
-        return json.loads(text, parse_constant=no_constant)
+        return strict_loads(text)
     except json.JSONDecodeError as e:
         raise InputError(f"invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}",
                          where=where) from e
@@ -131,6 +132,15 @@ def loads_json(text: str, where: str) -> Any:
 
 
 def parse_schema(obj: object, source: str = "<schema>") -> LoadedSchema:
+    """Check a schema document and resolve it for the generator (see ``_parse_schema``); a document
+    nested past what the checks can walk is bad input, not a RecursionError traceback."""
+    try:
+        return _parse_schema(obj, source)
+    except RecursionError:
+        raise InputError("schema is nested too deeply to check", where=source) from None
+
+
+def _parse_schema(obj: object, source: str = "<schema>") -> LoadedSchema:
     """Check a schema document and resolve it for the generator.
 
     ``resolved`` is in draft 2020-12 spelling whatever the document's draft, with every local

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from aod_core.errors import InputError
+from aod_core.limits import check_cell, check_file_size, max_cell_bytes, max_cell_mb, not_utf8, strict_loads
 from aod_core.schema import LoadedSchema, json_type, load_schema, loads_json
 
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\Z")
@@ -57,6 +58,7 @@ def read_records(path: str | os.PathLike, schema: LoadedSchema) -> tuple[list[di
     if ext not in (".jsonl", ".ndjson", ".json", ".csv"):
         raise InputError(f"unsupported records file type {ext or '(none)'!r} "
                          "(use .jsonl, .ndjson, .json or .csv)", where=source)
+    check_file_size(source)
     try:
         with open(source, encoding="utf-8-sig", newline="") as f:
             if ext == ".csv":
@@ -68,8 +70,7 @@ def read_records(path: str | os.PathLike, schema: LoadedSchema) -> tuple[list[di
     except OSError as e:
         raise InputError(f"cannot read file: {e.strerror or e}", where=source) from e
     except UnicodeDecodeError as e:
-        raise InputError(f"file is not UTF-8 text ({e.reason} at byte {e.start})",
-                         where=source) from e
+        raise InputError(not_utf8(source), where=source) from None
     if not records:
         raise InputError("no records", where=source)
     return records, lines
@@ -81,8 +82,9 @@ def _read_jsonl(text: str, source: str) -> tuple[list[dict], list[int]]:
     for n, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
+        check_cell(len(line), f"line {n}", source)
         try:
-            rec = json.loads(line, parse_constant=_no_constant)
+            rec = strict_loads(line)
         except ValueError as e:
             detail = f"{e.msg} at column {e.colno}" if isinstance(e, json.JSONDecodeError) else str(e)
             raise InputError(f"line {n} is not valid JSON: {detail}", where=source) from e
@@ -106,7 +108,20 @@ def _read_json(text: str, source: str) -> tuple[list[dict], list[int]]:
 
 
 def _read_csv(f: Any, schema: LoadedSchema, source: str) -> tuple[list[dict], list[int]]:
+    # A cell over the limit stops the reader (csv.Error) instead of filling memory.
+    csv.field_size_limit(max_cell_bytes())
     reader = csv.DictReader(f)
+    try:
+        return _read_csv_rows(reader, schema, source)
+    except csv.Error as e:
+        detail = str(e)
+        if "field larger than field limit" in detail:
+            detail = (f"a cell is larger than the limit of {max_cell_mb():g} MB "
+                      "(set AOD_MAX_CELL_MB to change it)")
+        raise InputError(f"line {reader.line_num} is not valid CSV: {detail}", where=source) from None
+
+
+def _read_csv_rows(reader: Any, schema: LoadedSchema, source: str) -> tuple[list[dict], list[int]]:
     if reader.fieldnames is None:
         raise InputError("no records", where=source)
     columns = [c.strip() for c in reader.fieldnames]

@@ -24,6 +24,7 @@ from typing import Any, Literal
 from .agents.judge import DEFAULT_RUBRIC
 from .demos import demo_datasets
 from .errors import InputError
+from .limits import check_size
 from .generators import EmbeddedConfig, load_generator
 from .generators.base import Candidate, Generator, Progress
 from .generators.embedded import default_cache_dir
@@ -155,9 +156,7 @@ def _check_on_invalid(on_invalid: str) -> OnInvalid:
 
 
 def _check_size(data: bytes, name: str) -> None:
-    if len(data) > MAX_UPLOAD_BYTES:
-        raise InputError(f"file is too large ({len(data) / 1e6:.0f} MB; the limit is "
-                         f"{MAX_UPLOAD_BYTES // 2**20} MB)", where=name)
+    check_size(len(data), name)  # AOD_MAX_INPUT_MB, default MAX_UPLOAD_BYTES (limits.py)
 
 
 def _display_name(name: str, fallback: str) -> str:

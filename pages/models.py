@@ -29,6 +29,14 @@ m2.text_input("Judge", value=D["judge"], key="set_judge", persist_state="session
 m3.text_input("Prompt optimizer", value=D["optimizer"], key="set_optimizer", persist_state="session",
               help="`embedded` (SmolLM2-135M, offline), `hf:<id-or-path>`, `gguf:<file>` or "
                    "`openai:<model>@<base_url>`.")
+st.checkbox("Trust this model folder's code (hf: generators)", value=D["trust_remote_code"],
+            key="set_trust_remote_code", persist_state="session",
+            help="Some model folders (LLaDA, Dream) ship their own Python files, which run on this machine with "
+                 "your permissions when the model loads. Tick this only for a folder whose source you trust; "
+                 "without it such a folder is refused. The embedded models never need it.")
+if st.session_state.get("set_trust_remote_code"):
+    st.warning("The hf: generator's folder may run its own Python code on this machine when it loads.",
+               icon=":material/warning:")
 st.text_input("API key for openai: models", type="password", key="set_api_key", persist_state="session",
               help="Kept in this browser session's memory only: never written to the run folder or disk. "
                    "Empty: the server's OPENAI_API_KEY environment variable, if any.")

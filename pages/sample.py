@@ -191,7 +191,10 @@ if st.button("Fit & sample", type="primary", key="sample_go"):
             forbids=forbids.to_dict("records"),
         )
         if kind in ("difflm", "hf"):
-            gen = get_spec_generator(*ws.generator_inputs(dataset), gen_spec, str(settings()["gen_options"] or ""),
+            gen_opts = str(settings()["gen_options"] or "")
+            if kind == "hf" and settings().get("trust_remote_code"):
+                gen_opts = f"{gen_opts}, trust_remote_code=true"  # the Models page checkbox
+            gen = get_spec_generator(*ws.generator_inputs(dataset), gen_spec, gen_opts,
                                      int(train_steps), ws.model_cache_dir())
         else:
             gen = get_generator(*ws.generator_inputs(dataset), bool(use_scaffold), int(train_steps),

@@ -119,12 +119,12 @@ def test_modernbert_masked_lm_loads_through_auto_model_for_masked_lm(tmp_path, t
 @pytest.mark.parametrize("dream", [False, True])
 def test_remote_code_models_load_with_the_v5_shims(tmp_path, tokenizer, penguins, dream):
     folder = _remote_folder(tmp_path, tokenizer, dream=dream)
-    model, tok, facts = load_dlm(folder, CPU, torch.float32)
+    model, tok, facts = load_dlm(folder, CPU, torch.float32, trust_remote_code=True)
     assert facts["shifted_logits"] is dream
     assert "tied_weights_list" in facts["shims"]
     assert model.get_output_embeddings().weight is model.get_input_embeddings().weight  # what the v4 list meant
     schema, seeds = penguins
-    gen = HFGenerator(str(folder), schema.resolved, seeds, device="cpu", config=HFConfig(batch=6))
+    gen = HFGenerator(str(folder), schema.resolved, seeds, device="cpu", config=HFConfig(batch=6, trust_remote_code=True))
     cands = gen.sample(Prompt(), 6, seed=1)
     assert all(c.error is None and _validator(schema).is_valid(c.record) for c in cands)
 
@@ -203,6 +203,35 @@ def test_loading_errors_are_one_line_input_errors(tmp_path, tokenizer, penguins)
     tokenizer.save_pretrained(no_weights)
     with pytest.raises(InputError, match="weights .* missing"):
         load_dlm(no_weights, CPU, torch.float32)
+
+
+def test_remote_code_is_refused_unless_the_user_allows_it(tmp_path, tokenizer, penguins):
+    """A folder that ships Python is refused in one line, before any of its code runs; the option
+    (--gen-opt trust_remote_code=true / --trust-remote-code / the Models page checkbox) lets it in."""
+    (tmp_path / "m").mkdir()
+    folder = _remote_folder(tmp_path / "m", tokenizer, dream=False)
+    marker = tmp_path / "code-ran"
+    with open(folder / "configuration_tinydlm.py", "a") as f:  # the folder's code leaves a trace if it runs
+        f.write(f"\nopen({str(marker)!r}, 'w').close()\n")
+    for name in [m for m in sys.modules if "tinydlm" in m]:
+        del sys.modules[name]  # _remote_folder imported the code once while building the folder
+    marker.unlink(missing_ok=True)
+    schema, seeds = penguins
+    with pytest.raises(InputError) as e:
+        load_generator(f"hf:{folder}", schema, seeds, device="cpu")
+    msg = str(e.value)
+    assert "\n" not in msg and str(folder) in msg and "trust_remote_code=true" in msg and "--trust-remote-code" in msg
+    with pytest.raises(InputError, match="ships its own Python code"):
+        load_dlm(folder, CPU, torch.float32)
+    assert not marker.exists()  # refused before transformers imported anything from the folder
+    gen = load_generator(f"hf:{folder}", schema, seeds, device="cpu", options={"trust_remote_code": True, "batch": 4})
+    assert all(c.error is None for c in gen.sample(Prompt(), 4, seed=0))
+
+
+def test_a_folder_without_code_needs_no_trust(mdm_folder):
+    from aod_core.generators.hf import remote_code_files
+
+    assert remote_code_files(mdm_folder) == []
 
 
 def test_out_of_memory_names_the_batch(mdm_folder, penguins, monkeypatch):

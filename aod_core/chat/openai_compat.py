@@ -28,7 +28,7 @@ class OpenAIChatModel(BatchChat):
 
     def __init__(self, model: str, base_url: str, api_key: str | None = None, timeout: float = 30.0,
                  max_retries: int = 2, *, workers: int = 4, retries: int = DEFAULT_RETRIES,
-                 backoff: float = 0.5) -> None:
+                 backoff: float = 0.5, max_retry_after: float = 30.0) -> None:
         self.model = model
         self.base_url = base_url.rstrip("/")
         self.timeout = float(timeout)
@@ -36,6 +36,7 @@ class OpenAIChatModel(BatchChat):
         self.retries = retries  # answer retries (not JSON / fails the schema / empty)
         self.workers = workers  # concurrent requests in complete_many
         self.backoff = backoff
+        self.max_retry_after = max_retry_after  # the longest Retry-After (429/503) waited for, in seconds
         self.spec = f"openai:{model}@{_public_url(self.base_url)}"
         self.__key = api_key or os.environ.get("OPENAI_API_KEY") or PLACEHOLDER_KEY
         self._client = None
@@ -75,6 +76,7 @@ class OpenAIChatModel(BatchChat):
         attempts = self.max_retries + 1
         failure = "no request made"
         for n in range(1, attempts + 1):
+            wait = min(self.backoff * 2 ** (n - 1), 8.0)
             try:
                 resp = client.chat.completions.create(**kwargs)
             except openai.APITimeoutError:
@@ -88,12 +90,20 @@ class OpenAIChatModel(BatchChat):
                     return RawAnswer(text="", failure=f"server refused the request: HTTP {e.status_code} {detail}",
                                      requests=n)
                 failure = f"server error {e.status_code}" + (f" ({detail})" if detail else "")
+                asked = _retry_after(e)
+                if asked is not None:  # the server said when to come back (429, 503): honour it, capped
+                    if asked > self.max_retry_after:
+                        return RawAnswer(text="", requests=n, failure=f"{failure}: the server asks to retry after "
+                                         f"{asked:g} s, longer than the {self.max_retry_after:g} s this run waits")
+                    wait = asked
             except openai.APIError as e:  # a 200 whose body is not a chat completion
                 return RawAnswer(text="", failure=f"bad response from server: {self._scrub(str(e))}", requests=n)
+            except ValueError as e:  # a JSON body cut short (the client parses it): asked again, like a drop
+                failure = f"bad response from server: the body is not complete JSON ({self._scrub(str(e))})"
             else:
                 return _raw_from_response(resp, requests=n)
             if n < attempts:
-                time.sleep(min(self.backoff * 2 ** (n - 1), 8.0))
+                time.sleep(wait)
         return RawAnswer(text="", failure=f"{failure} after {attempts} attempt{'s' if attempts != 1 else ''}",
                          requests=attempts)
 
@@ -136,6 +146,26 @@ def _raw_from_response(resp: Any, *, requests: int) -> RawAnswer:
     return RawAnswer(text=text, requests=requests, truncated=choice.finish_reason == "length",
                      prompt_tokens=getattr(usage, "prompt_tokens", None),
                      completion_tokens=getattr(usage, "completion_tokens", None))
+
+
+def _retry_after(e: Any) -> float | None:
+    """Seconds a 429/503 answer's ``Retry-After`` header asks for (delta-seconds or an HTTP date)."""
+    if getattr(e, "status_code", None) not in (429, 503):
+        return None
+    response = getattr(e, "response", None)
+    raw = response.headers.get("retry-after") if response is not None else None
+    if not raw:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        from email.utils import parsedate_to_datetime
+
+        return max(0.0, parsedate_to_datetime(raw).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
 
 
 def _status_message(e: Any) -> str:

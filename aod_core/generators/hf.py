@@ -50,6 +50,10 @@ class HFConfig:
     vanilla_k: int = 1  # vanilla: tokens committed per row per step
     examples: int = 3  # seed records shown in the prompt
     dtype: str = "auto"  # auto: bfloat16 on CUDA, float32 on CPU
+    # A folder whose config or tokenizer names its own Python code (``auto_map``: LLaDA, Dream) runs
+    # that code when loaded; only when the user says so for this model (--trust-remote-code,
+    # --gen-opt trust_remote_code=true, the Models page checkbox).
+    trust_remote_code: bool = False
 
     def check(self) -> None:
         if self.decode not in ("fast", "vanilla"):
@@ -101,17 +105,44 @@ def _dtype(name: str, device: torch.device) -> torch.dtype:
     return getattr(torch, name)
 
 
-def load_dlm(path: Path, device: torch.device, dtype: torch.dtype) -> tuple[Any, Any, dict[str, Any]]:
-    """(model, tokenizer, facts) for a masked DLM folder; InputError when it is not one."""
+def remote_code_files(path: Path) -> list[str]:
+    """The files of a model folder that name Python code of its own (an ``auto_map``), read as plain
+    JSON: nothing of the folder is imported to find out."""
+    out = []
+    for name in ("config.json", "tokenizer_config.json"):
+        try:
+            data = json.loads((path / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and data.get("auto_map"):
+            out.append(name)
+    return out
+
+
+def check_remote_code(path: Path, trust_remote_code: bool) -> None:
+    """InputError, one line, when the folder ships code and the user has not allowed it."""
+    files = remote_code_files(path)
+    if files and not trust_remote_code:
+        raise InputError(f"{path} ships its own Python code ({' and '.join(files)} name it in auto_map), which "
+                         "runs when the model loads; it is not loaded unless you allow it for this model: "
+                         "--trust-remote-code (or --gen-opt trust_remote_code=true; in the app, the Models page "
+                         "checkbox 'Trust this model folder's code')")
+
+
+def load_dlm(path: Path, device: torch.device, dtype: torch.dtype, *,
+             trust_remote_code: bool = False) -> tuple[Any, Any, dict[str, Any]]:
+    """(model, tokenizer, facts) for a masked DLM folder; InputError when it is not one, or when it
+    ships code of its own and ``trust_remote_code`` is off."""
     from transformers import AutoConfig, AutoModelForMaskedLM, AutoTokenizer
     from transformers.dynamic_module_utils import get_class_from_dynamic_module
 
     from .. import mdm  # noqa: F401  registers the aod-mdm model type with transformers
 
+    check_remote_code(path, trust_remote_code)
     shims = hf_compat.apply()
     try:
-        config = AutoConfig.from_pretrained(path, trust_remote_code=True, local_files_only=True)
-        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=True, local_files_only=True)
+        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code, local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code, local_files_only=True)
     except (OSError, ValueError) as e:
         raise InputError(f"cannot read the model config or tokenizer in {path}: {str(e).splitlines()[0]}") from None
     mask_id = getattr(config, "mask_token_id", None)
@@ -370,6 +401,7 @@ class HFGenerator:
         self._lock = threading.RLock()
         if model is None:
             self.path = resolve_model_path(ref)  # a missing model fails now, before any run starts
+            check_remote_code(self.path, self.config.trust_remote_code)  # and so does untrusted code
 
     def fit(self, on_progress: ProgressFn | None = None) -> dict[str, Any]:
         with self._lock:
@@ -380,7 +412,8 @@ class HFGenerator:
                 on_progress(Progress("load", 0, 1, {"model": self.ref}))
             dtype = _dtype(self.config.dtype, self.device)
             if self.model is None:
-                self.model, self.tokenizer, self.facts = load_dlm(self.path, self.device, dtype)
+                self.model, self.tokenizer, self.facts = load_dlm(self.path, self.device, dtype,
+                                                                  trust_remote_code=self.config.trust_remote_code)
             else:
                 self.facts = _facts_of(self.model, self.tokenizer)
                 self.model = self.model.to(self.device).eval()

@@ -1,0 +1,408 @@
+"""Faults: an agent endpoint that misbehaves, agents that keep failing, a disk that fills up.
+
+The endpoint is a real HTTP server on 127.0.0.1 (``http.server`` in a thread) that plays one scripted
+behaviour per request: connection refused, time-out, 429 with Retry-After, 500, a truncated body, a
+body that is not JSON, an answer in the wrong shape, a stall mid-body. Each ends as an error reply
+after bounded retries, never as an exception; the loop's circuit breaker (``breaker.py``) stops a
+run after N consecutive failed answers and records why; a full disk during a commit leaves the
+committed iterations intact and ``resume`` finishes the run.
+"""
+from __future__ import annotations
+
+import errno
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from aod_core.breaker import AgentBreaker, AgentsFailing
+from aod_core.chat.openai_compat import OpenAIChatModel
+from aod_core.chat.scripted import ScriptedChatModel
+from aod_core.errors import InputError
+from aod_core.runstore import IterationLog, RunStore, StoreWriteError
+
+SCHEMA = {"type": "object", "properties": {"verdict": {"enum": ["accept", "reject"]}}, "required": ["verdict"],
+          "additionalProperties": False}
+GOOD = json.dumps({"verdict": "accept"})
+CONV = [{"role": "user", "content": "judge this"}]
+
+
+def completion(content: str) -> bytes:
+    return json.dumps({"id": "x", "object": "chat.completion", "created": 0, "model": "m",
+                       "choices": [{"index": 0, "finish_reason": "stop",
+                                    "message": {"role": "assistant", "content": content}}],
+                       "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}).encode()
+
+
+class Endpoint:
+    """A loopback OpenAI-compatible server; ``script`` is a list of behaviours, one per request
+    (the last one repeats)."""
+
+    def __init__(self, script):
+        self.script, self.requests, self.times = list(script), 0, []
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # quiet
+                pass
+
+            def do_POST(self):
+                self.body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                endpoint.times.append(time.monotonic())
+                i = endpoint.requests
+                endpoint.requests += 1
+                action = endpoint.script[min(i, len(endpoint.script) - 1)]
+                kind, arg = action if isinstance(action, tuple) else (action, None)
+                try:
+                    self._act(kind, arg)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def _send(self, code, body, headers=(), length=None):
+                self.send_response(code)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body) if length is None else length))
+                for k, v in headers:
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(body)
+                self.wfile.flush()
+
+            def _act(self, kind, arg):
+                if kind == "ok":
+                    self._send(200, completion(arg or GOOD))
+                elif kind == "agent":  # a judge that accepts everything, and writes batch feedback
+                    review = b"review a batch" in self.body
+                    answer = {"feedback": "Looks fine."} if review else {"verdict": "accept", "score": 0.9,
+                                                                         "reasons": ["plausible"]}
+                    self._send(200, completion(json.dumps(answer)))
+                elif kind == "status":
+                    code, headers = arg
+                    self._send(code, json.dumps({"error": {"message": f"status {code}"}}).encode(), headers)
+                elif kind == "sleep":
+                    time.sleep(arg)
+                    self._send(200, completion(GOOD))
+                elif kind == "truncated":  # the connection closes before the promised body ends
+                    body = completion(GOOD)
+                    self._send(200, body[: len(body) // 2], length=len(body))
+                    self.close_connection = True
+                elif kind == "not_json":
+                    self._send(200, b'{"id": "x", "choices": [{"message": {"content": "acc')
+                elif kind == "wrong_shape":
+                    self._send(200, json.dumps({"result": "accept"}).encode())
+                elif kind == "stall":  # half the body, then silence
+                    body = completion(GOOD)
+                    self.send_response(200)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body[:10])
+                    self.wfile.flush()
+                    time.sleep(arg)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def endpoint():
+    made = []
+
+    def make(*script):
+        e = Endpoint(script)
+        made.append(e)
+        return e
+
+    yield make
+    for e in made:
+        e.close()
+
+
+def model(url, **kw):
+    kw = {"timeout": 1.0, "max_retries": 2, "retries": 1, "backoff": 0.01, **kw}
+    return OpenAIChatModel("m", url, **kw)
+
+
+def _free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+# ---- the agent endpoint ------------------------------------------------------------------------------
+
+
+def test_a_healthy_endpoint_answers(endpoint):
+    e = endpoint("ok")
+    reply = model(e.url).complete(CONV, json_schema=SCHEMA)
+    assert reply.ok and reply.data == {"verdict": "accept"} and e.requests == 1
+
+
+def test_connection_refused_is_an_error_reply_after_bounded_retries():
+    url = f"http://127.0.0.1:{_free_port()}/v1"
+    t0 = time.monotonic()
+    reply = model(url, max_retries=2).complete(CONV, json_schema=SCHEMA)
+    assert not reply.ok and "cannot connect to" in reply.error and "after 3 attempts" in reply.error
+    assert reply.attempts == 3 and time.monotonic() - t0 < 10
+
+
+def test_timeout_is_retried_then_reported(endpoint):
+    e = endpoint(("sleep", 3.0))
+    reply = model(e.url, timeout=0.3, max_retries=1).complete(CONV, json_schema=SCHEMA)
+    assert not reply.ok and "timed out after 0.3 s" in reply.error and e.requests == 2
+
+
+def test_429_waits_as_long_as_retry_after_says(endpoint):
+    e = endpoint(("status", (429, [("Retry-After", "1")])), "ok")
+    reply = model(e.url, backoff=0.01).complete(CONV, json_schema=SCHEMA)
+    assert reply.ok and e.requests == 2
+    assert e.times[1] - e.times[0] >= 0.9  # the server's wait, not the 0.01 s backoff
+
+
+def test_a_retry_after_longer_than_the_cap_is_not_waited_for(endpoint):
+    e = endpoint(("status", (429, [("Retry-After", "3600")])), "ok")
+    t0 = time.monotonic()
+    reply = model(e.url, max_retry_after=2).complete(CONV, json_schema=SCHEMA)
+    assert not reply.ok and "retry after 3600 s" in reply.error and time.monotonic() - t0 < 5
+
+
+def test_500_is_retried_with_backoff_and_recovers(endpoint):
+    e = endpoint(("status", (500, [])), ("status", (500, [])), "ok")
+    reply = model(e.url, max_retries=2).complete(CONV, json_schema=SCHEMA)
+    assert reply.ok and e.requests == 3
+
+
+def test_500_every_time_ends_in_an_error_reply(endpoint):
+    e = endpoint(("status", (500, [])))
+    reply = model(e.url, max_retries=2, retries=0).complete(CONV, json_schema=SCHEMA)
+    assert not reply.ok and "server error 500" in reply.error and e.requests == 3
+
+
+def test_400_is_not_retried(endpoint):
+    e = endpoint(("status", (400, [])))
+    reply = model(e.url).complete(CONV, json_schema=SCHEMA)
+    assert not reply.ok and "HTTP 400" in reply.error and e.requests == 1
+
+
+@pytest.mark.parametrize("kind", ["truncated", "not_json", "wrong_shape"])
+def test_broken_bodies_are_error_replies_and_a_later_good_one_is_used(endpoint, kind):
+    e = endpoint(kind)
+    reply = model(e.url).complete(CONV, json_schema=SCHEMA)
+    assert not reply.ok and reply.data is None and reply.error
+    e2 = endpoint(kind, "ok")
+    assert model(e2.url).complete(CONV, json_schema=SCHEMA).ok
+
+
+def test_an_answer_of_the_wrong_shape_is_retried_and_never_patched(endpoint):
+    e = endpoint(("ok", json.dumps({"verdict": "maybe"})))
+    reply = model(e.url, retries=1).complete(CONV, json_schema=SCHEMA)
+    assert not reply.ok and "fails the schema" in reply.error and reply.data is None and e.requests == 2
+
+
+def test_a_server_that_stalls_mid_body_times_out(endpoint):
+    e = endpoint(("stall", 3.0))
+    t0 = time.monotonic()
+    reply = model(e.url, timeout=0.3, max_retries=0, retries=0).complete(CONV, json_schema=SCHEMA)
+    assert not reply.ok and time.monotonic() - t0 < 2.5
+
+
+def test_the_api_key_never_appears_in_an_error(endpoint):
+    e = endpoint(("status", (500, [])))
+    reply = model(e.url, api_key="sk-very-secret", retries=0).complete(CONV, json_schema=SCHEMA)
+    assert "sk-very-secret" not in reply.error
+
+
+# ---- the circuit breaker -----------------------------------------------------------------------------
+
+
+def test_the_breaker_trips_after_n_consecutive_failures_and_a_success_resets_it():
+    breaker = AgentBreaker(3)
+    chat = breaker.wrap(ScriptedChatModel(["nope", "nope", GOOD, "nope", "nope", "nope"], retries=0))
+    assert chat.spec == "scripted"
+    assert not chat.complete(CONV, json_schema=SCHEMA).ok
+    assert not chat.complete(CONV, json_schema=SCHEMA).ok
+    assert chat.complete(CONV, json_schema=SCHEMA).ok  # resets the count
+    assert not chat.complete(CONV, json_schema=SCHEMA).ok
+    assert not chat.complete(CONV, json_schema=SCHEMA).ok
+    with pytest.raises(AgentsFailing, match=r"stopped after 3 agent calls in a row failed .*scripted: not JSON"):
+        chat.complete(CONV, json_schema=SCHEMA)
+    assert breaker.describe()["failures"] == 5 and breaker.describe()["calls"] == 6
+    with pytest.raises(InputError):
+        AgentBreaker(0)
+
+
+# ---- the loop with a dead judge endpoint, and a full disk -------------------------------------------------
+
+from tests.test_loop import PENGUINS, TINY, respond  # noqa: E402
+
+
+@pytest.fixture
+def seeds_file(tmp_path, monkeypatch, tmp_path_factory):
+    monkeypatch.setenv("AOD_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "model-cache"))
+    p = tmp_path / "seeds.jsonl"
+    p.write_text("\n".join((PENGUINS / "seeds.jsonl").read_text().splitlines()[:60]) + "\n")
+    return p
+
+
+def _config(judge="embedded", **loop):
+    from aod_core.agents.judge import JudgeSettings
+    from aod_core.loop import LoopSettings
+    from aod_core.runner import RunConfig
+
+    return RunConfig(generator_config=TINY, judge=judge, judge_settings=JudgeSettings(mode="llm"),
+                     loop=LoopSettings(**{"iterations": 3, "batch": 6, "probe": 4, "proposals": 0, **loop}))
+
+
+@pytest.mark.slow
+def test_a_dead_judge_endpoint_stops_the_run_by_the_breaker_rule_and_resume_continues(tmp_path, seeds_file, endpoint):
+    from aod_core.runner import create_run, open_loop
+    from aod_core.runview import list_runs
+
+    e = endpoint("ok")
+    spec = f"openai:m@{e.url}"
+    store = create_run(str(PENGUINS / "schema.json"), str(seeds_file), str(tmp_path / "run"),
+                       _config(judge=spec, max_agent_failures=4))
+    healthy = ScriptedChatModel(respond)
+    flaky = {"down": False}
+
+    def judge_answer(messages):
+        return "connection refused" if flaky["down"] else respond(messages)
+
+    # iteration 0 with a working judge, then the endpoint "goes down" (every answer unusable)
+    events = []
+    judge = ScriptedChatModel(judge_answer, retries=0)
+    handle = open_loop(store, chat_cache={spec: judge, "embedded": healthy}, on_event=events.append)
+    orig = handle.loop._iteration
+
+    def iteration(it):
+        flaky["down"] = it >= 1
+        orig(it)
+
+    handle.loop._iteration = iteration
+    with pytest.raises(AgentsFailing):
+        handle.loop.run()
+    state = store.state()
+    assert state["status"] == "failed" and "circuit breaker" in state["error"]
+    assert state["agents"]["consecutive"] >= 4 and state["agents"]["limit"] == 4
+    assert store.iterations_done() == 1  # iteration 0 kept; the failing one never committed
+    assert [ev.kind for ev in events][-1] == "failed"
+    (row,) = [r for r in list_runs(tmp_path) if r["run"] == "run"]
+    assert row["status"] == "failed" and "circuit breaker" in row["error"]  # what the Runs/Run pages show
+    # the endpoint is back: resume finishes the run
+    flaky["down"] = False
+    again = open_loop(RunStore.open(store.path), chat_cache={spec: ScriptedChatModel(respond), "embedded": healthy})
+    assert again.loop.start_iteration == 1 and again.loop.run() == "finished"
+    assert store.iterations_done() == 3
+
+
+def _log(it, accepted):
+    return IterationLog(iteration=it, candidates=[{"index": 0, "record": {"i": it}}],
+                        prompts=[{"role": "used", "prompt": {"text": "p"}, "reward": 0.1}],
+                        feedback=[{"feedback": "f"}], accepted=accepted, metrics={"reward": 0.1})
+
+
+def test_disk_full_during_a_commit_keeps_earlier_iterations_and_resume_repairs(tmp_path, monkeypatch):
+    store = RunStore.create(tmp_path / "r", {})
+    store.commit(_log(0, [{"a": 1}]))
+    import aod_core.runstore as rs
+
+    real_append = rs._append
+    calls = {"n": 0}
+
+    def full_disk(path, rows):
+        calls["n"] += 1
+        if path.name == "accepted.jsonl":  # half a line lands, then the disk is full
+            with open(path, "a") as f:
+                f.write('{"a": 2, "b')
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_append(path, rows)
+
+    monkeypatch.setattr(rs, "_append", full_disk)
+    with pytest.raises(StoreWriteError) as e:
+        store.commit(_log(1, [{"a": 2}]))
+    msg = str(e.value)
+    assert "No space left on device" in msg and "1 iteration(s) saved before are intact" in msg
+    assert "aod resume" in msg and "\n" not in msg
+    monkeypatch.setattr(rs, "_append", real_append)
+    again = RunStore.open(store.path)  # space is back: resume repairs
+    assert again.iterations_done() == 1 and again.accepted() == [{"a": 1}]
+    again.commit(_log(1, [{"a": 2}]))
+    assert again.accepted() == [{"a": 1}, {"a": 2}]
+    for name in ("accepted.jsonl", "candidates.jsonl", "metrics.jsonl", "prompts.jsonl", "feedback.jsonl"):
+        for line in (store.path / name).read_text().splitlines():
+            json.loads(line)
+
+
+@pytest.mark.slow
+def test_disk_full_in_a_real_run_is_one_clear_line_and_resume_finishes(tmp_path, seeds_file, monkeypatch, capsys):
+    import aod_core.runstore as rs
+    from aod_core.cli import main
+
+    out = tmp_path / "run"
+    args = ["run", "--schema", str(PENGUINS / "schema.json"), "--seeds", str(seeds_file), "--out", str(out),
+            "--iterations", "3", "--batch", "6", "--proposals", "0", "--fit-steps", "40", "--quiet"]
+    real_commit = rs.RunStore._commit
+
+    def commit(self, log):
+        if log.iteration == 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_commit(self, log)
+
+    monkeypatch.setattr(rs.RunStore, "_commit", commit)
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "No space left on device" in err[0] and "aod resume" in err[0]
+    store = RunStore.open(out, repair=False)
+    assert store.iterations_done() == 1 and store.state()["status"] == "failed"
+    monkeypatch.setattr(rs.RunStore, "_commit", real_commit)
+    assert main(["resume", str(out), "--quiet"]) == 0
+    assert RunStore.open(out).iterations_done() == 3
+
+
+@pytest.mark.slow
+def test_an_api_key_is_used_but_never_written_anywhere(tmp_path, seeds_file, monkeypatch, capsys):
+    """A run whose LLM judge is a real OpenAI-compatible client on a loopback server, with a key in the
+    environment: the server sees the key; no file the run, the report or the export wrote holds it."""
+    from aod_core.cli import main
+
+    key = "sk-test-DO-NOT-LEAK-4242"
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    seen = []
+
+    class Judge(Endpoint):
+        pass
+
+    e = Judge(["agent"])
+    original = e.server.RequestHandlerClass.do_POST
+
+    def do_post(handler):
+        seen.append(handler.headers.get("authorization", ""))
+        original(handler)
+
+    e.server.RequestHandlerClass.do_POST = do_post
+    try:
+        out = tmp_path / "run"
+        assert main(["run", "--schema", str(PENGUINS / "schema.json"), "--seeds", str(seeds_file), "--out", str(out),
+                     "--iterations", "2", "--batch", "4", "--proposals", "0", "--fit-steps", "40", "--quiet",
+                     "--judge", f"openai:m@{e.url}", "--judge-mode", "llm"]) == 0
+        assert main(["report", str(out), "--out", str(tmp_path / "report.html")]) == 0
+        assert main(["export", str(out), "--format", "csv", "--out", str(tmp_path / "acc.csv")]) == 0
+    finally:
+        e.close()
+    assert seen and all(h == f"Bearer {key}" for h in seen)  # the key was used
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert len(written) > 8
+    assert not [str(p) for p in written if key.encode() in p.read_bytes()]
+    assert key not in capsys.readouterr().err
