@@ -691,3 +691,19 @@ def _audit(bo: BulkOutput, plan, done, schema, seeds, settings: BulkSettings) ->
     keys = ("n_records", "schema_valid_rate", "exact_copy_rate", "near_copy_rate", "duplicate_rate",
             "near_duplicate_rate", "field_overlap", "distinct_2", "ks_mean", "tvd_mean", "dcr_median")
     return {"file": "audit.json", "sampled": k, **{key: result.get(key) for key in keys}}
+
+
+# ---------------------------------------------------------------------------------------------
+# For the app's Bulk generate panel
+
+
+def default_out(run_dir: str | os.PathLike) -> Path:
+    """Where the app puts a run's bulk output unless told otherwise: ``RUN_DIR/bulk``."""
+    return Path(run_dir) / "bulk"
+
+
+def shard_rows(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """The manifest's shards as table rows."""
+    return [{"shard": s["shard"], "records": s["records"], "target": s["target"], "candidates": s["candidates"],
+             "dropped duplicates": s["dropped_duplicates"], "trimmed": s["trimmed"], "seconds": s["seconds"],
+             "seed": s["seed"], "top-up": s["topup"], "files": ", ".join(s["files"])} for s in manifest.get("shards", [])]

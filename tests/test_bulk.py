@@ -123,16 +123,17 @@ def test_killed_driver_and_killed_worker_still_give_exactly_n_unique_records(run
 @pytest.mark.slow
 def test_cli_generate_with_the_runs_judge_then_rerun_is_a_no_op(run_dir, env, tmp_path, capsys):
     out = tmp_path / "g"
-    args = ["generate", "--run", str(run_dir), "--n", "120", "--out", str(out), "--workers", "1", "--shards", "2"]
+    args = ["generate", "--run", str(run_dir), "--n", "40", "--out", str(out), "--workers", "1", "--shards", "2"]
     assert main(args) == 0
     err = capsys.readouterr().err
-    assert "wrote 120 unique records in 2 shards" in err
+    assert "wrote 40 unique records in 2 shards" in err
     m = json.loads((out / "manifest.json").read_text())
-    assert m["judge"] == {"spec": "embedded", "mode": "plausibility"} and m["records"] == 120
+    assert m["judge"] == {"spec": "embedded", "mode": "plausibility"} and m["records"] == 40
     assert m["timings"]["generate_s"] > 0 and m["prompt"]["sampling"]
     # The same job again: every shard is finished, nothing is generated, the records stay.
     before = _records(out)
     assert main(args + ["--quiet"]) == 0
+    assert "2 finished shard(s) skipped" in capsys.readouterr().err
     m2 = json.loads((out / "manifest.json").read_text())
     assert m2["skipped_shards"] == [0, 1] and _records(out) == before
     # A different job in the same folder is refused in one line.
@@ -166,3 +167,37 @@ def test_global_dedup_is_the_audits_definition_and_idempotent():
     assert keep == [not x for x in dup]
     kept = [r for r, k in zip(records, keep) if k]
     assert bulk.GlobalDedup(0.8).keep(kept) == [True] * len(kept)
+
+
+@pytest.mark.slow
+def test_export_page_runs_a_bulk_job_in_the_background(env, tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from test_app import APP, texts
+    from ui.state import registry
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    run = _make_run(runs / "r1")
+    monkeypatch.setenv("AOD_RUNS_DIR", str(runs))
+    registry.clear()
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["run"] = "r1"
+    at.run()
+    at.switch_page("pages/export.py").run()
+    assert not at.exception
+    at.number_input(key="bulk_n").set_value(30)
+    at.number_input(key="bulk_workers").set_value(1)
+    at.text_input(key="bulk_judge").set_value("none")
+    next(b for b in at.button if b.label == "Start bulk generation").click().run()
+    assert not at.exception and not texts(at.error)
+    job = registry().get_bulk(run)
+    assert job is not None
+    end = time.time() + 300
+    while job.active and time.time() < end:
+        time.sleep(0.5)
+    assert job.view()["status"] == "finished", job.view()
+    at.run()
+    assert not at.exception
+    assert any("30 unique records in" in s for s in texts(at.success))
+    assert (run / "bulk" / "manifest.json").is_file()
