@@ -71,7 +71,9 @@ class BulkSettings:
     seed: int = 0
     cpus_per_worker: float = 1.0
     gpus_per_worker: float | None = None  # None: 1 when the cluster has GPUs, else 0
-    audit_sample: int = 2000  # records audited (a seeded sample beyond)
+    # Records audited (a seeded sample beyond): the sentence embedder of Self-CosSim / Vendi is most of
+    # the audit's time (~500 records/s on 2 free cores, far less on a busy machine).
+    audit_sample: int = 1000
     max_restarts: int = 4  # Ray: restarts of a dead actor
     max_task_retries: int = 4  # Ray: retries of a shard whose actor died
 
@@ -84,6 +86,8 @@ class BulkSettings:
             raise InputError(f"--batch must be >= 1, got {self.batch}")
         if self.shards is not None and not 1 <= self.shards <= self.n:
             raise InputError(f"--shards must be between 1 and --n ({self.n}), got {self.shards}")
+        if self.audit_sample < 0:
+            raise InputError(f"--audit-sample must be >= 0, got {self.audit_sample}")
         if self.cpus_per_worker <= 0 or (self.gpus_per_worker is not None and self.gpus_per_worker < 0):
             raise InputError("cpus per worker must be > 0 and gpus per worker >= 0")
 
@@ -388,9 +392,10 @@ def _ray_init(settings: BulkSettings, workers: int):
         ray_constants.ENABLE_RAY_CLUSTER = False  # ray imported before the variable was set (e.g. the app)
     root = str(Path(__file__).resolve().parent.parent)
     env = {**RAY_ENV, **({LOOPBACK_ENV: "0"} if local else {}), "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
-    for k in ("AOD_CACHE_DIR", "OPENAI_API_KEY"):
-        if os.environ.get(k):
-            env[k] = os.environ[k]
+    # The model cache travels; an API key never does (a runtime env can end up in Ray's logs): local
+    # workers inherit it from this process, a cluster's nodes need it in the environment of `ray start`.
+    if os.environ.get("AOD_CACHE_DIR"):
+        env["AOD_CACHE_DIR"] = os.environ["AOD_CACHE_DIR"]
     kw: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
                               configure_logging=True)
     if settings.ray:
@@ -404,6 +409,7 @@ def _ray_init(settings: BulkSettings, workers: int):
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
     logging.getLogger("ray.data").setLevel(logging.WARNING)
+    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # "bars disabled": we draw our own
     return ray, True
 
 
@@ -456,13 +462,15 @@ def generate(run_dir: str | os.PathLike, out: str | os.PathLike, settings: BulkS
         prompt = compiler_for(getattr(gen, "scaffold", None), schema.resolved, seeds, None, seed=config.loop.seed).apply(
             prompt, check=gen.check_prompt)
     report = BulkProgress("fit", settings.n)
+    told = threading.Lock()  # the driver's loop and the progress thread both report
 
     def tell(**kw: Any) -> None:
-        for k, v in kw.items():
-            setattr(report, k, v)
-        report.elapsed_s = round(time.perf_counter() - t_start, 2)
-        if on_progress:
-            on_progress(report)
+        with told:
+            for k, v in kw.items():
+                setattr(report, k, v)
+            report.elapsed_s = round(time.perf_counter() - t_start, 2)
+            if on_progress:
+                on_progress(report)
 
     tell(message="fitting the generator (or reading it from the run's cache)")
     t0 = time.perf_counter()
@@ -495,15 +503,17 @@ def generate(run_dir: str | os.PathLike, out: str | os.PathLike, settings: BulkS
     done = bo.done()
     skipped = sorted(done)
     ray_mod, started = None, False
-    timings = {"fit_s": round(fit_s, 3), "generate_s": 0.0, "dedup_s": 0.0, "audit_s": 0.0}
+    timings = {"fit_s": round(fit_s, 3), "ray_start_s": 0.0, "generate_s": 0.0, "dedup_s": 0.0, "audit_s": 0.0}
     session = {"records": 0, "candidates": 0, "t": None}
     try:
         for _round in range(TOPUP_ROUNDS + 1):
             todo = [s for s in plan["shards"] if s["shard"] not in done]
             if todo:
                 if ray_mod is None:
+                    t0 = time.perf_counter()
                     ray_mod, started, workers, job_ref, gpus = _start(settings, config, schema, seeds, prompt, gen,
                                                                      judge_spec, judge_mode, js, plaus)
+                    timings["ray_start_s"] = time.perf_counter() - t0
                 t0 = time.perf_counter()
                 _run_shards(ray_mod, bo, todo, done, plan, settings, workers, gpus, job_ref, tell, session, should_stop)
                 timings["generate_s"] += time.perf_counter() - t0
@@ -594,8 +604,8 @@ def _run_shards(ray, bo: BulkOutput, todo, done, plan, settings: BulkSettings, w
             fn_constructor_kwargs={"job_ref": job_ref, "board": board}, num_cpus=settings.cpus_per_worker,
             num_gpus=gpus or None, max_restarts=settings.max_restarts, max_task_retries=settings.max_task_retries)
     total_target = sum(s["target"] for s in plan["shards"])
-    done_records = lambda: sum(m["generated"] for m in done.values())  # noqa: E731
-    base_records = done_records()
+    mu = threading.Lock()  # ``done`` and ``session`` grow in this thread and are read by the progress thread
+    base_records = sum(m["generated"] for m in done.values())
     stop = threading.Event()
     if session["t"] is None:
         session["t"] = time.perf_counter()
@@ -609,16 +619,19 @@ def _run_shards(ray, bo: BulkOutput, todo, done, plan, settings: BulkSettings, w
             _show(snap)
 
     def _show(snap) -> None:
-        flight_rec = sum(v[2] for v in snap.values())
-        flight_cand = sum(v[1] for v in snap.values())
-        made = done_records() - base_records + flight_rec
-        cands = session["candidates"] + flight_cand
+        with mu:
+            snap = {k: v for k, v in snap.items() if int(k) not in done}  # a late report of a finished shard
+            flight_rec = sum(v[2] for v in snap.values())
+            flight_cand = sum(v[1] for v in snap.values())
+            have = sum(m["generated"] for m in done.values()) + flight_rec
+            made = session["records"] + flight_rec
+            cands = session["candidates"] + flight_cand
+            n_done = len(done)
         elapsed = time.perf_counter() - session["t"]
-        rate = (session["records"] + flight_rec) / elapsed if elapsed > 0 else 0.0
-        have = base_records + made
+        rate = made / elapsed if elapsed > 0 else 0.0
         left = max(0, total_target - have)
-        tell(stage="generate", records=have, candidates=cands, shards_done=len(done), shards_total=len(plan["shards"]),
-             records_per_s=round(rate, 2), accepted_share=(session["records"] + flight_rec) / cands if cands else None,
+        tell(stage="generate", records=have, candidates=cands, shards_done=n_done, shards_total=len(plan["shards"]),
+             records_per_s=round(rate, 2), accepted_share=made / cands if cands else None,
              eta_s=round(left / rate, 1) if rate > 0 else None, active={int(k): v[0] for k, v in snap.items()},
              message=f"{len(snap)} shard(s) in flight")
 
@@ -633,9 +646,10 @@ def _run_shards(ray, bo: BulkOutput, todo, done, plan, settings: BulkSettings, w
                     "seconds": float(row["seconds"]), "attempt_pid": int(row["pid"]), "dropped_duplicates": 0,
                     "trimmed": 0, "finished": time.time()}
             bo.write_shard(meta, records)
-            done[shard] = meta
-            session["records"] += len(records)
-            session["candidates"] += int(row["candidates"])
+            with mu:
+                done[shard] = meta
+                session["records"] += len(records)
+                session["candidates"] += int(row["candidates"])
             _show({})
             if should_stop is not None and should_stop():
                 raise InputError("stopped; finished shards are kept and skipped when the job is run again")
@@ -684,6 +698,8 @@ def _audit(bo: BulkOutput, plan, done, schema, seeds, settings: BulkSettings) ->
 
     records = [r for s in plan["shards"] for r in bo.records(s["shard"])]
     k = min(settings.audit_sample, len(records))
+    if k == 0:
+        return {"file": None, "sampled": 0}
     sample = random.Random(settings.seed).sample(records, k) if k < len(records) else records
     result = audit(sample, seeds, schema=schema, seed=settings.seed)
     result["sampled_from"] = len(records)

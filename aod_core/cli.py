@@ -613,7 +613,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the shards' seeds (default 0)")
     p.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs reserved per worker (default 1)")
     p.add_argument("--gpus-per-worker", type=float, default=None, help="GPUs per worker (default: 1 when the cluster has GPUs)")
-    p.add_argument("--audit-sample", type=int, default=2000, help="records audited into audit.json (default 2000)")
+    p.add_argument("--audit-sample", type=int, default=1000, help="records audited into audit.json (default 1000)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_generate)
 

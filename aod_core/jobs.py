@@ -418,9 +418,10 @@ class JobRegistry:
         settings.check()
         key = str(Path(run_dir).resolve())
         with self._lock:
-            old = self.bulks.get(key)
-            if old is not None and old.active:
-                raise InputError("a bulk job of this run is already working in this app", where=Path(run_dir).name)
+            busy = [j for j in self.bulks.values() if j.active]
+            if busy:  # one Ray instance per process: a second job would share (and shut down) the first's
+                raise InputError(f"a bulk job ({busy[0].run_dir.name}) is already working in this app; one at a time",
+                                 where=Path(run_dir).name)
             job = BulkJob(run_dir, out, settings)
             self.bulks[key] = job
         job.thread.start()

@@ -1,6 +1,6 @@
 """``aod generate`` throughput: records/s with 1 vs 2 local workers, judge off and on.
 
-    python benchmarks/bench_generate.py --n 3000 --judged-n 600 --repeats 3 --out benchmarks/results/generate.json
+    python benchmarks/bench_generate.py --n 2000 --judged-n 400 --repeats 3 --out benchmarks/results/generate.json
 
 One run folder on penguins with the default embedded generator (fitted once, then read from the
 cache: every job ships the same fitted weights to its workers) and the default plausibility judge.
@@ -11,7 +11,7 @@ figures are medians. For each job three numbers:
   (what a user waits for, minus the one-off fit and the final dedup and audit);
 * ``per_worker_records_per_s``: records / seconds inside the shards, summed over shards: one
   replica's steady rate, without start-up;
-* ``total_s``: the whole command (Ray start, fit from cache, pipeline, dedup, audit, manifest).
+* ``total_s``: the whole command (Ray start, fit from cache, pipeline, dedup, audit of 300 records, manifest).
 
 Each Ray worker runs torch on ``--cpus-per-worker`` threads (default 1), so "1 worker" uses one
 of the machine's cores and "2 workers" both.
@@ -35,8 +35,8 @@ sys.path.insert(0, str(ROOT))
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--n", type=int, default=3000, help="records per job with --judge none")
-    ap.add_argument("--judged-n", type=int, default=600, help="records per job with the run's judge")
+    ap.add_argument("--n", type=int, default=2000, help="records per job with --judge none")
+    ap.add_argument("--judged-n", type=int, default=400, help="records per job with the run's judge")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--workers", default="1,2")
@@ -72,13 +72,13 @@ def main() -> int:
         for r in range(args.repeats):
             out = tmp / f"out-{workers}-{judge}-{r}"
             m = bulk.generate(run, out, bulk.BulkSettings(n=n, workers=workers, batch=args.batch, judge=judge,
-                                                         seed=r, shards=max(2 * workers, 2)))
+                                                         seed=r, shards=max(2 * workers, 2), audit_sample=300))
             inside = sum(s["seconds"] for s in m["shards"])
             runs.append({"records_per_s": m["records_per_s"], "total_s": m["timings"]["total_s"],
                          "generate_s": m["timings"]["generate_s"], "accepted_share": m["accepted_share"],
                          "per_worker_records_per_s": round(sum(s["records"] + s["dropped_duplicates"] + s["trimmed"]
                                                                for s in m["shards"]) / inside, 2) if inside else None,
-                         "records": m["records"], "candidates": m["candidates"],
+                         "records": m["records"], "candidates": m["candidates"], "timings": m["timings"],
                          "schema_valid_rate": m["audit"]["schema_valid_rate"]})
             print(f"workers={workers} judge={judge or 'run'} n={n} repeat {r}: {runs[-1]}", file=sys.stderr, flush=True)
             shutil.rmtree(out)

@@ -102,7 +102,7 @@ def test_killed_driver_and_killed_worker_still_give_exactly_n_unique_records(run
             os.kill(pid, signal.SIGKILL)
             killed[shard] = pid
 
-    m = bulk.generate(run_dir, out, bulk.BulkSettings(n=n, shards=4, workers=2, batch=128, judge="none"),
+    m = bulk.generate(run_dir, out, bulk.BulkSettings(n=n, shards=4, workers=2, batch=128, judge="none", audit_sample=300),
                       on_progress=on_progress)
     assert killed, "no worker was seen mid-shard"
     assert m["skipped_shards"] == finished
@@ -117,13 +117,13 @@ def test_killed_driver_and_killed_worker_still_give_exactly_n_unique_records(run
     assert len(pd.concat([pd.read_parquet(out / f) for s in m["shards"] for f in s["files"] if f.endswith(".parquet")])) == n
     assert m["model"]["weights_sha256"] and len(m["shards"]) >= 4 and all(s["seed"] is not None for s in m["shards"])
     audit = json.loads((out / "audit.json").read_text())
-    assert audit["schema_valid_rate"] == 1.0 and audit["near_duplicate_rate"] == 0.0 and audit["n_records"] == n
+    assert audit["schema_valid_rate"] == 1.0 and audit["near_duplicate_rate"] == 0.0 and audit["n_records"] == 300
 
 
 @pytest.mark.slow
 def test_cli_generate_with_the_runs_judge_then_rerun_is_a_no_op(run_dir, env, tmp_path, capsys):
     out = tmp_path / "g"
-    args = ["generate", "--run", str(run_dir), "--n", "40", "--out", str(out), "--workers", "1", "--shards", "2"]
+    args = ["generate", "--run", str(run_dir), "--n", "40", "--out", str(out), "--workers", "1", "--shards", "2", "--audit-sample", "100"]
     assert main(args) == 0
     err = capsys.readouterr().err
     assert "wrote 40 unique records in 2 shards" in err
