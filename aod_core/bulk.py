@@ -66,7 +66,7 @@ class BulkSettings:
     workers: int | None = None  # actors; None: this machine's CPU count, or the cluster's GPUs / CPUs
     batch: int = 256  # candidates per sampling call in a worker
     judge: str | None = None  # None: the run's judge; "none": the exact checks only
-    shards: int | None = None  # None: ceil(n / SHARD_SIZE), at least one per worker
+    shards: int | None = None  # None: ceil(n / SHARD_SIZE), at least one per worker (per local CPU)
     ray: str | None = None  # None: a private local Ray instance; else an address (ray://..., host:port, auto)
     seed: int = 0
     cpus_per_worker: float = 1.0
@@ -380,16 +380,18 @@ def _ray_init(settings: BulkSettings, workers: int):
         # Ray resolves 127.0.0.1 to the machine's outward address unless "clusters" are off, as on
         # macOS: then every Ray server of the private instance listens on loopback only.
         os.environ[LOOPBACK_ENV] = "0"
+    else:
+        os.environ.pop(LOOPBACK_ENV, None)  # a driver joining a cluster must be reachable from it
     import logging
 
     import ray
 
     if ray.is_initialized():
         return ray, False
-    if local:
-        from ray._private import ray_constants
+    from ray._private import ray_constants
 
-        ray_constants.ENABLE_RAY_CLUSTER = False  # ray imported before the variable was set (e.g. the app)
+    # The module read the variable when ray was first imported (perhaps for an earlier job of the app).
+    ray_constants.ENABLE_RAY_CLUSTER = not local
     root = str(Path(__file__).resolve().parent.parent)
     env = {**RAY_ENV, **({LOOPBACK_ENV: "0"} if local else {}), "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
     # The model cache travels; an API key never does (a runtime env can end up in Ray's logs): local
@@ -494,7 +496,8 @@ def generate(run_dir: str | os.PathLike, out: str | os.PathLike, settings: BulkS
             raise InputError(f"output folder holds a different bulk job (differs in {', '.join(diff)}); use a new folder",
                              where=str(outp))
     else:
-        k = settings.shards or max(1, min(settings.n, max(math.ceil(settings.n / SHARD_SIZE), settings.workers or 1)))
+        hint = settings.workers or (1 if settings.ray else os.cpu_count() or 1)
+        k = settings.shards or max(1, min(settings.n, max(math.ceil(settings.n / SHARD_SIZE), hint)))
         base, extra = divmod(settings.n, k)
         shards = [{"shard": i, "seed": _shard_seed(settings.seed, i), "target": base + (i < extra)} for i in range(k)]
         plan = {"version": PLAN_VERSION, **job_key, "prompt_author": author, "shards": shards, "created": time.time()}
