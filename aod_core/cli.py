@@ -601,9 +601,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", required=True, help="run folder whose incumbent prompt and generator are used")
     p.add_argument("--n", type=int, required=True, help="how many unique records to write")
     p.add_argument("--out", required=True, help="output folder (new, empty, or an unfinished job to resume)")
-    p.add_argument("--ray", default=None, metavar="ADDRESS",
+    p.add_argument("--ray", nargs="?", default=None, const=None, metavar="ADDRESS",
                    help="Ray cluster to connect to (host:port, ray://host:10001, or auto for the one `ray start` runs "
-                        "here); default: a private local Ray instance with --workers CPUs")
+                        "here); without an address, or without --ray: a private local Ray instance with --workers CPUs")
     p.add_argument("--workers", type=int, default=None,
                    help="generator replicas, one per actor (default: this machine's CPUs, or the cluster's GPUs)")
     p.add_argument("--batch", type=int, default=256, help="candidates per sampling call in a worker (default 256)")
