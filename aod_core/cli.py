@@ -413,6 +413,39 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_generate(args: argparse.Namespace) -> int:
+    from .bulk import BulkSettings, generate  # Ray loads only for this command
+
+    settings = BulkSettings(n=args.n, workers=args.workers, batch=args.batch, judge=args.judge, shards=args.shards,
+                            ray=args.ray, seed=args.seed, cpus_per_worker=args.cpus_per_worker,
+                            gpus_per_worker=args.gpus_per_worker, audit_sample=args.audit_sample)
+    settings.check()
+    if not Path(args.run).is_dir():
+        raise InputError("run folder not found", where=args.run)
+    progress = _Progress(args.quiet)
+    last = {"stage": None}
+
+    def show(p) -> None:
+        if args.quiet:
+            return
+        if p.stage != last["stage"] and p.stage in ("fit", "dedup", "audit"):
+            print(f"{p.stage}: {p.message}", file=sys.stderr, flush=True)
+        last["stage"] = p.stage
+        if p.stage == "generate":
+            share = f"{p.accepted_share:.0%}" if p.accepted_share is not None else "-"
+            eta = f"{p.eta_s:.0f}s" if p.eta_s is not None else "-"
+            progress.show("generate", min(p.records, p.target), p.target,
+                          f"{p.records_per_s:.1f} records/s, accepted {share}, ETA {eta}, shards {p.shards_done}/{p.shards_total}")
+
+    m = generate(args.run, args.out, settings, on_progress=show)
+    skipped = f"; {len(m['skipped_shards'])} finished shard(s) skipped" if m["skipped_shards"] else ""
+    rate = f"{m['records_per_s']:.1f} records/s" if m["records_per_s"] else "no new shards"
+    print(f"wrote {m['records']} unique records in {len(m['shards'])} shards to {args.out} ({rate}, accepted "
+          f"{m['accepted_share']:.0%} of {m['candidates']} candidates{skipped}); manifest.json and audit.json beside them",
+          file=sys.stderr)
+    return 0
+
+
 def _add_prompt_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prompt", help="instruction text (compiled into scaffold edits for generators that cannot "
                                      "read it; see --compile)")
@@ -572,6 +605,26 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--out", required=True, help="output JSONL: one verdict per input record")
     p.set_defaults(func=cmd_judge)
+
+    p = sub.add_parser("generate", help="N new records from a run's best prompt, on Ray (sharded Parquet + JSONL, resumable)")
+    p.add_argument("--run", required=True, help="run folder whose incumbent prompt and generator are used")
+    p.add_argument("--n", type=int, required=True, help="how many unique records to write")
+    p.add_argument("--out", required=True, help="output folder (new, empty, or an unfinished job to resume)")
+    p.add_argument("--ray", nargs="?", default=None, const=None, metavar="ADDRESS",
+                   help="Ray cluster to connect to (host:port, ray://host:10001, or auto for the one `ray start` runs "
+                        "here); without an address, or without --ray: a private local Ray instance with --workers CPUs")
+    p.add_argument("--workers", type=int, default=None,
+                   help="generator replicas, one per actor (default: this machine's CPUs, or the cluster's GPUs)")
+    p.add_argument("--batch", type=int, default=256, help="candidates per sampling call in a worker (default 256)")
+    p.add_argument("--judge", default=None,
+                   help="judge for every record: a chat model spec, or none for the exact checks only (default: the run's)")
+    p.add_argument("--shards", type=int, default=None, help="number of shards (default: one per 5,000 records, at least one per worker)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the shards' seeds (default 0)")
+    p.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs reserved per worker (default 1)")
+    p.add_argument("--gpus-per-worker", type=float, default=None, help="GPUs per worker (default: 1 when the cluster has GPUs)")
+    p.add_argument("--audit-sample", type=int, default=1000, help="records audited into audit.json (default 1000)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("audit", help="the Data Auditor metrics of a JSONL file of generated records")
     p.add_argument("--schema", required=True)

@@ -380,6 +380,7 @@ class JobRegistry:
         self.models = models or ModelPool()
         self._jobs: dict[str, RunJob] = {}
         self.benches: dict[str, BenchJob] = {}  # aod bench jobs by output folder
+        self.bulks: dict[str, BulkJob] = {}  # aod generate jobs by run folder
         self._lock = threading.Lock()
 
     def start(self, store: RunStore, *, api_key: str | None = None, prompt: Prompt | None = None) -> RunJob:
@@ -418,6 +419,25 @@ class JobRegistry:
     def get_bench(self, out: str | Path) -> BenchJob | None:
         with self._lock:
             return self.benches.get(str(Path(out).resolve()))
+
+    def start_bulk(self, run_dir: str | Path, out: str | Path, settings: Any) -> BulkJob:
+        """Start ``aod generate`` for a run in the background; one bulk job per run at a time."""
+        settings.check()
+        key = str(Path(run_dir).resolve())
+        with self._lock:
+            busy = [j for j in self.bulks.values() if j.active]
+            if busy:  # one Ray instance per process: a second job would share (and shut down) the first's
+                raise InputError(f"a bulk job ({busy[0].run_dir.name}) is already working in this app; one at a time",
+                                 where=Path(run_dir).name)
+            job = BulkJob(run_dir, out, settings)
+            self.bulks[key] = job
+        job.thread.start()
+        return job
+
+    def get_bulk(self, run_dir: str | Path) -> BulkJob | None:
+        """The newest bulk job of a run (working or finished) in this process."""
+        with self._lock:
+            return self.bulks.get(str(Path(run_dir).resolve()))
 
 
 
@@ -467,3 +487,52 @@ class BenchJob:
     @property
     def active(self) -> bool:
         return self.thread.is_alive()
+
+
+class BulkJob:
+    """``aod generate`` for the app (Export page): one worker thread running the Ray pipeline,
+    observed through ``view()``; the output folder keeps every finished shard, so a failed or
+    stopped job continues where it was when started again with the same settings."""
+
+    def __init__(self, run_dir: str | Path, out: str | Path, settings: Any):
+        self.run_dir, self.out, self.settings = Path(run_dir), Path(out), settings
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._v: dict[str, Any] = {"status": "starting", "progress": None, "manifest": None, "error": None,
+                                   "started": time.time(), "updated": time.time()}
+        self.thread = threading.Thread(target=self._work, name=f"aod-bulk-{self.run_dir.name}", daemon=True)
+
+    def _on_progress(self, p: Any) -> None:
+        with self._lock:
+            self._v.update(status="running" if p.stage != "done" else "finished", progress=asdict(p), updated=time.time())
+
+    def _work(self) -> None:
+        from .bulk import generate
+
+        try:
+            manifest = generate(self.run_dir, self.out, self.settings, on_progress=self._on_progress,
+                                should_stop=self._stop.is_set)
+            with self._lock:
+                self._v.update(status="finished", manifest=manifest, updated=time.time())
+        except InputError as e:
+            with self._lock:
+                self._v.update(status="stopped" if self._stop.is_set() else "failed", error=str(e), updated=time.time())
+        except Exception as e:  # shown in the panel; finished shards stay in the output folder
+            log.error("bulk job %s failed:\n%s", self.out, traceback.format_exc())
+            with self._lock:
+                self._v.update(status="failed", error=f"{type(e).__name__}: {e}", updated=time.time())
+
+    def stop(self) -> None:
+        """Stop after the shard that finishes next (finished shards are kept)."""
+        self._stop.set()
+        with self._lock:
+            if self._v["status"] in ("starting", "running"):
+                self._v["status"] = "stopping"
+
+    def view(self) -> dict[str, Any]:
+        with self._lock:
+            return dict(self._v, out=str(self.out), n=self.settings.n)
+
+    @property
+    def active(self) -> bool:
+        return self.thread.is_alive() or not self.thread.ident

@@ -1,13 +1,15 @@
 """Export: the accepted records (with your overrides) as files, and an HTML report for stakeholders."""
 from __future__ import annotations
 
+import os
+
 import streamlit as st
 
-from aod_core import runview
+from aod_core import bulk, runview
 from aod_core.errors import InputError
 from aod_core.export import FORMATS, MIME_TYPES, render
 from aod_core.report import build_report
-from ui.state import require_run
+from ui.state import registry, require_run
 
 st.title("Export")
 store, job = require_run()
@@ -62,3 +64,65 @@ built = st.session_state.get("export_report_html")
 if built and built[0] == store.path.name:
     st.download_button("Download report (HTML)", built[1].encode("utf-8"), file_name=f"{store.path.name}-report.html",
                        mime="text/html", key="export_report_download", icon=":material/download:", on_click="ignore")
+
+st.subheader("Bulk generate")
+st.caption("Many new records from this run's current best prompt and its fitted generator, as a Ray Data "
+           "pipeline (one generator replica per worker) on a private local Ray instance or on a cluster. Every "
+           "record passes the exact checks and the judge; duplicates and near-duplicates across shards are removed; "
+           "the output folder gets sharded Parquet + JSONL, a manifest and an audit of a sample. Stopped or failed "
+           "jobs continue where they were when started again with the same settings (finished shards are kept).")
+bjob = registry().get_bulk(store.path)
+with st.form("bulk_form", border=False):
+    c1, c2, c3, c4 = st.columns(4)
+    n = c1.number_input("Records", min_value=1, value=1000, step=100, key="bulk_n")
+    workers = c2.number_input("Workers", min_value=1, value=os.cpu_count() or 1,
+                              key="bulk_workers", help="generator replicas, one per Ray actor")
+    batch = c3.number_input("Batch", min_value=1, value=bulk.BulkSettings(n=1).batch, key="bulk_batch",
+                            help="candidates per sampling call in a worker")
+    judge = c4.text_input("Judge", value="", key="bulk_judge", placeholder="the run's judge",
+                          help="a chat model spec, or none for the exact checks only")
+    c5, c6 = st.columns(2)
+    out = c5.text_input("Output folder", value=str(bulk.default_out(store.path)), key="bulk_out")
+    address = c6.text_input("Ray cluster", value="", key="bulk_ray", placeholder="local instance",
+                            help="an address (host:port, ray://host:10001, auto); empty: a private local Ray instance")
+    go = st.form_submit_button("Start bulk generation", icon=":material/rocket_launch:",
+                               disabled=bool(bjob and bjob.active))
+if go:
+    try:
+        bjob = registry().start_bulk(store.path, out, bulk.BulkSettings(
+            n=int(n), workers=int(workers), batch=int(batch), judge=judge.strip() or None, ray=address.strip() or None))
+    except InputError as e:
+        st.error(str(e))
+
+
+@st.fragment(run_every=1.0 if bjob and bjob.active else None)
+def bulk_panel() -> None:
+    job = registry().get_bulk(store.path)
+    if job is None:
+        return
+    v = job.view()
+    p = v["progress"] or {}
+    st.caption(f"Bulk job → `{v['out']}` · status `{v['status']}`" + (f" · {p.get('message')}" if p.get("message") else ""))
+    if p:
+        st.progress(min(1.0, p["records"] / max(1, p["target"])), text=f"{min(p['records'], p['target'])}/{p['target']} records "
+                    f"({p['stage']})")
+        m1, m2, m3, m4 = st.columns(4)
+        m1.metric("Records/s", f"{p['records_per_s']:.1f}")
+        m2.metric("Accepted share", "–" if p["accepted_share"] is None else f"{p['accepted_share']:.0%}")
+        m3.metric("ETA", "–" if p["eta_s"] is None else f"{p['eta_s']:.0f} s")
+        m4.metric("Shards", f"{p['shards_done']}/{p['shards_total']}")
+    if job.active and st.button("Stop after the next shard", key="bulk_stop", icon=":material/stop:"):
+        job.stop()
+    if v["error"]:
+        (st.warning if v["status"] == "stopped" else st.error)(v["error"])
+    manifest = v["manifest"]
+    if manifest:
+        st.success(f"{manifest['records']} unique records in {len(manifest['shards'])} shards · "
+                   f"{manifest['records_per_s'] or 0:.1f} records/s · accepted {manifest['accepted_share'] or 0:.0%} of "
+                   f"{manifest['candidates']} candidates")
+        st.dataframe(bulk.shard_rows(manifest), hide_index=True, key="bulk_shards")
+        with st.expander("Manifest"):
+            st.json(manifest, expanded=False)
+
+
+bulk_panel()

@@ -265,6 +265,24 @@ class EmbeddedGenerator:
             "cached": False,
         }
 
+    def weights(self) -> dict[str, Any]:
+        """The fitted network as a CPU state dict with its fit report (what ``load_weights`` takes):
+        how a bulk job ships one fitted model to every worker instead of fitting it again there."""
+        with self._lock:
+            self._fit(None)
+            return {"state_dict": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
+                    "report": dict(self.fit_report), "cache_key": self.cache_key()}
+
+    def load_weights(self, blob: dict[str, Any]) -> None:
+        """Use weights from ``weights()`` of a generator built on the same schema, seeds and config."""
+        if blob.get("cache_key") != self.cache_key():
+            raise InputError("these weights were fitted for another schema, seeds or config")
+        with self._lock:
+            self.net.load_state_dict({k: v.to(self.device) for k, v in blob["state_dict"].items()})
+            self.fit_report = dict(blob["report"])
+            self.net.eval()
+            self.fitted = True
+
     def _save(self, path: Path) -> None:
         save_fitted(path, {"state_dict": self.net.state_dict(), "report": self.fit_report})
 
