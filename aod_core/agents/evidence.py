@@ -340,10 +340,12 @@ class RangeRule(Rule):
         v = x[ok]
         below = np.searchsorted(self.sorted, v, side="right")  # seeds <= v
         above = self.n - np.searchsorted(self.sorted, v, side="left")  # seeds >= v
-        p = np.minimum(below + 1, above + 1) / (self.n + 1)
-        p = np.where(v > self.hi, np.exp(-(v - self.hi) / self.scale_hi) / (self.n + 1), p)
-        p = np.where(v < self.lo, np.exp(-(self.lo - v) / self.scale_lo) / (self.n + 1), p)
-        out[ok] = np.maximum(0.0, -np.log(np.minimum(1.0, 2 * p)))
+        # in logs, so a value far outside the seeds gives a large finite rarity (no exp overflow)
+        log_n = np.log(self.n + 1)
+        logp = np.log(np.minimum(below + 1, above + 1)) - log_n
+        logp = np.where(v > self.hi, -np.maximum(v - self.hi, 0.0) / self.scale_hi - log_n, logp)
+        logp = np.where(v < self.lo, -np.maximum(self.lo - v, 0.0) / self.scale_lo - log_n, logp)
+        out[ok] = np.maximum(0.0, -(np.log(2.0) + logp))  # -log(min(1, 2p))
         return out
 
     def explain(self, cols, i, ctx):
