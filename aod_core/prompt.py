@@ -22,8 +22,8 @@ Remasking = Literal["low_confidence", "random"]
 
 
 #: The default sampling temperature. Below 1 on purpose: the embedded DLM at 1.0 spreads its
-#: number bins too widely for the judge (penguins: 66% of 200 records accepted at 1.0, 84% at 0.7,
-#: benchmarks/bench_realism.py), and 0.7 is a common default for LLaDA-style and chat sampling alike.
+#: number bins too widely for the judge (penguins: 66% of 200 records accepted at 1.0, 84% at 0.7;
+#: README, "Realistic records"), and 0.7 is a common default for LLaDA-style and chat sampling alike.
 DEFAULT_TEMPERATURE = 0.7
 
 
