@@ -9,6 +9,7 @@ message; :class:`SeedsInvalid` additionally carries every seed problem so a page
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -501,9 +502,18 @@ class ScaffoldPreview:
 def scaffold_preview(dataset: Dataset, string_modes: Mapping[str, str] | None = None) -> ScaffoldPreview:
     """The canvas the embedded generator fills for this dataset (with its default way of writing
     values, and the user's per-field ``string_modes``), for display and for the pin/forbid paths."""
-    options = EmbeddedConfig(string_modes=dict(string_modes or {})).canvas_options()
-    sc = Scaffold.build(dataset.schema.resolved, dataset.seeds.records, options)
-    return ScaffoldPreview(sc.skeleton(), sc.describe(), list(sc.notes), scaffold_field_keys(sc))
+    modes = dict(string_modes or {})
+    key = content_hash([dataset.schema.resolved, dataset.seeds.records, sorted(modes.items())])
+    if key not in _PREVIEWS:  # building it trains word pieces: seconds on text-heavy seeds, not every rerun
+        options = EmbeddedConfig(string_modes=modes).canvas_options()
+        sc = Scaffold.build(dataset.schema.resolved, dataset.seeds.records, options)
+        while len(_PREVIEWS) >= 16:
+            _PREVIEWS.pop(next(iter(_PREVIEWS)))
+        _PREVIEWS[key] = ScaffoldPreview(sc.skeleton(), sc.describe(), list(sc.notes), scaffold_field_keys(sc))
+    return copy.deepcopy(_PREVIEWS[key])
+
+
+_PREVIEWS: dict[str, ScaffoldPreview] = {}  # content hash -> preview, oldest dropped first
 
 
 def string_field_rows(dataset: Dataset, string_modes: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
