@@ -34,7 +34,6 @@ so the output holds exactly N unique records.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -48,11 +47,13 @@ from typing import Any, Callable, Sequence
 
 from .errors import InputError
 from .files import atomic_write_bytes, atomic_write_text
+from .fingerprint import generator_fingerprint
 from .metrics import canonical_record
 
 PLAN_VERSION = 1
 SHARD_SIZE = 5000  # records per shard when the number of shards is not given
 TOPUP_ROUNDS = 5  # rounds of top-up shards before giving up (each adds what dedup removed)
+OVERSHOOT = 0.01  # each shard's target is its share plus this fraction (at least one record)
 MAX_CANDIDATES_PER_RECORD = 50  # a shard stops after this many candidates per record of its target
 RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_DEDUP_LOGS": "0"}
 LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
@@ -136,19 +137,6 @@ def incumbent_prompt(store) -> tuple[Any, str]:
         return Prompt.from_dict(chosen[-1]["prompt"]), chosen[-1].get("author", "initial")
     config = RunConfig.from_dict(store.config)
     return Prompt.from_dict(config.prompt), "initial"
-
-
-def _fingerprint(gen, spec: str, options: dict) -> dict[str, Any]:
-    out: dict[str, Any] = {"generator": spec, "options": options}
-    weights = getattr(gen, "weights", None)
-    if callable(weights):
-        blob = weights()
-        h = hashlib.sha256()
-        for name, t in sorted(blob["state_dict"].items()):
-            h.update(name.encode())
-            h.update(t.detach().cpu().contiguous().numpy().tobytes())
-        out.update(cache_key=gen.cache_key(), weights_sha256=h.hexdigest()[:32])
-    return out
 
 
 def _shard_seed(seed: int, index: int) -> int:
@@ -483,7 +471,7 @@ def generate(run_dir: str | os.PathLike, out: str | os.PathLike, settings: BulkS
     if judge_mode in ("plausibility", "combined"):
         plaus = fit_cached(seeds, js.plausibility_settings(config.loop.seed))
     fit_s = time.perf_counter() - t0
-    model = _fingerprint(gen, config.generator, config.generator_config)
+    model = generator_fingerprint(gen, config.generator, config.generator_config)
 
     job_key = {"run": str(run.resolve()), "n": settings.n, "seed": settings.seed, "prompt": prompt.to_dict(),
                "model": model, "judge": {"spec": judge_spec, "mode": judge_mode}, "near_copy": js.near_copy}
@@ -499,7 +487,10 @@ def generate(run_dir: str | os.PathLike, out: str | os.PathLike, settings: BulkS
         hint = settings.workers or (1 if settings.ray else os.cpu_count() or 1)
         k = settings.shards or max(1, min(settings.n, max(math.ceil(settings.n / SHARD_SIZE), hint)))
         base, extra = divmod(settings.n, k)
-        shards = [{"shard": i, "seed": _shard_seed(settings.seed, i), "target": base + (i < extra)} for i in range(k)]
+        # Each shard aims a little over its share: global dedup usually drops a record or two, and
+        # a top-up round for them would cost a second actor start-up; the surplus is trimmed.
+        shards = [{"shard": i, "seed": _shard_seed(settings.seed, i),
+                   "target": base + (i < extra) + math.ceil((base + (i < extra)) * OVERSHOOT)} for i in range(k)]
         plan = {"version": PLAN_VERSION, **job_key, "prompt_author": author, "shards": shards, "created": time.time()}
         bo.write_plan(plan)
 

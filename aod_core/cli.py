@@ -198,6 +198,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
 def _loop_printer(quiet: bool):
     """Per-iteration lines for ``aod run``/``resume`` (the app draws the same events as charts)."""
     def show(e) -> None:
+        if e.kind == "warning":  # even with --quiet: the user must know the run is no longer reproducible
+            print(f"aod: warning: {e.data['warning']}", file=sys.stderr, flush=True)
         if quiet:
             return
         d = e.data

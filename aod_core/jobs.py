@@ -18,7 +18,7 @@ import threading
 import time
 import traceback
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +155,7 @@ class JobView:
     pending_prompt: bool
     started: float
     updated: float
+    warnings: list[str] = field(default_factory=list)  # e.g. what changed since the run started (fingerprint)
 
     @property
     def active(self) -> bool:
@@ -177,7 +178,8 @@ class RunJob:
         self._iterations = config.loop.iterations
         self._v = dict(status="starting", phase="Starting", iteration=None, error=None,
                        accepted_total=len(store.accepted()), fit=Bar(), denoise=Bar(), judging=Bar(),
-                       live_rows=[], pending_texts=[], started=time.time(), updated=time.time())
+                       live_rows=[], pending_texts=[], started=time.time(), updated=time.time(),
+                       warnings=[])
         self._timeline: deque[dict[str, Any]] = deque(maxlen=TIMELINE_KEEP)
         self.thread = threading.Thread(target=self._work, name=f"aod-run-{store.path.name}", daemon=True)
 
@@ -190,6 +192,7 @@ class RunJob:
                            fit=Bar(**asdict(v.pop("fit"))), denoise=Bar(**asdict(v.pop("denoise"))),
                            judging=Bar(**asdict(v.pop("judging"))), live_rows=list(v.pop("live_rows")),
                            pending_texts=list(v.pop("pending_texts")), timeline=list(self._timeline),
+                           warnings=list(v.pop("warnings")),
                            pending_prompt=self._pending is not None, **v)
 
     @property
@@ -312,6 +315,9 @@ class RunJob:
             self._set(status=e.kind, phase=e.kind.capitalize())
         elif e.kind == "failed":
             self._set(status="failed", error=d.get("error"))
+        elif e.kind == "warning":
+            with self._lock:
+                self._v["warnings"] = self._v["warnings"] + [d["warning"]]
 
     def _work(self) -> None:
         try:

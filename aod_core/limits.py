@@ -150,3 +150,44 @@ def strict_loads(text: str) -> Any:
         return json.loads(text, object_pairs_hook=_pairs, parse_constant=_no_constant)
     except RecursionError:  # belt and braces: the bracket count above should have stopped it
         raise StrictJSONError("nested too deeply to read") from None
+    except StrictJSONError as e:
+        found = _duplicate_key_at(text) if str(e).startswith("duplicate key") else None
+        if found is None:
+            raise
+        key, pos = found
+        line, col = text.count("\n", 0, pos) + 1, pos - text.rfind("\n", 0, pos)
+        where = f"column {col}" if "\n" not in text else f"line {line}, column {col}"
+        raise StrictJSONError(f"duplicate key {json.dumps(key, ensure_ascii=False)} at {where} "
+                              "(a key may appear once per object)") from None
+
+
+def _duplicate_key_at(text: str) -> tuple[str, int] | None:
+    """The first key that repeats within one object and where its second spelling starts. Only called
+    on text the parser has read (so it is well formed and not too deep): containers are tracked on a
+    stack, and a string is a key when it follows ``{`` or ``,`` inside an object."""
+    from json.decoder import scanstring
+
+    stack: list[set[str] | None] = []  # a set of keys per open object, None per open array
+    expect_key, i, n = False, 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == '"':
+            value, end = scanstring(text, i + 1)
+            if expect_key and stack and stack[-1] is not None:
+                if value in stack[-1]:
+                    return value, i
+                stack[-1].add(value)
+            expect_key, i = False, end
+            continue
+        if ch == "{":
+            stack.append(set())
+            expect_key = True
+        elif ch == "[":
+            stack.append(None)
+        elif ch in "]}":
+            stack.pop()
+            expect_key = False
+        elif ch == ",":
+            expect_key = bool(stack) and stack[-1] is not None
+        i += 1
+    return None

@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 from .agents.optimizer import prompt_summary
 from .charts import metric_curves, score_histogram
 from .errors import InputError
+from .fingerprint import flatten
 from .prompt import Prompt
 from .runstore import RunStore, scrub_secrets
 
@@ -150,7 +151,24 @@ def build_report(store: RunStore, *, overrides: dict | None = None) -> str:
     if not shown:
         parts.append('<p class="muted">No accepted records yet.</p>')
 
-    parts.append(f"<h2>Configuration</h2><pre>{_json(scrub_secrets(store.config))}</pre>")
+    config = dict(store.config)
+    fp, changed = config.pop("fingerprint", None), config.pop("fingerprint_changes", None) or []
+    parts.append("<h2>Reproducibility</h2>")
+    if fp:
+        parts.append('<p class="muted">What decides this run\'s output, recorded when it started (fingerprint.py): '
+                     "input, weight and model-file hashes, package versions, device and seed.</p>"
+                     "<table><tr><th>part</th><th>value</th></tr>"
+                     + "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in flatten(fp).items()) + "</table>")
+    else:
+        parts.append('<p class="muted">No fingerprint recorded (the run was never opened by this version).</p>')
+    for c in changed:
+        it = c.get("iteration")
+        parts.append(f"<p><b>Resumed after iteration {_e(it)} with changes:</b></p><ul>"
+                     + "".join(f"<li>{_e(x)}</li>" for x in c.get("changes", [])) + "</ul>")
+    if fp and not changed:
+        parts.append('<p class="muted">Nothing changed between the start and any resume.</p>')
+
+    parts.append(f"<h2>Configuration</h2><pre>{_json(scrub_secrets(config))}</pre>")
 
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>AoD run report: {_e(name)}</title><style>{CSS}</style></head>\n<body>\n"

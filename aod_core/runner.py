@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
+from . import fingerprint
 from .agents.compiler import compiler_for, should_compile
 from .agents.judge import DEFAULT_RUBRIC, Judge, JudgeSettings
 from .agents.optimizer import PromptOptimizer
@@ -26,6 +28,10 @@ from .runstore import RunStore
 from .files import atomic_write_text
 from .schema import LoadedSchema, load_schema
 from .seeds import load_records
+
+
+# Keys of config.json that the runner records about a run rather than settings (fingerprint.py).
+RECORDED = ("fingerprint", "fingerprint_changes")
 
 
 @dataclass
@@ -57,6 +63,7 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+        d = {k: v for k, v in d.items() if k not in RECORDED}
         loop = dict(d.get("loop") or {})
         loop["weights"] = RewardWeights(**(loop.get("weights") or {}))
         judge = JudgeSettings(**(d.get("judge_settings") or {}))
@@ -161,6 +168,13 @@ def open_loop(
         if on_event:
             on_event(Event("compiled", store.iterations_done(), {"compiled": initial.compiled}))
     gen.fit(on_progress=on_fit)
+    chats = {role: (spec, cache.get(spec)) for role, spec in
+             (("judge", config.judge), ("optimizer", config.optimizer), ("compiler", config.compiler_spec()))
+             if spec is not None and (role != "compiler" or compiler is not None)
+             and (role != "judge" or config.judge_settings.resolved_mode(config.judge) != "plausibility")}
+    _check_fingerprint(store, fingerprint.run_fingerprint(
+        store.path, gen, chats, generator_spec=config.generator, generator_options=config.generator_config,
+        device=config.device, seed=config.loop.seed), on_event)
 
     def judge_progress(done: int, total: int) -> None:
         if on_fit:
@@ -173,6 +187,24 @@ def open_loop(
     loop = AoDLoop(store, gen, judge, optimizer, config.loop, initial_prompt=initial, on_event=on_event,
                   breaker=breaker)
     return RunHandle(store, loop, config)
+
+
+def _check_fingerprint(store: RunStore, now: dict[str, Any], on_event: Callable[[Event], None] | None) -> list[str]:
+    """Record the run's fingerprint the first time; on a resume, record and announce what changed."""
+    before = store.config.get("fingerprint")
+    if not isinstance(before, dict):
+        store.update_config(fingerprint=now)
+        return []
+    found = fingerprint.changes(before, now)
+    if found:
+        history = list(store.config.get("fingerprint_changes") or [])
+        if not history or history[-1].get("changes") != found:
+            history.append({"iteration": store.iterations_done(), "time": time.time(), "changes": found})
+            store.update_config(fingerprint_changes=history)
+        if on_event:
+            on_event(Event("warning", store.iterations_done(), {"warning": fingerprint.describe_changes(found),
+                                                                "changes": found}))
+    return found
 
 
 def run_is_alive(store: RunStore) -> bool:

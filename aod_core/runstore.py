@@ -2,7 +2,8 @@
 
 Files (JSON Lines unless noted):
 
-* ``config.json``: the run's configuration, no secrets (written once, atomically).
+* ``config.json``: the run's configuration, no secrets (written atomically at creation; the runner
+  adds the reproducibility fingerprint after the first fit and what changed at each resume).
 * ``candidates.jsonl``: every candidate with its checks, verdict, score and reasons.
 * ``prompts.jsonl``: every prompt tried or chosen, with its reward and author.
 * ``feedback.jsonl``: the judge's batch feedback per iteration.
@@ -226,6 +227,14 @@ class RunStore:
         _append(self.path / "accepted.jsonl", log.accepted)
         total = sum(1 for _ in self._lines("accepted.jsonl"))
         _append(self.path / "metrics.jsonl", [dict(log.metrics, iteration=log.iteration, accepted_total=total)])
+
+    def update_config(self, **keys: Any) -> None:
+        """Add or replace top-level keys of ``config.json`` (atomically; secrets scrubbed)."""
+        config = dict(self.config, **keys)
+        try:
+            atomic_write_text(self.path / "config.json", json.dumps(scrub_secrets(config), indent=2, ensure_ascii=False))
+        except OSError as e:
+            raise StoreWriteError(f"cannot write config.json ({e.strerror or e})", where=str(self.path)) from None
 
     def set_status(self, status: str, **info: Any) -> None:
         state = {"status": status, "pid": os.getpid(), "updated": time.time(), **info}

@@ -1,6 +1,6 @@
 """``aod generate`` throughput: records/s with 1 vs 2 local workers, judge off and on.
 
-    python benchmarks/bench_generate.py --n 2000 --judged-n 400 --repeats 3 --out benchmarks/results/generate.json
+    python benchmarks/bench_generate.py --n 8000 --judged-n 1600 --repeats 3 --out benchmarks/results/generate.json
 
 One run folder on penguins with the default embedded generator (fitted once, then read from the
 cache: every job ships the same fitted weights to its workers) and the default plausibility judge.
@@ -35,8 +35,8 @@ sys.path.insert(0, str(ROOT))
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--n", type=int, default=2000, help="records per job with --judge none")
-    ap.add_argument("--judged-n", type=int, default=400, help="records per job with the run's judge")
+    ap.add_argument("--n", type=int, default=8000, help="records per job with --judge none")
+    ap.add_argument("--judged-n", type=int, default=1600, help="records per job with the run's judge")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--workers", default="1,2")

@@ -88,6 +88,8 @@ if view and view.error:
              "(e.g. start the model server) and resume.")
 elif not view and store.state().get("error"):
     st.error(f"The run failed: {store.state()['error']}")
+for warning in (view.warnings if view else []):
+    st.warning(f"Resumed with a difference: {warning}. The report lists the run's fingerprint.")
 if status == "interrupted":
     st.warning("The process working on this run stopped before it finished (the app was restarted?). "
                "Finished iterations are kept: press **Resume run** to go on.")

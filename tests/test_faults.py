@@ -406,3 +406,107 @@ def test_an_api_key_is_used_but_never_written_anywhere(tmp_path, seeds_file, mon
     assert len(written) > 8
     assert not [str(p) for p in written if key.encode() in p.read_bytes()]
     assert key not in capsys.readouterr().err
+
+
+# ---- GPU out of memory and models that fail to load ------------------------------------------------
+
+
+def _oom_above(limit, real):
+    """A stand-in for the sampler that runs out of GPU memory on batches larger than ``limit``."""
+    import torch
+
+    sizes = []
+
+    def run(*args, **kwargs):
+        b = len(args[1])  # the canvas (embedded) or the plans (hf:)
+        sizes.append(b)
+        if b > limit:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(*args, **kwargs)
+
+    return run, sizes
+
+
+def test_out_of_memory_halves_the_sample_batch_until_it_fits(tmp_path, monkeypatch, tiny):
+    import aod_core.generators.embedded as emb
+    from aod_core.generators.base import in_batches
+    from aod_core.prompt import Prompt
+    from aod_core.schema import load_schema
+    from aod_core.seeds import load_records
+
+    schema = load_schema(PENGUINS / "schema.json")
+    seeds = load_records(PENGUINS / "seeds.jsonl", schema).records[:40]
+    gen = emb.EmbeddedGenerator(schema.resolved, seeds, config=tiny(30, sample_batch=8), cache_dir=tmp_path)
+    gen.fit()
+    run, sizes = _oom_above(2, emb.generate)
+    monkeypatch.setattr(emb, "generate", run)
+    out = gen.sample(Prompt(), 7, seed=3)
+    assert len(out) == 7 and all(c.parsed for c in out)
+    assert sizes[:3] == [7, 3, 1]  # halved 7 -> 3 -> 1, then the rest at that size
+    assert max(sizes[2:]) <= 2 and gen.oom_halvings == 2 and gen.batch_now == 1
+    sizes.clear()
+    assert len(gen.sample(Prompt(), 3, seed=4)) == 3 and sizes == [1, 1, 1]  # the size that fits is kept
+
+    def never(*a, **k):
+        raise __import__("torch").cuda.OutOfMemoryError("CUDA out of memory")
+
+    with pytest.raises(InputError, match="even one record at a time") as e:
+        in_batches(5, 4, lambda start, b: never(), what="the embedded generator")
+    assert "\n" not in str(e.value) and "--device cpu" in str(e.value)
+
+
+def _tiny_causal_lm(folder, *, broken: bool):
+    """A two-layer character-level Llama that transformers can load offline; ``broken`` writes a
+    damaged weights file instead (what a truncated download or a bad disk leaves)."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    folder.mkdir(exist_ok=True)
+    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2, **{c: i + 3 for i, c in enumerate('{}[]":,. abcdefghijklmnopqrstuvwxyz0123456789_')}}
+    tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tk.pre_tokenizer = pre_tokenizers.Split("", "isolated")
+    PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="<unk>", bos_token="<s>", eos_token="</s>").save_pretrained(folder)
+    cfg = LlamaConfig(vocab_size=len(vocab), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                      num_attention_heads=2, num_key_value_heads=2, bos_token_id=1, eos_token_id=2)
+    cfg.save_pretrained(folder)
+    if broken:
+        (folder / "model.safetensors").write_bytes(b"\x00not a safetensors file" * 50)
+    else:
+        torch.manual_seed(0)
+        LlamaForCausalLM(cfg).save_pretrained(folder)
+
+
+def test_a_damaged_chat_model_is_one_clear_line(tmp_path):
+    from aod_core.chat.local import LocalChatModel
+
+    _tiny_causal_lm(tmp_path / "m", broken=True)
+    model = LocalChatModel.from_path(str(tmp_path / "m"))
+    with pytest.raises(InputError, match="cannot load chat model hf:") as e:
+        model.load()
+    assert "\n" not in str(e.value) and not model.loaded
+
+
+@pytest.mark.slow
+def test_a_model_that_fails_to_load_mid_run_fails_the_run_cleanly_and_resume_finishes(tmp_path, seeds_file, capsys):
+    """The optimizer's model is first loaded in iteration 1's optimize step: its damaged weights stop
+    the run with one line (exit 2), the iteration in flight is dropped, and once the model folder is
+    repaired ``aod resume`` finishes the run."""
+    from aod_core.cli import main
+
+    folder = tmp_path / "optimizer-model"
+    _tiny_causal_lm(folder, broken=True)
+    out = tmp_path / "run"
+    args = ["run", "--schema", str(PENGUINS / "schema.json"), "--seeds", str(seeds_file), "--out", str(out),
+            "--iterations", "2", "--batch", "6", "--proposals", "1", "--probe", "4", "--fit-steps", "40",
+            "--optimizer", f"hf:{folder}", "--quiet"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot load chat model hf:" in err[0] and "SafetensorError" in err[0]
+    store = RunStore.open(out, repair=False)
+    state = store.state()
+    assert state["status"] == "failed" and "cannot load chat model" in state["error"]
+    assert store.iterations_done() == 0
+    _tiny_causal_lm(folder, broken=False)
+    assert main(["resume", str(out), "--quiet"]) == 0
+    assert RunStore.open(out).iterations_done() == 2

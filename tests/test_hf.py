@@ -246,6 +246,27 @@ def test_out_of_memory_names_the_batch(mdm_folder, penguins, monkeypatch):
         gen.sample(Prompt(), 3)
 
 
+def test_out_of_memory_halves_the_batch_and_keeps_the_size_that_fits(mdm_folder, penguins, monkeypatch):
+    import aod_core.generators.hf as hf
+
+    schema, seeds = penguins
+    gen = HFGenerator(str(mdm_folder), schema.resolved, seeds, device="cpu", config=HFConfig(batch=4))
+    real, sizes = hf.denoise, []
+
+    def small_gpu(runner, plans, **kw):
+        sizes.append(len(plans))
+        if len(plans) > 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        return real(runner, plans, **kw)
+
+    monkeypatch.setattr(hf, "denoise", small_gpu)
+    out = gen.sample(Prompt(), 3, seed=1)
+    assert len(out) == 3 and sizes == [3, 1, 1, 1]
+    assert gen.describe()["batch_now"] == 1 and gen.describe()["oom_halvings"] == 1
+    validator = _validator(schema)
+    assert all(c.parsed and validator.is_valid(c.record) for c in out)
+
+
 # ---- token-level scaffold -------------------------------------------------------------------------
 
 

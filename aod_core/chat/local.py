@@ -148,12 +148,21 @@ class LocalChatModel(BatchChat):
 
             self.device = _pick_device(self.requested_device)
             self.dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
-            if self.gguf_file:
-                model, tok = self._load_gguf(say)
-            else:
-                model, tok = self._load_folder(self.source, say)
-                self.loaded_from = self.source
-            model = model.to(device=self.device, dtype=self.dtype).eval()
+            try:
+                if self.gguf_file:
+                    model, tok = self._load_gguf(say)
+                else:
+                    model, tok = self._load_folder(self.source, say)
+                    self.loaded_from = self.source
+                model = model.to(device=self.device, dtype=self.dtype).eval()
+            except InputError:
+                raise
+            except torch.cuda.OutOfMemoryError:
+                raise InputError(f"out of GPU memory loading chat model {self.spec}: use a smaller model, "
+                                 "free the GPU or --device cpu") from None
+            except Exception as e:  # damaged weights, a truncated download, ...: one line, never a traceback
+                raise InputError(f"cannot load chat model {self.spec}: {type(e).__name__}: "
+                                 f"{(str(e).splitlines() or [''])[0][:300]}") from None
             tok.padding_side = "left"  # generation appends on the right, so pads go left
             if tok.pad_token_id is None:
                 tok.pad_token = tok.eos_token

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
+from ..errors import InputError
 from ..prompt import Prompt
 from ..sampler import StepInfo
 
@@ -81,3 +82,32 @@ def save_fitted(path: Path, blob: dict[str, Any]) -> None:
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     torch.save(blob, tmp)
     os.replace(tmp, path)
+
+
+def in_batches(n: int, batch: int, run: Callable[[int, int], list[Candidate]], *, what: str,
+               on_halve: Callable[[int], None] | None = None) -> tuple[list[Candidate], int]:
+    """``n`` candidates from ``run(start, size)`` called on consecutive chunks of at most ``batch``.
+
+    A chunk that runs out of GPU memory is retried at half the size (the GPU cache freed first), and
+    later chunks keep the smaller size; only a single record that still does not fit is an error
+    (an ``InputError`` naming ``what`` and what to do). Returns the candidates and the batch size
+    that worked, so a caller can remember it for its next call.
+    """
+    import torch
+
+    out: list[Candidate] = []
+    size = max(1, batch)
+    while len(out) < n:
+        b = min(size, n - len(out))
+        try:
+            out.extend(run(len(out), b))
+        except torch.cuda.OutOfMemoryError:
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            if b == 1:
+                raise InputError(f"out of GPU memory for {what} even one record at a time (batch {batch} was "
+                                 "halved down to 1): use a smaller model, a shorter canvas or --device cpu") from None
+            size = max(1, b // 2)
+            if on_halve is not None:
+                on_halve(size)
+    return out, size

@@ -12,6 +12,7 @@ constraints: the baseline that shows what the scaffold buys.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import pickle
@@ -30,8 +31,10 @@ from ..errors import InputError
 from ..prompt import Prompt
 from ..sampler import generate
 from ..scaffold import ABSENT, END, MASK, CanvasOptions, DecodeError, Scaffold
-from .base import Candidate, Progress, ProgressFn, StepFn, content_key, save_fitted
+from .base import Candidate, Progress, ProgressFn, StepFn, content_key, in_batches, save_fitted
 from .denoiser import Denoiser, DenoiserConfig
+
+log = logging.getLogger(__name__)
 
 # 2: canvases of unions, map keys, bounded numbers; batch floor of 1 on long canvases
 # 3: realistic canvas (vocabularies, word pieces, number bins)
@@ -188,6 +191,8 @@ class EmbeddedGenerator:
         self.fit_report: dict[str, Any] = {}
         # One model may be shared by several app sessions: fitting and sampling take turns.
         self._lock = threading.RLock()
+        self.batch_now: int | None = None  # the sample batch that fits: halved on GPU out-of-memory
+        self.oom_halvings = 0
 
     @property
     def scaffold(self) -> Scaffold | None:
@@ -305,9 +310,8 @@ class EmbeddedGenerator:
     def _sample(self, prompt: Prompt, n: int, seed: int, on_step: StepFn | None) -> list[Candidate]:
         constraint = self.canvas.constraint(prompt, self.device)
         gen = torch.Generator(device="cpu").manual_seed(seed)
-        out: list[Candidate] = []
-        for start in range(0, n, self.config.sample_batch):
-            b = min(self.config.sample_batch, n - start)
+
+        def chunk(start: int, b: int) -> list[Candidate]:
             if constraint is not None:
                 canvas = constraint.initial_canvas(b)
                 prompt_mask = (canvas[0] != MASK) & (canvas[0] != ABSENT)  # pinned positions
@@ -324,5 +328,12 @@ class EmbeddedGenerator:
                 generator=gen,
                 on_step=on_step,
             )
-            out.extend(self.canvas.decode(row) for row in filled.tolist())
+            return [self.canvas.decode(row) for row in filled.tolist()]
+
+        out, self.batch_now = in_batches(n, self.batch_now or self.config.sample_batch, chunk,
+                                         what="the embedded generator", on_halve=self._halved)
         return out
+
+    def _halved(self, size: int) -> None:
+        log.warning("embedded generator: out of GPU memory, sample batch halved to %d", size)
+        self.oom_halvings += 1

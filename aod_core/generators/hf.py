@@ -18,6 +18,7 @@ far); different runs and different rows decode in parallel.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import random
@@ -35,7 +36,9 @@ from ..prompt import Prompt, Sampling
 from ..sampler import StepInfo, add_gumbel_noise
 from ..scaffold import Scaffold
 from ..token_scaffold import RowPlan, SlotLanguage, TokenScaffold, build_token_table
-from .base import Candidate, Progress, ProgressFn, StepFn
+from .base import Candidate, Progress, ProgressFn, StepFn, in_batches
+
+log = logging.getLogger(__name__)
 
 SHIFTED_MODEL_TYPES = {"dream"}  # logits at i predict token i+1 (AR-initialised DLMs)
 
@@ -170,6 +173,9 @@ def load_dlm(path: Path, device: torch.device, dtype: torch.dtype, *,
                          f"{str(e).splitlines()[0]}") from None
     except ValueError as e:
         raise InputError(f"cannot load {path.name} as a masked diffusion LM: {str(e).splitlines()[0]}") from None
+    except Exception as e:  # damaged weights (e.g. a truncated safetensors file): one line, never a traceback
+        raise InputError(f"cannot load the weights of {path.name}: {type(e).__name__}: "
+                         f"{(str(e).splitlines() or [''])[0][:300]}") from None
     if hf_compat.tie_after_load(model):
         shims.append("tied_weights_list")
     model = model.to(device).eval()
@@ -396,6 +402,8 @@ class HFGenerator:
         self.facts: dict[str, Any] = {}
         self.tokens: TokenScaffold | None = None
         self.last_stats = DecodeStats()
+        self.batch_now: int | None = None  # the batch that fits: config.batch, halved on GPU out-of-memory
+        self.oom_halvings = 0
         self._lang_tables: dict[int, _Lang] = {}  # languages live in the token table for good
         self._report: dict[str, Any] = {}
         self._lock = threading.RLock()
@@ -461,9 +469,6 @@ class HFGenerator:
             self.fit()
             try:
                 return self._sample(prompt, n, seed, on_step)
-            except torch.cuda.OutOfMemoryError:
-                raise InputError(f"out of GPU memory at batch {self.config.batch}: use a smaller batch "
-                                 "(generator option batch=…)") from None
             finally:
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()  # memory stays flat across loop iterations
@@ -474,9 +479,8 @@ class HFGenerator:
         gen = torch.Generator(device="cpu").manual_seed(seed)
         langs = self.tokens.languages(prompt)
         stats = DecodeStats()
-        out: list[Candidate] = []
-        for start in range(0, n, self.config.batch):
-            b = min(self.config.batch, n - start)
+
+        def chunk(start: int, b: int) -> list[Candidate]:
             head = self.prompt_ids(self.instruction(prompt, rng))
             plans = [self.tokens.plan(head, prompt, langs, rng) for _ in range(b)]
             filled = denoise(self.runner, plans, mask_id=self.facts["mask_id"], end_id=self.facts["end_id"],
@@ -485,14 +489,26 @@ class HFGenerator:
                              vanilla_k=self.config.vanilla_k, generator=gen, device=self.device,
                              prompt_lengths=[len(head)] * b, on_step=on_step, stats=stats,
                              lang_cache=self._lang_tables)
+            out = []
             for plan, row in zip(plans, filled):
                 text, record, error = self.tokens.read(plan, row)
                 out.append(Candidate(text=text, record=record, error=error))
+            return out
+
+        out, self.batch_now = in_batches(n, self.batch_now or self.config.batch, chunk,
+                                         what=f"{self.spec}", on_halve=self._halved)
         self.last_stats = stats
         return out
 
+    def _halved(self, size: int) -> None:
+        log.warning("%s: out of GPU memory, batch halved to %d", self.spec, size)
+        self.oom_halvings += 1
+
     def describe(self) -> dict[str, Any]:
-        return {"spec": self.spec, "config": asdict(self.config), **self._report}
+        out = {"spec": self.spec, "config": asdict(self.config), **self._report}
+        if self.oom_halvings:
+            out.update(batch_now=self.batch_now, oom_halvings=self.oom_halvings)
+        return out
 
 
 def _facts_of(model: Any, tokenizer: Any, *, end_id: int | None = None, shims: list[str] | None = None) -> dict[str, Any]:
