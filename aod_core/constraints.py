@@ -104,9 +104,15 @@ class CanvasConstraint:
             K, S, W = len(values), max(d.n_states for d in dfas), max(s.width for s in values)
             table = np.empty((K, S, V), dtype=np.int64)
             accept = np.zeros((K, S), dtype=bool)
-            for k, d in enumerate(dfas):
+            holds = self.static.numpy()
+            for k, (d, s) in enumerate(zip(dfas, values)):
                 table[k, :, :] = d.dead
                 table[k, : d.n_states] = d.table
+                # A symbol the slot can never hold (a word piece of another field that spells a
+                # valid continuation, say "80" in a year) leads nowhere: otherwise the backward pass
+                # would count on it, allow an END that only it could precede, and leave a position
+                # with nothing it may take (a sampler that never finishes).
+                table[k, :, ~holds[s.start : s.start + s.width].any(0)] = d.dead
                 accept[k, : d.n_states] = d.accept
             self.T = torch.from_numpy(table)
             self.accept = torch.from_numpy(accept)

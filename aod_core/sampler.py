@@ -149,10 +149,14 @@ def generate(
                 rank = torch.empty_like(order)
                 rank.scatter_(1, order, torch.arange(L, device=x.device).expand(B, L))
                 select = eligible & (rank < k.unsqueeze(1))
+            before = x
             if constraint is not None:
                 x = constraint.commit(x, select, x0, order_score)
             else:
                 x = torch.where(select, x0, x)
+            if torch.equal(x, before):  # every step commits at least one position per row, or never ends
+                raise RuntimeError("sampler stalled: a step committed nothing (a masked position has no token "
+                                   "it may take); this is a bug in the constraint, please report it")
             done_steps += 1
             step += 1
             if on_step is not None:

@@ -420,3 +420,50 @@ def test_edits_hold_for_random_logits(penguins, get_demo):
         assert r["year"] == 2008 and r["island"] != "Dream" and r["body_mass_g"] is not None
         assert r["bill_length_mm"] is None or 40 <= r["bill_length_mm"] <= 41.5
         assert r["flipper_length_mm"] is None or 180 <= r["flipper_length_mm"] <= 189
+
+
+def test_a_word_piece_of_another_field_never_completes_a_slot_it_cannot_be_written_in(get_demo):
+    """cars: "80" is a word piece (of car names) that also spells the end of 1980. A year slot can
+    never hold it, so after "19" the year's last position must not take END (it would leave the
+    third position with no token at all, and the sampler would never finish)."""
+    from aod_core.generators.embedded import EmbeddedGenerator
+
+    cars = get_demo("cars")
+    sc = EmbeddedGenerator(cars.schema.resolved, cars.seeds.records).scaffold
+    year = next(s for s in sc.slots if s.path == "$.year" and s.kind == "value")
+    assert "80" in sc.vocab.symbol_ids and "19" not in sc.vocab.symbol_ids
+    c = CanvasConstraint(sc, Prompt())
+    ids = sc.vocab.symbol_ids
+    x = torch.full((1, sc.length), MASK)
+    x[0, year.start], x[0, year.start + 1] = ids["1"], ids["9"]
+    allowed = c.allowed(x)[0]
+    inv = {v: k for k, v in ids.items()}
+    assert {inv[t] for t in allowed[year.start + 2].nonzero().flatten().tolist()} == {"7", "8"}
+    assert not bool(allowed[year.start + 3, END])  # "19" + one symbol cannot end a year in 1970..1982
+    # and sampling the whole canvas always finishes, every record valid
+    from aod_core.generators.embedded import EmbeddedGenerator as G
+    from tests.conftest import tiny_config
+
+    gen = G(cars.schema.resolved, cars.seeds.records, config=tiny_config(20))
+    gen.fit()
+    for seed in range(4):
+        out = gen.sample(Prompt(), 6, seed=seed)
+        assert all(cand.parsed and cars.schema.is_valid(cand.record) for cand in out)
+
+
+def test_a_step_that_commits_nothing_is_an_error_not_a_hang():
+    class Stuck:
+        bias = None
+        priority = None
+
+        def allowed(self, x):
+            return torch.zeros(*x.shape, 5, dtype=torch.bool)
+
+        def ready(self, x):
+            return x == MASK
+
+        def commit(self, x, select, x0, conf):
+            return x.clone()
+
+    with pytest.raises(RuntimeError, match="sampler stalled: a step committed nothing"):
+        generate(lambda x: torch.zeros(*x.shape, 5), torch.full((2, 4), MASK), mask_id=MASK, constraint=Stuck())
