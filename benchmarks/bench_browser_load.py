@@ -154,7 +154,11 @@ class Session:
                 try:
                     self.page.get_by_role("heading", name=run["name"]).wait_for(timeout=60_000)
                 except Exception:  # Playwright's TimeoutError: record what the page shows instead
-                    run["shown"] = self.page.get_by_role("heading", level=3).first.inner_text().strip()
+                    shot = runs_dir.parent / f"page-{self.dataset}-{len(self.runs)}.png"
+                    self.page.screenshot(path=str(shot), full_page=True)
+                    errors = self.page.locator('[data-testid="stException"]')
+                    text = errors.first.inner_text()[:500] if errors.count() else self.page.inner_text("body")[:500]
+                    run["shown"] = f"(not its run; screenshot {shot}): {text}"
             self.current = None
             return True
         return False
