@@ -16,15 +16,8 @@ from aod_core.chat.openai_compat import OpenAIChatModel
 from aod_core.chat.scripted import ScriptedChatModel
 from aod_core.cli import main
 from aod_core.runstore import RunStore
+from tests.test_faults import seeds_file  # noqa: F401  (the fixture: 60 penguin seeds, a session model cache)
 from tests.test_loop import PENGUINS
-
-
-@pytest.fixture
-def seeds_file(tmp_path, monkeypatch, tmp_path_factory):
-    monkeypatch.setenv("AOD_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "model-cache"))
-    p = tmp_path / "seeds.jsonl"
-    p.write_text("\n".join((PENGUINS / "seeds.jsonl").read_text().splitlines()[:60]) + "\n")
-    return p
 
 
 def _run(tmp_path, seeds_file, iterations=2):
