@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from aod_core.workspace import SESSION_DEFAULTS
+from aod_core.studio.workspace import SESSION_DEFAULTS
 from ui.state import attach_from_url
 
 st.set_page_config(page_title="AoD Studio", page_icon="🧪", layout="wide")

@@ -14,17 +14,17 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, NoReturn
 
-from .errors import InputError
-from .export import FORMATS, export_records
-from .files import atomic_write_text
-from .runstore import RunStore
-from .generators import Progress, load_generator, parse_options
-from .loop import LoopSettings
-from .metrics import batch_summary
-from .prompt import Prompt, Sampling
-from .sampler import StepInfo
-from .schema import load_schema, loads_json
-from .seeds import load_records
+from aod_core.errors import InputError
+from aod_core.data.export import FORMATS, export_records
+from aod_core.files import atomic_write_text
+from aod_core.runs.store import RunStore
+from aod_core.generators import Progress, load_generator, parse_options
+from aod_core.runs.loop import LoopSettings
+from aod_core.eval.metrics import batch_summary
+from aod_core.canvas.prompt import Prompt, Sampling
+from aod_core.diffusion.sampler import StepInfo
+from aod_core.data.schema import load_schema, loads_json
+from aod_core.data.seeds import load_records
 
 
 class _Parser(argparse.ArgumentParser):
@@ -104,7 +104,7 @@ def build_prompt(args: argparse.Namespace) -> Prompt:
 
 def _print_compiled(compiled: dict, *, quiet: bool = False) -> None:
     """What the instruction compiler made of the text: its edits, and what it could not map."""
-    from .agents.compiler import CompiledInstruction
+    from aod_core.agents.compiler import CompiledInstruction
 
     c = CompiledInstruction.from_dict(compiled)
     if c is None:
@@ -121,7 +121,7 @@ def _print_compiled(compiled: dict, *, quiet: bool = False) -> None:
 def _compile_prompt(args: argparse.Namespace, prompt: Prompt, gen, schema, seeds: list) -> Prompt:
     """``aod sample``: the instruction text compiled into scaffold edits when the generator cannot
     read it (``--compile auto``) or when asked (``--compile on``)."""
-    from .agents.compiler import compile_note, compiler_for, should_compile, text_blind
+    from aod_core.agents.compiler import compile_note, compiler_for, should_compile, text_blind
 
     text = prompt.text.strip()
     if not text:
@@ -138,7 +138,7 @@ def _compile_prompt(args: argparse.Namespace, prompt: Prompt, gen, schema, seeds
     chat = None
     spec = "embedded" if args.compiler is None else args.compiler.strip()
     if spec.lower() not in ("", "none"):
-        from .chat import load_chat_model
+        from aod_core.chat import load_chat_model
 
         chat = load_chat_model(spec, device=args.device)
     compiler = compiler_for(getattr(gen, "scaffold", None), schema.resolved, seeds, chat, seed=args.seed)
@@ -170,7 +170,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     prompt = _compile_prompt(args, prompt, gen, schema, seeds.records)
     progress = _Progress(args.quiet)
     gen.fit(on_progress=progress.fit)
-    from .agents.compiler import calibrate, needs_calibration
+    from aod_core.agents.compiler import calibrate, needs_calibration
 
     if needs_calibration(prompt, gen.spec):
         t0 = time.perf_counter()
@@ -225,7 +225,7 @@ def _finish_run(store: RunStore, status: str) -> int:
 
 
 def _drive(store: RunStore, args: argparse.Namespace) -> int:
-    from .runner import open_loop  # the agent stack (transformers) loads only for commands that need it
+    from aod_core.runs.setup import open_loop  # the agent stack (transformers) loads only for commands that need it
 
     progress = _Progress(args.quiet)
     handle = open_loop(store, on_event=_loop_printer(args.quiet), on_fit=progress.fit)
@@ -239,10 +239,10 @@ def _drive(store: RunStore, args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .agents.judge import DEFAULT_RUBRIC
-    from .loop import LoopSettings
-    from .reward import RewardWeights
-    from .runner import RunConfig, create_run
+    from aod_core.agents.judge import DEFAULT_RUBRIC
+    from aod_core.runs.loop import LoopSettings
+    from aod_core.agents.reward import RewardWeights
+    from aod_core.runs.setup import RunConfig, create_run
 
     if args.fit_steps is not None and args.fit_steps < 1:
         raise InputError(f"--fit-steps must be >= 1, got {args.fit_steps}")
@@ -265,7 +265,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from .runner import RunConfig, run_is_alive
+    from aod_core.runs.setup import RunConfig, run_is_alive
 
     store = RunStore.open(args.run_dir, repair=False)
     if run_is_alive(store):
@@ -296,7 +296,7 @@ def _check_out_file(out: Path) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import build_report  # plotly loads only for this command
+    from aod_core.runs.report import build_report  # plotly loads only for this command
 
     out = Path(args.out)
     _check_out_file(out)
@@ -307,7 +307,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import Bench, BenchConfig, markdown_table  # the agent stack loads only for this command
+    from aod_core.runs.bench import Bench, BenchConfig, markdown_table  # the agent stack loads only for this command
 
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     if args.fit_steps is not None and args.fit_steps < 1:
@@ -326,8 +326,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def _judged_records(path: Path, schema) -> list:
     """The records to judge as candidates, in file order: a JSONL line that does not parse is a
     candidate that fails the exact checks (judged, not refused); .json and .csv files are read whole."""
-    from .generators.base import Candidate
-    from .seeds import read_records
+    from aod_core.generators.base import Candidate
+    from aod_core.data.seeds import read_records
 
     if not path.is_file():
         raise InputError("records file not found", where=str(path))
@@ -346,8 +346,8 @@ def _judged_records(path: Path, schema) -> list:
 
 
 def cmd_judge(args: argparse.Namespace) -> int:
-    from .agents.judge import DEFAULT_RUBRIC, Judge
-    from .chat import load_chat_model
+    from aod_core.agents.judge import DEFAULT_RUBRIC, Judge
+    from aod_core.chat import load_chat_model
 
     out = Path(args.out)
     _check_out_file(out)
@@ -388,7 +388,7 @@ def cmd_judge(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from .audit import audit
+    from aod_core.eval.audit import audit
 
     if args.out:
         _check_out_file(Path(args.out))
@@ -400,7 +400,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         raise InputError("records file not found", where=str(path))
     records: list[Any] = []
     # Generated records are audited as they are: a line that does not parse counts against them.
-    from .generators.base import Candidate
+    from aod_core.generators.base import Candidate
 
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.strip():
@@ -416,7 +416,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from .bulk import BulkSettings, generate  # Ray loads only for this command
+    from aod_core.runs.bulk import BulkSettings, generate  # Ray loads only for this command
 
     settings = BulkSettings(n=args.n, workers=args.workers, batch=args.batch, judge=args.judge, shards=args.shards,
                             ray=args.ray, seed=args.seed, cpus_per_worker=args.cpus_per_worker,
@@ -482,7 +482,7 @@ def _add_inputs(p: argparse.ArgumentParser) -> None:
 
 
 def _add_judge_args(p: argparse.ArgumentParser) -> None:
-    from .agents.judge import MODES, JudgeSettings
+    from aod_core.agents.judge import MODES, JudgeSettings
 
     d = JudgeSettings()
     p.add_argument("--judge-mode", choices=MODES, default=d.mode,
@@ -499,7 +499,7 @@ def _add_judge_args(p: argparse.ArgumentParser) -> None:
 
 
 def judge_settings(args: argparse.Namespace):
-    from .agents.judge import JudgeSettings
+    from aod_core.agents.judge import JudgeSettings
 
     return JudgeSettings(mode=args.judge_mode, accept_share=args.accept_share, near_copy=args.near_copy, veto=args.veto)
 

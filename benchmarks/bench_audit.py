@@ -1,4 +1,4 @@
-"""Benchmark of the Data Auditor suite (``aod_core.audit.audit``) at the issue's scale.
+"""Benchmark of the Data Auditor suite (``aod_core.eval.audit.audit``) at the issue's scale.
 
 Builds synthetic data deterministically (no downloads): 10,000 generated records of 10 fields (5
 numeric, 5 categorical, one of them a short free-text note) against 300 seeds and a 300-record
@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from aod_core.audit import audit  # noqa: E402
+from aod_core.eval.audit import audit  # noqa: E402
 
 SPECIES = ["Adelie", "Chinstrap", "Gentoo", "Emperor", "King", "Macaroni", "Rockhopper"]
 ISLANDS = ["Biscoe", "Dream", "Torgersen", "Anvers", "Signy"]

@@ -35,9 +35,9 @@ sys.path.insert(0, str(REPO))
 from aod_core.agents.compiler import InstructionCompiler, calibrate  # noqa: E402
 from aod_core.agents.resolver import Edit  # noqa: E402
 from aod_core.chat import ScriptedChatModel  # noqa: E402
-from aod_core.prompt import Prompt  # noqa: E402
-from aod_core.scaffold import Scaffold, canonical  # noqa: E402
-from aod_core.seeds import load_dataset  # noqa: E402
+from aod_core.canvas.prompt import Prompt  # noqa: E402
+from aod_core.canvas.scaffold import Scaffold, canonical  # noqa: E402
+from aod_core.data.seeds import load_dataset  # noqa: E402
 
 SUITE = REPO / "benchmarks" / "instructions.json"
 

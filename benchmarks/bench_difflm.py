@@ -31,11 +31,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from aod_core.audit import audit, dcr_distances  # noqa: E402
+from aod_core.eval.audit import audit, dcr_distances  # noqa: E402
 from aod_core.generators import load_generator, parse_options  # noqa: E402
-from aod_core.metrics import batch_summary  # noqa: E402
-from aod_core.prompt import Prompt, Sampling  # noqa: E402
-from aod_core.seeds import load_dataset  # noqa: E402
+from aod_core.eval.metrics import batch_summary  # noqa: E402
+from aod_core.canvas.prompt import Prompt, Sampling  # noqa: E402
+from aod_core.data.seeds import load_dataset  # noqa: E402
 
 AUDIT_KEYS = ("field_overlap", "distinct_2", "near_copy_rate", "ks_mean", "tvd_mean", "ks_mean_holdout",
               "tvd_mean_holdout", "knn_precision", "knn_recall", "dcr_closer_than_holdout_p05")

@@ -23,10 +23,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from aod_core.demos import demo_datasets  # noqa: E402
+from aod_core.data.demos import demo_datasets  # noqa: E402
 from aod_core.generators import EmbeddedConfig, load_generator  # noqa: E402
-from aod_core.metrics import batch_summary  # noqa: E402
-from aod_core.seeds import load_dataset  # noqa: E402
+from aod_core.eval.metrics import batch_summary  # noqa: E402
+from aod_core.data.seeds import load_dataset  # noqa: E402
 
 
 def one_run(name: str, scaffold: bool, seed: int, n: int) -> dict:

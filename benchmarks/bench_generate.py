@@ -47,10 +47,10 @@ def main() -> int:
 
     import torch
 
-    from aod_core import bulk
-    from aod_core.runner import RunConfig, create_run_from
-    from aod_core.schema import load_schema
-    from aod_core.seeds import load_records
+    from aod_core.runs import bulk
+    from aod_core.runs.setup import RunConfig, create_run_from
+    from aod_core.data.schema import load_schema
+    from aod_core.data.seeds import load_records
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-generate-"))
     data = ROOT / "assets" / args.dataset

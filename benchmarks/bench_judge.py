@@ -41,9 +41,9 @@ from negatives import KINDS, NegativeFactory  # noqa: E402
 
 from aod_core.agents.judge import Judge  # noqa: E402
 from aod_core.agents.plausibility import PlausibilityModel, PlausibilitySettings  # noqa: E402
-from aod_core.demos import demo_datasets  # noqa: E402
+from aod_core.data.demos import demo_datasets  # noqa: E402
 from aod_core.generators.base import Candidate  # noqa: E402
-from aod_core.seeds import load_dataset  # noqa: E402
+from aod_core.data.seeds import load_dataset  # noqa: E402
 
 BATCH = 32
 

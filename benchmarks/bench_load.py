@@ -30,12 +30,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from aod_core.jobs import JobRegistry, config_from_settings  # noqa: E402
-from aod_core.prompt import Prompt, Sampling  # noqa: E402
-from aod_core.runner import create_run_from  # noqa: E402
-from aod_core.runstore import RunStore  # noqa: E402
-from aod_core.schema import load_schema  # noqa: E402
-from aod_core.seeds import load_records  # noqa: E402
+from aod_core.studio.jobs import JobRegistry, config_from_settings  # noqa: E402
+from aod_core.canvas.prompt import Prompt, Sampling  # noqa: E402
+from aod_core.runs.setup import create_run_from  # noqa: E402
+from aod_core.runs.store import RunStore  # noqa: E402
+from aod_core.data.schema import load_schema  # noqa: E402
+from aod_core.data.seeds import load_records  # noqa: E402
 
 DATASETS = ("penguins", "seattle-weather", "penguin-groups", "cars")
 TINY = {"d_model": 32, "n_layers": 1, "n_heads": 2}

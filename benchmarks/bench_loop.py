@@ -22,12 +22,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from aod_core.demos import demo_datasets  # noqa: E402
-from aod_core.loop import LoopSettings  # noqa: E402
-from aod_core.metrics import exact_copies  # noqa: E402
-from aod_core.runner import RunConfig, create_run, open_loop  # noqa: E402
-from aod_core.schema import load_schema  # noqa: E402
-from aod_core.seeds import load_records  # noqa: E402
+from aod_core.data.demos import demo_datasets  # noqa: E402
+from aod_core.runs.loop import LoopSettings  # noqa: E402
+from aod_core.eval.metrics import exact_copies  # noqa: E402
+from aod_core.runs.setup import RunConfig, create_run, open_loop  # noqa: E402
+from aod_core.data.schema import load_schema  # noqa: E402
+from aod_core.data.seeds import load_records  # noqa: E402
 
 
 def main() -> None:

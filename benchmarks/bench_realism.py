@@ -40,12 +40,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from aod_core.agents.evidence import FeatureSpace, build_tables, column_kinds  # noqa: E402
 from aod_core.agents.plausibility import PlausibilityModel, PlausibilitySettings  # noqa: E402
-from aod_core.audit import audit  # noqa: E402
-from aod_core.demos import demo_datasets  # noqa: E402
+from aod_core.eval.audit import audit  # noqa: E402
+from aod_core.data.demos import demo_datasets  # noqa: E402
 from aod_core.generators import EmbeddedConfig, load_generator  # noqa: E402
-from aod_core.metrics import exact_copies  # noqa: E402
-from aod_core.prompt import DEFAULT_TEMPERATURE, Prompt, Sampling  # noqa: E402
-from aod_core.seeds import load_dataset  # noqa: E402
+from aod_core.eval.metrics import exact_copies  # noqa: E402
+from aod_core.canvas.prompt import DEFAULT_TEMPERATURE, Prompt, Sampling  # noqa: E402
+from aod_core.data.seeds import load_dataset  # noqa: E402
 
 CROSS = ("conditional", "dependency", "pair", "determines", "equal", "text-category")
 
@@ -61,7 +61,7 @@ VARIANTS = [
 
 def _string_fields(seeds: list[dict]) -> tuple[list[str], list[str]]:
     """Top-level string fields split into (repeating, free text) the way the scaffold decides."""
-    from aod_core.scaffold import string_mode
+    from aod_core.canvas.scaffold import string_mode
 
     rep, free = [], []
     for key in seeds[0]:

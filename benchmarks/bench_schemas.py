@@ -171,8 +171,8 @@ def draw_seeds(doc: dict) -> list[dict]:
 def run_one(doc: dict, name: str, seeds: list[dict], train_steps: int, cache: str) -> dict:
     from aod_core.errors import InputError
     from aod_core.generators import load_generator
-    from aod_core.prompt import Prompt
-    from aod_core.schema import parse_schema
+    from aod_core.canvas.prompt import Prompt
+    from aod_core.data.schema import parse_schema
 
     t0 = time.perf_counter()
     row: dict[str, Any] = {}

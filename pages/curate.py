@@ -6,7 +6,7 @@ import json
 import pandas as pd
 import streamlit as st
 
-from aod_core import runview
+from aod_core.studio import runview
 from aod_core.errors import InputError
 from ui.state import require_run
 

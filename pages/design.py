@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from aod_core import workspace as ws
+from aod_core.studio import workspace as ws
 from aod_core.errors import InputError
 
 ON_INVALID_LABELS = {"stop": "Stop on invalid seeds", "drop": "Drop invalid seeds"}

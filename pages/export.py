@@ -5,10 +5,11 @@ import os
 
 import streamlit as st
 
-from aod_core import bulk, runview
+from aod_core.runs import bulk
+from aod_core.studio import runview
 from aod_core.errors import InputError
-from aod_core.export import FORMATS, MIME_TYPES, render
-from aod_core.report import build_report
+from aod_core.data.export import FORMATS, MIME_TYPES, render
+from aod_core.runs.report import build_report
 from ui.state import registry, require_run
 
 st.title("Export")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from aod_core.errors import InputError
-from aod_core.jobs import SETTINGS_DEFAULTS, config_from_settings, device_summary
+from aod_core.studio.jobs import SETTINGS_DEFAULTS, config_from_settings, device_summary
 from ui.state import registry, settings
 
 D = SETTINGS_DEFAULTS

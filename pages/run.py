@@ -7,13 +7,14 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from aod_core import charts, runview
+from aod_core.runs import charts
+from aod_core.studio import runview
 from aod_core.agents.compiler import compile_note, should_compile, strip_compiled
-from aod_core import workspace as ws
+from aod_core.studio import workspace as ws
 from aod_core.errors import InputError
-from aod_core.jobs import config_from_settings
-from aod_core.runner import create_run_from
-from aod_core.runstore import RunStore
+from aod_core.studio.jobs import config_from_settings
+from aod_core.runs.setup import create_run_from
+from aod_core.runs.store import RunStore
 from ui.compare import compare_section
 from ui.state import compiler_chat, current_run, open_run, registry, settings
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from aod_core import runview
+from aod_core.studio import runview
 from aod_core.errors import InputError
-from aod_core.runstore import RunStore
+from aod_core.runs.store import RunStore
 from ui.state import open_run, registry
 
 st.title("Runs")

@@ -7,10 +7,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from aod_core import workspace as ws
+from aod_core.studio import workspace as ws
 from aod_core.agents.compiler import compile_note, should_compile
 from aod_core.errors import InputError
-from aod_core.prompt import DEFAULT_TEMPERATURE
+from aod_core.canvas.prompt import DEFAULT_TEMPERATURE
 from ui.state import compiler_chat, settings
 
 st.title("Sample")

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from aod_core.generators.embedded import EmbeddedConfig
-from aod_core.seeds import Dataset, load_dataset
+from aod_core.data.seeds import Dataset, load_dataset
 
 torch.set_num_threads(1)
 

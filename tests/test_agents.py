@@ -8,10 +8,10 @@ from aod_core.agents.optimizer import PromptOptimizer, apply_edit, proposal_sche
 from aod_core.chat.scripted import ScriptedChatModel
 from aod_core.errors import InputError
 from aod_core.generators.base import Candidate
-from aod_core.prompt import Prompt
-from aod_core.reward import RewardWeights, evaluate
-from aod_core.scaffold import Scaffold
-from aod_core.schema import load_schema
+from aod_core.canvas.prompt import Prompt
+from aod_core.agents.reward import RewardWeights, evaluate
+from aod_core.canvas.scaffold import Scaffold
+from aod_core.data.schema import load_schema
 
 PENGUINS = Path(__file__).resolve().parent.parent / "assets" / "penguins"
 SCHEMA = load_schema(PENGUINS / "schema.json")
@@ -139,7 +139,7 @@ def test_optimizer_proposals_are_checked_and_deduplicated():
         "garbage", "garbage", "garbage",
     ])
     chat = ScriptedChatModel(lambda m: next(answers))
-    from aod_core.constraints import CanvasConstraint
+    from aod_core.canvas.constraints import CanvasConstraint
 
     opt = PromptOptimizer(chat, scaffold)
     props = opt.propose(Prompt(), "too many Torgersen", [("{}", 0.4)], 4,

@@ -6,7 +6,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from aod_core.chat.scripted import ScriptedChatModel
-from aod_core.runstore import RunStore
+from aod_core.runs.store import RunStore
 from test_app import APP, TIMEOUT, pick_demo, texts
 from test_loop import respond
 
@@ -15,7 +15,7 @@ from test_loop import respond
 def app(tmp_path, monkeypatch):
     monkeypatch.setenv("AOD_CACHE_DIR", str(tmp_path / "models"))
     monkeypatch.setenv("AOD_RUNS_DIR", str(tmp_path / "runs"))
-    monkeypatch.setattr("aod_core.jobs.load_chat_model", lambda spec, **kw: ScriptedChatModel(respond))
+    monkeypatch.setattr("aod_core.studio.jobs.load_chat_model", lambda spec, **kw: ScriptedChatModel(respond))
     from ui.state import registry
 
     registry.clear()  # a fresh process-wide registry per test
@@ -105,7 +105,7 @@ def test_start_a_run_watch_curate_export_and_reopen(app, tmp_path):
     assert not app.exception
     cands = [c for c in store.candidates() if c.get("record") is not None and not c["checks"]["schema_errors"]]
     target = cands[0]
-    from aod_core import runview
+    from aod_core.studio import runview
     runview.override(store, f"{target['iteration']}:main:{target['index']}", "reject")
     app.run()
     assert any("1 override" in c for c in texts(app.caption))
@@ -173,7 +173,7 @@ def test_two_sessions_run_two_jobs_without_seeing_each_other(app):
 def test_run_page_compares_methods_on_the_current_dataset(app, monkeypatch):
     from test_bench import scripted
 
-    monkeypatch.setattr("aod_core.jobs.load_chat_model", lambda spec, **kw: ScriptedChatModel(scripted))
+    monkeypatch.setattr("aod_core.studio.jobs.load_chat_model", lambda spec, **kw: ScriptedChatModel(scripted))
     pick_demo(app, "penguins")
     small_settings(app, set_iterations=1, set_batch=4)
     app.switch_page("pages/run.py").run()
@@ -203,7 +203,7 @@ def test_the_plausibility_judge_explains_rejections_on_the_run_and_curate_pages(
     store = RunStore.open(run_dir, repair=False)
     judged = [c for c in store.candidates() if c["judged_by"] == "plausibility"]
     assert judged and all(c["evidence"] is not None for c in judged)
-    from aod_core import runview
+    from aod_core.studio import runview
 
     reasons = runview.rejection_reasons(store)
     if any(c["verdict"] == "reject" for c in store.candidates(0)):

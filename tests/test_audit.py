@@ -6,9 +6,8 @@ import math
 
 import pytest
 
-from aod_core import metrics
-from aod_core.audit import (METRICS, MetricInfo, audit, flatten, ks_statistic, lexical_embedding,
-                            near_duplicates, self_cossim, tvd, vendi_score)
+from aod_core.eval import metrics
+from aod_core.eval.audit import METRICS, MetricInfo, audit, flatten, ks_statistic, lexical_embedding, near_duplicates, self_cossim, tvd, vendi_score
 from aod_core.generators.base import Candidate
 
 SECTIONS = {"notes", "embedder", "per_field", "per_pair", "subsampled", "settings"}
@@ -112,7 +111,7 @@ def test_lexical_embedding_identical_and_disjoint_records():
 
 
 def test_default_embedder_is_the_offline_sentence_model_when_installed(monkeypatch):
-    from aod_core import embedder
+    from aod_core.eval import embedder
 
     recs = [{"s": "a red fox in the forest"}, {"s": "a crimson fox among trees"}, {"s": "quarterly tax figures"}]
     out = strict_json(audit(recs, recs[:1]))

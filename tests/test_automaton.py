@@ -4,15 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from aod_core.automaton import (
-    DATE_REGEX,
-    build_slot_dfa,
-    compile_fsm,
-    int_range_regex,
-    number_regex,
-    pattern_regex,
-    string_regex,
-)
+from aod_core.canvas.automaton import DATE_REGEX, build_slot_dfa, compile_fsm, int_range_regex, number_regex, pattern_regex, string_regex
 
 # A small vocabulary shaped like the scaffold's: specials first, then characters.
 MASK, END, NULL, ABSENT = 0, 1, 2, 3
@@ -259,7 +251,7 @@ def test_slot_dfa_characters_outside_the_regex_alphabet():
 def test_wide_integer_ranges_stay_small_regexes():
     # An open 64-bit range once produced a 27 MB regex (exponential in the digit count) and a
     # scaffold that ran for minutes; a run of full digit ranges is one \d{n}.
-    from aod_core.automaton import int_range_regex
+    from aod_core.canvas.automaton import int_range_regex
 
     regex = int_range_regex(0, 10**19 - 1)
     assert len(regex) < 1000

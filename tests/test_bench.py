@@ -4,14 +4,14 @@ import json
 import pytest
 
 from aod_core.agents.judge import JudgeSettings
-from aod_core.bench import Bench, BenchConfig, markdown_table
+from aod_core.runs.bench import Bench, BenchConfig, markdown_table
 from aod_core.chat.scripted import ScriptedChatModel
 from aod_core.cli import main
 from aod_core.errors import InputError
 from aod_core.generators import load_generator
 from aod_core.generators.ar import ARGenerator
-from aod_core.prompt import Prompt
-from aod_core.schema import load_schema
+from aod_core.canvas.prompt import Prompt
+from aod_core.data.schema import load_schema
 
 from test_loop import PENGUINS, TINY, respond
 

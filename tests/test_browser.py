@@ -18,7 +18,7 @@ import jsonschema
 import pytest
 from playwright.sync_api import expect
 
-from aod_core.runstore import RunStore
+from aod_core.runs.store import RunStore
 
 ROOT = Path(__file__).resolve().parent.parent
 PENGUINS = ROOT / "assets" / "penguins"

@@ -18,12 +18,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from aod_core import bulk
+from aod_core.runs import bulk
 from aod_core.cli import main
-from aod_core.metrics import canonical_record
-from aod_core.runner import RunConfig, create_run_from
-from aod_core.schema import load_schema
-from aod_core.seeds import load_records
+from aod_core.eval.metrics import canonical_record
+from aod_core.runs.setup import RunConfig, create_run_from
+from aod_core.data.schema import load_schema
+from aod_core.data.seeds import load_records
 
 ROOT = Path(__file__).resolve().parent.parent
 PENGUINS = ROOT / "assets" / "penguins"
@@ -155,7 +155,7 @@ def test_generate_bad_input_one_line_exit_2(tmp_path, capsys):
 
 
 def test_global_dedup_is_the_audits_definition_and_idempotent():
-    from aod_core.audit import near_duplicates
+    from aod_core.eval.audit import near_duplicates
 
     base = {"species": "Adelie", "island": "Dream", "bill_length_mm": 39.1, "bill_depth_mm": 18.7,
             "flipper_length_mm": 181, "body_mass_g": 3750, "sex": "male", "year": 2007}

@@ -6,7 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from aod_core.charts import featurise, metric_curves, projection, score_histogram
+from aod_core.runs.charts import featurise, metric_curves, projection, score_histogram
 
 
 def _no_nan(fig: go.Figure) -> None:
@@ -198,7 +198,7 @@ def test_projection_checks_labels_length():
 
 
 def test_rejection_chart_stacks_the_most_frequent_reasons():
-    from aod_core.charts import rejection_chart
+    from aod_core.runs.charts import rejection_chart
 
     rows = [{"iteration": 1, "reason": "a", "records": 3, "of": 8}, {"iteration": 1, "reason": "b", "records": 1, "of": 8},
             {"iteration": 2, "reason": "a", "records": 2, "of": 8}, {"iteration": 2, "reason": "c", "records": 5, "of": 8}]

@@ -116,8 +116,8 @@ def test_short_run_with_the_real_embedded_agents(smol, tmp_path, monkeypatch) ->
     from pathlib import Path
 
     from aod_core.agents.judge import JudgeSettings
-    from aod_core.loop import LoopSettings
-    from aod_core.runner import RunConfig, create_run, open_loop
+    from aod_core.runs.loop import LoopSettings
+    from aod_core.runs.setup import RunConfig, create_run, open_loop
 
     monkeypatch.setenv("AOD_CACHE_DIR", str(tmp_path / "models"))
     assets = Path(__file__).resolve().parent.parent / "assets" / "penguins"

@@ -10,7 +10,7 @@ import pytest
 
 import aod_core.cli
 from aod_core.cli import main
-from aod_core.schema import load_schema
+from aod_core.data.schema import load_schema
 
 REPO = Path(__file__).resolve().parent.parent
 PENGUINS = REPO / "assets" / "penguins"

@@ -5,11 +5,11 @@ import json
 import pandas as pd
 import pytest
 
-from aod_core import runner
+from aod_core.runs import setup as runner
 from aod_core.chat.scripted import ScriptedChatModel
 from aod_core.cli import main
-from aod_core.runstore import RunStore
-from aod_core.schema import load_schema
+from aod_core.runs.store import RunStore
+from aod_core.data.schema import load_schema
 from tests.test_loop import PENGUINS, respond
 
 

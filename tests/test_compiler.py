@@ -13,8 +13,8 @@ from aod_core.agents.resolver import Edit
 from aod_core.chat import ScriptedChatModel
 from aod_core.errors import InputError
 from aod_core.generators.base import Candidate
-from aod_core.prompt import Prompt
-from aod_core.scaffold import Scaffold
+from aod_core.canvas.prompt import Prompt
+from aod_core.canvas.scaffold import Scaffold
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -168,7 +168,7 @@ def test_chat_answers_are_grammar_shaped_and_grounded(get_demo):
 
 
 def test_semantic_grounding_with_the_offline_embedder(get_demo):
-    from aod_core import embedder
+    from aod_core.eval import embedder
 
     if not embedder.available():
         pytest.skip("the offline sentence embedder is not installed")
@@ -243,7 +243,7 @@ def test_calibrate_raises_the_bias_until_the_share_is_reached(penguins):
 
 
 def test_human_edits_of_compiled_rows(get_demo, penguins):
-    from aod_core import workspace as ws
+    from aod_core.studio import workspace as ws
 
     compiled = penguins.compile("mostly Torgersen penguins, heavier").to_dict()
     rows = ws.compiled_rows(compiled)
@@ -299,15 +299,15 @@ def test_loop_history_shows_compiler_authored_edits(tmp_path):
     assert used["author"] == "human"
     bias = next(e for e in used["prompt"]["compiled"]["edits"] if e["op"] == "bias")
     assert bias["measured_with"] == "embedded" and bias["measured"] is not None  # measured before use
-    from aod_core.runview import prompt_history
+    from aod_core.studio.runview import prompt_history
 
     (h,) = prompt_history(store)
     assert "[compiler]" in h["compiled edits"] and "mostly Dream island" in h["compiled edits"]
 
 
 def _inputs(store):
-    from aod_core.runview import run_seeds
-    from aod_core.schema import load_schema
+    from aod_core.studio.runview import run_seeds
+    from aod_core.data.schema import load_schema
 
     return load_schema(store.path / "inputs" / "schema.json").resolved, run_seeds(store)
 

@@ -3,12 +3,12 @@ import random
 import pytest
 import torch
 
-from aod_core.constraints import CanvasConstraint, static_allowed
+from aod_core.canvas.constraints import CanvasConstraint, static_allowed
 from aod_core.errors import InputError
-from aod_core.prompt import Prompt, Sampling
-from aod_core.sampler import generate
-from aod_core.scaffold import ABSENT, END, MASK, NULL, Scaffold
-from aod_core.schema import parse_schema
+from aod_core.canvas.prompt import Prompt, Sampling
+from aod_core.diffusion.sampler import generate
+from aod_core.canvas.scaffold import ABSENT, END, MASK, NULL, Scaffold
+from aod_core.data.schema import parse_schema
 
 SMALL = parse_schema({
     "type": "object",

@@ -16,15 +16,15 @@ import numpy as np
 import pytest
 import torch
 
-from aod_core import charts
-from aod_core import difflm as D
-from aod_core.audit import audit, dcr_distances
+from aod_core.runs import charts
+from aod_core.generators.difflm import model as D
+from aod_core.eval.audit import audit, dcr_distances
 from aod_core.errors import InputError
 from aod_core.generators import load_generator
 from aod_core.generators.base import Candidate
-from aod_core.generators.difflm import DiffLMConfig, DiffLMGenerator
-from aod_core.prompt import Prompt, Sampling
-from aod_core.schema import load_schema
+from aod_core.generators.difflm.generator import DiffLMConfig, DiffLMGenerator
+from aod_core.canvas.prompt import Prompt, Sampling
+from aod_core.data.schema import load_schema
 
 from conftest import ASSETS
 
@@ -342,7 +342,7 @@ def test_load_generator_builds_difflm_and_checks_options(folder, tmp_path):
 
 
 def test_bench_difflm_method_matches_static_budget(folder, tmp_path):
-    from aod_core.bench import METHODS, Bench, BenchConfig, DEFAULT_METHODS
+    from aod_core.runs.bench import METHODS, Bench, BenchConfig, DEFAULT_METHODS
     from aod_core.chat.scripted import ScriptedChatModel
 
     from test_loop import respond
@@ -423,7 +423,7 @@ def test_cli_sample_with_difflm(folder, tmp_path, capsys):
 
 
 def test_progress_labels_name_the_training_phase():
-    from aod_core import workspace as ws
+    from aod_core.studio import workspace as ws
     from aod_core.generators.base import Progress
 
     assert ws.fit_progress(Progress("fit", 1, 2, {"stage": "VAE", "loss": 3.0})) == (0.5, "Fitting (VAE): step 1/2 · loss 3.000")

@@ -7,8 +7,8 @@ import torch
 
 from aod_core.errors import InputError
 from aod_core.generators import Candidate, load_generator
-from aod_core.metrics import schema_valid
-from aod_core.prompt import Prompt, Sampling
+from aod_core.eval.metrics import schema_valid
+from aod_core.canvas.prompt import Prompt, Sampling
 
 pytestmark = pytest.mark.slow  # every test here fits (or loads) a model
 

@@ -18,11 +18,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from aod_core.breaker import AgentBreaker, AgentsFailing
+from aod_core.agents.breaker import AgentBreaker, AgentsFailing
 from aod_core.chat.openai_compat import OpenAIChatModel
 from aod_core.chat.scripted import ScriptedChatModel
 from aod_core.errors import InputError
-from aod_core.runstore import IterationLog, RunStore, StoreWriteError
+from aod_core.runs.store import IterationLog, RunStore, StoreWriteError
 
 SCHEMA = {"type": "object", "properties": {"verdict": {"enum": ["accept", "reject"]}}, "required": ["verdict"],
           "additionalProperties": False}
@@ -258,8 +258,8 @@ def seeds_file(tmp_path, monkeypatch, tmp_path_factory):
 
 def _config(judge="embedded", **loop):
     from aod_core.agents.judge import JudgeSettings
-    from aod_core.loop import LoopSettings
-    from aod_core.runner import RunConfig
+    from aod_core.runs.loop import LoopSettings
+    from aod_core.runs.setup import RunConfig
 
     return RunConfig(generator_config=TINY, judge=judge, judge_settings=JudgeSettings(mode="llm"),
                      loop=LoopSettings(**{"iterations": 3, "batch": 6, "probe": 4, "proposals": 0, **loop}))
@@ -267,8 +267,8 @@ def _config(judge="embedded", **loop):
 
 @pytest.mark.slow
 def test_a_dead_judge_endpoint_stops_the_run_by_the_breaker_rule_and_resume_continues(tmp_path, seeds_file, endpoint):
-    from aod_core.runner import create_run, open_loop
-    from aod_core.runview import list_runs
+    from aod_core.runs.setup import create_run, open_loop
+    from aod_core.studio.runview import list_runs
 
     e = endpoint("ok")
     spec = f"openai:m@{e.url}"
@@ -316,7 +316,7 @@ def _log(it, accepted):
 def test_disk_full_during_a_commit_keeps_earlier_iterations_and_resume_repairs(tmp_path, monkeypatch):
     store = RunStore.create(tmp_path / "r", {})
     store.commit(_log(0, [{"a": 1}]))
-    import aod_core.runstore as rs
+    import aod_core.runs.store as rs
 
     real_append = rs._append
     calls = {"n": 0}
@@ -347,7 +347,7 @@ def test_disk_full_during_a_commit_keeps_earlier_iterations_and_resume_repairs(t
 
 @pytest.mark.slow
 def test_disk_full_in_a_real_run_is_one_clear_line_and_resume_finishes(tmp_path, seeds_file, monkeypatch, capsys):
-    import aod_core.runstore as rs
+    import aod_core.runs.store as rs
     from aod_core.cli import main
 
     out = tmp_path / "run"
@@ -430,9 +430,9 @@ def _oom_above(limit, real):
 def test_out_of_memory_halves_the_sample_batch_until_it_fits(tmp_path, monkeypatch, tiny):
     import aod_core.generators.embedded as emb
     from aod_core.generators.base import in_batches
-    from aod_core.prompt import Prompt
-    from aod_core.schema import load_schema
-    from aod_core.seeds import load_records
+    from aod_core.canvas.prompt import Prompt
+    from aod_core.data.schema import load_schema
+    from aod_core.data.seeds import load_records
 
     schema = load_schema(PENGUINS / "schema.json")
     seeds = load_records(PENGUINS / "seeds.jsonl", schema).records[:40]

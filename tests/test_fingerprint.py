@@ -11,11 +11,11 @@ import json
 
 import pytest
 
-from aod_core import fingerprint
+from aod_core.runs import fingerprint
 from aod_core.chat.openai_compat import OpenAIChatModel
 from aod_core.chat.scripted import ScriptedChatModel
 from aod_core.cli import main
-from aod_core.runstore import RunStore
+from aod_core.runs.store import RunStore
 from tests.test_faults import seeds_file  # noqa: F401  (the fixture: 60 penguin seeds, a session model cache)
 from tests.test_loop import PENGUINS
 
@@ -115,7 +115,7 @@ def test_a_run_records_its_fingerprint_and_a_changed_resume_warns(tmp_path, seed
 
 @pytest.mark.slow
 def test_the_app_job_shows_what_changed_on_resume(tmp_path, seeds_file):
-    from aod_core.jobs import JobRegistry
+    from aod_core.studio.jobs import JobRegistry
 
     out = _run(tmp_path, seeds_file, iterations=1)
     config = json.loads((out / "config.json").read_text())

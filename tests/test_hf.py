@@ -12,18 +12,18 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from aod_core.schema import parse_schema
+from aod_core.data.schema import parse_schema
 import torch
 
-from aod_core import hf_compat
+from aod_core.diffusion import hf_compat
 from aod_core.errors import InputError
 from aod_core.generators import load_generator
 from aod_core.generators.hf import (DecodeStats, HFConfig, HFGenerator, ModelRunner, align_shifted, denoise,
                                     load_dlm)
-from aod_core.prompt import Prompt, Sampling
-from aod_core.schema import load_schema
-from aod_core.seeds import load_records
-from aod_core.token_scaffold import _leaf_values
+from aod_core.canvas.prompt import Prompt, Sampling
+from aod_core.data.schema import load_schema
+from aod_core.data.seeds import load_records
+from aod_core.canvas.token_scaffold import _leaf_values
 
 from tests.tiny_dlm import corpus_for, save_mdm, tiny_tokenizer
 
@@ -508,7 +508,7 @@ def test_cli_sample_with_an_hf_folder(mdm_folder, tmp_path):
 
 
 def test_llada_8b_shape_has_llada_8b_parameter_count():
-    from aod_core.mdm import MaskedDiffusionLM, MDMConfig, param_count
+    from aod_core.diffusion.mdm import MaskedDiffusionLM, MDMConfig, param_count
 
     small = MDMConfig(vocab_size=500, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
                       num_key_value_heads=2)

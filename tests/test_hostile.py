@@ -19,11 +19,11 @@ import socket
 import pytest
 
 from aod_core import cli
-from aod_core import workspace as ws
+from aod_core.studio import workspace as ws
 from aod_core.errors import InputError
-from aod_core.export import export_records
-from aod_core.schema import load_schema, parse_schema
-from aod_core.seeds import load_records
+from aod_core.data.export import export_records
+from aod_core.data.schema import load_schema, parse_schema
+from aod_core.data.seeds import load_records
 
 SCHEMA = {"type": "object", "properties": {"name": {"type": "string"}, "n": {"type": "integer"}},
           "required": ["name"]}
@@ -185,7 +185,7 @@ def test_the_default_limits_match_the_streamlit_upload_cap():
     import tomllib
     from pathlib import Path
 
-    from aod_core import limits
+    from aod_core.data import limits
 
     conf = tomllib.loads((Path(__file__).resolve().parent.parent / ".streamlit" / "config.toml").read_text())
     assert conf["server"]["maxUploadSize"] == limits.DEFAULT_MAX_INPUT_MB
@@ -358,7 +358,7 @@ def test_the_design_page_shows_the_same_line_with_st_error(case, tmp_path, monke
 
 
 def _run_folder(tmp_path):
-    from aod_core.runstore import IterationLog, RunStore
+    from aod_core.runs.store import IterationLog, RunStore
 
     store = RunStore.create(tmp_path / "run", {"generator": "embedded"})
     for it, acc in enumerate(([{"a": 1}, {"a": 2}], [{"a": 3}])):
@@ -371,7 +371,7 @@ def _run_folder(tmp_path):
 @pytest.mark.parametrize("name", ["accepted.jsonl", "candidates.jsonl", "prompts.jsonl", "feedback.jsonl",
                                   "metrics.jsonl"])
 def test_a_torn_last_line_is_repaired(tmp_path, name):
-    from aod_core.runstore import RunStore
+    from aod_core.runs.store import RunStore
 
     store = _run_folder(tmp_path)
     with open(store.path / name, "a") as f:
@@ -401,7 +401,7 @@ def _edit(path, fn):
 
 @pytest.mark.parametrize("case", sorted(DAMAGE))
 def test_a_run_folder_damaged_by_hand_is_refused_with_the_reason(case, tmp_path, capsys):
-    from aod_core.runstore import RunStore
+    from aod_core.runs.store import RunStore
 
     store = _run_folder(tmp_path)
     damage, expect = DAMAGE[case]
@@ -418,7 +418,7 @@ def test_a_run_folder_damaged_by_hand_is_refused_with_the_reason(case, tmp_path,
 
 
 def test_a_run_killed_before_its_first_commit_gets_its_missing_files_back(tmp_path):
-    from aod_core.runstore import RunStore
+    from aod_core.runs.store import RunStore
 
     store = RunStore.create(tmp_path / "run", {})
     (store.path / "feedback.jsonl").unlink()
@@ -429,7 +429,7 @@ def test_a_run_killed_before_its_first_commit_gets_its_missing_files_back(tmp_pa
 
 
 def test_trust_remote_code_comes_only_from_the_user():
-    from aod_core.jobs import SETTINGS_DEFAULTS, config_from_settings
+    from aod_core.studio.jobs import SETTINGS_DEFAULTS, config_from_settings
 
     assert SETTINGS_DEFAULTS["trust_remote_code"] is False
     hf = {"generator": "hf:/models/llada"}

@@ -4,16 +4,16 @@ import time
 
 import pytest
 
-from aod_core import runview
+from aod_core.studio import runview
 from aod_core.chat.scripted import ScriptedChatModel
 from aod_core.errors import InputError
-from aod_core.export import render
-from aod_core.jobs import JobRegistry, ModelPool, config_from_settings
-from aod_core.prompt import Prompt
-from aod_core.runner import create_run_from
-from aod_core.runstore import RunStore
-from aod_core.schema import load_schema
-from aod_core.seeds import load_records
+from aod_core.data.export import render
+from aod_core.studio.jobs import JobRegistry, ModelPool, config_from_settings
+from aod_core.canvas.prompt import Prompt
+from aod_core.runs.setup import create_run_from
+from aod_core.runs.store import RunStore
+from aod_core.data.schema import load_schema
+from aod_core.data.seeds import load_records
 
 from test_loop import PENGUINS, TINY, respond
 
@@ -144,7 +144,7 @@ def test_a_model_load_error_fails_the_job_with_its_message(tmp_path):
 
 def test_overrides_and_curated_export(tmp_path):
     store = RunStore.create(tmp_path / "r", {"loop": {"iterations": 1}})
-    from aod_core.runstore import IterationLog
+    from aod_core.runs.store import IterationLog
 
     good, bad, other = {"a": 1}, {"a": "x"}, {"a": 2}
     store.commit(IterationLog(0, candidates=[

@@ -12,7 +12,7 @@ from aod_core.chat.scripted import ScriptedChatModel
 from aod_core.cli import main
 from aod_core.errors import InputError
 from aod_core.generators.base import Candidate
-from aod_core.schema import load_schema, parse_schema
+from aod_core.data.schema import load_schema, parse_schema
 
 PENGUINS = Path(__file__).resolve().parent.parent / "assets" / "penguins"
 SCHEMA = load_schema(PENGUINS / "schema.json")
@@ -233,8 +233,8 @@ class ReplayGenerator:
 
 def test_loop_with_the_plausibility_judge_accepts_real_records_and_rejects_impossible_ones(tmp_path):
     from aod_core.agents.optimizer import PromptOptimizer
-    from aod_core.loop import AoDLoop, LoopSettings
-    from aod_core.runstore import RunStore
+    from aod_core.runs.loop import AoDLoop, LoopSettings
+    from aod_core.runs.store import RunStore
 
     bad = [ABSURD, dict(REAL, bill_length_mm=61.5, body_mass_g=2600)]
     store = RunStore.create(tmp_path / "run", {"generator": "replay", "judge": "embedded"})

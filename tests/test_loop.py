@@ -16,11 +16,11 @@ import pytest
 
 from aod_core.agents.judge import JudgeSettings
 from aod_core.chat.scripted import ScriptedChatModel
-from aod_core.loop import LoopSettings
-from aod_core.prompt import Prompt
-from aod_core.runner import RunConfig, create_run, open_loop
-from aod_core.runstore import RunStore
-from aod_core.schema import load_schema
+from aod_core.runs.loop import LoopSettings
+from aod_core.canvas.prompt import Prompt
+from aod_core.runs.setup import RunConfig, create_run, open_loop
+from aod_core.runs.store import RunStore
+from aod_core.data.schema import load_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 PENGUINS = ROOT / "assets" / "penguins"
@@ -142,8 +142,8 @@ KILL_SCRIPT = textwrap.dedent("""
     from pathlib import Path
     sys.path.insert(0, {root!r})
     from aod_core.chat.scripted import ScriptedChatModel
-    from aod_core.runner import open_loop
-    from aod_core.runstore import RunStore
+    from aod_core.runs.setup import open_loop
+    from aod_core.runs.store import RunStore
     from tests.test_loop import respond
     marker = Path({marker!r})
     def slow(messages):

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aod_core import embedder
+from aod_core.eval import embedder
 from aod_core.agents import evidence as E
 from aod_core.agents.plausibility import PlausibilityModel, PlausibilitySettings, Tail, conformal_quantile, fit_cached
 from aod_core.errors import InputError

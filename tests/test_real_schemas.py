@@ -10,13 +10,13 @@ import sys
 import pytest
 import torch
 
-from aod_core import automaton, scaffold as scaffold_mod
-from aod_core.constraints import CanvasConstraint
+from aod_core.canvas import automaton, scaffold as scaffold_mod
+from aod_core.canvas.constraints import CanvasConstraint
 from aod_core.errors import BudgetExceeded, InputError
-from aod_core.prompt import Prompt
-from aod_core.sampler import default_steps, generate
-from aod_core.scaffold import MASK, Scaffold
-from aod_core.schema import parse_schema
+from aod_core.canvas.prompt import Prompt
+from aod_core.diffusion.sampler import default_steps, generate
+from aod_core.canvas.scaffold import MASK, Scaffold
+from aod_core.data.schema import parse_schema
 
 
 def sample(schema, seeds, n=48, seed=0):

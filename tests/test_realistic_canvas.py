@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from aod_core.constraints import CanvasConstraint
+from aod_core.canvas.constraints import CanvasConstraint
 from aod_core.errors import InputError
 from aod_core.generators import EmbeddedConfig, load_generator
-from aod_core.prompt import Prompt
-from aod_core.scaffold import CanvasOptions, Scaffold, string_mode
-from aod_core.schema import parse_schema
-from aod_core.textpieces import train_pieces
+from aod_core.canvas.prompt import Prompt
+from aod_core.canvas.scaffold import CanvasOptions, Scaffold, string_mode
+from aod_core.data.schema import parse_schema
+from aod_core.canvas.textpieces import train_pieces
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 REAL = CanvasOptions.realistic()
@@ -124,7 +124,7 @@ def test_number_bins_partition_the_range_and_round_trip():
     assert all(sc.decode(sc.encode(r)) == r for r in data)
     assert "bins at the seeds' quantiles" in next(r["constraint"] for r in sc.describe() if r["path"] == "$.mass")
     # the language after each mark holds exactly that bin's numbers
-    from aod_core.automaton import compile_fsm
+    from aod_core.canvas.automaton import compile_fsm
 
     fsm = compile_fsm(mass.regex, mass.extra)
     lo, hi, mark = mass.bins[1]

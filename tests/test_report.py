@@ -7,9 +7,9 @@ import pytest
 
 from aod_core.agents.optimizer import prompt_summary
 from aod_core.cli import main
-from aod_core.prompt import Prompt
-from aod_core.report import build_report
-from aod_core.runstore import IterationLog, RunStore
+from aod_core.canvas.prompt import Prompt
+from aod_core.runs.report import build_report
+from aod_core.runs.store import IterationLog, RunStore
 
 XSS = "<script>alert(1)</script>"
 PROMPT0 = {"text": "penguins & friends", "pins": {"$.island": "Dream"}}

@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 
 from aod_core.errors import InputError
-from aod_core.export import export_records, flatten, neutralise
-from aod_core.runstore import IterationLog, RunStore, scrub_secrets
+from aod_core.data.export import export_records, flatten, neutralise
+from aod_core.runs.store import IterationLog, RunStore, scrub_secrets
 
 
 def _log(it, accepted, cands=2):
@@ -146,7 +146,7 @@ def test_export_mixed_kinds_and_parquet_errors(tmp_path):
 
 
 def test_rejection_reasons_per_iteration(tmp_path):
-    from aod_core import runview
+    from aod_core.studio import runview
 
     store = RunStore.create(tmp_path / "r", {"judge": "embedded"})
     ok = {"parses": True, "schema_errors": [], "duplicate": False, "seed_copy": False, "near_copy": False}

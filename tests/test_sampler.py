@@ -3,10 +3,10 @@ import math
 import pytest
 import torch
 
-from aod_core.constraints import CanvasConstraint
-from aod_core.prompt import Sampling
-from aod_core.sampler import StepInfo, add_gumbel_noise, generate
-from aod_core.scaffold import MASK, Scaffold
+from aod_core.canvas.constraints import CanvasConstraint
+from aod_core.canvas.prompt import Sampling
+from aod_core.diffusion.sampler import StepInfo, add_gumbel_noise, generate
+from aod_core.canvas.scaffold import MASK, Scaffold
 
 V = 9  # token 0 is the mask
 

@@ -2,11 +2,11 @@ import copy
 
 import pytest
 
-from aod_core.automaton import compile_fsm
+from aod_core.canvas.automaton import compile_fsm
 
 from aod_core.errors import InputError
-from aod_core.scaffold import ABSENT, END, MASK, NULL, DecodeError, Scaffold
-from aod_core.schema import parse_schema
+from aod_core.canvas.scaffold import ABSENT, END, MASK, NULL, DecodeError, Scaffold
+from aod_core.data.schema import parse_schema
 
 SCHEMA = {
     "type": "object",

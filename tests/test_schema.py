@@ -3,7 +3,7 @@ import json
 import pytest
 
 from aod_core.errors import InputError
-from aod_core.schema import SchemaNote, json_path, load_schema, parse_schema
+from aod_core.data.schema import SchemaNote, json_path, load_schema, parse_schema
 
 BIRDS = {
     "type": "object",
@@ -171,7 +171,7 @@ def test_recursive_ref_stays_a_ref_into_resolved_defs(defs, prop):
     text = json.dumps(s.resolved)
     assert '"$ref": "#/$defs/' in text and s.resolved["$defs"]
     # the resolved form is a valid 2020-12 schema that accepts what the original accepts
-    from aod_core.schema import resolved_validator
+    from aod_core.data.schema import resolved_validator
     record = {"p": {"kids": [{"kids": []}]}} if defs else {"p": [{"p": [{"p": []}]}]}
     assert s.is_valid(record) and resolved_validator(s.resolved).is_valid(record)
 

@@ -3,8 +3,8 @@ import json
 import pytest
 
 from aod_core.errors import InputError
-from aod_core.schema import parse_schema
-from aod_core.seeds import RecordIssue, check_records, load_dataset, load_records, read_records
+from aod_core.data.schema import parse_schema
+from aod_core.data.seeds import RecordIssue, check_records, load_dataset, load_records, read_records
 
 SCHEMA = parse_schema({
     "type": "object",

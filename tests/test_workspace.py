@@ -2,16 +2,16 @@ import json
 
 import pytest
 
-from aod_core import demos
-from aod_core import workspace as ws
-from aod_core.constraints import CanvasConstraint
+from aod_core.data import demos
+from aod_core.studio import workspace as ws
+from aod_core.canvas.constraints import CanvasConstraint
 from aod_core.errors import InputError
 from aod_core.generators.base import Candidate, Progress
-from aod_core.prompt import Prompt
-from aod_core.sampler import StepInfo
-from aod_core.scaffold import Scaffold
-from aod_core.schema import parse_schema
-from aod_core.seeds import RecordIssue, RecordSet
+from aod_core.canvas.prompt import Prompt
+from aod_core.diffusion.sampler import StepInfo
+from aod_core.canvas.scaffold import Scaffold
+from aod_core.data.schema import parse_schema
+from aod_core.data.seeds import RecordIssue, RecordSet
 
 PEOPLE = {
     "type": "object",
@@ -214,7 +214,7 @@ def test_field_table_shows_each_note_at_its_field():
         "minProperties": 1,
     })
     seeds = [{"tags": ["a"], "ip": "::1", "kind": 1}, {"tags": [], "ip": "::2", "kind": "a"}]
-    from aod_core.scaffold import Scaffold
+    from aod_core.canvas.scaffold import Scaffold
     sc = Scaffold.build(schema.resolved, seeds)
     by_path = {r["path"]: r for r in ws.field_table(schema, sc.notes)}
     assert by_path["$"]["notes"].startswith("minProperties: keyword 'minProperties' is not enforced")
@@ -472,7 +472,7 @@ def test_session_defaults_are_fresh_values():
 
 
 def test_seed_fixes_replace_drop_and_recheck():
-    from aod_core import workspace as ws
+    from aod_core.studio import workspace as ws
 
     schema = json.dumps({"type": "object", "properties": {"name": {"type": "string"},
                                                           "age": {"type": "integer", "minimum": 0}},

@@ -33,7 +33,7 @@ def corpus_for(seeds: list[dict]) -> list[str]:
 
 def save_mdm(folder: Path, tokenizer: PreTrainedTokenizerFast, **shape) -> Path:
     """A random-weight aod-mdm model + tokenizer saved as an ordinary model folder."""
-    from aod_core.mdm import MaskedDiffusionLM, MDMConfig
+    from aod_core.diffusion.mdm import MaskedDiffusionLM, MDMConfig
 
     cfg = MDMConfig(vocab_size=len(tokenizer), mask_token_id=tokenizer.mask_token_id,
                     **{"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,

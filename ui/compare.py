@@ -7,8 +7,9 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from aod_core import charts, runview
-from aod_core.bench import DEFAULT_METHODS, HEADLINE, METHODS, BenchConfig
+from aod_core.runs import charts
+from aod_core.studio import runview
+from aod_core.runs.bench import DEFAULT_METHODS, HEADLINE, METHODS, BenchConfig
 from aod_core.errors import InputError
 from ui.state import registry, settings
 

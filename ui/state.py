@@ -5,10 +5,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from aod_core import runview
+from aod_core.studio import runview
 from aod_core.errors import InputError
-from aod_core.jobs import SETTINGS_DEFAULTS, JobRegistry, RunJob
-from aod_core.runstore import RunStore
+from aod_core.studio.jobs import SETTINGS_DEFAULTS, JobRegistry, RunJob
+from aod_core.runs.store import RunStore
 
 
 @st.cache_resource(show_spinner=False)

@@ -32,12 +32,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from ..chat.base import ChatModel
-from ..errors import InputError
-from ..prompt import Prompt, Sampling
-from ..scaffold import Scaffold, canonical
-from .resolver import MOSTLY, TYPICAL, VARIED, Edit, Pending, Resolver, Unmapped
-from .wording import FieldWords, Lexicon, fold, singular, stopwords
+from aod_core.chat.base import ChatModel
+from aod_core.errors import InputError
+from aod_core.canvas.prompt import Prompt, Sampling
+from aod_core.canvas.scaffold import Scaffold, canonical
+from aod_core.agents.resolver import MOSTLY, TYPICAL, VARIED, Edit, Pending, Resolver, Unmapped
+from aod_core.agents.wording import FieldWords, Lexicon, fold, singular, stopwords
 
 CALIBRATION_N = 200  # records sampled per calibration round (100 read 75% where 200-record batches averaged 63%)
 CALIBRATION_ROUNDS = 6
@@ -222,7 +222,7 @@ def _logit(p: float) -> float:
 
 
 def _values_at(record: Any, key: str) -> list[Any]:
-    from .wording import _seed_values
+    from aod_core.agents.wording import _seed_values
 
     return _seed_values([record]).get(key, [])
 
@@ -369,7 +369,7 @@ class Grounding:
 
     def _embedder(self):
         if self._emb is None:
-            from .. import embedder
+            from aod_core.eval import embedder
 
             self._emb = embedder.load() if self.semantic and embedder.available() else False
         return self._emb or None
@@ -380,7 +380,7 @@ class Grounding:
         if not content:
             return "the chat model cited no word of the clause that names anything"
         if edit.op == "temperature":
-            from .resolver import TYPICAL_WORDS, VARIED_WORDS
+            from aod_core.agents.resolver import TYPICAL_WORDS, VARIED_WORDS
 
             if any(fold(w) in VARIED_WORDS | TYPICAL_WORDS for w in content):
                 return None

@@ -57,7 +57,7 @@ from typing import Any
 
 import numpy as np
 
-from .textmodel import CharNGram, char_classes, first_letter_case, words
+from aod_core.agents.textmodel import CharNGram, char_classes, first_letter_case, words
 
 ABSENT = object()  # a key the row does not have (an optional property left out)
 MAX_CONDITION_CATEGORIES = 30
@@ -538,7 +538,7 @@ class PiecesRule(Rule):
         return n, len(text.split()), sum(ch.isalpha() for ch in text)
 
     def _fit(self, cols, ctx):
-        from .. import embedder
+        from aod_core.eval import embedder
 
         self.tok = embedder.wordpiece_tokenizer()
         texts = [t for t in cols.texts(self.fields[0]) if t is not None]
@@ -555,7 +555,7 @@ class PiecesRule(Rule):
 
     def _tokenizer(self) -> Any:
         if getattr(self, "tok", None) is None:
-            from .. import embedder
+            from aod_core.eval import embedder
 
             self.tok = embedder.wordpiece_tokenizer()
         return self.tok

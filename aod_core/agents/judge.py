@@ -36,13 +36,13 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Sequence
 
-from ..audit import NEAR_DUP_THRESHOLD, NearCopyIndex
-from ..chat.base import ChatModel
-from ..errors import InputError
-from ..generators.base import Candidate
-from ..metrics import FieldOverlapIndex, canonical_record, duplicates, exact_copies, field_overlaps, leaves
-from ..schema import LoadedSchema
-from .plausibility import Assessment, PlausibilityModel, PlausibilitySettings
+from aod_core.eval.audit import NEAR_DUP_THRESHOLD, NearCopyIndex
+from aod_core.chat.base import ChatModel
+from aod_core.errors import InputError
+from aod_core.generators.base import Candidate
+from aod_core.eval.metrics import FieldOverlapIndex, canonical_record, duplicates, exact_copies, field_overlaps, leaves
+from aod_core.data.schema import LoadedSchema
+from aod_core.agents.plausibility import Assessment, PlausibilityModel, PlausibilitySettings
 
 MODES = ("auto", "plausibility", "combined", "llm")
 
@@ -332,7 +332,7 @@ class Judge:
               cache_dir: Any = None, on_progress: Callable[[int, int], None] | None = None) -> Judge:
         """The judge a run asks for: its mode from the spec and settings, the plausibility model
         fitted (or read from the cache) when the mode needs one."""
-        from .plausibility import fit_cached
+        from aod_core.agents.plausibility import fit_cached
 
         s = settings or JudgeSettings()
         s.check()

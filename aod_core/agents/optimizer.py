@@ -13,10 +13,10 @@ import json
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from ..chat.base import ChatModel
-from ..errors import InputError
-from ..prompt import Prompt, Sampling
-from ..scaffold import Scaffold, canonical
+from aod_core.chat.base import ChatModel
+from aod_core.errors import InputError
+from aod_core.canvas.prompt import Prompt, Sampling
+from aod_core.canvas.scaffold import Scaffold, canonical
 
 OPS = {
     "temperature": "set sampling temperature to `amount` (0.1-2.0; lower = safer, higher = more varied)",
@@ -208,7 +208,7 @@ class PromptOptimizer:
         return out
 
     def _compiled(self, prompt: Prompt, check) -> Prompt:
-        from .compiler import CompiledInstruction
+        from aod_core.agents.compiler import CompiledInstruction
 
         new = self.compiler.apply(prompt, check=check)
         c = CompiledInstruction.from_dict(new.compiled)

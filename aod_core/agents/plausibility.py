@@ -51,9 +51,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .. import embedder as embedder_mod
-from ..errors import InputError
-from .evidence import Columns, FitContext, Finding, Rule, build_tables, plan_rules
+from aod_core.eval import embedder as embedder_mod
+from aod_core.errors import InputError
+from aod_core.agents.evidence import Columns, FitContext, Finding, Rule, build_tables, plan_rules
 
 CACHE_VERSION = 1
 MIN_SEEDS = 8
@@ -397,7 +397,7 @@ def _code_fingerprint() -> str:
 
 
 def cache_key(seeds: Sequence[Any], settings: PlausibilitySettings, semantic_model: str | None) -> str:
-    from ..generators.base import content_key
+    from aod_core.generators.base import content_key
 
     return content_key({"v": CACHE_VERSION, "code": _code_fingerprint(), "seeds": list(seeds),
                         "settings": asdict(settings), "embedder": semantic_model})

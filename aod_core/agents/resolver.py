@@ -47,8 +47,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..scaffold import canonical
-from .wording import UNITS, FieldWords, Lexicon, convert, fold, singular, stopwords
+from aod_core.canvas.scaffold import canonical
+from aod_core.agents.wording import UNITS, FieldWords, Lexicon, convert, fold, singular, stopwords
 
 MOSTLY = 0.7  # the share "mostly X" is calibrated to (measured on samples, see compiler.calibrate)
 AROUND = 0.05  # "around 4 kg": 4 kg ± 5%
@@ -460,7 +460,7 @@ class Resolver:
     def _near_miss(self, left: list[Tok]) -> str | None:
         """A country-like word that no value of a country-valued field is ("German" for USA / Europe /
         Japan): say which values there are rather than widen the wish to a region."""
-        from .wording import COUNTRY_FORMS
+        from aod_core.agents.wording import COUNTRY_FORMS
 
         known = {form for forms in COUNTRY_FORMS.values() for form in forms} | set(COUNTRY_FORMS)
         for t in left:
@@ -963,7 +963,7 @@ def _selects(sel: str, f: FieldWords) -> bool:
 
 
 def _dim(unit: str) -> str:
-    from .wording import dimension
+    from aod_core.agents.wording import dimension
 
     return dimension(unit)
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from ..scaffold import Scaffold, Slot, canonical
+from aod_core.canvas.scaffold import Scaffold, Slot, canonical
 
 # Words that never name a field or a value (scikit-learn's English list minus the words that carry
 # a wish: negations, quantities and comparisons are cues, see resolver.py).

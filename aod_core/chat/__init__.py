@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import InputError
-from .base import ChatModel, ChatReply, RawAnswer, complete_with_retries, parse_json
-from .scripted import ScriptedChatModel
+from aod_core.errors import InputError
+from aod_core.chat.base import ChatModel, ChatReply, RawAnswer, complete_with_retries, parse_json
+from aod_core.chat.scripted import ScriptedChatModel
 
 SPEC_FORMS = "embedded, hf:<id-or-path>, gguf:<path>, openai:<model>@<base_url>"
 
@@ -32,15 +32,15 @@ def load_chat_model(spec: str, *, cache_dir: str | Path | None = None, device: s
     kind, sep, rest = s.partition(":")
     kind = kind.lower()
     if s.lower() == "embedded":
-        from .local import LocalChatModel
+        from aod_core.chat.local import LocalChatModel
 
         return LocalChatModel.embedded(cache_dir=cache_dir, device=device)
     if sep and kind == "hf":
-        from .local import LocalChatModel
+        from aod_core.chat.local import LocalChatModel
 
         return LocalChatModel.from_path(rest, device=device)
     if sep and kind == "gguf":
-        from .local import LocalChatModel
+        from aod_core.chat.local import LocalChatModel
 
         if not rest.strip():
             raise InputError(f"chat model spec {spec!r}: gguf: needs a file path (accepted: {SPEC_FORMS})")
@@ -53,7 +53,7 @@ def load_chat_model(spec: str, *, cache_dir: str | Path | None = None, device: s
                              f"e.g. openai:gpt-4o-mini@https://api.openai.com/v1")
         if not url.lower().startswith(("http://", "https://")) or len(url.split("://", 1)[1]) == 0:
             raise InputError(f"chat model spec {spec!r}: base URL must start with http:// or https://")
-        from .openai_compat import OpenAIChatModel
+        from aod_core.chat.openai_compat import OpenAIChatModel
 
         return OpenAIChatModel(model, url, api_key=api_key)
     raise InputError(f"unknown chat model spec {spec!r}; accepted: {SPEC_FORMS}")

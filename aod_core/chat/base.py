@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol, runtime_checkable
 
-from ..errors import InputError
+from aod_core.errors import InputError
 
 Message = dict[str, str]
 Conversation = list[Message]

@@ -30,8 +30,8 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import InputError
-from .base import DEFAULT_RETRIES, BatchChat, ChatReply, Conversation, RawAnswer, complete_with_retries
+from aod_core.errors import InputError
+from aod_core.chat.base import DEFAULT_RETRIES, BatchChat, ChatReply, Conversation, RawAnswer, complete_with_retries
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from .base import DEFAULT_RETRIES, BatchChat, ChatReply, Conversation, RawAnswer, complete_with_retries
+from aod_core.chat.base import DEFAULT_RETRIES, BatchChat, ChatReply, Conversation, RawAnswer, complete_with_retries
 
 PLACEHOLDER_KEY = "EMPTY"  # local servers (vLLM, Ollama) want some key and ignore its value
 

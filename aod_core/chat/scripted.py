@@ -9,7 +9,7 @@ import json
 import threading
 from typing import Any, Callable
 
-from .base import DEFAULT_RETRIES, BatchChat, ChatReply, Conversation, RawAnswer, complete_with_retries
+from aod_core.chat.base import DEFAULT_RETRIES, BatchChat, ChatReply, Conversation, RawAnswer, complete_with_retries
 
 Script = list[Any] | Callable[[Conversation], Any]
 

@@ -14,10 +14,10 @@ import os
 from dataclasses import fields, replace
 from typing import Any, Mapping, TypeVar
 
-from ..errors import InputError
-from ..schema import LoadedSchema
-from .base import Candidate, Generator, Progress
-from .embedded import EmbeddedConfig, EmbeddedGenerator
+from aod_core.errors import InputError
+from aod_core.data.schema import LoadedSchema
+from aod_core.generators.base import Candidate, Generator, Progress
+from aod_core.generators.embedded import EmbeddedConfig, EmbeddedGenerator
 
 AVAILABLE = ("embedded", "ar:<chat spec>", "hf:<id-or-path>", "difflm")
 PLANNED: tuple[str, ...] = ()
@@ -51,24 +51,24 @@ def load_generator(
         cfg = replace(base, scaffold=scaffold)  # never edit the caller's config
         return EmbeddedGenerator(schema.resolved, seeds, config=cfg, device=device, cache_dir=cache_dir)
     if spec.startswith("ar:"):
-        from .ar import ARGenerator
+        from aod_core.generators.ar import ARGenerator
 
         chat_spec = spec[3:].strip()
         if not chat_spec:
             raise InputError("generator 'ar:' needs a chat model spec, e.g. ar:embedded")
-        from ..chat import load_chat_model
+        from aod_core.chat import load_chat_model
 
         load_chat_model(chat_spec)  # a bad spec fails now; nothing is loaded yet
         return ARGenerator(chat_spec, schema, seeds, device=device, api_key=api_key)
     if spec.startswith("hf:"):
-        from .hf import HFConfig, HFGenerator
+        from aod_core.generators.hf import HFConfig, HFGenerator
 
         if not scaffold:
             raise InputError("hf: generators always decode into the token-level scaffold; drop --no-scaffold")
         return HFGenerator(spec[3:], schema.resolved, seeds, config=config_from_options(HFConfig, options, spec),
                            device=device)
     if spec == "difflm" or spec.startswith("difflm:"):
-        from .difflm import DiffLMConfig, DiffLMGenerator
+        from aod_core.generators.difflm.generator import DiffLMConfig, DiffLMGenerator
 
         decoder = spec[len("difflm:"):].strip() if spec.startswith("difflm:") else "embedded"
         if not decoder:
@@ -100,11 +100,11 @@ def check_options(spec: str, options: Mapping[str, Any] | None) -> None:
     if spec == "embedded":
         config_from_options(EmbeddedConfig, options, spec).check()
     elif spec.startswith("hf:"):
-        from .hf import HFConfig
+        from aod_core.generators.hf import HFConfig
 
         config_from_options(HFConfig, options, spec).check()
     elif spec == "difflm" or spec.startswith("difflm:"):
-        from .difflm import DiffLMConfig
+        from aod_core.generators.difflm.generator import DiffLMConfig
 
         config_from_options(DiffLMConfig, options, spec).check()
     elif options:

@@ -14,12 +14,12 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..chat import load_chat_model
-from ..chat.base import ChatModel
-from ..errors import InputError
-from ..prompt import Prompt
-from ..schema import LoadedSchema
-from .base import Candidate, ProgressFn, StepFn
+from aod_core.chat import load_chat_model
+from aod_core.chat.base import ChatModel
+from aod_core.errors import InputError
+from aod_core.canvas.prompt import Prompt
+from aod_core.data.schema import LoadedSchema
+from aod_core.generators.base import Candidate, ProgressFn, StepFn
 
 
 @dataclass

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
-from ..errors import InputError
-from ..prompt import Prompt
-from ..sampler import StepInfo
+from aod_core.errors import InputError
+from aod_core.canvas.prompt import Prompt
+from aod_core.diffusion.sampler import StepInfo
 
 
 @dataclass

@@ -26,13 +26,13 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
-from ..constraints import CanvasConstraint, static_allowed
-from ..errors import InputError
-from ..prompt import Prompt
-from ..sampler import generate
-from ..scaffold import ABSENT, END, MASK, CanvasOptions, DecodeError, Scaffold
-from .base import Candidate, Progress, ProgressFn, StepFn, content_key, in_batches, save_fitted
-from .denoiser import Denoiser, DenoiserConfig
+from aod_core.canvas.constraints import CanvasConstraint, static_allowed
+from aod_core.errors import InputError
+from aod_core.canvas.prompt import Prompt
+from aod_core.diffusion.sampler import generate
+from aod_core.canvas.scaffold import ABSENT, END, MASK, CanvasOptions, DecodeError, Scaffold
+from aod_core.generators.base import Candidate, Progress, ProgressFn, StepFn, content_key, in_batches, save_fitted
+from aod_core.diffusion.denoiser import Denoiser, DenoiserConfig
 
 log = logging.getLogger(__name__)
 

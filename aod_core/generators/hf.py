@@ -8,7 +8,7 @@ the speed-ups of Fast-dLLM:
   same step (at least one per row), instead of a fixed ``k`` per step;
 * **window KV cache**: at the start of each block the whole canvas runs once and every layer's keys and
   values are kept; the block's further steps recompute only the block (prefix and suffix reuse the
-  cache). Used when the model offers ``prefill``/``forward_window`` (``aod_core.mdm``); LLaDA's and
+  cache). Used when the model offers ``prefill``/``forward_window`` (``aod_core.diffusion.mdm``); LLaDA's and
   Dream's remote code do not, and decode without it.
 
 ``vanilla`` decoding (fixed ``k`` per step, no threshold, no cache) is kept for the benchmark's
@@ -30,13 +30,13 @@ from typing import Any, Literal
 
 import torch
 
-from .. import hf_compat
-from ..errors import InputError
-from ..prompt import Prompt, Sampling
-from ..sampler import StepInfo, add_gumbel_noise
-from ..scaffold import Scaffold
-from ..token_scaffold import RowPlan, SlotLanguage, TokenScaffold, build_token_table
-from .base import Candidate, Progress, ProgressFn, StepFn, in_batches
+from aod_core.diffusion import hf_compat
+from aod_core.errors import InputError
+from aod_core.canvas.prompt import Prompt, Sampling
+from aod_core.diffusion.sampler import StepInfo, add_gumbel_noise
+from aod_core.canvas.scaffold import Scaffold
+from aod_core.canvas.token_scaffold import RowPlan, SlotLanguage, TokenScaffold, build_token_table
+from aod_core.generators.base import Candidate, Progress, ProgressFn, StepFn, in_batches
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ def load_dlm(path: Path, device: torch.device, dtype: torch.dtype, *,
     from transformers import AutoConfig, AutoModelForMaskedLM, AutoTokenizer
     from transformers.dynamic_module_utils import get_class_from_dynamic_module
 
-    from .. import mdm  # noqa: F401  registers the aod-mdm model type with transformers
+    from aod_core.diffusion import mdm  # noqa: F401  registers the aod-mdm model type with transformers
 
     check_remote_code(path, trust_remote_code)
     shims = hf_compat.apply()

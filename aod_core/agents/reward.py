@@ -1,0 +1,81 @@
+"""The surrogate reward the loop maximises, and the per-batch evaluation it is computed from.
+
+reward = (w_tsr * TSR + w_judge * mean judge score + w_novelty * (1 - field overlap)
+          + w_diversity * distinct-2) / (sum of weights)
+
+All four terms lie in [0, 1], so the reward does too. The judge score of a candidate rejected by
+the exact checks, or one the judge could not score, counts as 0. Weights are configurable; the
+defaults favour task success, then the judge's opinion, then novelty and diversity.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
+
+from aod_core.errors import InputError
+from aod_core.generators.base import Candidate
+from aod_core.eval.metrics import distinct_n, field_overlap, task_success
+
+
+@dataclass
+class RewardWeights:
+    tsr: float = 0.4
+    judge: float = 0.3
+    novelty: float = 0.2
+    diversity: float = 0.1
+
+    def check(self) -> None:
+        values = asdict(self).values()
+        if any(v < 0 for v in values) or sum(values) <= 0:
+            raise InputError(f"reward weights must be >= 0 with a positive sum, got {asdict(self)}")
+
+    @classmethod
+    def parse(cls, text: str) -> RewardWeights:
+        """``tsr=0.5,judge=0.2,novelty=0.2,diversity=0.1`` (omitted keys keep their default)."""
+        w = cls()
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            key, _, val = part.partition("=")
+            if key.strip() not in asdict(w):
+                raise InputError(f"unknown reward weight {key.strip()!r} (use tsr, judge, novelty, diversity)")
+            try:
+                setattr(w, key.strip(), float(val))
+            except ValueError:
+                raise InputError(f"reward weight {key.strip()} must be a number, got {val!r}") from None
+        w.check()
+        return w
+
+
+def evaluate(cands: Sequence[Candidate], judgement: Any, seeds: Sequence[Any], weights: RewardWeights) -> dict[str, Any]:
+    """Every per-batch figure of DESIGN.md §6 the loop reports, plus the reward."""
+    n = len(cands)
+    checks, verdicts = judgement.checks, judgement.verdicts
+    valid = [c.parses and not c.schema_errors for c in checks]
+    success = task_success(valid, [c.duplicate for c in checks], [c.seed_copy for c in checks], [v.accept for v in verdicts])
+    records = [c.record for c, ch in zip(cands, checks) if ch.parses]
+    scores = [v.score or 0.0 for v in verdicts]
+    m = {
+        "candidates": n,
+        "valid_json_rate": _rate(sum(c.parses for c in checks), n),
+        "schema_valid_rate": _rate(sum(valid), n),
+        "duplicate_rate": _rate(sum(c.duplicate for c in checks), n),
+        "exact_copy_rate": _rate(sum(c.seed_copy for c in checks), n),
+        "field_overlap": field_overlap(records, seeds),
+        "distinct_2": distinct_n(records, 2),
+        "judge_score": sum(scores) / n if n else 0.0,
+        "judge_accept_rate": _rate(sum(v.accept for v in verdicts), n),
+        "judge_failures": sum(v.source == "failed" for v in verdicts),
+        "task_success_rate": _rate(sum(success), n),
+    }
+    total = sum(asdict(weights).values())
+    m["reward"] = (
+        weights.tsr * m["task_success_rate"]
+        + weights.judge * m["judge_score"]
+        + weights.novelty * (1 - m["field_overlap"])
+        + weights.diversity * m["distinct_2"]
+    ) / total
+    m["_success"] = success  # per candidate, for the loop; not stored
+    return m
+
+
+def _rate(k: int, n: int) -> float:
+    return k / n if n else 0.0

@@ -1,0 +1,1 @@
+"""Evaluation: exact batch metrics, the Data Auditor suite, the offline sentence embedder they share."""

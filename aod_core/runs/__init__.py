@@ -1,0 +1,1 @@
+"""Runs: the AoD loop, the run folder (RunStore), starting and resuming, benchmarks, bulk generation, reports, charts, the fingerprint."""

@@ -1,0 +1,333 @@
+"""Read-side views of run folders for the app's Run, Curate, Export and Runs pages.
+
+Everything here reads a ``RunStore`` (committed iterations only, so a live run can be read at any
+moment) and returns plain rows or text; pages only lay them out. Curation decisions go through
+:func:`override` so that an accept override can never put a record into an export that the
+schema would refuse.
+"""
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from aod_core.agents.optimizer import prompt_summary
+from aod_core.errors import InputError
+from aod_core.canvas.prompt import Prompt
+from aod_core.runs.store import RunStore, candidate_key
+
+
+def runs_root() -> Path:
+    """Where the app keeps its runs: ``AOD_RUNS_DIR`` or ``./runs``."""
+    return Path(os.environ.get("AOD_RUNS_DIR") or Path.cwd() / "runs")
+
+
+def new_run_dir(label: str, root: Path | None = None) -> Path:
+    """A fresh, readable, unique folder name: time, dataset, a short random part."""
+    root = root or runs_root()
+    root.mkdir(parents=True, exist_ok=True)
+    slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")[:40] or "run"
+    return root / f"{time.strftime('%Y%m%d-%H%M%S')}-{slug}-{uuid.uuid4().hex[:4]}"
+
+
+def resolve_run(name: str, root: Path | None = None) -> Path:
+    """A run folder named in a URL (``?run=NAME``): a plain folder name inside the runs root."""
+    root = (root or runs_root()).resolve()
+    if not name or "/" in name or "\\" in name or name in (".", ".."):
+        raise InputError(f"not a run name: {name!r}")
+    path = root / name
+    if not (path / "config.json").is_file():
+        raise InputError("no such run", where=str(path))
+    return path
+
+
+def status_of(store: RunStore) -> str:
+    """The stored status, with 'interrupted' for a run whose process died while it worked."""
+    from aod_core.runs.setup import run_is_alive
+
+    st = store.state().get("status", "unknown")
+    if st in ("running", "paused") and not run_is_alive(store):
+        pid = store.state().get("pid")
+        return st if pid == os.getpid() else "interrupted"
+    return st
+
+
+def list_runs(root: Path | None = None) -> list[dict[str, Any]]:
+    """One row per run folder under the root, newest first; unreadable folders are listed as such."""
+    root = root or runs_root()
+    if not root.is_dir():
+        return []
+    rows = []
+    for p in sorted((p for p in root.iterdir() if (p / "config.json").is_file()), key=lambda p: p.name, reverse=True):
+        try:
+            store = RunStore.open(p, repair=False)
+            cfg, metrics = store.config, store.metrics()
+            last = metrics[-1] if metrics else {}
+            rows.append({
+                "run": p.name, "status": status_of(store),
+                "iterations": f"{len(metrics)}/{cfg.get('loop', {}).get('iterations', '?')}",
+                "accepted": last.get("accepted_total", 0), "reward": last.get("reward"),
+                "tsr": last.get("task_success_rate"), "generator": cfg.get("generator"), "judge": cfg.get("judge"),
+                "updated": time.strftime("%Y-%m-%d %H:%M", time.localtime(store.state().get("updated", p.stat().st_mtime))),
+                "error": store.state().get("error"),
+            })
+        except (OSError, ValueError, InputError) as e:
+            rows.append({"run": p.name, "status": "unreadable", "iterations": "", "accepted": 0, "reward": None,
+                         "tsr": None, "generator": None, "judge": None, "updated": "", "error": str(e)})
+    return rows
+
+
+# ---- prompts ---------------------------------------------------------------------------------
+
+
+def prompt_text(prompt: dict[str, Any] | None) -> str:
+    """A prompt as indented JSON of its non-default parts (what the diffs compare)."""
+    if prompt is None:
+        return "(no valid prompt)"
+    return json.dumps(json.loads(prompt_summary(Prompt.from_dict(prompt))), indent=1, sort_keys=True, ensure_ascii=False)
+
+
+def prompt_diff(old: dict[str, Any] | None, new: dict[str, Any] | None) -> str:
+    """Unified diff of two prompts; empty when they are the same."""
+    a, b = prompt_text(old).splitlines(), prompt_text(new).splitlines()
+    return "\n".join(difflib.unified_diff(a, b, "before", "after", lineterm="", n=1))
+
+
+def prompt_history(store: RunStore) -> list[dict[str, Any]]:
+    """Per iteration: the prompt used, its author and reward, and what changed from the one before."""
+    rows, prev = [], None
+    for p in store.prompts():
+        if p.get("role") != "used":
+            continue
+        rows.append({"iteration": p["iteration"], "author": p.get("author", ""), "reward": p.get("reward"),
+                     "prompt": prompt_text(p.get("prompt")), "change": prompt_diff(prev, p.get("prompt")) if prev else "",
+                     "compiled edits": compiled_summary((p.get("prompt") or {}).get("compiled"))})
+        prev = p.get("prompt")
+    return rows
+
+
+def compiled_summary(compiled: dict[str, Any] | None) -> str:
+    """Which edits of a prompt the instruction compiler wrote (and which a human changed), and from
+    what text: '' when nothing was compiled."""
+    from aod_core.agents.resolver import Edit
+
+    if not compiled:
+        return ""
+    parts = [f"{Edit.from_dict(e).describe()} [{e.get('author', 'compiler')}]" for e in compiled.get("edits") or []]
+    head = f"from {compiled.get('text', '')!r}: "
+    return head + ("; ".join(parts) if parts else "no edits") + (
+        f" ({len(compiled.get('unmapped') or [])} phrase(s) not mapped)" if compiled.get("unmapped") else "")
+
+
+def proposal_rows(store: RunStore, iteration: int) -> list[dict[str, Any]]:
+    """The incumbent and the optimizer's candidates of one iteration with their probe rewards."""
+    rows = [p for p in store.prompts() if p.get("iteration") == iteration and p.get("role") in ("incumbent_probe", "proposal")]
+    chosen = next((p for p in store.prompts() if p.get("iteration") == iteration and p.get("role") == "next"), None)
+    used = next((p for p in store.prompts() if p.get("iteration") == iteration and p.get("role") == "used"), None)
+    return proposal_table(rows, used and used.get("prompt"), chosen and chosen.get("prompt"))
+
+
+def proposal_table(rows: list[dict[str, Any]], used: dict | None, chosen: dict | None) -> list[dict[str, Any]]:
+    out = []
+    for p in rows:
+        won = p.get("role") == "proposal" and p.get("prompt") is not None and p.get("prompt") == chosen and chosen != used
+        out.append({"candidate": "incumbent" if p.get("role") == "incumbent_probe" else "proposal",
+                    "reward": p.get("reward"), "chosen": won or (p.get("role") == "incumbent_probe" and chosen == used),
+                    "edit": json.dumps(p.get("edit"), ensure_ascii=False) if p.get("edit") else "",
+                    "rationale": p.get("rationale") or "", "error": p.get("error") or "",
+                    "diff": prompt_diff(used, p.get("prompt")) if p.get("prompt") is not None else ""})
+    return out
+
+
+# ---- candidates and curation -----------------------------------------------------------------
+
+
+def candidate_rows(store: RunStore, *, include_probes: bool = False) -> list[dict[str, Any]]:
+    """Every stored candidate as a table row, with the human override and the effective decision."""
+    ov = store.overrides()
+    rows = []
+    for c in store.candidates():
+        if c.get("phase", "main") != "main" and not include_probes:
+            continue
+        key = candidate_key(c)
+        checks = c.get("checks") or {}
+        decision = ov.get(key)
+        rows.append({
+            "key": key, "iteration": c.get("iteration"), "index": c.get("index"), "verdict": c.get("verdict"),
+            "score": c.get("score"), "accepted": bool(c.get("accepted")), "override": decision or "",
+            "decision": decision or ("accept" if c.get("accepted") else "reject"),
+            "reasons": "; ".join(c.get("reasons") or []),
+            "schema_errors": len(checks.get("schema_errors") or []) + (0 if checks.get("parses", True) else 1),
+            "record": json.dumps(c["record"], ensure_ascii=False) if c.get("record") is not None else c.get("text", ""),
+        })
+    return rows
+
+
+def filter_rows(rows: list[dict[str, Any]], *, decision: str = "all", iterations: list[int] | None = None,
+                search: str = "") -> list[dict[str, Any]]:
+    """The Curate page's filters: decision (all / accept / reject / overridden), iterations, text search."""
+    needle = search.strip().lower()
+    out = []
+    for r in rows:
+        if decision == "overridden" and not r["override"]:
+            continue
+        if decision in ("accept", "reject") and r["decision"] != decision:
+            continue
+        if iterations and r["iteration"] not in iterations:
+            continue
+        if needle and needle not in r["record"].lower() and needle not in r["reasons"].lower():
+            continue
+        out.append(r)
+    return out
+
+
+def rejection_reason_keys(c: dict[str, Any]) -> list[str]:
+    """What a stored candidate was rejected for, as shared keys: an exact check that failed, or the
+    judge's findings (the plausibility evidence's keys, else the judge's own reasons). [] if accepted."""
+    if c.get("verdict") == "accept":
+        return []
+    checks = c.get("checks") or {}
+    if not checks.get("parses", True):
+        return ["does not parse as JSON"]
+    if checks.get("schema_errors"):
+        return [f"schema error at {e.split(': ', 1)[0]}" for e in checks["schema_errors"][:1]]
+    for flag, text in (("seed_copy", "exact copy of a seed"), ("duplicate", "duplicate"), ("near_copy", "near copy")):
+        if checks.get(flag):
+            return [text]
+    findings = ((c.get("evidence") or {}).get("findings") or [])[:3]
+    if findings:
+        return list(dict.fromkeys(f["key"] for f in findings))
+    if c.get("judged_by") == "failed":
+        return ["the judge gave no usable answer"]
+    return list(dict.fromkeys(str(r) for r in (c.get("reasons") or ["(no reason given)"])[:2]))
+
+
+def rejection_reasons(store: RunStore) -> list[dict[str, Any]]:
+    """Per finished iteration, how many main-batch records each rejection reason covers (a record
+    can count under up to three reasons), most frequent first."""
+    counts: dict[tuple[int, str], int] = {}
+    totals: dict[int, int] = {}
+    for c in store.candidates():
+        if c.get("phase", "main") != "main":
+            continue
+        it = int(c.get("iteration", 0))
+        totals[it] = totals.get(it, 0) + 1
+        for reason in rejection_reason_keys(c):
+            counts[(it, reason)] = counts.get((it, reason), 0) + 1
+    rows = [{"iteration": it + 1, "reason": reason, "records": k, "of": totals[it]} for (it, reason), k in counts.items()]
+    return sorted(rows, key=lambda r: (r["iteration"], -r["records"], r["reason"]))
+
+
+def candidate_detail(store: RunStore, key: str) -> dict[str, Any]:
+    """One candidate in full: record or raw text, checks, verdict, judge reasons, schema errors."""
+    for c in store.candidates():
+        if candidate_key(c) == key:
+            return dict(c, key=key, override=store.overrides().get(key))
+    raise InputError("no such candidate in this run", where=key)
+
+
+def override(store: RunStore, key: str, decision: str | None) -> None:
+    """Record a human accept / reject (None clears). Accepting a record that does not parse or fails
+    the schema is refused: exports promise schema-valid records."""
+    c = candidate_detail(store, key)
+    if decision == "accept":
+        checks = c.get("checks") or {}
+        if c.get("record") is None or not checks.get("parses", True):
+            raise InputError("cannot accept a candidate that is not a JSON record", where=key)
+        if checks.get("schema_errors"):
+            raise InputError(f"cannot accept a record that fails the schema ({checks['schema_errors'][0]})", where=key)
+    store.set_override(key, decision)
+
+
+def run_summary(store: RunStore) -> dict[str, Any]:
+    """Headline numbers of a run: iterations, accepted (agents / after overrides), last metrics."""
+    metrics = store.metrics()
+    last, first = (metrics[-1], metrics[0]) if metrics else ({}, {})
+    cfg = store.config
+    return {"iterations_done": len(metrics), "iterations": cfg.get("loop", {}).get("iterations"),
+            "accepted": len(store.accepted()), "curated": len(store.curated()), "overrides": len(store.overrides()),
+            "reward": last.get("reward"), "reward_first": first.get("reward"),
+            "task_success_rate": last.get("task_success_rate"), "schema_valid_rate": last.get("schema_valid_rate"),
+            "status": status_of(store)}
+
+
+# ---- a run's inputs and current prompt -------------------------------------------------------
+
+
+def run_seeds(store: RunStore) -> list[Any]:
+    """The seeds the run learned from (``inputs/seeds.jsonl``)."""
+    path = store.path / "inputs" / "seeds.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def run_field_keys(store: RunStore) -> list[str]:
+    """Leaf field paths of the run's scaffold (what pins and forbids can name)."""
+    from aod_core.canvas.scaffold import Scaffold
+    from aod_core.data.schema import load_schema
+    from aod_core.studio.workspace import scaffold_field_keys
+
+    schema = load_schema(store.path / "inputs" / "schema.json")
+    return scaffold_field_keys(Scaffold.build(schema.resolved, run_seeds(store)))
+
+
+def compile_for_run(store: RunStore, text: str, chat: Any = None) -> dict[str, Any]:
+    """The instruction compiler's output (``Prompt.compiled`` form) for ``text`` on the run's inputs."""
+    from aod_core.agents.compiler import compiler_for
+    from aod_core.data.schema import load_schema
+
+    if not (text or "").strip():
+        return {}
+    schema = load_schema(store.path / "inputs" / "schema.json")
+    return compiler_for(None, schema.resolved, run_seeds(store), chat).compile(text).to_dict()
+
+
+def run_compile_mode(store: RunStore) -> tuple[str, str]:
+    """(generator spec, compile mode) of a run; runs made before compiling existed read as ``auto``."""
+    return str(store.config.get("generator") or "embedded"), str(store.config.get("compile") or "auto")
+
+
+def current_prompt(store: RunStore) -> tuple[Prompt, str]:
+    """The prompt the next iteration will use (before any pending human edit) and its author."""
+    chosen = [p for p in store.prompts() if p.get("role") == "next"]
+    if chosen:
+        return Prompt.from_dict(chosen[-1]["prompt"]), chosen[-1].get("author", "initial")
+    return Prompt.from_dict(store.config.get("prompt") or {}), "initial"
+
+
+def live_candidates(store: RunStore, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Newest verdicts first: the job's rows of the iteration in flight, then the committed ones."""
+    committed = store.candidates()
+    last = committed[-1]["iteration"] if committed else -1
+    fresh = [r for r in rows if r.get("iteration", -1) > last]
+    out = []
+    for c in list(reversed(fresh)) + list(reversed([c for c in committed if c.get("phase", "main") == "main"])):
+        out.append({"iteration": c.get("iteration"), "verdict": c.get("verdict"), "score": c.get("score"),
+                    "accepted": c.get("accepted"), "reasons": "; ".join(c.get("reasons") or []),
+                    "record": json.dumps(c["record"], ensure_ascii=False) if c.get("record") is not None else c.get("text", "")})
+    return out
+
+
+def audit_rows(store: RunStore, records: list[Any]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The Data Auditor suite over ``records`` (e.g. the curated export) against the run's seeds, as
+    (metric, value, better, range, meaning) rows, and the suite's notes."""
+    from aod_core.eval.audit import METRICS, audit
+    from aod_core.data.schema import load_schema
+
+    schema = load_schema(store.path / "inputs" / "schema.json")
+    result = audit(records, run_seeds(store), schema=schema)
+    rows = []
+    for name, info in METRICS.items():
+        value = result.get(name)
+        if value is None or name.endswith("_holdout") or name.startswith("dcr_holdout"):
+            continue
+        lo, hi = info.range
+        rows.append({"metric": name, "value": value, "better": info.direction,
+                     "range": f"[{lo}, {'∞' if hi is None else hi}]", "meaning": info.description})
+    return rows, list(result.get("notes") or []) + [f"embedder: {(result.get('embedder') or {}).get('name', 'lexical')}"]
