@@ -4,12 +4,12 @@ A thin router: page config, the shared session state, the current run (kept in t
 re-attaches to it), and the page list. Pages hold layout and widgets; everything they compute lives
 in ``aod_core``.
 """
+
 from __future__ import annotations
 
 import streamlit as st
 
-from aod_core.studio.workspace import SESSION_DEFAULTS
-from ui.state import attach_from_url
+from ui.state import SESSION_DEFAULTS, attach_from_url
 
 st.set_page_config(page_title="AoD Studio", page_icon="🧪", layout="wide")
 

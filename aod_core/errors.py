@@ -4,6 +4,7 @@ Every user-facing failure caused by input (a file, a schema, a seed, a model spe
 ``InputError`` whose message is one line naming what is wrong and where. The CLI prints it and
 exits with code 2; the app shows it in the page. Anything else is a bug and surfaces as such.
 """
+
 from __future__ import annotations
 
 

@@ -1,4 +1,5 @@
 """Crash-safe file writes: write beside the target, fsync, then rename over it."""
+
 from __future__ import annotations
 
 import os

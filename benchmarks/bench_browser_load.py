@@ -19,6 +19,7 @@ threads, concurrently. At the end it checks:
 Needs Debian's chromium (``apt-get install chromium``; ``AOD_CHROMIUM`` to point elsewhere) and
 Playwright's Python package; it never downloads a browser.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,11 +37,23 @@ import jsonschema
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("AOD_CHROMIUM", "/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 DATASETS = ("penguins", "seattle-weather", "cars", "penguin-groups")
-BUDGET = (("Iterations", 2), ("Batch size", 6), ("Probe batch", 4), ("Proposals per iteration", 0),
-          ("Generator training steps", 60))
+BUDGET = (
+    ("Iterations", 2),
+    ("Batch size", 6),
+    ("Probe batch", 4),
+    ("Proposals per iteration", 0),
+    ("Generator training steps", 60),
+)
 
 
 def _free_port() -> int:
@@ -66,9 +79,28 @@ def start_server(runs: Path, log_path: Path) -> tuple[subprocess.Popen, str]:
     env = dict(os.environ, AOD_RUNS_DIR=str(runs))
     log = open(log_path, "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1", "--server.port", str(port),
-         "--server.headless", "true", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app.py",
+            "--server.address",
+            "127.0.0.1",
+            "--server.port",
+            str(port),
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+            "--server.fileWatcherType",
+            "none",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     end = time.time() + 90
     while time.time() < end:
         try:
@@ -215,8 +247,10 @@ def main() -> int:
             while any(s.current is not None for s in sessions):
                 for s in sessions:
                     if s.poll(runs_dir, args.run_timeout) and time.time() < deadline:
-                        print(f"[{time.time() - t_start:6.0f}s] {s.dataset}: run {len(s.runs)} {s.runs[-1]['status']}",
-                              flush=True)
+                        print(
+                            f"[{time.time() - t_start:6.0f}s] {s.dataset}: run {len(s.runs)} {s.runs[-1]['status']}",
+                            flush=True,
+                        )
                         s.new_run()
                         s.start(runs_dir)
                 m = _mem_kb(proc.pid)
@@ -238,14 +272,20 @@ def main() -> int:
     last = sorted(r for _, r in mem[-q:])[len(mem[-q:]) // 2] if mem else 0
     out = {
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
-        "sessions": args.sessions, "datasets": [s.dataset for s in sessions], "minutes": round(elapsed / 60, 2),
+        "sessions": args.sessions,
+        "datasets": [s.dataset for s in sessions],
+        "minutes": round(elapsed / 60, 2),
         "budget": dict(BUDGET),
         "runs": sum(len(s.runs) for s in sessions),
         "runs_by_session": {s.dataset: [r["status"] for r in s.runs] for s in sessions},
         "run_seconds_median": sorted(r["ended"] - r["started"] for s in sessions for r in s.runs if r["ended"])[
-            len([1 for s in sessions for r in s.runs if r["ended"]]) // 2] if any(s.runs for s in sessions) else None,
+            len([1 for s in sessions for r in s.runs if r["ended"]]) // 2
+        ]
+        if any(s.runs for s in sessions)
+        else None,
         "peak_rss_mb": round(peak / 1024, 1),
-        "rss_first_quarter_mb": round(first / 1024, 1), "rss_last_quarter_mb": round(last / 1024, 1),
+        "rss_first_quarter_mb": round(first / 1024, 1),
+        "rss_last_quarter_mb": round(last / 1024, 1),
         **result,
     }
     Path(args.out).write_text(json.dumps(out, indent=2) + "\n")

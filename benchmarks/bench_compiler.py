@@ -17,12 +17,12 @@
    after "mostly Torgersen penguins" (seeds: 16%), the in-range share after a range wish, the null
    count after "no nulls in sex", and the schema-valid rate of each batch.
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import math
 import platform
 import statistics
 import sys
@@ -34,9 +34,10 @@ sys.path.insert(0, str(REPO))
 
 from aod_core.agents.compiler import InstructionCompiler, calibrate  # noqa: E402
 from aod_core.agents.resolver import Edit  # noqa: E402
-from aod_core.chat import ScriptedChatModel  # noqa: E402
 from aod_core.canvas.prompt import Prompt  # noqa: E402
-from aod_core.canvas.scaffold import Scaffold, canonical  # noqa: E402
+from aod_core.canvas.scaffold import Scaffold  # noqa: E402
+from aod_core.canvas.slots import canonical  # noqa: E402
+from aod_core.chat import ScriptedChatModel  # noqa: E402
 from aod_core.data.seeds import load_dataset  # noqa: E402
 
 SUITE = REPO / "benchmarks" / "instructions.json"
@@ -73,8 +74,14 @@ def score(case: dict, compiled, lexicon) -> dict:
         else:
             hit[j] = True
     refusals_ok = len(compiled.unmapped) >= case.get("unmapped", 0)
-    return {"correct": all(hit) and not wrong and refusals_ok, "expected": len(expected), "found": sum(hit),
-            "edits": len(compiled.edits), "wrong": wrong, "refusals_ok": refusals_ok}
+    return {
+        "correct": all(hit) and not wrong and refusals_ok,
+        "expected": len(expected),
+        "found": sum(hit),
+        "edits": len(compiled.edits),
+        "wrong": wrong,
+        "refusals_ok": refusals_ok,
+    }
 
 
 # ---- scripted chat models ------------------------------------------------------------------------
@@ -95,13 +102,18 @@ def _answer_for(x: dict, lex, pending_words: list[str]) -> dict:
     if x["op"] in ("pin", "forbid"):
         return {"op": x["op"], "path": f.key, "value": f.value_text(x["value"]), "words": words}
     if x["op"] == "bias":
-        return {"op": "mostly" if x["direction"] > 0 else "fewer", "path": f.key, "value": f.value_text(x["value"]),
-                "words": words}
+        return {
+            "op": "mostly" if x["direction"] > 0 else "fewer",
+            "path": f.key,
+            "value": f.value_text(x["value"]),
+            "words": words,
+        }
     return {"op": "none"}
 
 
 def oracle(case: dict, lex, resolved_edits: list[Edit]):
     """Answers a clause with the first expected edit the rules did not produce, else refuses."""
+
     def answer(messages):
         phrase = messages[-1]["content"].split("Wish: ", 1)[1]
         words = [w for w in _words_of(messages)]
@@ -112,6 +124,7 @@ def oracle(case: dict, lex, resolved_edits: list[Edit]):
                 return _answer_for(x, lex, words)
         del phrase
         return {"op": "none"}
+
     return ScriptedChatModel(answer)
 
 
@@ -124,6 +137,7 @@ def adversary(lex):
         if f is None:
             return {"op": "above_median", "path": g.key, "words": _words_of(messages)[:1]}
         return {"op": "pin", "path": f.key, "value": f.value_text(f.choices[0]), "words": _words_of(messages)[:1]}
+
     return ScriptedChatModel(answer)
 
 
@@ -173,21 +187,40 @@ def run_mapping(model: str, repeats: int, datasets: dict, log) -> dict:
             times.append(dt)
             if r == 0:
                 s = score(case, c, comp.lexicon)
-                rows.append({"dataset": case["dataset"], "text": case["text"], "semantic": case.get("semantic", False),
-                             "seconds": round(dt, 3), **s, "compiled": [e.describe() for e in c.edits],
-                             "unmapped": [f"{u.phrase}: {u.reason}" for u in c.unmapped]})
+                rows.append(
+                    {
+                        "dataset": case["dataset"],
+                        "text": case["text"],
+                        "semantic": case.get("semantic", False),
+                        "seconds": round(dt, 3),
+                        **s,
+                        "compiled": [e.describe() for e in c.edits],
+                        "unmapped": [f"{u.phrase}: {u.reason}" for u in c.unmapped],
+                    }
+                )
                 mark = "ok " if s["correct"] else "MISS"
-                log(f"[{model}] {mark} {case['dataset']}: {case['text']!r} -> {[e.describe() for e in c.edits]}"
-                    + (f" WRONG {s['wrong']}" if s["wrong"] else ""))
+                log(
+                    f"[{model}] {mark} {case['dataset']}: {case['text']!r} -> {[e.describe() for e in c.edits]}"
+                    + (f" WRONG {s['wrong']}" if s["wrong"] else "")
+                )
     n = len(rows)
     edits = sum(r["edits"] for r in rows)
     wrong = sum(len(r["wrong"]) for r in rows)
-    return {"model": model, "instructions": n, "correct": sum(r["correct"] for r in rows),
-            "correct_rate": round(sum(r["correct"] for r in rows) / n, 3),
-            "semantic_correct": f"{sum(r['correct'] for r in rows if r['semantic'])}/{sum(r['semantic'] for r in rows)}",
-            "edits": edits, "wrong_edits": wrong, "wrong_rate": round(wrong / max(1, edits), 3),
-            "seconds_median": round(statistics.median(times), 3), "seconds_max": round(max(times), 3),
-            "seconds_first": round(first or 0.0, 3), "repeats": repeats, "rows": rows}
+    return {
+        "model": model,
+        "instructions": n,
+        "correct": sum(r["correct"] for r in rows),
+        "correct_rate": round(sum(r["correct"] for r in rows) / n, 3),
+        "semantic_correct": f"{sum(r['correct'] for r in rows if r['semantic'])}/{sum(r['semantic'] for r in rows)}",
+        "edits": edits,
+        "wrong_edits": wrong,
+        "wrong_rate": round(wrong / max(1, edits), 3),
+        "seconds_median": round(statistics.median(times), 3),
+        "seconds_max": round(max(times), 3),
+        "seconds_first": round(first or 0.0, 3),
+        "repeats": repeats,
+        "rows": rows,
+    }
 
 
 # ---- effect --------------------------------------------------------------------------------------
@@ -208,7 +241,9 @@ def run_effect(log) -> dict:
     checks = {
         "mostly Torgersen penguins": lambda r: r["island"] == "Torgersen",
         "body mass between 3.5 and 4.5 kg": lambda r: r["body_mass_g"] is not None and 3500 <= r["body_mass_g"] <= 4500,
-        "heavier penguins with longer flippers": lambda r: (r["body_mass_g"] or 0) >= 4000 and (r["flipper_length_mm"] or 0) >= 197,
+        "heavier penguins with longer flippers": lambda r: (
+            (r["body_mass_g"] or 0) >= 4000 and (r["flipper_length_mm"] or 0) >= 197
+        ),
         "no nulls in sex": lambda r: r["sex"] is not None,
         "mostly Chinstrap penguins, 70% female": lambda r: r["species"] == "Chinstrap",
     }
@@ -226,16 +261,24 @@ def run_effect(log) -> dict:
             valid.append(sum(d.schema.is_valid(r) for r in recs) / len(cands))
             shares.append(sum(ok(r) for r in recs) / len(recs))
         base = [c.record for c in gen.sample(Prompt(), 200, seed=11) if c.parsed]
-        row = {"text": text, "edits": [e["why"] for e in p.compiled["edits"]], "compile_s": round(t_compile, 3),
-               "calibrate_s": round(t_cal, 2), "share_per_seed": [round(s, 3) for s in shares],
-               "share_min": round(min(shares), 3), "share_without_prompt": round(sum(ok(r) for r in base) / len(base), 3),
-               "female_share": None, "schema_valid_min": round(min(valid), 3)}
+        row = {
+            "text": text,
+            "edits": [e["why"] for e in p.compiled["edits"]],
+            "compile_s": round(t_compile, 3),
+            "calibrate_s": round(t_cal, 2),
+            "share_per_seed": [round(s, 3) for s in shares],
+            "share_min": round(min(shares), 3),
+            "share_without_prompt": round(sum(ok(r) for r in base) / len(base), 3),
+            "female_share": None,
+            "schema_valid_min": round(min(valid), 3),
+        }
         if "female" in text:
             cands = gen.sample(p, 200, seed=11)
             recs = [c.record for c in cands if c.parsed]
             row["female_share"] = round(sum(r["sex"] == "female" for r in recs) / len(recs), 3)
-        log(f"[effect] {text!r}: share {shares} (no prompt {row['share_without_prompt']}), valid {valid}, "
-            f"calibration {t_cal:.1f}s, {row['edits']}")
+        log(
+            f"[effect] {text!r}: share {shares} (no prompt {row['share_without_prompt']}), valid {valid}, calibration {t_cal:.1f}s, {row['edits']}"
+        )
         out["cases"].append(row)
     return out
 
@@ -274,11 +317,18 @@ def run_timing(repeats: int, datasets: dict, log) -> dict:
         t = time.perf_counter()
         calibrate(p, lambda q, n, s: gen.sample(q, n, seed=s), spec=gen.spec)
         cal.append(time.perf_counter() - t)
-    out = {"chat_load_s": round(load_s, 2), "first_instruction_s": round(first_s, 2), "rules_only_median_s": round(statistics.median(rules), 4),
-           "rules_only_max_s": round(max(rules), 4), "chat_asked_median_s": round(statistics.median(asked), 2),
-           "chat_asked_max_s": round(max(asked), 2), "chat_asked_n": len(asked),
-           "calibrate_mostly_median_s": round(statistics.median(cal), 2), "calibrate_runs": [round(x, 2) for x in cal],
-           "load_average": os.getloadavg()}
+    out = {
+        "chat_load_s": round(load_s, 2),
+        "first_instruction_s": round(first_s, 2),
+        "rules_only_median_s": round(statistics.median(rules), 4),
+        "rules_only_max_s": round(max(rules), 4),
+        "chat_asked_median_s": round(statistics.median(asked), 2),
+        "chat_asked_max_s": round(max(asked), 2),
+        "chat_asked_n": len(asked),
+        "calibrate_mostly_median_s": round(statistics.median(cal), 2),
+        "calibrate_runs": [round(x, 2) for x in cal],
+        "load_average": os.getloadavg(),
+    }
     log(f"[timing] {out}")
     return out
 
@@ -290,8 +340,11 @@ def main() -> int:
     ap.add_argument("--models", default="none,oracle,adversary,embedded")
     ap.add_argument("--no-effect", action="store_true")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--timing-only", action="store_true",
-                    help="only the timing part, added to an existing --out file (for a run on a quiet machine)")
+    ap.add_argument(
+        "--timing-only",
+        action="store_true",
+        help="only the timing part, added to an existing --out file (for a run on a quiet machine)",
+    )
     args = ap.parse_args()
     import torch
 
@@ -303,21 +356,32 @@ def main() -> int:
         if case["dataset"] not in datasets:
             d = load_dataset(REPO / "assets" / case["dataset"])
             datasets[case["dataset"]] = (d, Scaffold.build(d.schema.resolved, d.seeds.records))
-    result = {"machine": {"platform": platform.platform(), "python": platform.python_version(),
-                          "cpus": os.cpu_count(), "torch_threads": args.threads,
-                          "load_average_at_start": os.getloadavg()},
-              "setup_seconds": round(time.perf_counter() - t0, 2), "mapping": {}}
+    result = {
+        "machine": {
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "torch_threads": args.threads,
+            "load_average_at_start": os.getloadavg(),
+        },
+        "setup_seconds": round(time.perf_counter() - t0, 2),
+        "mapping": {},
+    }
     if args.timing_only:
         result = json.loads(Path(args.out).read_text(encoding="utf-8"))
         result["timing"] = run_timing(args.repeats, datasets, log)
-        Path(args.out).write_text(json.dumps(result, indent=1, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+        Path(args.out).write_text(
+            json.dumps(result, indent=1, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
+        )
         log(f"wrote {args.out}")
         return 0
     for model in [m.strip() for m in args.models.split(",") if m.strip()]:
         result["mapping"][model] = run_mapping(model, args.repeats if model == "embedded" else 1, datasets, log)
         m = result["mapping"][model]
-        log(f"== {model}: {m['correct']}/{m['instructions']} correct ({m['correct_rate']:.0%}), wrong edits "
-            f"{m['wrong_edits']}/{m['edits']} ({m['wrong_rate']:.1%}), median {m['seconds_median']}s, max {m['seconds_max']}s")
+        log(
+            f"== {model}: {m['correct']}/{m['instructions']} correct ({m['correct_rate']:.0%}), wrong edits "
+            f"{m['wrong_edits']}/{m['edits']} ({m['wrong_rate']:.1%}), median {m['seconds_median']}s, max {m['seconds_max']}s"
+        )
     if not args.no_effect:
         result["effect"] = run_effect(log)
     result["timing"] = run_timing(1, datasets, log)

@@ -15,6 +15,7 @@ after filtering, exact-copy rate <= 5%.
 much faster than 2 (two processes with 2 spinning threads each on 2 cores starve each other); the
 load average at start and end is recorded so a shared machine shows in the results.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,21 +32,37 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from aod_core.eval.audit import audit, dcr_distances  # noqa: E402
-from aod_core.generators import load_generator, parse_options  # noqa: E402
-from aod_core.eval.metrics import batch_summary  # noqa: E402
 from aod_core.canvas.prompt import Prompt, Sampling  # noqa: E402
 from aod_core.data.seeds import load_dataset  # noqa: E402
+from aod_core.eval.audit import audit  # noqa: E402
+from aod_core.eval.distance import dcr_distances  # noqa: E402
+from aod_core.eval.metrics import batch_summary  # noqa: E402
+from aod_core.generators import load_generator, parse_options  # noqa: E402
 
-AUDIT_KEYS = ("field_overlap", "distinct_2", "near_copy_rate", "ks_mean", "tvd_mean", "ks_mean_holdout",
-              "tvd_mean_holdout", "knn_precision", "knn_recall", "dcr_closer_than_holdout_p05")
+AUDIT_KEYS = (
+    "field_overlap",
+    "distinct_2",
+    "near_copy_rate",
+    "ks_mean",
+    "tvd_mean",
+    "ks_mean_holdout",
+    "tvd_mean_holdout",
+    "knn_precision",
+    "knn_recall",
+    "dcr_closer_than_holdout_p05",
+)
 
 
 def _dist(x: np.ndarray | None) -> dict | None:
     if x is None or not len(x):
         return None
-    return {"median": float(np.median(x)), "p5": float(np.percentile(x, 5)), "p25": float(np.percentile(x, 25)),
-            "mean": float(np.mean(x)), "n": int(len(x))}
+    return {
+        "median": float(np.median(x)),
+        "p5": float(np.percentile(x, 5)),
+        "p25": float(np.percentile(x, 25)),
+        "mean": float(np.mean(x)),
+        "n": int(len(x)),
+    }
 
 
 def evaluate(gen, ds, n: int, seed: int, temperature: float) -> dict:
@@ -58,10 +75,14 @@ def evaluate(gen, ds, n: int, seed: int, temperature: float) -> dict:
     a = audit(cands, ds.seeds.records, schema=ds.schema, holdout=hold, seed=seed)
     dcr, hd = dcr_distances(cands, ds.seeds.records, hold)
     out = {
-        "temperature": temperature, "sample_s": round(sample_s, 1),
-        "valid_json_rate": s["valid_json_rate"], "schema_valid_rate": s["schema_valid_rate"],
-        "exact_copy_rate": s["exact_copy_rate"], "duplicate_rate": s["duplicate_rate"],
-        "dcr": _dist(dcr), "dcr_holdout": _dist(hd),
+        "temperature": temperature,
+        "sample_s": round(sample_s, 1),
+        "valid_json_rate": s["valid_json_rate"],
+        "schema_valid_rate": s["schema_valid_rate"],
+        "exact_copy_rate": s["exact_copy_rate"],
+        "duplicate_rate": s["duplicate_rate"],
+        "dcr": _dist(dcr),
+        "dcr_holdout": _dist(hd),
         **{k: a.get(k) for k in AUDIT_KEYS},
     }
     filt = getattr(gen, "last_sample_report", None)
@@ -84,8 +105,11 @@ def run(spec: str, ds, n: int, seed: int, options: dict, log, temperatures: list
                 last[0] = now
                 stage = p.info.get("stage") or p.stage
                 loss = p.info.get("loss")
-                log(f"  {spec} {stage}: {p.done}/{p.total}" + (f" loss {loss:.3f}" if isinstance(loss, float) else "")
-                    + (f" beta {p.info['beta']:.4f}" if "beta" in p.info else ""))
+                log(
+                    f"  {spec} {stage}: {p.done}/{p.total}"
+                    + (f" loss {loss:.3f}" if isinstance(loss, float) else "")
+                    + (f" beta {p.info['beta']:.4f}" if "beta" in p.info else "")
+                )
 
         t0 = time.perf_counter()
         report = gen.fit(on_progress=progress)
@@ -107,9 +131,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
     ap.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE", help="a DiffLM setting, repeatable")
     ap.add_argument("--no-embedded", action="store_true", help="skip the embedded DLM comparison")
-    ap.add_argument("--temperatures", default="1.0",
-                    help="comma-separated sampling temperatures; the first is the headline, DiffLM is also "
-                         "measured at the others (same fitted model)")
+    ap.add_argument(
+        "--temperatures",
+        default="1.0",
+        help="comma-separated sampling temperatures; the first is the headline, DiffLM is also measured at the others (same fitted model)",
+    )
     ap.add_argument("--out", default="benchmarks/results/difflm.json")
     args = ap.parse_args()
     if args.threads:
@@ -120,11 +146,19 @@ def main() -> None:
         print(msg, file=sys.stderr, flush=True)
 
     results = {
-        "dataset": args.dataset, "n_seeds": len(ds.seeds.records), "n_holdout": len(ds.holdout.records) if ds.holdout else 0,
-        "n": args.n, "seed": args.seed,
-        "machine": {"cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
-                    "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-                    "python": platform.python_version(), "loadavg_start": list(os.getloadavg())},
+        "dataset": args.dataset,
+        "n_seeds": len(ds.seeds.records),
+        "n_holdout": len(ds.holdout.records) if ds.holdout else 0,
+        "n": args.n,
+        "seed": args.seed,
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "loadavg_start": list(os.getloadavg()),
+        },
         "difflm_options": parse_options(args.opt),
         "methods": {},
     }
@@ -132,11 +166,14 @@ def main() -> None:
     for spec, options in specs:
         log(f"{spec}: fitting on {len(ds.seeds.records)} seeds, then sampling {args.n}")
         temps = [float(t) for t in args.temperatures.split(",") if t.strip()]
-        results["methods"][spec] = run(spec, ds, args.n, args.seed, options, log,
-                                       temps if spec == "difflm" else temps[:1])
+        results["methods"][spec] = run(
+            spec, ds, args.n, args.seed, options, log, temps if spec == "difflm" else temps[:1]
+        )
         m = results["methods"][spec]
-        log(f"{spec}: fit {m['fit_s']} s, sample {m['sample_s']} s, schema-valid {m['schema_valid_rate']:.3f}, "
-            f"exact copies {m['exact_copy_rate']:.3f}, DCR median {m['dcr']['median'] if m['dcr'] else None}")
+        log(
+            f"{spec}: fit {m['fit_s']} s, sample {m['sample_s']} s, schema-valid {m['schema_valid_rate']:.3f}, "
+            f"exact copies {m['exact_copy_rate']:.3f}, DCR median {m['dcr']['median'] if m['dcr'] else None}"
+        )
     results["machine"]["loadavg_end"] = list(os.getloadavg())
     d = results["methods"]["difflm"]
     results["targets"] = {
@@ -147,27 +184,36 @@ def main() -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
-    print(f"\n{args.dataset}: {results['n_seeds']} seeds, {results['n_holdout']} holdout, {args.n} records per "
-          f"generator; {results['machine']['torch_threads']} torch thread(s), load average "
-          f"{results['machine']['loadavg_start'][0]:.1f} -> {results['machine']['loadavg_end'][0]:.1f}\n")
-    print("| generator | fit s | sample s | schema-valid | pre-filter valid | exact copies | duplicates | "
-          "DCR median | DCR p5 | DCR p25 |")
+    print(
+        f"\n{args.dataset}: {results['n_seeds']} seeds, {results['n_holdout']} holdout, {args.n} records per "
+        f"generator; {results['machine']['torch_threads']} torch thread(s), load average "
+        f"{results['machine']['loadavg_start'][0]:.1f} -> {results['machine']['loadavg_end'][0]:.1f}\n"
+    )
+    print(
+        "| generator | fit s | sample s | schema-valid | pre-filter valid | exact copies | duplicates | DCR median | DCR p5 | DCR p25 |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     hold = d["dcr_holdout"]
     for name, m in results["methods"].items():
         pre = m.get("prefilter_schema_valid_rate")
         c = m["dcr"] or {}
-        print(f"| {name} | {m['fit_s']:.0f} | {m['sample_s']:.0f} | {m['schema_valid_rate']:.1%} | "
-              f"{'—' if pre is None else f'{pre:.1%}'} | {m['exact_copy_rate']:.1%} | {m['duplicate_rate']:.1%} | "
-              f"{c.get('median', float('nan')):.3f} | {c.get('p5', float('nan')):.3f} | {c.get('p25', float('nan')):.3f} |")
+        print(
+            f"| {name} | {m['fit_s']:.0f} | {m['sample_s']:.0f} | {m['schema_valid_rate']:.1%} | "
+            f"{'—' if pre is None else f'{pre:.1%}'} | {m['exact_copy_rate']:.1%} | {m['duplicate_rate']:.1%} | "
+            f"{c.get('median', float('nan')):.3f} | {c.get('p5', float('nan')):.3f} | {c.get('p25', float('nan')):.3f} |"
+        )
     for m in d.get("other_temperatures", []):
         c = m["dcr"] or {}
-        print(f"| difflm @ T={m['temperature']} | | {m['sample_s']:.0f} | {m['schema_valid_rate']:.1%} | "
-              f"{m.get('prefilter_schema_valid_rate', float('nan')):.1%} | {m['exact_copy_rate']:.1%} | "
-              f"{m['duplicate_rate']:.1%} | {c.get('median', float('nan')):.3f} | {c.get('p5', float('nan')):.3f} | "
-              f"{c.get('p25', float('nan')):.3f} |")
+        print(
+            f"| difflm @ T={m['temperature']} | | {m['sample_s']:.0f} | {m['schema_valid_rate']:.1%} | "
+            f"{m.get('prefilter_schema_valid_rate', float('nan')):.1%} | {m['exact_copy_rate']:.1%} | "
+            f"{m['duplicate_rate']:.1%} | {c.get('median', float('nan')):.3f} | {c.get('p5', float('nan')):.3f} | "
+            f"{c.get('p25', float('nan')):.3f} |"
+        )
     if hold:
-        print(f"| holdout -> seeds (baseline) | | | | | | | {hold['median']:.3f} | {hold['p5']:.3f} | {hold['p25']:.3f} |")
+        print(
+            f"| holdout -> seeds (baseline) | | | | | | | {hold['median']:.3f} | {hold['p5']:.3f} | {hold['p25']:.3f} |"
+        )
     print(f"\ntargets: {results['targets']}\nwrote {out}")
 
 

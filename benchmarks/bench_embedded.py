@@ -8,6 +8,7 @@ nested schema >= 90% schema-valid.
 
     python benchmarks/bench_embedded.py --runs 3 --out benchmarks/results/embedded.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,16 +25,23 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from aod_core.data.demos import demo_datasets  # noqa: E402
-from aod_core.generators import EmbeddedConfig, load_generator  # noqa: E402
-from aod_core.eval.metrics import batch_summary  # noqa: E402
 from aod_core.data.seeds import load_dataset  # noqa: E402
+from aod_core.eval.metrics import batch_summary  # noqa: E402
+from aod_core.generators import EmbeddedConfig, load_generator  # noqa: E402
 
 
 def one_run(name: str, scaffold: bool, seed: int, n: int) -> dict:
     ds = load_dataset(demo_datasets()[name])
     with tempfile.TemporaryDirectory() as cache:
-        gen = load_generator("embedded", ds.schema, ds.seeds.records, cache_dir=cache, scaffold=scaffold,
-                             config=EmbeddedConfig(seed=seed), device="cpu")
+        gen = load_generator(
+            "embedded",
+            ds.schema,
+            ds.seeds.records,
+            cache_dir=cache,
+            scaffold=scaffold,
+            config=EmbeddedConfig(seed=seed),
+            device="cpu",
+        )
         t0 = time.perf_counter()
         report = gen.fit()
         fit_s = time.perf_counter() - t0
@@ -62,16 +70,23 @@ def main() -> None:
     ap.add_argument("--out", default="benchmarks/results/embedded.json")
     args = ap.parse_args()
     torch.set_num_threads(torch.get_num_threads())
-    results = {"machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
-                          f"torch {torch.__version__}, python {platform.python_version()}",
-               "runs": args.runs, "n": args.n, "rows": []}
+    results = {
+        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
+        f"torch {torch.__version__}, python {platform.python_version()}",
+        "runs": args.runs,
+        "n": args.n,
+        "rows": [],
+    }
     modes = [(True, args.runs)] + ([(False, args.ablation_runs)] if args.ablation_runs else [])
     for name in args.datasets.split(","):
         for scaffold, n_runs in modes:
             runs = []
             for r in range(n_runs):
                 runs.append(one_run(name, scaffold, seed=r, n=args.n))
-                print(f"{name} scaffold={scaffold} run {r}: " + ", ".join(f"{k}={v:.3f}" for k, v in runs[-1].items()), flush=True)
+                print(
+                    f"{name} scaffold={scaffold} run {r}: " + ", ".join(f"{k}={v:.3f}" for k, v in runs[-1].items()),
+                    flush=True,
+                )
             med = {k: statistics.median(run[k] for run in runs) for k in runs[0]}
             results["rows"].append({"dataset": name, "scaffold": scaffold, "runs": n_runs, "median": med, "all": runs})
     out = Path(args.out)
@@ -82,8 +97,10 @@ def main() -> None:
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for row in results["rows"]:
         m = row["median"]
-        print(f"| {row['dataset']} | {'on' if row['scaffold'] else 'off'} | {row['runs']} | {m['fit_s']:.1f} | {m['sample_s']:.2f} | "
-              f"{m['schema_valid_rate']:.1%} | {m['novel_rate']:.1%} | {m['duplicate_rate']:.1%} |")
+        print(
+            f"| {row['dataset']} | {'on' if row['scaffold'] else 'off'} | {row['runs']} | {m['fit_s']:.1f} | {m['sample_s']:.2f} | "
+            f"{m['schema_valid_rate']:.1%} | {m['novel_rate']:.1%} | {m['duplicate_rate']:.1%} |"
+        )
 
 
 if __name__ == "__main__":

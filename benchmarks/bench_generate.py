@@ -16,6 +16,7 @@ figures are medians. For each job three numbers:
 Each Ray worker runs torch on ``--cpus-per-worker`` threads (default 1), so "1 worker" uses one
 of the machine's cores and "2 workers" both.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,10 +48,10 @@ def main() -> int:
 
     import torch
 
-    from aod_core.runs import bulk
-    from aod_core.runs.setup import RunConfig, create_run_from
     from aod_core.data.schema import load_schema
     from aod_core.data.seeds import load_records
+    from aod_core.runs import bulk
+    from aod_core.runs.setup import RunConfig, create_run_from
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-generate-"))
     data = ROOT / "assets" / args.dataset
@@ -71,31 +72,68 @@ def main() -> int:
         runs = []
         for r in range(args.repeats):
             out = tmp / f"out-{workers}-{judge}-{r}"
-            m = bulk.generate(run, out, bulk.BulkSettings(n=n, workers=workers, batch=args.batch, judge=judge,
-                                                         seed=r, shards=max(2 * workers, 2), audit_sample=300))
+            m = bulk.generate(
+                run,
+                out,
+                bulk.BulkSettings(
+                    n=n,
+                    workers=workers,
+                    batch=args.batch,
+                    judge=judge,
+                    seed=r,
+                    shards=max(2 * workers, 2),
+                    audit_sample=300,
+                ),
+            )
             inside = sum(s["seconds"] for s in m["shards"])
-            runs.append({"records_per_s": m["records_per_s"], "total_s": m["timings"]["total_s"],
-                         "generate_s": m["timings"]["generate_s"], "accepted_share": m["accepted_share"],
-                         "per_worker_records_per_s": round(sum(s["records"] + s["dropped_duplicates"] + s["trimmed"]
-                                                               for s in m["shards"]) / inside, 2) if inside else None,
-                         "records": m["records"], "candidates": m["candidates"], "timings": m["timings"],
-                         "schema_valid_rate": m["audit"]["schema_valid_rate"]})
+            runs.append(
+                {
+                    "records_per_s": m["records_per_s"],
+                    "total_s": m["timings"]["total_s"],
+                    "generate_s": m["timings"]["generate_s"],
+                    "accepted_share": m["accepted_share"],
+                    "per_worker_records_per_s": round(
+                        sum(s["records"] + s["dropped_duplicates"] + s["trimmed"] for s in m["shards"]) / inside, 2
+                    )
+                    if inside
+                    else None,
+                    "records": m["records"],
+                    "candidates": m["candidates"],
+                    "timings": m["timings"],
+                    "schema_valid_rate": m["audit"]["schema_valid_rate"],
+                }
+            )
             print(f"workers={workers} judge={judge or 'run'} n={n} repeat {r}: {runs[-1]}", file=sys.stderr, flush=True)
             shutil.rmtree(out)
-        med = {k: statistics.median(x[k] for x in runs if x[k] is not None)
-               for k in ("records_per_s", "total_s", "generate_s", "accepted_share", "per_worker_records_per_s")}
-        rows.append({"workers": workers, "judge": judge or "embedded (plausibility)", "n": n, "median": med, "runs": runs})
+        med = {
+            k: statistics.median(x[k] for x in runs if x[k] is not None)
+            for k in ("records_per_s", "total_s", "generate_s", "accepted_share", "per_worker_records_per_s")
+        }
+        rows.append(
+            {"workers": workers, "judge": judge or "embedded (plausibility)", "n": n, "median": med, "runs": runs}
+        )
 
     def rate(w, j):
         return next(r["median"]["records_per_s"] for r in rows if r["workers"] == w and r["judge"].startswith(j))
 
     result = {
-        "machine": {"cpus": os.cpu_count(), "gpu": torch.cuda.is_available(), "platform": platform.platform(),
-                    "python": platform.python_version(), "torch": torch.__version__},
-        "dataset": args.dataset, "generator": "embedded (default config)", "fit_s": round(fit_s, 2),
-        "batch": args.batch, "repeats": args.repeats, "rows": rows,
-        "ratio_2_vs_1_workers": {"judge none": round(rate(2, "none") / rate(1, "none"), 3),
-                                 "judge embedded": round(rate(2, "embedded") / rate(1, "embedded"), 3)},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "gpu": torch.cuda.is_available(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+        },
+        "dataset": args.dataset,
+        "generator": "embedded (default config)",
+        "fit_s": round(fit_s, 2),
+        "batch": args.batch,
+        "repeats": args.repeats,
+        "rows": rows,
+        "ratio_2_vs_1_workers": {
+            "judge none": round(rate(2, "none") / rate(1, "none"), 3),
+            "judge embedded": round(rate(2, "embedded") / rate(1, "embedded"), 3),
+        },
         "judge_cost": {f"{w} worker(s)": round(rate(w, "embedded") / rate(w, "none"), 3) for w in (1, 2)},
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,7 @@ threshold's share of the speed-up is what a trained model would give at least, n
     python benchmarks/bench_hf.py --shape cpu --n 32 --batch 16 --repeats 3
     python benchmarks/bench_hf.py --shape llada-8b --device cuda --n 64 --batch 32 --repeats 3
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,11 +29,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from aod_core.generators.hf import HFConfig, HFGenerator  # noqa: E402
-from aod_core.diffusion.mdm import MaskedDiffusionLM, MDMConfig  # noqa: E402
 from aod_core.canvas.prompt import Prompt  # noqa: E402
 from aod_core.data.schema import load_schema  # noqa: E402
 from aod_core.data.seeds import load_records  # noqa: E402
+from aod_core.diffusion.mdm import MaskedDiffusionLM, MDMConfig  # noqa: E402
+from aod_core.generators.hf import HFConfig, HFGenerator  # noqa: E402
 
 SHAPES = {
     "cpu": dict(hidden_size=256, intermediate_size=688, num_hidden_layers=4, num_attention_heads=8),
@@ -78,14 +79,25 @@ def measure(gen: HFGenerator, n: int, repeats: int, validator) -> dict:
         seconds = time.perf_counter() - t0
         st = gen.last_stats
         valid = sum(1 for c in cands if c.error is None and validator.is_valid(c.record))
-        runs.append({"seconds": seconds, "tokens": st.tokens, "forwards": st.forwards,
-                     "tokens_per_s": st.tokens / seconds, "records_per_s": n / seconds,
-                     "schema_valid_rate": valid / n,
-                     "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None})
+        runs.append(
+            {
+                "seconds": seconds,
+                "tokens": st.tokens,
+                "forwards": st.forwards,
+                "tokens_per_s": st.tokens / seconds,
+                "records_per_s": n / seconds,
+                "schema_valid_rate": valid / n,
+                "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None,
+            }
+        )
     med = {k: statistics.median(r[k] for r in runs) for k in ("seconds", "tokens_per_s", "records_per_s", "forwards")}
-    return {**med, "schema_valid_rate": min(r["schema_valid_rate"] for r in runs),
-            "tokens_per_record": statistics.median(r["tokens"] for r in runs) / n,
-            "peak_gib": max((r["peak_gib"] or 0) for r in runs) or None, "runs": runs}
+    return {
+        **med,
+        "schema_valid_rate": min(r["schema_valid_rate"] for r in runs),
+        "tokens_per_record": statistics.median(r["tokens"] for r in runs) / n,
+        "peak_gib": max((r["peak_gib"] or 0) for r in runs) or None,
+        "runs": runs,
+    }
 
 
 def main() -> None:
@@ -104,15 +116,24 @@ def main() -> None:
     device = torch.device(args.device)
     schema = load_schema(Path(args.dataset) / "schema.json")
     seeds = load_records(Path(args.dataset) / "seeds.jsonl", schema).records
-    validator = jsonschema.Draft202012Validator(schema.raw, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    validator = jsonschema.Draft202012Validator(
+        schema.raw, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
     tok = smollm2_tokenizer()
     model = build(args.shape, tok, device)
     params = sum(p.numel() for p in model.parameters())
     print(f"model: {args.shape}, {params / 1e6:.1f}M parameters, {device}", file=sys.stderr)
 
     def generator(**cfg) -> HFGenerator:
-        gen = HFGenerator("bench", schema.resolved, seeds, device=args.device, model=model, tokenizer=tok,
-                          config=HFConfig(batch=args.batch, block_length=args.block_length, **cfg))
+        gen = HFGenerator(
+            "bench",
+            schema.resolved,
+            seeds,
+            device=args.device,
+            model=model,
+            tokenizer=tok,
+            config=HFConfig(batch=args.batch, block_length=args.block_length, **cfg),
+        )
         gen.fit()
         return gen
 
@@ -121,16 +142,26 @@ def main() -> None:
     for tau in taus:
         results[f"fast@{tau}"] = measure(generator(decode="fast", threshold=tau), args.n, args.repeats, validator)
     # The same threshold without the window cache: what the threshold alone buys.
-    results[f"fast@{taus[0]} no cache"] = measure(generator(decode="fast", threshold=taus[0], cache=False),
-                                                   args.n, args.repeats, validator)
+    results[f"fast@{taus[0]} no cache"] = measure(
+        generator(decode="fast", threshold=taus[0], cache=False), args.n, args.repeats, validator
+    )
     # Structure must come from the scaffold, not the weights: schema-valid rate on every demo schema.
     valid_by_dataset = {}
     for folder in sorted(p for p in (ROOT / "assets").iterdir() if (p / "schema.json").is_file()):
         ds_schema = load_schema(folder / "schema.json")
         ds_seeds = load_records(folder / "seeds.jsonl", ds_schema).records
-        check = jsonschema.Draft202012Validator(ds_schema.raw, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
-        gen = HFGenerator("bench", ds_schema.resolved, ds_seeds, device=args.device, model=model, tokenizer=tok,
-                          config=HFConfig(batch=args.batch, block_length=args.block_length))
+        check = jsonschema.Draft202012Validator(
+            ds_schema.raw, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+        )
+        gen = HFGenerator(
+            "bench",
+            ds_schema.resolved,
+            ds_seeds,
+            device=args.device,
+            model=model,
+            tokenizer=tok,
+            config=HFConfig(batch=args.batch, block_length=args.block_length),
+        )
         cands = gen.sample(Prompt(), args.valid_n, seed=7)
         ok = sum(1 for c in cands if c.error is None and check.is_valid(c.record))
         valid_by_dataset[folder.name] = {"n": len(cands), "schema_valid_rate": ok / len(cands)}
@@ -138,17 +169,32 @@ def main() -> None:
     base = results["vanilla"]["tokens_per_s"]
     for r in results.values():
         r["speedup_tokens_per_s"] = r["tokens_per_s"] / base
-    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or 'cpu'} ({torch.get_num_threads()} threads)"
-    out = {"shape": args.shape, "params": params, "device": device_name, "dataset": Path(args.dataset).name,
-           "n": args.n, "batch": args.batch, "repeats": args.repeats, "block_length": args.block_length,
-           "torch": torch.__version__, "results": results,
-           "valid_by_dataset": valid_by_dataset}
+    device_name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"{platform.processor() or 'cpu'} ({torch.get_num_threads()} threads)"
+    )
+    out = {
+        "shape": args.shape,
+        "params": params,
+        "device": device_name,
+        "dataset": Path(args.dataset).name,
+        "n": args.n,
+        "batch": args.batch,
+        "repeats": args.repeats,
+        "block_length": args.block_length,
+        "torch": torch.__version__,
+        "results": results,
+        "valid_by_dataset": valid_by_dataset,
+    }
     print("| decoding | tokens/s | records/s | forwards | schema-valid | speed-up | peak GiB |")
     print("|---|---|---|---|---|---|---|")
     for name, r in results.items():
         peak = f"{r['peak_gib']:.1f}" if r["peak_gib"] else "–"
-        print(f"| {name} | {r['tokens_per_s']:.1f} | {r['records_per_s']:.2f} | {r['forwards']:.0f} | "
-              f"{r['schema_valid_rate']:.1%} | {r['speedup_tokens_per_s']:.2f}× | {peak} |")
+        print(
+            f"| {name} | {r['tokens_per_s']:.1f} | {r['records_per_s']:.2f} | {r['forwards']:.0f} | "
+            f"{r['schema_valid_rate']:.1%} | {r['speedup_tokens_per_s']:.2f}× | {peak} |"
+        )
     path = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / f"hf-{args.shape}-{device.type}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=2))

@@ -20,6 +20,7 @@ that same subsample too, for a like-for-like comparison.
     python benchmarks/bench_judge.py --out benchmarks/results/judge.json
     python benchmarks/bench_judge.py --datasets penguins --no-llm
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,8 +43,8 @@ from negatives import KINDS, NegativeFactory  # noqa: E402
 from aod_core.agents.judge import Judge  # noqa: E402
 from aod_core.agents.plausibility import PlausibilityModel, PlausibilitySettings  # noqa: E402
 from aod_core.data.demos import demo_datasets  # noqa: E402
-from aod_core.generators.base import Candidate  # noqa: E402
 from aod_core.data.seeds import load_dataset  # noqa: E402
+from aod_core.records import Candidate  # noqa: E402
 
 BATCH = 32
 
@@ -60,7 +61,7 @@ def _evaluate(judge: Judge, real: list, negatives: dict[str, list], *, timed: bo
     def one_pass():
         verdicts = []
         for start in range(0, len(cands), BATCH):
-            verdicts += judge.judge(cands[start:start + BATCH], summarise=False).verdicts
+            verdicts += judge.judge(cands[start : start + BATCH], summarise=False).verdicts
         return verdicts
 
     times = []
@@ -99,10 +100,17 @@ def run_dataset(name: str, folder: Path, n: int, llm_n: int, smol) -> dict:
     model = PlausibilityModel.fit(seeds, PlausibilitySettings())
     fit_s = time.perf_counter() - t0
     plaus = Judge(None, ds.schema, seeds, mode="plausibility", plausibility=model)
-    result = {"dataset": name, "seeds": len(seeds), "fit_seconds": round(fit_s, 2), "calibration": model.describe(),
-              "negative_kinds_missing": [k for k in KINDS if k not in negatives],
-              "far_fields": [".".join(p) for p in factory.far_fields()], "text_fields": [".".join(p) for p in factory.text_fields()],
-              "swap_pair": factory.swap_pair(), "judges": {}}
+    result = {
+        "dataset": name,
+        "seeds": len(seeds),
+        "fit_seconds": round(fit_s, 2),
+        "calibration": model.describe(),
+        "negative_kinds_missing": [k for k in KINDS if k not in negatives],
+        "far_fields": [".".join(p) for p in factory.far_fields()],
+        "text_fields": [".".join(p) for p in factory.text_fields()],
+        "swap_pair": factory.swap_pair(),
+        "judges": {},
+    }
     result["judges"]["plausibility"] = _evaluate(plaus, real, negatives, timed=True)
     print(f"[{name}] plausibility: {result['judges']['plausibility']}", flush=True)
     if smol is not None and llm_n > 0:
@@ -126,8 +134,9 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=200, help="negatives per kind (at most)")
     ap.add_argument("--llm-n", type=int, default=12, help="records per kind for the SmolLM2 rows")
     ap.add_argument("--no-llm", action="store_true", help="skip the SmolLM2 rows")
-    ap.add_argument("--llm-datasets", default="all",
-                    help="comma-separated demos that get the SmolLM2 rows (they take minutes each)")
+    ap.add_argument(
+        "--llm-datasets", default="all", help="comma-separated demos that get the SmolLM2 rows (they take minutes each)"
+    )
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     demos = demo_datasets()
@@ -137,8 +146,11 @@ def main() -> None:
         from aod_core.chat import load_chat_model
 
         smol = load_chat_model("embedded")
-    results = {"machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
-                          f"{platform.python_version()}", "batch": BATCH, "datasets": []}
+    results = {
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, {platform.python_version()}",
+        "batch": BATCH,
+        "datasets": [],
+    }
     for name in names:
         if name not in demos or not (demos[name] / "holdout.jsonl").is_file():
             print(f"skipping {name}: no such demo with a holdout", file=sys.stderr)

@@ -18,6 +18,7 @@ shared, as on a user's machine.
 
     python benchmarks/bench_kill.py --trials 20 --out benchmarks/results/kill.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,9 +39,31 @@ TINY = ["d_model=32", "n_layers=1", "n_heads=2"]
 
 
 def run_command(out: Path, seeds: Path, *, iterations: int, batch: int, fit_steps: int, seed: int) -> list[str]:
-    cmd = [sys.executable, "-m", "aod_core.cli", "run", "--schema", str(PENGUINS / "schema.json"),
-           "--seeds", str(seeds), "--out", str(out), "--iterations", str(iterations), "--batch", str(batch),
-           "--proposals", "0", "--fit-steps", str(fit_steps), "--seed", str(seed), "--steps", "24", "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "aod_core.cli",
+        "run",
+        "--schema",
+        str(PENGUINS / "schema.json"),
+        "--seeds",
+        str(seeds),
+        "--out",
+        str(out),
+        "--iterations",
+        str(iterations),
+        "--batch",
+        str(batch),
+        "--proposals",
+        "0",
+        "--fit-steps",
+        str(fit_steps),
+        "--seed",
+        str(seed),
+        "--steps",
+        "24",
+        "--quiet",
+    ]
     for opt in TINY:
         cmd += ["--gen-opt", opt]
     return cmd
@@ -68,10 +91,12 @@ def snapshot(run: Path) -> dict:
     accepted = parse_lines(run / "accepted.jsonl")
     candidates = parse_lines(run / "candidates.jsonl")
     metrics = parse_lines(run / "metrics.jsonl")
-    return {"accepted": accepted, "candidates": [(c["iteration"], c.get("phase"), c["index"], c["text"])
-                                                 for c in candidates],
-            "iterations": [m["iteration"] for m in metrics], "accepted_total": metrics[-1]["accepted_total"]
-            if metrics else 0}
+    return {
+        "accepted": accepted,
+        "candidates": [(c["iteration"], c.get("phase"), c["index"], c["text"]) for c in candidates],
+        "iterations": [m["iteration"] for m in metrics],
+        "accepted_total": metrics[-1]["accepted_total"] if metrics else 0,
+    }
 
 
 def check(run: Path, ref: dict) -> dict:
@@ -93,8 +118,13 @@ def check(run: Path, ref: dict) -> dict:
     for key in ("accepted", "candidates", "iterations"):
         if got[key] != ref[key]:
             problems.append(f"{key} differ from the uninterrupted run")
-    return {"ok": not problems, "problems": problems, "lost": lost, "duplicated": duplicated,
-            "accepted": len(got["accepted"])}
+    return {
+        "ok": not problems,
+        "problems": problems,
+        "lost": lost,
+        "duplicated": duplicated,
+        "accepted": len(got["accepted"]),
+    }
 
 
 def timed_run(cmd: list[str], env: dict[str, str], timeout: float) -> tuple[int, float, str]:
@@ -103,8 +133,9 @@ def timed_run(cmd: list[str], env: dict[str, str], timeout: float) -> tuple[int,
     return p.returncode, time.monotonic() - t0, p.stderr.strip()
 
 
-def trial(k: int, work: Path, seeds: Path, env: dict[str, str], ref: dict, delay: float, settings: dict,
-          timeout: float) -> dict:
+def trial(
+    k: int, work: Path, seeds: Path, env: dict[str, str], ref: dict, delay: float, settings: dict, timeout: float
+) -> dict:
     out = work / f"trial-{k:02d}"
     cmd = run_command(out, seeds, **settings)
     child = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -125,15 +156,31 @@ def trial(k: int, work: Path, seeds: Path, env: dict[str, str], ref: dict, delay
             shutil.rmtree(out, ignore_errors=True)
             rc, _, err = timed_run(cmd, env, timeout)
             if rc != 0:
-                return {"trial": k, "delay_s": round(delay, 2), "killed_at": at, "ok": False,
-                        "problems": [f"fresh run failed: {err[-300:]}"]}
+                return {
+                    "trial": k,
+                    "delay_s": round(delay, 2),
+                    "killed_at": at,
+                    "ok": False,
+                    "problems": [f"fresh run failed: {err[-300:]}"],
+                }
             break
-        return {"trial": k, "delay_s": round(delay, 2), "killed_at": at, "ok": False,
-                "problems": [f"resume exited {rc}: {err[-300:]}"]}
+        return {
+            "trial": k,
+            "delay_s": round(delay, 2),
+            "killed_at": at,
+            "ok": False,
+            "problems": [f"resume exited {rc}: {err[-300:]}"],
+        }
     result = check(out, ref)
     shutil.rmtree(out, ignore_errors=True)
-    return {"trial": k, "delay_s": round(delay, 2), "killed_at": "finished before the kill" if finished_first else at,
-            "resumes": resumes, "note": note, **result}
+    return {
+        "trial": k,
+        "delay_s": round(delay, 2),
+        "killed_at": "finished before the kill" if finished_first else at,
+        "resumes": resumes,
+        "note": note,
+        **result,
+    }
 
 
 def _where(run: Path) -> str:
@@ -181,8 +228,11 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(again, ignore_errors=True)
     rc, warm, err = timed_run(run_command(again, seeds, **settings), env, args.timeout)
     same = rc == 0 and snapshot(again) == ref
-    print(f"reference: {len(ref['accepted'])} accepted, {len(ref['candidates'])} candidates; cold {cold:.1f}s, "
-          f"warm {warm:.1f}s; a second uninterrupted run is {'identical' if same else 'DIFFERENT'}", file=sys.stderr)
+    print(
+        f"reference: {len(ref['accepted'])} accepted, {len(ref['candidates'])} candidates; cold {cold:.1f}s, "
+        f"warm {warm:.1f}s; a second uninterrupted run is {'identical' if same else 'DIFFERENT'}",
+        file=sys.stderr,
+    )
     rng = random.Random(args.kill_seed)
     results = []
     horizon = 0.9 * warm  # kills are drawn from [0.2 s, horizon]
@@ -194,16 +244,27 @@ def main(argv: list[str] | None = None) -> int:
         k += 1
         if r["killed_at"] == "finished before the kill":  # runs got faster (less load): narrow the range
             horizon = max(1.0, 0.9 * delay)
-        print(f"trial {r['trial']:2d}: kill after {delay:5.1f}s ({r['killed_at']}): "
-              f"{'ok' if r['ok'] else 'FAILED ' + '; '.join(r['problems'])}", file=sys.stderr)
-    summary = {"trials": len(results), "ok": sum(r["ok"] for r in results),
-               "killed": sum(r.get("killed_at") != "finished before the kill" for r in results),
-               "records_lost": sum(r.get("lost") or 0 for r in results),
-               "records_duplicated": sum(r.get("duplicated") or 0 for r in results),
-               "reference_accepted": len(ref["accepted"]), "deterministic": same,
-               "run_seconds_warm": round(warm, 1), "settings": settings, "results": results}
-    print(f"{summary['ok']}/{summary['trials']} trials ({summary['killed']} killed mid-run) equal the uninterrupted run; records lost "
-          f"{summary['records_lost']}, duplicated {summary['records_duplicated']}", file=sys.stderr)
+        print(
+            f"trial {r['trial']:2d}: kill after {delay:5.1f}s ({r['killed_at']}): {'ok' if r['ok'] else 'FAILED ' + '; '.join(r['problems'])}",
+            file=sys.stderr,
+        )
+    summary = {
+        "trials": len(results),
+        "ok": sum(r["ok"] for r in results),
+        "killed": sum(r.get("killed_at") != "finished before the kill" for r in results),
+        "records_lost": sum(r.get("lost") or 0 for r in results),
+        "records_duplicated": sum(r.get("duplicated") or 0 for r in results),
+        "reference_accepted": len(ref["accepted"]),
+        "deterministic": same,
+        "run_seconds_warm": round(warm, 1),
+        "settings": settings,
+        "results": results,
+    }
+    print(
+        f"{summary['ok']}/{summary['trials']} trials ({summary['killed']} killed mid-run) equal the uninterrupted run; records lost "
+        f"{summary['records_lost']}, duplicated {summary['records_duplicated']}",
+        file=sys.stderr,
+    )
     if args.out:
         Path(args.out).write_text(json.dumps(summary, indent=2) + "\n")
     if not args.work:

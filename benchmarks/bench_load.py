@@ -15,6 +15,7 @@ starts another run when one finishes) for ``--minutes``, then checks:
 
     python benchmarks/bench_load.py --sessions 3 --minutes 10 --out benchmarks/results/load.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,12 +31,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from aod_core.studio.jobs import JobRegistry, config_from_settings  # noqa: E402
 from aod_core.canvas.prompt import Prompt, Sampling  # noqa: E402
-from aod_core.runs.setup import create_run_from  # noqa: E402
-from aod_core.runs.store import RunStore  # noqa: E402
 from aod_core.data.schema import load_schema  # noqa: E402
 from aod_core.data.seeds import load_records  # noqa: E402
+from aod_core.runs.setup import create_run_from  # noqa: E402
+from aod_core.runs.store import RunStore  # noqa: E402
+from aod_core.studio.jobs import JobRegistry  # noqa: E402
+from aod_core.studio.settings import config_from_settings  # noqa: E402
 
 DATASETS = ("penguins", "seattle-weather", "penguin-groups", "cars")
 TINY = {"d_model": 32, "n_layers": 1, "n_heads": 2}
@@ -71,9 +73,18 @@ class Session(threading.Thread):
 
     def one_run(self, n: int) -> dict:
         a = self.args
-        config = config_from_settings({"iterations": a.iterations, "batch": a.batch, "probe": 4,
-                                       "proposals": a.proposals, "train_steps": a.fit_steps, "seed": self.k * 100 + n},
-                                      task=self.dataset, prompt=Prompt(sampling=Sampling(steps=a.steps)))
+        config = config_from_settings(
+            {
+                "iterations": a.iterations,
+                "batch": a.batch,
+                "probe": 4,
+                "proposals": a.proposals,
+                "train_steps": a.fit_steps,
+                "seed": self.k * 100 + n,
+            },
+            task=self.dataset,
+            prompt=Prompt(sampling=Sampling(steps=a.steps)),
+        )
         config.generator_config.update(TINY)
         store = create_run_from(self.schema, self.seeds, self.work / f"s{self.k}-run{n}", config)
         t0 = time.monotonic()
@@ -82,7 +93,11 @@ class Session(threading.Thread):
             v = job.view()
             for row in v.live_rows:
                 rec = row.get("record")
-                if rec is not None and not self.schema.is_valid(rec) and row.get("checks", {}).get("schema_errors") == []:
+                if (
+                    rec is not None
+                    and not self.schema.is_valid(rec)
+                    and row.get("checks", {}).get("schema_errors") == []
+                ):
                     self.foreign_in_view += 1
             if not v.active:
                 break
@@ -94,9 +109,15 @@ class Session(threading.Thread):
         v = job.view()
         store = RunStore.open(store.path, repair=False)
         accepted = store.accepted()
-        return {"run": store.path.name, "status": v.status, "error": v.error, "seconds": round(time.monotonic() - t0, 1),
-                "iterations": store.iterations_done(), "accepted": len(accepted),
-                "accepted_foreign": sum(1 for r in accepted if not self.schema.is_valid(r))}
+        return {
+            "run": store.path.name,
+            "status": v.status,
+            "error": v.error,
+            "seconds": round(time.monotonic() - t0, 1),
+            "iterations": store.iterations_done(),
+            "accepted": len(accepted),
+            "accepted_foreign": sum(1 for r in accepted if not self.schema.is_valid(r)),
+        }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,24 +163,36 @@ def main(argv: list[str] | None = None) -> int:
             if ka < kb:
                 crossed += len(ta & tb)
     summary = {
-        "sessions": args.sessions, "minutes": round(total / 60, 1), "runs": len(runs),
+        "sessions": args.sessions,
+        "minutes": round(total / 60, 1),
+        "runs": len(runs),
         "finished": sum(r["status"] == "finished" for r in runs),
         "session_errors": [s.error for s in sessions if s.error],
-        "records_in_another_session": sum(r["accepted_foreign"] for r in runs) + sum(s.foreign_in_view for s in sessions),
+        "records_in_another_session": sum(r["accepted_foreign"] for r in runs)
+        + sum(s.foreign_in_view for s in sessions),
         "candidate_texts_shared_between_sessions": crossed,
-        "peak_rss_mb": round(peak, 0), "rss_first_quarter_max_mb": round(max(first), 0),
-        "rss_last_quarter_max_mb": round(max(last), 0), "settings": vars(args), "results": runs,
+        "peak_rss_mb": round(peak, 0),
+        "rss_first_quarter_max_mb": round(max(first), 0),
+        "rss_last_quarter_max_mb": round(max(last), 0),
+        "settings": vars(args),
+        "results": runs,
     }
-    print(f"{summary['sessions']} sessions for {summary['minutes']} min: {summary['finished']}/{summary['runs']} runs "
-          f"finished; records seen in another session: {summary['records_in_another_session']}; peak RSS "
-          f"{summary['peak_rss_mb']:.0f} MB (first quarter max {summary['rss_first_quarter_max_mb']:.0f}, last quarter "
-          f"max {summary['rss_last_quarter_max_mb']:.0f})", file=sys.stderr)
+    print(
+        f"{summary['sessions']} sessions for {summary['minutes']} min: {summary['finished']}/{summary['runs']} runs "
+        f"finished; records seen in another session: {summary['records_in_another_session']}; peak RSS "
+        f"{summary['peak_rss_mb']:.0f} MB (first quarter max {summary['rss_first_quarter_max_mb']:.0f}, last quarter "
+        f"max {summary['rss_last_quarter_max_mb']:.0f})",
+        file=sys.stderr,
+    )
     if summary["session_errors"]:
         print("errors: " + "; ".join(summary["session_errors"]), file=sys.stderr)
     if args.out:
         Path(args.out).write_text(json.dumps(summary, indent=2) + "\n")
-    ok = (summary["finished"] == summary["runs"] and not summary["session_errors"]
-          and summary["records_in_another_session"] == 0)
+    ok = (
+        summary["finished"] == summary["runs"]
+        and not summary["session_errors"]
+        and summary["records_in_another_session"] == 0
+    )
     return 0 if ok else 1
 
 

@@ -22,6 +22,7 @@ and at the default temperature, so the canvas's part and the temperature's part 
     python benchmarks/bench_realism.py --out benchmarks/results/realism.json
     python benchmarks/bench_realism.py --datasets airports --n 200
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,12 +41,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from aod_core.agents.evidence import FeatureSpace, build_tables, column_kinds  # noqa: E402
 from aod_core.agents.plausibility import PlausibilityModel, PlausibilitySettings  # noqa: E402
-from aod_core.eval.audit import audit  # noqa: E402
-from aod_core.data.demos import demo_datasets  # noqa: E402
-from aod_core.generators import EmbeddedConfig, load_generator  # noqa: E402
-from aod_core.eval.metrics import exact_copies  # noqa: E402
 from aod_core.canvas.prompt import DEFAULT_TEMPERATURE, Prompt, Sampling  # noqa: E402
+from aod_core.data.demos import demo_datasets  # noqa: E402
 from aod_core.data.seeds import load_dataset  # noqa: E402
+from aod_core.eval.audit import audit  # noqa: E402
+from aod_core.eval.metrics import exact_copies  # noqa: E402
+from aod_core.generators import load_generator  # noqa: E402
 
 CROSS = ("conditional", "dependency", "pair", "determines", "equal", "text-category")
 
@@ -61,7 +62,7 @@ VARIANTS = [
 
 def _string_fields(seeds: list[dict]) -> tuple[list[str], list[str]]:
     """Top-level string fields split into (repeating, free text) the way the scaffold decides."""
-    from aod_core.canvas.scaffold import string_mode
+    from aod_core.canvas.values import string_mode
 
     rep, free = [], []
     for key in seeds[0]:
@@ -113,8 +114,13 @@ def evaluate(records: list[dict], ds, model: PlausibilityModel, rep: list[str], 
         out[f"words_in_seed_vocab[{k}]"] = float(np.mean([w in vocab for w in ws])) if ws else None
         out[f"new_values[{k}]"] = float(np.mean([v not in seed_vals for v in vals])) if vals else None
     a = audit(records, seeds, schema=ds.schema, holdout=hold, embedder="lexical")
-    for key in ("schema_valid_rate", "ks_mean_holdout", "tvd_mean_holdout", "knn_precision_holdout",
-                "knn_recall_holdout"):
+    for key in (
+        "schema_valid_rate",
+        "ks_mean_holdout",
+        "tvd_mean_holdout",
+        "knn_precision_holdout",
+        "knn_recall_holdout",
+    ):
         out[key] = a.get(key)
     out["seed_copy_rate"] = float(np.mean(exact_copies(records, seeds)))
     out["detection_auc"] = detection_auc(records, hold)
@@ -126,12 +132,19 @@ def run_dataset(name: str, folder: Path, n: int, seed: int) -> dict:
     seeds, hold = ds.seeds.records, ds.holdout.records
     model = PlausibilityModel.fit(seeds, PlausibilitySettings())
     rep, free = _string_fields(seeds)
-    result = {"dataset": name, "seeds": len(seeds), "holdout": len(hold), "repeating_string_fields": rep,
-              "free_text_fields": free, "generators": {}}
+    result = {
+        "dataset": name,
+        "seeds": len(seeds),
+        "holdout": len(hold),
+        "repeating_string_fields": rep,
+        "free_text_fields": free,
+        "generators": {},
+    }
     real = model.assess(hold)
-    result["holdout_reference"] = {"judge_accept_share": float(np.mean([x.accept for x in real])),
-                                   "cross_field_flagged": float(np.mean([any(f.kind in CROSS for f in x.findings)
-                                                                         for x in real]))}
+    result["holdout_reference"] = {
+        "judge_accept_share": float(np.mean([x.accept for x in real])),
+        "cross_field_flagged": float(np.mean([any(f.kind in CROSS for f in x.findings) for x in real])),
+    }
     fitted: dict[str, tuple] = {}
     with tempfile.TemporaryDirectory() as cache:
         for label, opts, temperature in VARIANTS:
@@ -147,12 +160,24 @@ def run_dataset(name: str, folder: Path, n: int, seed: int) -> dict:
             sample_s = time.perf_counter() - t0
             records = [c.record for c in cands if c.parsed]
             m = evaluate(records, ds, model, rep, free)
-            m.update({"fit_seconds": round(fit_s, 1), "sample_seconds": round(sample_s, 2), "params": report.get("params"),
-                      "canvas_length": report.get("canvas_length"), "decoded": len(records) / len(cands)})
+            m.update(
+                {
+                    "fit_seconds": round(fit_s, 1),
+                    "sample_seconds": round(sample_s, 2),
+                    "params": report.get("params"),
+                    "canvas_length": report.get("canvas_length"),
+                    "decoded": len(records) / len(cands),
+                }
+            )
             m["examples"] = records[:5]
             result["generators"][label] = m
-            print(f"[{name}] {label}: " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
-                                                 for k, v in m.items() if k != "examples"), flush=True)
+            print(
+                f"[{name}] {label}: "
+                + ", ".join(
+                    f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in m.items() if k != "examples"
+                ),
+                flush=True,
+            )
     return result
 
 
@@ -167,8 +192,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     demos = demo_datasets()
     names = list(demos) if args.datasets == "all" else [d.strip() for d in args.datasets.split(",")]
-    results = {"machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}",
-               "n": args.n, "datasets": []}
+    results = {
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}",
+        "n": args.n,
+        "datasets": [],
+    }
     for name in names:
         results["datasets"].append(run_dataset(name, demos[name], args.n, args.seed))
         if args.out:

@@ -38,6 +38,7 @@ Dependencies of this script only (not of the product), in a separate venv that s
     AOD_CACHE_DIR=/tmp/aodcache .venv-bench/bin/python benchmarks/bench_schemas.py \\
         --out benchmarks/results/schemas.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -87,8 +88,12 @@ def qualifies(doc: Any) -> bool:
         for part in ref[2:].split("/"):
             root = root.get(part.replace("~1", "/").replace("~0", "~"), {}) if isinstance(root, dict) else {}
     t = root.get("type") if isinstance(root, dict) else None
-    return isinstance(root, dict) and isinstance(root.get("properties"), dict) and bool(root["properties"]) and (
-        t == "object" or (isinstance(t, list) and "object" in t))
+    return (
+        isinstance(root, dict)
+        and isinstance(root.get("properties"), dict)
+        and bool(root["properties"])
+        and (t == "object" or (isinstance(t, list) and "object" in t))
+    )
 
 
 def schemastore_docs() -> Iterator[tuple[str, Any]]:
@@ -109,7 +114,12 @@ def schemastore_docs() -> Iterator[tuple[str, Any]]:
 def kubernetes_docs() -> Iterator[tuple[str, Any]]:
     import kubernetes_validate
 
-    path = Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema" / "v1.37.0-local-strict" / "_definitions.json"
+    path = (
+        Path(kubernetes_validate.__file__).parent
+        / "kubernetes-json-schema"
+        / "v1.37.0-local-strict"
+        / "_definitions.json"
+    )
     whole = json.loads(path.read_text())
     defs = whole["$defs"]
     for name in sorted(defs):
@@ -120,8 +130,10 @@ def kubernetes_docs() -> Iterator[tuple[str, Any]]:
                 continue
             reached.add(n)
             todo += [r.rsplit("/", 1)[-1] for r in _refs(defs[n])]
-        yield name, {"$schema": whole["$schema"], "$ref": f"#/$defs/{name}",
-                     "$defs": {n: defs[n] for n in sorted(reached)}}
+        yield (
+            name,
+            {"$schema": whole["$schema"], "$ref": f"#/$defs/{name}", "$defs": {n: defs[n] for n in sorted(reached)}},
+        )
 
 
 def check_jsonschema_docs() -> Iterator[tuple[str, Any]]:
@@ -152,8 +164,15 @@ def draw_seeds(doc: dict) -> list[dict]:
     class Enough(Exception):
         pass
 
-    @settings(derandomize=True, max_examples=300, deadline=None, database=None, phases=[Phase.generate],
-              suppress_health_check=list(HealthCheck), report_multiple_bugs=False)
+    @settings(
+        derandomize=True,
+        max_examples=300,
+        deadline=None,
+        database=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+        report_multiple_bugs=False,
+    )
     @given(from_schema(doc))
     def collect(x: Any) -> None:
         if isinstance(x, dict):
@@ -169,10 +188,10 @@ def draw_seeds(doc: dict) -> list[dict]:
 
 
 def run_one(doc: dict, name: str, seeds: list[dict], train_steps: int, cache: str) -> dict:
-    from aod_core.errors import InputError
-    from aod_core.generators import load_generator
     from aod_core.canvas.prompt import Prompt
     from aod_core.data.schema import parse_schema
+    from aod_core.errors import InputError
+    from aod_core.generators import load_generator
 
     t0 = time.perf_counter()
     row: dict[str, Any] = {}
@@ -182,7 +201,9 @@ def run_one(doc: dict, name: str, seeds: list[dict], train_steps: int, cache: st
         row["seeds"], row["seeds_dropped"] = len(good), len(seeds) - len(good)
         if len(good) < MIN_SEEDS:
             return {**row, "status": "skipped", "reason": f"only {len(good)} of {len(seeds)} drawn seeds are valid"}
-        gen = load_generator("embedded", schema, good, options={"train_steps": train_steps}, cache_dir=cache, device="cpu")
+        gen = load_generator(
+            "embedded", schema, good, options={"train_steps": train_steps}, cache_dir=cache, device="cpu"
+        )
         row["canvas"] = gen.scaffold.length if hasattr(gen, "scaffold") else None
         row["notes"] = len(schema.notes) + len(getattr(gen, "scaffold", None).notes if hasattr(gen, "scaffold") else [])
         gen.fit()
@@ -238,8 +259,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds-only", action="store_true", help="only draw (and cache) the seeds of the sample")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per run")
     ap.add_argument("--limit", type=float, default=120.0, help="seconds per schema run")
-    ap.add_argument("--seeds-dir", default=os.path.join(tempfile.gettempdir(), "aod-bench-seeds"),
-                    help="cache of drawn seeds (derived from third-party schemas: not committed)")
+    ap.add_argument(
+        "--seeds-dir",
+        default=os.path.join(tempfile.gettempdir(), "aod-bench-seeds"),
+        help="cache of drawn seeds (derived from third-party schemas: not committed)",
+    )
     args = ap.parse_args(argv)
     quota = {k: int(v) for k, v in (part.split("=") for part in args.per_source.split(","))}
     import torch
@@ -292,8 +316,11 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
             taken += 1
             write(out_path, args, rows, t_all, partial=True)
-            print(f"[{source} {taken}/{n}] {row['status']:9} {seconds:6.1f}s {name[:70]}"
-                  + (f"  ({row.get('reason', '')[:150]})" if row["status"] != "covered" else ""), flush=True)
+            print(
+                f"[{source} {taken}/{n}] {row['status']:9} {seconds:6.1f}s {name[:70]}"
+                + (f"  ({row.get('reason', '')[:150]})" if row["status"] != "covered" else ""),
+                flush=True,
+            )
         print(f"{source}: {taken} in the sample, {skipped} qualifying schemas skipped (no seeds drawn)", flush=True)
     print(json.dumps(write(out_path, args, rows, t_all, partial=False), indent=1))
     return 0
@@ -306,12 +333,18 @@ def write(path: Path, args: argparse.Namespace, rows: list[dict], t0: float, *, 
     summary = summarize(rows)
     result = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__} "
-                   f"({torch.get_num_threads()} threads), Python {platform.python_version()}",
-        "settings": {"seeds": N_SEEDS, "sample": N_SAMPLE, "train_steps": args.train_steps,
-                     "limit_s": args.limit, "per_source": args.per_source},
+        f"({torch.get_num_threads()} threads), Python {platform.python_version()}",
+        "settings": {
+            "seeds": N_SEEDS,
+            "sample": N_SAMPLE,
+            "train_steps": args.train_steps,
+            "limit_s": args.limit,
+            "per_source": args.per_source,
+        },
         "partial": partial,
         "seconds": round(time.perf_counter() - t0, 1),
-        "summary": summary, "schemas": rows,
+        "summary": summary,
+        "schemas": rows,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -326,8 +359,13 @@ def summarize(rows: list[dict]) -> dict:
         rs = [r for r in rows if source in ("all", r["source"])]
         counts = {s: sum(r["status"] == s for r in rs) for s in ("covered", "low_valid", "refused", "crash", "timeout")}
         over = sum(r.get("wall_seconds", 0) > 120 for r in rs)
-        out[source] = {"schemas": len(rs), **counts, "coverage": round(counts["covered"] / max(len(rs), 1), 4),
-                       "over_120s": over, "max_seconds": max((r.get("wall_seconds", 0) for r in rs), default=0)}
+        out[source] = {
+            "schemas": len(rs),
+            **counts,
+            "coverage": round(counts["covered"] / max(len(rs), 1), 4),
+            "over_120s": over,
+            "max_seconds": max((r.get("wall_seconds", 0) for r in rs), default=0),
+        }
     return out
 
 

@@ -17,6 +17,7 @@ Every negative is schema-valid and not a copy of a seed; each kind breaks realis
 
 The real records are a dataset's holdout. Everything is drawn from ``random.Random(seed)``.
 """
+
 from __future__ import annotations
 
 import json
@@ -108,10 +109,10 @@ class NegativeFactory:
             room_up, room_down = smax - hi, lo - smin
             if room_up >= 0.1 * span:
                 up = hi + min(0.5 * span, room_up * 0.999)
-                up = math.floor(up) if integer else math.floor(up * 10 ** dec) / 10 ** dec
+                up = math.floor(up) if integer else math.floor(up * 10**dec) / 10**dec
             if room_down >= 0.1 * span:
                 down = lo - min(0.5 * span, room_down * 0.999)
-                down = math.ceil(down) if integer else math.ceil(down * 10 ** dec) / 10 ** dec
+                down = math.ceil(down) if integer else math.ceil(down * 10**dec) / 10**dec
             if up is not None or down is not None:
                 out[path] = (up, down, dec, integer)
         return out
@@ -146,7 +147,9 @@ class NegativeFactory:
         top = list(self.schema.get("properties") or {})
         for cat in self.category_fields():
             for f in top:
-                pairs = [(_canon(s.get(cat)), float(s[f])) for s in self.seeds if isinstance(s, dict) and _is_num(s.get(f))]
+                pairs = [
+                    (_canon(s.get(cat)), float(s[f])) for s in self.seeds if isinstance(s, dict) and _is_num(s.get(f))
+                ]
                 if len(pairs) < 10 or f == cat:
                     continue
                 xs = [x for _, x in pairs]
@@ -193,8 +196,11 @@ class NegativeFactory:
         if kind == "independent":
             keys = list(base)
             donors = rng.sample(self.real, min(len(keys), len(self.real)))
-            return {k: donors[i % len(donors)].get(k, base[k]) for i, k in enumerate(keys)
-                    if k in donors[i % len(donors)] or k in base}
+            return {
+                k: donors[i % len(donors)].get(k, base[k])
+                for i, k in enumerate(keys)
+                if k in donors[i % len(donors)] or k in base
+            }
         if kind == "far_number":
             fields = self.far_fields()
             spots = [(p, v) for p, v in _leaves(base) if _fold(p) in fields and _is_num(v)]

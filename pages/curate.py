@@ -1,4 +1,5 @@
 """Curate: every candidate with its verdict; override the agents, search, inspect one record."""
+
 from __future__ import annotations
 
 import json
@@ -6,8 +7,8 @@ import json
 import pandas as pd
 import streamlit as st
 
-from aod_core.studio import runview
 from aod_core.errors import InputError
+from aod_core.studio import runview
 from ui.state import require_run
 
 st.title("Curate")
@@ -29,8 +30,9 @@ iterations = sorted({r["iteration"] for r in rows})
 chosen = f2.multiselect("Iterations", [i + 1 for i in iterations], key="curate_iterations", placeholder="all")
 search = f3.text_input("Search records and reasons", key="curate_search", placeholder="e.g. Torgersen")
 shown = runview.filter_rows(rows, decision=decision, iterations=[i - 1 for i in chosen], search=search)
-st.caption(f"{len(shown)} of {len(rows)} candidates shown. Change **Override** to accept or reject a record "
-           "yourself; clear it to go back to the agents' decision.")
+st.caption(
+    f"{len(shown)} of {len(rows)} candidates shown. Change **Override** to accept or reject a record yourself; clear it to go back to the agents' decision."
+)
 
 table = pd.DataFrame(shown, columns=list(rows[0]))
 table["iteration"] = table["iteration"] + 1
@@ -44,7 +46,17 @@ edited = st.data_editor(
     key=editor_key,
     hide_index=True,
     disabled=[c for c in table.columns if c != "override"],
-    column_order=["iteration", "index", "decision", "override", "verdict", "score", "reasons", "schema_errors", "record"],
+    column_order=[
+        "iteration",
+        "index",
+        "decision",
+        "override",
+        "verdict",
+        "score",
+        "reasons",
+        "schema_errors",
+        "record",
+    ],
     column_config={
         "override": st.column_config.SelectboxColumn("Override", options=["", "accept", "reject"]),
         "score": st.column_config.ProgressColumn("Judge score", min_value=0.0, max_value=1.0),
@@ -52,21 +64,19 @@ edited = st.data_editor(
         "record": st.column_config.TextColumn("Record", width="large"),
     },
 )
-changes = [(k, new or None) for k, old, new in zip(table["key"], table["override"], edited["override"]) if (old or "") != (new or "")]
+changes = runview.override_changes(table["key"], table["override"], edited["override"])
 if changes:
-    errors = []
-    for key, new in changes:
-        try:
-            runview.override(store, key, new)
-        except InputError as e:
-            errors.append(str(e))
-    st.session_state.curate_errors = errors
+    st.session_state.curate_errors = runview.apply_overrides(store, changes)
     st.session_state.curate_version = version + 1
     st.rerun()
 
 st.subheader("Record detail")
-key = st.selectbox("Candidate", [r["key"] for r in shown], key="curate_detail",
-                   format_func=lambda k: "iteration {}, #{}".format(int(k.split(":")[0]) + 1, k.split(":")[2]))
+key = st.selectbox(
+    "Candidate",
+    [r["key"] for r in shown],
+    key="curate_detail",
+    format_func=lambda k: "iteration {}, #{}".format(int(k.split(":")[0]) + 1, k.split(":")[2]),
+)
 if key:
     c = runview.candidate_detail(store, key)
     b1, b2, b3, _ = st.columns([1.4, 1.4, 1.1, 2])
@@ -103,15 +113,25 @@ if key:
             for e in errs:
                 st.markdown(f"- `{e}`")
         if checks.get("near_copy"):
-            st.markdown(f"**Near copy** of {checks.get('near_copy_of')} (shingle Jaccard "
-                        f"{checks.get('near_copy_similarity')})")
+            st.markdown(f"**Near copy** of {checks.get('near_copy_of')} (shingle Jaccard {checks.get('near_copy_similarity')})")
         evidence = c.get("evidence")
         if evidence:
-            st.markdown(f"**Plausibility evidence:** score {evidence['score']} (the share of real records at least "
-                        "as unusual as this one)")
+            st.markdown(
+                f"**Plausibility evidence:** score {evidence['score']} (the share of real records at least as unusual as this one)"
+            )
             if evidence.get("findings"):
-                st.dataframe([{"finding": f["text"], "rarer than": f"{1 - f['rarity']:.1%} of real records",
-                               "rule": f["rule"]} for f in evidence["findings"]], hide_index=True, key="curate_evidence")
+                st.dataframe(
+                    [
+                        {
+                            "finding": f["text"],
+                            "rarer than": f"{1 - f['rarity']:.1%} of real records",
+                            "rule": f["rule"],
+                        }
+                        for f in evidence["findings"]
+                    ],
+                    hide_index=True,
+                    key="curate_evidence",
+                )
             else:
                 st.caption("No rule finds anything unusual about it.")
     with d2:

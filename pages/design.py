@@ -1,56 +1,53 @@
 """Design: choose the dataset (demo or upload), inspect schema, seeds and scaffold, describe the task."""
+
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
-from aod_core.studio import workspace as ws
 from aod_core.errors import InputError
+from aod_core.studio import datasets, design, fields
 
 ON_INVALID_LABELS = {"stop": "Stop on invalid seeds", "drop": "Drop invalid seeds"}
 
 st.title("Design")
-st.caption("Bring a JSON Schema and a handful of seed records; the generator learns from the seeds and "
-           "fills the schema's scaffold.")
+st.caption(
+    "Bring a JSON Schema and a handful of seed records; the generator learns from the seeds and fills the schema's scaffold."
+)
 
 # ---- choose --------------------------------------------------------------------------------------
 left, right = st.columns([3, 2])
 with left:
-    source = st.radio("Source", ["Demo dataset", "Upload files"], horizontal=True, key="design_source",
-                      persist_state="session")
+    source = st.radio("Source", ["Demo dataset", "Upload files"], horizontal=True, key="design_source", persist_state="session")
 with right:
-    on_invalid = st.radio(
-        "Seeds that fail the schema",
-        list(ON_INVALID_LABELS),
-        format_func=ON_INVALID_LABELS.get,
-        horizontal=True,
-        key="design_on_invalid",
-        persist_state="session",
-        help="Stop: refuse the seeds file and list every problem, so you can fix it. "
-             "Drop: continue with the valid seeds only; the dropped ones are listed below.",
-    )
+    on_invalid = st.radio("Seeds that fail the schema", list(ON_INVALID_LABELS), format_func=ON_INVALID_LABELS.get,
+                          horizontal=True, key="design_on_invalid", persist_state="session",
+                          help="Stop: refuse the seeds file and list every problem, so you can fix it. "
+                          "Drop: continue with the valid seeds only; the dropped ones are listed below.")
 
 request = None  # (signature, label, loader)
 if source == "Demo dataset":
-    demos = ws.demo_names()
+    demos = datasets.demo_names()
     name = st.selectbox("Demo dataset", demos, index=None, key="design_demo", persist_state="session",
                         placeholder="Choose a demo dataset")
     if not demos:
         st.warning("No demo datasets found in assets/.")
     if name:
-        request = (("demo", name, on_invalid), f"demo: {name}",
-                   lambda: ws.load_demo(name, on_invalid))
+        request = (("demo", name, on_invalid), f"demo: {name}", lambda: datasets.load_demo(name, on_invalid))
 else:
     c1, c2 = st.columns(2)
     schema_file = c1.file_uploader("JSON Schema (.json)", type=["json"], key="design_schema_file")
-    seeds_file = c2.file_uploader("Seed records (.jsonl, .json array or .csv)",
-                                  type=["jsonl", "ndjson", "json", "csv"], key="design_seeds_file")
+    seeds_file = c2.file_uploader(
+        "Seed records (.jsonl, .json array or .csv)", type=["jsonl", "ndjson", "json", "csv"], key="design_seeds_file"
+    )
     if schema_file and seeds_file:
-        request = (("upload", schema_file.name, schema_file.file_id, seeds_file.name, seeds_file.file_id,
-                    on_invalid),
-                   f"upload: {schema_file.name} + {seeds_file.name}",
-                   lambda: ws.load_uploaded(schema_file.getvalue(), schema_file.name,
-                                            seeds_file.getvalue(), seeds_file.name, on_invalid))
+        request = (
+            ("upload", schema_file.name, schema_file.file_id, seeds_file.name, seeds_file.file_id, on_invalid),
+            f"upload: {schema_file.name} + {seeds_file.name}",
+            lambda: datasets.load_uploaded(
+                schema_file.getvalue(), schema_file.name, seeds_file.getvalue(), seeds_file.name, on_invalid
+            ),
+        )
     elif schema_file or seeds_file:
         st.info(f"Now upload the {'seed records' if schema_file else 'JSON Schema'} too.")
 
@@ -63,24 +60,25 @@ if request is not None and request[0] != st.session_state.get("dataset_signature
     except InputError as e:
         failed = True
         st.error(str(e))
-        if isinstance(e, ws.SeedsInvalid):
+        if isinstance(e, datasets.SeedsInvalid):
             st.markdown(f"**{len(e.issues)} problem(s) in {e.bad_records} of {e.records} records.** "
                         "Fix them below, fix the file, or choose *Drop invalid seeds* to continue with the "
                         "valid ones only.")
-            st.dataframe(ws.seed_issue_rows(e), hide_index=True, key="design_issues_stop")
-            fix_rows = ws.seed_fix_rows(e)
+            st.dataframe(datasets.seed_issue_rows(e), hide_index=True, key="design_issues_stop")
+            fix_rows = datasets.seed_fix_rows(e)
             if fix_rows:
-                st.markdown("**Fix them here**: edit each record's JSON (empty it to drop that seed), then "
-                            "use the fixed seeds. The file itself is not changed.")
+                st.markdown(
+                    "**Fix them here**: edit each record's JSON (empty it to drop that seed), then use the fixed seeds. The file itself is not changed."
+                )
                 fixed = st.data_editor(fix_rows, hide_index=True, disabled=["line", "problems"],
                                        key=f"design_fix_{hash(signature)}",
                                        column_config={"record": st.column_config.TextColumn("Record (JSON)", width="large")})
                 if st.button("Use the fixed seeds", key="design_fix_apply", icon=":material/build:"):
                     try:
-                        dataset = ws.apply_seed_fixes(e, pd.DataFrame(fixed).to_dict("records"), label)
-                    except ws.SeedsInvalid as still:
+                        dataset = datasets.apply_seed_fixes(e, pd.DataFrame(fixed).to_dict("records"), label)
+                    except datasets.SeedsInvalid as still:
                         st.error(f"{still}: see the problems below.")
-                        st.dataframe(ws.seed_issue_rows(still), hide_index=True, key="design_issues_fix")
+                        st.dataframe(datasets.seed_issue_rows(still), hide_index=True, key="design_issues_fix")
                     except InputError as bad:
                         st.error(str(bad))
                     else:
@@ -109,7 +107,7 @@ if failed:
 
 # ---- the dataset ---------------------------------------------------------------------------------
 st.subheader(st.session_state.get("dataset_label") or "Dataset")
-summary = ws.dataset_summary(dataset)
+summary = datasets.dataset_summary(dataset)
 m1, m2, m3, m4 = st.columns(4)
 m1.metric("Seeds", summary["seeds"])
 m2.metric("Dropped seeds", summary["dropped"])
@@ -120,21 +118,15 @@ st.text_area(
     "Task description",
     key="prompt_text",
     persist_state="session",
-    placeholder="What should the records be like? e.g. 'Field observations of penguin groups; realistic "
-                "measurements, varied islands.'",
+    placeholder="What should the records be like? e.g. 'Field observations of penguin groups; realistic measurements, varied islands.'",
     help="The text half of the prompt. The embedded model takes its instruction from the scaffold and "
-         "the seeds; agents and text-conditioned generators read this text.",
+    "the seeds; agents and text-conditioned generators read this text.",
 )
 
-st.text_area(
-    "Judge rubric",
-    key="rubric_text",
-    persist_state="session",
-    height=110,
-    help="What an LLM judge accepts and rejects, in plain words (read in the combined and llm judge modes). "
-         "Exact checks (JSON, schema, duplicates, seed and near copies) are applied in code first; the "
-         "embedded plausibility judge decides from evidence fitted on the seeds and reads no rubric.",
-)
+st.text_area("Judge rubric", key="rubric_text", persist_state="session", height=110,
+             help="What an LLM judge accepts and rejects, in plain words (read in the combined and llm judge modes). "
+             "Exact checks (JSON, schema, duplicates, seed and near copies) are applied in code first; the "
+             "embedded plausibility judge decides from evidence fitted on the seeds and reads no rubric.")
 
 for note in dataset.schema.notes:
     st.warning(f"Schema note: {note}")
@@ -143,27 +135,29 @@ for title, records in (("seeds", dataset.seeds), ("holdout records", dataset.hol
     if records is None or not records.issues:
         continue
     kept = len(records.records)
-    st.warning(f"Dropped {records.dropped} invalid {title} ({len(records.issues)} problem(s)); {kept} kept. "
-               "Choose *Stop on invalid seeds* to refuse the file instead.")
-    st.dataframe(ws.seed_issue_rows(records), hide_index=True, key=f"design_issues_{title.split()[0]}")
+    st.warning(
+        f"Dropped {records.dropped} invalid {title} ({len(records.issues)} problem(s)); {kept} kept. Choose *Stop on invalid seeds* to refuse the file instead."
+    )
+    st.dataframe(datasets.seed_issue_rows(records), hide_index=True, key=f"design_issues_{title.split()[0]}")
 if not dataset.seeds.issues:
     st.caption(f"All {summary['seeds']} seeds are valid against the schema.")
 
 string_modes = dict(st.session_state.get("set_string_modes") or {})
 try:
-    preview, preview_error = ws.scaffold_preview(dataset, string_modes), None
+    preview, preview_error = design.scaffold_preview(dataset, string_modes), None
 except InputError as e:
     preview, preview_error = None, e
 
 fields_tab, stats_tab, scaffold_tab, judge_tab, seeds_tab = st.tabs(
-    ["Fields", "Seed statistics", "Scaffold", "Judge calibration", "Seeds"])
+    ["Fields", "Seed statistics", "Scaffold", "Judge calibration", "Seeds"]
+)
 with fields_tab:
-    st.caption("**notes**: what the scaffold does not enforce there, or approximates (records are still "
-               "validated against the whole schema).")
-    st.dataframe(ws.field_table(dataset.schema, preview.notes if preview else ()), hide_index=True,
-                 key="design_fields")
+    st.caption(
+        "**notes**: what the scaffold does not enforce there, or approximates (records are still validated against the whole schema)."
+    )
+    st.dataframe(fields.field_table(dataset.schema, preview.notes if preview else ()), hide_index=True, key="design_fields")
 with stats_tab:
-    st.dataframe(ws.seed_stats(dataset.seeds.records, dataset.schema), hide_index=True, key="design_stats")
+    st.dataframe(fields.seed_stats(dataset.seeds.records, dataset.schema), hide_index=True, key="design_stats")
 with scaffold_tab:
     st.caption("The canvas the diffusion model fills: structure is fixed, ▮ are value symbols, ▦ word pieces, "
                "◆ a number's bin (its magnitude, decided first), ⟨a|b⟩ one-token choices, `?` optional keys, "
@@ -171,7 +165,7 @@ with scaffold_tab:
     if preview_error is not None:
         st.error(str(preview_error))
     else:
-        rows = ws.string_field_rows(dataset, string_modes)
+        rows = design.string_field_rows(dataset, string_modes)
         if rows:
             st.markdown("**String fields**: a field whose seed values repeat is a choice among them (vocabulary); "
                         "free text is written in word pieces trained on the seeds; codes with a pattern letter by "
@@ -179,10 +173,15 @@ with scaffold_tab:
             generator = (st.session_state.get("set_generator") or "embedded").strip()
             if generator != "embedded":
                 st.caption(f"The current generator is `{generator}`: these choices apply to `embedded` only.")
-            edited = st.data_editor(rows, hide_index=True, key=f"design_string_modes_{hash(tuple(sorted(string_modes.items())))}",
-                                    disabled=["field", "values", "distinct", "default", "written as"],
-                                    column_config={"override": st.column_config.SelectboxColumn(
-                                        "override", options=["", "vocabulary", "text", "chars"])})
+            edited = st.data_editor(
+                rows,
+                hide_index=True,
+                key=f"design_string_modes_{hash(tuple(sorted(string_modes.items())))}",
+                disabled=["field", "values", "distinct", "default", "written as"],
+                column_config={
+                    "override": st.column_config.SelectboxColumn("override", options=["", "vocabulary", "text", "chars"])
+                },
+            )
             chosen = {r["field"]: r["override"] for r in edited if r.get("override")}
             if chosen != string_modes:
                 st.session_state.set_string_modes = chosen
@@ -201,8 +200,8 @@ with judge_tab:
         if st.button("Calibrate the judge on these seeds", key="design_calibrate", icon=":material/balance:"):
             bar = st.progress(0.0, text="Fitting the judge's evidence on the seeds")
             try:
-                result = ws.judge_calibration(dataset, accept_share=share,
-                                              on_progress=lambda d, t: bar.progress(d / max(t, 1), text=f"Fold {d}/{t}"))
+                result = design.judge_calibration(dataset, accept_share=share,
+                                                  on_progress=lambda d, t: bar.progress(d / max(t, 1), text=f"Fold {d}/{t}"))
             except InputError as e:
                 st.error(str(e))
             else:
@@ -212,9 +211,13 @@ with judge_tab:
         result = calib[1]
         c = result.summary
         k1, k2, k3, k4 = st.columns(4)
-        k1.metric("Held-out seeds accepted", f"{c['heldout_accept_rate']:.0%}", help=f"target {c['accept_share_target']:.0%}: "
-                  "the threshold from half of the cross-validation folds, applied to the other half")
-        k2.metric("Holdout accepted", "—" if result.holdout_accept_rate is None else f"{result.holdout_accept_rate:.0%}",
+        k1.metric(
+            "Held-out seeds accepted",
+            f"{c['heldout_accept_rate']:.0%}",
+            help=f"target {c['accept_share_target']:.0%}: the threshold from half of the cross-validation folds, applied to the other half",
+        )
+        k2.metric("Holdout accepted",
+                  "—" if result.holdout_accept_rate is None else f"{result.holdout_accept_rate:.0%}",
                   help="real records in the dataset's holdout file, never seen by the judge")
         k3.metric("Evidence rules", c["rules"])
         k4.metric("Fit", f"{c['fit_seconds']:.1f} s" + (" (cached)" if c.get("cached") else ""))
@@ -227,6 +230,6 @@ with judge_tab:
         with st.expander("Every evidence rule"):
             st.dataframe(result.rules, hide_index=True, key="design_judge_rules")
 with seeds_tab:
-    st.dataframe(ws.records_preview(dataset.seeds.records), hide_index=True, key="design_seeds")
+    st.dataframe(datasets.records_preview(dataset.seeds.records), hide_index=True, key="design_seeds")
 
 st.page_link("pages/sample.py", label="Next: sample records", icon=":material/arrow_forward:")

@@ -1,15 +1,16 @@
 """Export: the accepted records (with your overrides) as files, and an HTML report for stakeholders."""
+
 from __future__ import annotations
 
 import os
 
 import streamlit as st
 
-from aod_core.runs import bulk
-from aod_core.studio import runview
-from aod_core.errors import InputError
 from aod_core.data.export import FORMATS, MIME_TYPES, render
+from aod_core.errors import InputError
+from aod_core.runs import bulk
 from aod_core.runs.report import build_report
+from aod_core.studio import runview
 from ui.state import registry, require_run
 
 st.title("Export")
@@ -26,8 +27,7 @@ m3.metric("Records to export", len(records))
 
 st.subheader("Records")
 if not records:
-    st.info("Nothing to export yet: no record has been accepted. Accept records on the Curate page, or let "
-            "the run go on.")
+    st.info("Nothing to export yet: no record has been accepted. Accept records on the Curate page, or let the run go on.")
 else:
     st.caption("JSONL keeps each record as generated. CSV and Parquet have one column per leaf field (arrays as "
                "JSON text); CSV cells that a spreadsheet would run as a formula are prefixed with a quote.")
@@ -38,8 +38,8 @@ else:
         except InputError as e:
             col.error(f"{fmt.upper()}: {e}")
             continue
-        col.download_button(f"Download {fmt.upper()}", data, file_name=f"{store.path.name}.{fmt}",
-                            mime=MIME_TYPES[fmt], key=f"export_{fmt}", icon=":material/download:", on_click="ignore")
+        col.download_button(f"Download {fmt.upper()}", data, file_name=f"{store.path.name}.{fmt}", mime=MIME_TYPES[fmt],
+                            key=f"export_{fmt}", icon=":material/download:", on_click="ignore")
 
 st.subheader("Audit")
 st.caption("The Data Auditor metrics of the records to export against the run's seeds: validity, copies, "
@@ -56,8 +56,9 @@ if audited and audited[0] == store.path.name:
         st.caption(note)
 
 st.subheader("Run report")
-st.caption("One self-contained HTML page (works offline): configuration without secrets, prompt history, metric "
-           "charts, the judge's feedback and sample records.")
+st.caption(
+    "One self-contained HTML page (works offline): configuration without secrets, prompt history, metric charts, the judge's feedback and sample records."
+)
 if st.button("Build report", key="export_report_build", icon=":material/description:"):
     with st.spinner("Building the report…"):
         st.session_state.export_report_html = (store.path.name, build_report(store, overrides={"accepted": records}))
@@ -76,8 +77,8 @@ bjob = registry().get_bulk(store.path)
 with st.form("bulk_form", border=False):
     c1, c2, c3, c4 = st.columns(4)
     n = c1.number_input("Records", min_value=1, value=1000, step=100, key="bulk_n")
-    workers = c2.number_input("Workers", min_value=1, value=os.cpu_count() or 1,
-                              key="bulk_workers", help="generator replicas, one per Ray actor")
+    workers = c2.number_input("Workers", min_value=1, value=os.cpu_count() or 1, key="bulk_workers",
+                              help="generator replicas, one per Ray actor")
     batch = c3.number_input("Batch", min_value=1, value=bulk.BulkSettings(n=1).batch, key="bulk_batch",
                             help="candidates per sampling call in a worker")
     judge = c4.text_input("Judge", value="", key="bulk_judge", placeholder="the run's judge",
@@ -86,12 +87,15 @@ with st.form("bulk_form", border=False):
     out = c5.text_input("Output folder", value=str(bulk.default_out(store.path)), key="bulk_out")
     address = c6.text_input("Ray cluster", value="", key="bulk_ray", placeholder="local instance",
                             help="an address (host:port, ray://host:10001, auto); empty: a private local Ray instance")
-    go = st.form_submit_button("Start bulk generation", icon=":material/rocket_launch:",
-                               disabled=bool(bjob and bjob.active))
+    go = st.form_submit_button("Start bulk generation", icon=":material/rocket_launch:", disabled=bool(bjob and bjob.active))
 if go:
     try:
-        bjob = registry().start_bulk(store.path, out, bulk.BulkSettings(
-            n=int(n), workers=int(workers), batch=int(batch), judge=judge.strip() or None, ray=address.strip() or None))
+        bjob = registry().start_bulk(
+            store.path,
+            out,
+            bulk.BulkSettings(n=int(n), workers=int(workers), batch=int(batch), judge=judge.strip() or None,
+                              ray=address.strip() or None),
+        )
     except InputError as e:
         st.error(str(e))
 
@@ -105,8 +109,8 @@ def bulk_panel() -> None:
     p = v["progress"] or {}
     st.caption(f"Bulk job → `{v['out']}` · status `{v['status']}`" + (f" · {p.get('message')}" if p.get("message") else ""))
     if p:
-        st.progress(min(1.0, p["records"] / max(1, p["target"])), text=f"{min(p['records'], p['target'])}/{p['target']} records "
-                    f"({p['stage']})")
+        st.progress(min(1.0, p["records"] / max(1, p["target"])),
+                    text=f"{min(p['records'], p['target'])}/{p['target']} records ({p['stage']})")
         m1, m2, m3, m4 = st.columns(4)
         m1.metric("Records/s", f"{p['records_per_s']:.1f}")
         m2.metric("Accepted share", "–" if p["accepted_share"] is None else f"{p['accepted_share']:.0%}")

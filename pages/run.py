@@ -1,31 +1,29 @@
 """Run (live): start the AoD loop, watch the agents work, steer the prompt between iterations."""
+
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from aod_core.runs import charts
-from aod_core.studio import runview
 from aod_core.agents.compiler import compile_note, should_compile, strip_compiled
-from aod_core.studio import workspace as ws
 from aod_core.errors import InputError
-from aod_core.studio.jobs import config_from_settings
+from aod_core.runs import charts
 from aod_core.runs.setup import create_run_from
 from aod_core.runs.store import RunStore
+from aod_core.studio import cells, prompt_forms, runview
+from aod_core.studio.settings import config_from_settings
 from ui.compare import compare_section
-from ui.state import compiler_chat, current_run, open_run, registry, settings
+from ui.compiled import compiled_editor
+from ui.state import compiler_chat, current_run, open_run, registry, require_dataset, settings
 
 st.title("Run")
 
 
 def start_new() -> None:
-    dataset = st.session_state.get("dataset")
+    dataset = require_dataset(stop=False)  # the comparison section below still shows
     if dataset is None:
-        st.info("No dataset yet: choose a demo dataset or upload a schema and seeds on the Design page.")
-        st.page_link("pages/design.py", label="Go to Design", icon=":material/arrow_back:")
         return
     s = settings()
     st.markdown(f"**Dataset:** {st.session_state.dataset_label} · {len(dataset.seeds.records)} seeds")
@@ -35,8 +33,7 @@ def start_new() -> None:
     st.page_link("pages/models.py", label="Change models and settings", icon=":material/tune:")
     if st.button("Start run", type="primary", key="run_start", icon=":material/play_arrow:"):
         try:
-            config = config_from_settings(s, task=st.session_state.prompt_text or "",
-                                          rubric=st.session_state.rubric_text)
+            config = config_from_settings(s, task=st.session_state.prompt_text or "", rubric=st.session_state.rubric_text)
             store = create_run_from(dataset.schema, dataset.seeds.records,
                                     runview.new_run_dir(st.session_state.dataset_label or "run"), config)
             registry().start(store, api_key=st.session_state.get("set_api_key") or None)
@@ -79,31 +76,31 @@ else:
                 st.error(f"Could not resume: {e}")
             else:
                 st.rerun()
-if c4.button("New run", key="run_new", icon=":material/add:", help="Leave this run (it keeps working if it "
-             "is running) and set up another."):
+if c4.button("New run", key="run_new", icon=":material/add:",
+             help="Leave this run (it keeps working if it is running) and set up another."):
     open_run(None)
     st.rerun()
 
 if view and view.error:
-    st.error(f"The run failed: {view.error}. Every finished iteration is kept in {store.path}; fix the cause "
-             "(e.g. start the model server) and resume.")
+    st.error(
+        f"The run failed: {view.error}. Every finished iteration is kept in {store.path}; fix the cause (e.g. start the model server) and resume."
+    )
 elif not view and store.state().get("error"):
     st.error(f"The run failed: {store.state()['error']}")
-for warning in (view.warnings if view else []):
+for warning in view.warnings if view else []:
     st.warning(f"Resumed with a difference: {warning}. The report lists the run's fingerprint.")
 if status == "interrupted":
-    st.warning("The process working on this run stopped before it finished (the app was restarted?). "
-               "Finished iterations are kept: press **Resume run** to go on.")
+    st.warning(
+        "The process working on this run stopped before it finished (the app was restarted?). Finished iterations are kept: press **Resume run** to go on."
+    )
 
 
 # The projection and the field list change only when an iteration is committed (or never): computed
 # once per run and iteration, not on every poll.
 @st.cache_data(max_entries=32, show_spinner=False)
 def _projection(run_dir: str, committed: int):
-    store = RunStore.open(run_dir, repair=False)
-    main = [c for c in store.candidates() if c.get("record") is not None and c.get("phase", "main") == "main"][-1000:]
-    return charts.projection(runview.run_seeds(store), [c["record"] for c in main],
-                             labels=["accepted" if c.get("accepted") else "rejected" for c in main])
+    seeds, records, labels = runview.projection_inputs(RunStore.open(run_dir, repair=False))
+    return charts.projection(seeds, records, labels=labels)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -120,8 +117,8 @@ def live() -> None:
         st.rerun(scope="app")  # paused, resumed, finished...: redraw the controls
     s = runview.run_summary(store)
     shown = v.status if v else s["status"]
-    st.markdown(f"**Status:** `{shown}`" + (f" · {v.phase}" if v and v.active else
-                                            " · worked on by another process" if not v and shown in ("running", "paused") else ""))
+    st.markdown(f"**Status:** `{shown}`" + (f" · {v.phase}" if v and v.active else " · worked on by another process"
+                if not v and shown in ("running", "paused") else ""))
     if v and v.active:
         st.progress(v.fit.frac, text=v.fit.text or "Fitting the generator")
         st.progress(v.denoise.frac, text=v.denoise.text or "Denoising: waiting")
@@ -154,10 +151,7 @@ def live() -> None:
         for e in reversed(timeline):
             if e["kind"] == "error":
                 st.error(e["error"])
-        feedback = [f for f in store.feedback()]
-        live_fb = [e for e in timeline if e["kind"] == "feedback" and e["iteration"] > (feedback[-1]["iteration"] if feedback else -1)]
-        rows = [(e["iteration"], e.get("feedback"), e.get("error")) for e in live_fb]
-        rows += [(f["iteration"], f.get("feedback"), f.get("summary_error")) for f in reversed(feedback)]
+        rows = runview.feedback_rows(store, timeline)
         if not rows:
             st.caption("The judge's feedback appears here after the first batch is judged.")
         for it, text, err in rows[:5]:
@@ -208,7 +202,7 @@ except InputError as e:
     field_keys = []
 # Widgets are keyed by the prompt they show: when the optimizer changes the prompt, the form shows
 # the new one instead of keeping (and later re-submitting) what it first rendered.
-pk = hashlib.sha1(prompt.to_json().encode()).hexdigest()[:10]
+pk = cells.content_hash(prompt.to_dict())
 gen_spec, mode = runview.run_compile_mode(store)
 compile_on = should_compile(mode, gen_spec)
 st.caption(compile_note(gen_spec, mode))
@@ -221,28 +215,24 @@ with st.form(f"run_edit_{pk}", border=True):
         if compiled.get("text") != text:
             st.caption("The text changed since it was compiled: it is compiled again when you use it.")
         st.caption(f"Compiled from *{compiled.get('text', '')}* (edit, delete or add rows; a changed row counts as yours):")
-        compiled_edits = st.data_editor(
-            pd.DataFrame(ws.compiled_rows(compiled), columns=ws.COMPILED_COLUMNS), num_rows="dynamic",
-            hide_index=True, key=f"edit_compiled_{pk}_{ws.content_hash(compiled)}",
-            column_config={"op": st.column_config.SelectboxColumn("op", options=list(ws.COMPILED_OPS), required=True),
-                           "share": st.column_config.NumberColumn("target share", format="%.2f"),
-                           "phrase": st.column_config.TextColumn("from the words", disabled=True),
-                           "by": st.column_config.TextColumn("by", disabled=True)})
-        for line in ws.compiled_messages(compiled):
+        compiled_edits = compiled_editor(compiled, f"edit_compiled_{pk}_{cells.content_hash(compiled)}")
+        for line in prompt_forms.compiled_messages(compiled):
             st.warning(line, icon=":material/help:")
     e1, e2 = st.columns(2)
     temp = float(hand.sampling.temperature)
     temperature = e1.number_input("Temperature", 0.0, max(5.0, temp), temp, 0.1, key=f"edit_temperature_{pk}")
     remasking = e2.selectbox("Remasking", ["random", "low_confidence"],
                              index=0 if prompt.sampling.remasking == "random" else 1, key=f"edit_remasking_{pk}")
-    cols = {"path": st.column_config.SelectboxColumn("Field", options=field_keys, required=True),
-            "value": st.column_config.TextColumn("Value (JSON or text)")}
+    cols = {
+        "path": st.column_config.SelectboxColumn("Field", options=field_keys, required=True),
+        "value": st.column_config.TextColumn("Value (JSON or text)"),
+    }
     p1, p2 = st.columns(2)
     p1.caption("Pins")
-    pins = p1.data_editor(pd.DataFrame(ws.path_value_rows(hand.pins), columns=["path", "value"]), num_rows="dynamic",
-                          column_config=cols, hide_index=True, key=f"edit_pins_{pk}")
+    pins = p1.data_editor(pd.DataFrame(prompt_forms.path_value_rows(hand.pins), columns=["path", "value"]),
+                          num_rows="dynamic", column_config=cols, hide_index=True, key=f"edit_pins_{pk}")
     p2.caption("Forbids")
-    forbids = p2.data_editor(pd.DataFrame(ws.path_value_rows(hand.forbid, many=True), columns=["path", "value"]),
+    forbids = p2.data_editor(pd.DataFrame(prompt_forms.path_value_rows(hand.forbid, many=True), columns=["path", "value"]),
                              num_rows="dynamic", column_config=cols, hide_index=True, key=f"edit_forbids_{pk}")
     b1, b2 = st.columns(2)
     compile_now = compile_on and b1.form_submit_button("Compile the text", icon=":material/translate:")
@@ -257,8 +247,9 @@ if compile_now:
         st.rerun()
 if submitted:
     try:
-        edited = ws.edit_prompt(prompt, text, sampling={"temperature": float(temperature), "remasking": remasking},
-                                pins=pins.to_dict("records"), forbids=forbids.to_dict("records"))
+        edited = prompt_forms.edit_prompt(prompt, text,
+                                          sampling={"temperature": float(temperature), "remasking": remasking},
+                                          pins=pins.to_dict("records"), forbids=forbids.to_dict("records"))
         if job is None or not job.view().active:
             raise InputError("the run is not working in this app; resume it first, then edit")
         if compile_on and text.strip():
@@ -266,13 +257,13 @@ if submitted:
                 with st.spinner("Compiling the instruction…"):
                     compiled = runview.compile_for_run(store, text, compiler_chat())
             elif compiled_edits is not None:
-                compiled = ws.compiled_from_rows(compiled, compiled_edits.to_dict("records"))
-            edited = ws.prompt_with_compiled(edited, compiled, job.prompt_check())
+                compiled = prompt_forms.compiled_from_rows(compiled, compiled_edits.to_dict("records"))
+            edited = prompt_forms.prompt_with_compiled(edited, compiled, job.prompt_check())
         job.set_prompt(edited)
     except InputError as e:
         st.error(f"Prompt not used: {e}")
     else:
-        st.session_state.run_edit_messages = ws.compiled_messages(edited.compiled)
+        st.session_state.run_edit_messages = prompt_forms.compiled_messages(edited.compiled)
         st.rerun()
 st.caption(f"Run folder: `{Path(store.path)}`")
 compare_section()

@@ -1,12 +1,13 @@
 """Runs: every run in the run store; reopen one, or resume one that was interrupted."""
+
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
-from aod_core.studio import runview
 from aod_core.errors import InputError
 from aod_core.runs.store import RunStore
+from aod_core.studio import runview
 from ui.state import open_run, registry
 
 st.title("Runs")
@@ -19,9 +20,15 @@ if not rows:
     st.page_link("pages/run.py", label="Go to Run", icon=":material/play_arrow:")
     st.stop()
 
-st.dataframe(pd.DataFrame(rows), hide_index=True, key="runs_table",
-             column_config={"reward": st.column_config.NumberColumn(format="%.3f"),
-                            "tsr": st.column_config.NumberColumn("TSR", format="%.2f")})
+st.dataframe(
+    pd.DataFrame(rows),
+    hide_index=True,
+    key="runs_table",
+    column_config={
+        "reward": st.column_config.NumberColumn(format="%.3f"),
+        "tsr": st.column_config.NumberColumn("TSR", format="%.2f"),
+    },
+)
 names = [r["run"] for r in rows]
 current = st.session_state.get("run_dir")
 default = names.index(current.rsplit("/", 1)[-1]) if current and current.rsplit("/", 1)[-1] in names else 0
@@ -31,9 +38,10 @@ c1, c2 = st.columns(2)
 if c1.button("Open", key="runs_open", icon=":material/folder_open:", help="Show it on the Run, Curate and Export pages."):
     open_run(root / name)
     st.switch_page("pages/run.py")
-if row["status"] in ("interrupted", "stopped", "failed", "created") and c2.button(
-        "Resume", key="runs_resume", icon=":material/play_arrow:", type="primary",
-        help="Go on from the last finished iteration."):
+if row["status"] in ("interrupted", "stopped", "failed", "created") and c2.button("Resume", key="runs_resume",
+                                                                                  icon=":material/play_arrow:",
+                                                                                  type="primary",
+                                                                                  help="Go on from the last finished iteration."):
     try:
         registry().start(RunStore.open(root / name), api_key=st.session_state.get("set_api_key") or None)
     except InputError as e:

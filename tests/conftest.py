@@ -3,6 +3,7 @@
 torch is pinned to one intra-op thread: the test machine has 2 cores shared with other work, and
 the sampler's many small tensor ops run ~15x slower when two threads fight over them.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -11,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from aod_core.generators.embedded import EmbeddedConfig
 from aod_core.data.seeds import Dataset, load_dataset
+from aod_core.generators.embedded import EmbeddedConfig
 
 torch.set_num_threads(1)
 
@@ -43,7 +44,9 @@ def tiny_config(train_steps: int = 100, **overrides):
 
     names = {f.name for f in fields(EmbeddedConfig)}
     size = {"batch_size": 32} if "batch_size" in names else {"batch_tokens": 32 * 24}
-    return EmbeddedConfig(**{"d_model": 32, "n_layers": 1, "n_heads": 2, "train_steps": train_steps, **size, **overrides})
+    return EmbeddedConfig(
+        **{"d_model": 32, "n_layers": 1, "n_heads": 2, "train_steps": train_steps, **size, **overrides}
+    )
 
 
 @pytest.fixture(scope="session")

@@ -4,14 +4,14 @@ from pathlib import Path
 import pytest
 
 from aod_core.agents.judge import Judge, batch_facts, check_batch
-from aod_core.agents.optimizer import PromptOptimizer, apply_edit, proposal_schema, prompt_summary
-from aod_core.chat.scripted import ScriptedChatModel
-from aod_core.errors import InputError
-from aod_core.generators.base import Candidate
-from aod_core.canvas.prompt import Prompt
+from aod_core.agents.optimizer import PromptOptimizer, apply_edit, prompt_summary, proposal_schema
 from aod_core.agents.reward import RewardWeights, evaluate
+from aod_core.canvas.prompt import Prompt
 from aod_core.canvas.scaffold import Scaffold
+from aod_core.chat.scripted import ScriptedChatModel
 from aod_core.data.schema import load_schema
+from aod_core.errors import InputError
+from aod_core.records import Candidate
 
 PENGUINS = Path(__file__).resolve().parent.parent / "assets" / "penguins"
 SCHEMA = load_schema(PENGUINS / "schema.json")
@@ -19,8 +19,16 @@ SEEDS = [json.loads(x) for x in (PENGUINS / "seeds.jsonl").read_text().splitline
 
 
 def rec(**kw):
-    base = {"species": "Adelie", "island": "Dream", "bill_length_mm": 40.1, "bill_depth_mm": 18.0,
-            "flipper_length_mm": 190, "body_mass_g": 3700, "sex": "male", "year": 2008}
+    base = {
+        "species": "Adelie",
+        "island": "Dream",
+        "bill_length_mm": 40.1,
+        "bill_depth_mm": 18.0,
+        "flipper_length_mm": 190,
+        "body_mass_g": 3700,
+        "sex": "male",
+        "year": 2008,
+    }
     return {**base, **kw}
 
 
@@ -49,8 +57,13 @@ def test_exact_checks():
 
 
 def test_judge_asks_the_llm_only_about_records_that_pass_the_checks():
-    chat = ScriptedChatModel(lambda m: {"feedback": "ok"} if "review a batch" in m[0]["content"]
-                             else {"verdict": "accept", "score": 0.7, "reasons": ["fine"]})
+    chat = ScriptedChatModel(
+        lambda m: (
+            {"feedback": "ok"}
+            if "review a batch" in m[0]["content"]
+            else {"verdict": "accept", "score": 0.7, "reasons": ["fine"]}
+        )
+    )
     j = Judge(chat, SCHEMA, SEEDS).judge(BATCH)
     judged = [c for c in chat.conversations if "data-quality judge" in c[0]["content"]]
     assert len(judged) == 2  # the two records that passed
@@ -81,8 +94,13 @@ def test_batch_facts_are_exact():
 
 
 def test_reward_is_the_documented_mix():
-    chat = ScriptedChatModel(lambda m: {"feedback": "x"} if "review a batch" in m[0]["content"]
-                             else {"verdict": "accept", "score": 1.0, "reasons": []})
+    chat = ScriptedChatModel(
+        lambda m: (
+            {"feedback": "x"}
+            if "review a batch" in m[0]["content"]
+            else {"verdict": "accept", "score": 1.0, "reasons": []}
+        )
+    )
     j = Judge(chat, SCHEMA, SEEDS).judge(BATCH)
     m = evaluate(BATCH, j, SEEDS, RewardWeights(tsr=1, judge=0, novelty=0, diversity=0))
     assert m["task_success_rate"] == pytest.approx(2 / 6) and m["reward"] == pytest.approx(2 / 6)
@@ -114,8 +132,12 @@ def test_apply_edit_each_op():
     assert apply_edit(r, {"op": "unrange", "path": "$.body_mass_g"}).ranges == {}
     assert apply_edit(p, {"op": "text", "value": "more Chinstraps"}).text == "more Chinstraps"
     assert p == Prompt()  # never edited in place
-    for bad in ({"op": "forbid", "path": "", "value": "x"}, {"op": "allow", "path": "$.island", "value": "Dream"},
-                {"op": "range", "path": "$.year", "lo": 5, "hi": 1}, {"op": "text", "value": " "}):
+    for bad in (
+        {"op": "forbid", "path": "", "value": "x"},
+        {"op": "allow", "path": "$.island", "value": "Dream"},
+        {"op": "range", "path": "$.year", "lo": 5, "hi": 1},
+        {"op": "text", "value": " "},
+    ):
         with pytest.raises(InputError):
             apply_edit(p, bad)
 
@@ -126,24 +148,30 @@ def test_optimizer_proposals_are_checked_and_deduplicated():
     shapes = {(b["properties"]["op"]["const"], b["properties"]["path"]["const"]) for b in schema["anyOf"]}
     assert {("bias", "$.island"), ("forbid", "$.island"), ("temperature", ""), ("text", "")} <= shapes
     assert not any(op in ("allow", "unrange") for op, _ in shapes)  # nothing is forbidden or ranged yet
-    forbid = next(b for b in schema["anyOf"] if b["properties"]["op"]["const"] == "forbid"
-                  and b["properties"]["path"]["const"] == "$.island")
+    forbid = next(
+        b
+        for b in schema["anyOf"]
+        if b["properties"]["op"]["const"] == "forbid" and b["properties"]["path"]["const"] == "$.island"
+    )
     assert sorted(forbid["properties"]["value"]["enum"]) == ["Biscoe", "Dream", "Torgersen"]
     after = proposal_schema(scaffold, Prompt(forbid={"$.island": ["Dream"]}))
     shapes = {(b["properties"]["op"]["const"], b["properties"]["path"]["const"]) for b in after["anyOf"]}
     assert ("allow", "$.island") in shapes and ("forbid", "$.island") not in shapes  # keeps two islands
-    answers = iter([
-        {"rationale": "a", "op": "forbid", "path": "$.island", "value": "Torgersen", "amount": 0, "lo": 0, "hi": 0},
-        {"rationale": "b", "op": "forbid", "path": "$.island", "value": "Torgersen", "amount": 0, "lo": 0, "hi": 0},
-        {"rationale": "c", "op": "range", "path": "$.year", "value": "", "amount": 0, "lo": 2009, "hi": 2007},
-        "garbage", "garbage", "garbage",
-    ])
+    answers = iter(
+        [
+            {"rationale": "a", "op": "forbid", "path": "$.island", "value": "Torgersen", "amount": 0, "lo": 0, "hi": 0},
+            {"rationale": "b", "op": "forbid", "path": "$.island", "value": "Torgersen", "amount": 0, "lo": 0, "hi": 0},
+            {"rationale": "c", "op": "range", "path": "$.year", "value": "", "amount": 0, "lo": 2009, "hi": 2007},
+            "garbage",
+            "garbage",
+            "garbage",
+        ]
+    )
     chat = ScriptedChatModel(lambda m: next(answers))
     from aod_core.canvas.constraints import CanvasConstraint
 
     opt = PromptOptimizer(chat, scaffold)
-    props = opt.propose(Prompt(), "too many Torgersen", [("{}", 0.4)], 4,
-                        check=lambda p: CanvasConstraint(scaffold, p))
+    props = opt.propose(Prompt(), "too many Torgersen", [("{}", 0.4)], 4, check=lambda p: CanvasConstraint(scaffold, p))
     assert props[0].prompt is not None and props[0].prompt.forbid == {"$.island": ["Torgersen"]}
     assert props[1].prompt is None and "same as an earlier" in props[1].error
     assert props[2].prompt is None and "empty" in props[2].error  # the grammar allows it; the edit is refused
@@ -163,8 +191,13 @@ def test_judge_shows_worked_examples_including_an_implausible_one():
     bad, why = implausible_example(SEEDS)
     pairs = {(s["species"], s["island"]) for s in SEEDS}
     assert (bad["species"], bad["island"]) not in pairs and SCHEMA.is_valid(bad) and "never occurs" in why
-    chat = ScriptedChatModel(lambda m: {"feedback": "ok"} if "review a batch" in m[0]["content"]
-                             else {"verdict": "accept", "score": 0.7, "reasons": []})
+    chat = ScriptedChatModel(
+        lambda m: (
+            {"feedback": "ok"}
+            if "review a batch" in m[0]["content"]
+            else {"verdict": "accept", "score": 0.7, "reasons": []}
+        )
+    )
     Judge(chat, SCHEMA, SEEDS, demonstrations=True).judge(BATCH[:1])
     conv = chat.conversations[0]
     answers = [json.loads(m["content"]) for m in conv if m["role"] == "assistant"]

@@ -3,6 +3,7 @@
 AppTest renders one page at a time: tests start from app.py (st.navigation) and use switch_page().
 One test fits a tiny model (20 training steps); everything else runs without fitting.
 """
+
 import json
 from pathlib import Path
 
@@ -12,11 +13,13 @@ from streamlit.testing.v1 import AppTest
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 TIMEOUT = 120
 
-SCHEMA = json.dumps({
-    "type": "object",
-    "properties": {"name": {"type": "string"}, "age": {"type": "integer", "minimum": 0}},
-    "required": ["name", "age"],
-}).encode()
+SCHEMA = json.dumps(
+    {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "age": {"type": "integer", "minimum": 0}},
+        "required": ["name", "age"],
+    }
+).encode()
 SEEDS = b'{"name": "a", "age": 1}\n{"name": "b", "age": -2}\n{"name": "c"}\n{"name": "d", "age": 4}\n'
 
 
@@ -87,8 +90,9 @@ def test_design_upload_errors_stop_and_drop(app):
     assert any("upload the seed records too" in t for t in texts(app.info))
     app.file_uploader(key="design_seeds_file").set_value(("people.jsonl", SEEDS, "application/octet-stream")).run()
     assert not app.exception
-    assert texts(app.error) == ["s.json: invalid JSON at line 1, column 2: Expecting property name enclosed "
-                                "in double quotes"]
+    assert texts(app.error) == [
+        "s.json: invalid JSON at line 1, column 2: Expecting property name enclosed in double quotes"
+    ]
     assert app.session_state["dataset"] is None
 
     # A valid schema; two seeds fail it and "stop" is chosen: every problem is listed.
@@ -144,8 +148,15 @@ def test_sample_fit_and_sample_tiny_model(app):
     assert not app.exception
     assert any("No samples yet" in t for t in texts(app.caption))
     with_keys = {w.key for w in app.number_input}
-    assert {"sample_n", "sample_seed", "sample_steps", "sample_temperature", "sample_blocks",
-            "sample_threshold", "sample_train_steps"} <= with_keys
+    assert {
+        "sample_n",
+        "sample_seed",
+        "sample_steps",
+        "sample_temperature",
+        "sample_blocks",
+        "sample_threshold",
+        "sample_train_steps",
+    } <= with_keys
     assert app.number_input(key="sample_n").value == 100
     app.number_input(key="sample_train_steps").set_value(20)
     app.number_input(key="sample_n").set_value(20)
@@ -189,10 +200,14 @@ def test_sample_page_uses_a_pretrained_dlm_from_the_models_page(app, tmp_path):
     from tests.tiny_dlm import corpus_for, save_mdm, tiny_tokenizer
 
     pick_demo(app, "penguins")
-    seeds = [json.loads(x) for x in (Path(__file__).resolve().parents[1] / "assets/penguins/seeds.jsonl").read_text().splitlines()]
+    seeds = [
+        json.loads(x)
+        for x in (Path(__file__).resolve().parents[1] / "assets/penguins/seeds.jsonl").read_text().splitlines()
+    ]
     folder = save_mdm(tmp_path / "dlm", tiny_tokenizer(corpus_for(seeds)))
     app.switch_page("pages/models.py").run()
-    app.text_input(key="set_generator").set_value(f"hf:{folder}")
+    app.selectbox(key="set_generator_kind").set_value("hf").run()
+    app.text_input(key="set_generator_target").set_value(str(folder))
     app.text_input(key="set_gen_options").set_value("batch=5").run()
     app.switch_page("pages/sample.py").run()
     assert not app.exception
@@ -229,7 +244,8 @@ def test_sample_instruction_text_compiles_to_edits_shown_next_to_it(app):
     app.switch_page("pages/sample.py").run()
     assert any("compiled into the scaffold edits" in t for t in texts(app.caption))
     app.text_area(key="sample_instruction").input(
-        "only Dream island, no nulls in sex, every measurement realistic").run()
+        "only Dream island, no nulls in sex, every measurement realistic"
+    ).run()
     app.button(key="sample_compile").click().run()
     assert not app.exception, app.exception
     (editor,) = [e for e in app.data_editor if e.key.startswith("sample_compiled_edits_")]
@@ -247,5 +263,5 @@ def test_sample_instruction_text_compiles_to_edits_shown_next_to_it(app):
     records = [json.loads(t) for t in find_table(app, "schema_valid")["json"]]
     assert len(records) == 20 and all(r["island"] == "Dream" and r["sex"] is not None for r in records)
     used = find_table(app, "edit")
-    assert {"pin island = \"Dream\"", "forbid sex = null"} == set(used["edit"])
+    assert {'pin island = "Dream"', "forbid sex = null"} == set(used["edit"])
     assert app.session_state["sample_result"].prompt.compiled["text"].startswith("only Dream island")

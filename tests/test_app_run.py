@@ -1,21 +1,22 @@
 """The Models, Run, Curate, Export and Runs pages through AppTest, with a scripted chat model standing
 in for the agents (the real embedded models are driven by the browser test)."""
+
 import time
 
 import pytest
 from streamlit.testing.v1 import AppTest
+from test_app import APP, TIMEOUT, pick_demo, texts
+from test_loop import respond
 
 from aod_core.chat.scripted import ScriptedChatModel
 from aod_core.runs.store import RunStore
-from test_app import APP, TIMEOUT, pick_demo, texts
-from test_loop import respond
 
 
 @pytest.fixture
 def app(tmp_path, monkeypatch):
     monkeypatch.setenv("AOD_CACHE_DIR", str(tmp_path / "models"))
     monkeypatch.setenv("AOD_RUNS_DIR", str(tmp_path / "runs"))
-    monkeypatch.setattr("aod_core.studio.jobs.load_chat_model", lambda spec, **kw: ScriptedChatModel(respond))
+    monkeypatch.setattr("aod_core.studio.models.load_chat_model", lambda spec, **kw: ScriptedChatModel(respond))
     from ui.state import registry
 
     registry.clear()  # a fresh process-wide registry per test
@@ -49,14 +50,29 @@ def wait_finished(at, timeout=240):
 def test_models_page_checks_settings(app):
     app.switch_page("pages/models.py").run()
     assert any("usable" in s for s in texts(app.success))
-    app.text_input(key="set_judge").set_value("openai:gpt@ftp://x").run()
+    app.selectbox(key="set_judge_kind").set_value("openai").run()
+    app.text_input(key="set_judge_target").set_value("gpt@ftp://x").run()
     assert any("cannot start a run" in e for e in texts(app.error))
     assert any("CPU" in c or "GPU" in c for c in texts(app.caption))
-    app.text_input(key="set_judge").set_value("embedded").run()
-    app.text_input(key="set_generator").set_value("hf:some/model").run()
+    app.selectbox(key="set_judge_kind").set_value("embedded").run()
+    app.selectbox(key="set_generator_kind").set_value("hf").run()
+    app.text_input(key="set_generator_target").set_value("some/model").run()
     app.text_input(key="set_gen_options").set_value("batch=8, decode=slow").run()
     assert any("decode must be fast or vanilla" in e for e in texts(app.error))
     app.text_input(key="set_gen_options").set_value("batch=8, decode=vanilla").run()
+    assert any("usable" in s for s in texts(app.success))
+
+
+def test_models_page_draws_the_generator_kinds_own_settings(app):
+    """The widgets come from the kind's options class; a value changed there reaches the run settings."""
+    app.switch_page("pages/models.py").run()
+    assert {"gen_field_embedded_d_model", "gen_field_embedded_n_layers"} <= {w.key for w in app.number_input}
+    app.selectbox(key="set_generator_kind").set_value("hf").run()
+    app.text_input(key="set_generator_target").set_value("some/model").run()
+    assert "gen_field_hf_decode" in {w.key for w in app.selectbox}
+    app.number_input(key="gen_field_hf_batch").set_value(8).run()
+    app.selectbox(key="gen_field_hf_decode").set_value("vanilla").run()
+    assert app.session_state["set_gen_fields"] == {"batch": 8, "decode": "vanilla"}
     assert any("usable" in s for s in texts(app.success))
 
 
@@ -93,7 +109,8 @@ def test_start_a_run_watch_curate_export_and_reopen(app, tmp_path):
 
     # the words compile into scaffold edits shown next to the text; what cannot be mapped is a warning
     next(t for t in app.text_area if t.label == "Instruction text").set_value(
-        "only Dream island, every measurement realistic")
+        "only Dream island, every measurement realistic"
+    )
     next(b for b in app.get("form_submit_button") if b.label == "Compile the text").click().run()
     assert not app.exception, app.exception
     (editor,) = [e for e in app.data_editor if e.key.startswith("edit_compiled_")]
@@ -106,6 +123,7 @@ def test_start_a_run_watch_curate_export_and_reopen(app, tmp_path):
     cands = [c for c in store.candidates() if c.get("record") is not None and not c["checks"]["schema_errors"]]
     target = cands[0]
     from aod_core.studio import runview
+
     runview.override(store, f"{target['iteration']}:main:{target['index']}", "reject")
     app.run()
     assert any("1 override" in c for c in texts(app.caption))
@@ -143,7 +161,8 @@ def test_bad_run_name_in_url_is_reported(app):
 def test_start_errors_show_in_the_page(app):
     pick_demo(app, "penguins")
     app.switch_page("pages/models.py").run()
-    app.text_input(key="set_generator").set_value("hf:/nowhere").run()
+    app.selectbox(key="set_generator_kind").set_value("hf").run()
+    app.text_input(key="set_generator_target").set_value("/nowhere").run()
     app.switch_page("pages/run.py").run()
     app.button(key="run_start").click().run()
     assert not app.exception
@@ -173,7 +192,7 @@ def test_two_sessions_run_two_jobs_without_seeing_each_other(app):
 def test_run_page_compares_methods_on_the_current_dataset(app, monkeypatch):
     from test_bench import scripted
 
-    monkeypatch.setattr("aod_core.studio.jobs.load_chat_model", lambda spec, **kw: ScriptedChatModel(scripted))
+    monkeypatch.setattr("aod_core.studio.models.load_chat_model", lambda spec, **kw: ScriptedChatModel(scripted))
     pick_demo(app, "penguins")
     small_settings(app, set_iterations=1, set_batch=4)
     app.switch_page("pages/run.py").run()

@@ -1,4 +1,5 @@
 """The Data Auditor suite (aod_core/audit.py) against hand-computed values on tiny inputs."""
+
 from __future__ import annotations
 
 import json
@@ -7,8 +8,12 @@ import math
 import pytest
 
 from aod_core.eval import metrics
-from aod_core.eval.audit import METRICS, MetricInfo, audit, flatten, ks_statistic, lexical_embedding, near_duplicates, self_cossim, tvd, vendi_score
-from aod_core.generators.base import Candidate
+from aod_core.eval.audit import METRICS, audit
+from aod_core.eval.diversity import lexical_embedding, self_cossim, vendi_score
+from aod_core.eval.fidelity import flatten, ks_statistic, tvd
+from aod_core.eval.nearcopy import near_duplicates
+from aod_core.eval.registry import MetricInfo
+from aod_core.records import Candidate
 
 SECTIONS = {"notes", "embedder", "per_field", "per_pair", "subsampled", "settings"}
 
@@ -33,24 +38,34 @@ def test_registry_declares_direction_and_range():
 
 def test_flatten_pools_array_items_and_lengths():
     rec = {"a": 1, "b": [{"c": "x"}, {"c": "y", "d": [1, 2]}], "e": [], "f": {}}
-    assert flatten(rec) == {"$.a": [1], "$.b[#]": [2], "$.b[*].c": ["x", "y"], "$.b[*].d[#]": [2],
-                            "$.b[*].d[*]": [1, 2], "$.e[#]": [0], "$.f": [{}]}
+    assert flatten(rec) == {
+        "$.a": [1],
+        "$.b[#]": [2],
+        "$.b[*].c": ["x", "y"],
+        "$.b[*].d[#]": [2],
+        "$.b[*].d[*]": [1, 2],
+        "$.e[#]": [0],
+        "$.f": [{}],
+    }
 
 
-SCHEMA = {"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
-          "properties": {"x": {"type": "integer", "minimum": 0}, "c": {"type": "string"}},
-          "required": ["x", "c"]}
+SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "properties": {"x": {"type": "integer", "minimum": 0}, "c": {"type": "string"}},
+    "required": ["x", "c"],
+}
 
 
 def test_validity_copy_duplicate_and_task_success_rates():
     seeds = [{"x": 1, "c": "a"}, {"x": 2, "c": "b"}]
     records = [
-        {"x": 5, "c": "a"},          # valid, accepted -> success
-        {"x": 5, "c": "a"},          # duplicate of the first
-        {"x": -1, "c": "a"},         # schema-invalid
+        {"x": 5, "c": "a"},  # valid, accepted -> success
+        {"x": 5, "c": "a"},  # duplicate of the first
+        {"x": -1, "c": "a"},  # schema-invalid
         Candidate.from_text("{x:"),  # does not parse
-        {"c": "b", "x": 2},          # exact seed copy (key order does not matter)
-        {"x": 7, "c": "z"},          # valid but rejected by the judge
+        {"c": "b", "x": 2},  # exact seed copy (key order does not matter)
+        {"x": 7, "c": "z"},  # valid but rejected by the judge
     ]
     verdicts = [True, True, True, False, "accept", "reject"]
     out = strict_json(audit(records, seeds, schema=SCHEMA, verdicts=verdicts))
@@ -127,9 +142,11 @@ def test_default_embedder_is_the_offline_sentence_model_when_installed(monkeypat
     assert out["embedder"]["semantic"] is False and any("lexical fallback" in n for n in out["notes"])
 
 
-LONG = ("the quick brown fox jumps over the lazy dog while seven wizards quietly brew strange potions "
-        "under a pale moon and the river keeps running past old mills towards a distant harbour where "
-        "ships wait for the morning tide to carry grain and wool to faraway markets")
+LONG = (
+    "the quick brown fox jumps over the lazy dog while seven wizards quietly brew strange potions "
+    "under a pale moon and the river keeps running past old mills towards a distant harbour where "
+    "ships wait for the morning tide to carry grain and wool to faraway markets"
+)
 
 
 def test_near_duplicates_one_character_apart():
@@ -167,17 +184,23 @@ def test_dcr_missing_number_gets_median_and_indicator():
 
 
 def test_marginal_and_pairwise_fidelity():
-    seeds = [{"x": 1, "y": 3, "c": "a", "d": "v"}, {"x": 2, "y": 2, "c": "b", "d": "u"},
-             {"x": 4, "y": 1, "c": "a", "d": "v"}]
-    records = [{"x": 1, "y": 1, "c": "a", "d": "u"}, {"x": 2, "y": 2, "c": "a", "d": "u"},
-               {"x": 3, "y": 3, "c": "b", "d": "v"}]
+    seeds = [
+        {"x": 1, "y": 3, "c": "a", "d": "v"},
+        {"x": 2, "y": 2, "c": "b", "d": "u"},
+        {"x": 4, "y": 1, "c": "a", "d": "v"},
+    ]
+    records = [
+        {"x": 1, "y": 1, "c": "a", "d": "u"},
+        {"x": 2, "y": 2, "c": "a", "d": "u"},
+        {"x": 3, "y": 3, "c": "b", "d": "v"},
+    ]
     out = strict_json(audit(records, seeds, holdout=seeds))
     pf = out["per_field"]
     assert pf["$.x"]["kind"] == "numeric" and pf["$.c"]["kind"] == "categorical"
-    assert pf["$.x"]["ks_seeds"] == pytest.approx(1 / 3)       # at 3: 1.0 vs 2/3
+    assert pf["$.x"]["ks_seeds"] == pytest.approx(1 / 3)  # at 3: 1.0 vs 2/3
     assert pf["$.y"]["ks_seeds"] == pytest.approx(0.0)
-    assert pf["$.c"]["tvd_seeds"] == pytest.approx(0.0)        # a 2/3, b 1/3 on both sides
-    assert pf["$.d"]["tvd_seeds"] == pytest.approx(1 / 3)      # u 2/3 vs 1/3
+    assert pf["$.c"]["tvd_seeds"] == pytest.approx(0.0)  # a 2/3, b 1/3 on both sides
+    assert pf["$.d"]["tvd_seeds"] == pytest.approx(1 / 3)  # u 2/3 vs 1/3
     assert out["ks_mean"] == pytest.approx(1 / 6)
     assert out["tvd_mean"] == pytest.approx(1 / 6)
     # Pearson(x, y): records 1.0 (x=1,2,3; y=1,2,3), seeds -3/sqrt(42/9 * 2) (x=1,2,4; y=3,2,1).
@@ -207,8 +230,17 @@ def test_knn_precision_and_recall_on_a_line():
 
 def test_empty_records():
     out = strict_json(audit([], [{"x": 1}], schema=SCHEMA, verdicts=[]))
-    for k in ("valid_json_rate", "schema_valid_rate", "task_success_rate", "exact_copy_rate",
-              "duplicate_rate", "near_duplicate_rate", "field_overlap", "distinct_1", "entropy_2"):
+    for k in (
+        "valid_json_rate",
+        "schema_valid_rate",
+        "task_success_rate",
+        "exact_copy_rate",
+        "duplicate_rate",
+        "near_duplicate_rate",
+        "field_overlap",
+        "distinct_1",
+        "entropy_2",
+    ):
         assert out[k] == 0.0, k
     for k in ("self_cossim", "vendi_score", "dcr_median", "ks_mean", "tvd_mean", "knn_precision"):
         assert out[k] is None, k

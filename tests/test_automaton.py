@@ -4,7 +4,15 @@ from decimal import Decimal
 
 import pytest
 
-from aod_core.canvas.automaton import DATE_REGEX, build_slot_dfa, compile_fsm, int_range_regex, number_regex, pattern_regex, string_regex
+from aod_core.canvas.automaton import (
+    DATE_REGEX,
+    build_slot_dfa,
+    compile_fsm,
+    int_range_regex,
+    number_regex,
+    pattern_regex,
+    string_regex,
+)
 
 # A small vocabulary shaped like the scaffold's: specials first, then characters.
 MASK, END, NULL, ABSENT = 0, 1, 2, 3
@@ -22,8 +30,20 @@ def both_accept(regex: str, text: str) -> tuple[bool, bool]:
 
 @pytest.mark.parametrize(
     "lo, hi",
-    [(0, 0), (0, 9), (3, 3), (5, 123), (7, 1000), (99, 101), (10, 99), (19, 20), (2007, 2009),
-     (0, 4321), (100, 999), (1, 10000)],
+    [
+        (0, 0),
+        (0, 9),
+        (3, 3),
+        (5, 123),
+        (7, 1000),
+        (99, 101),
+        (10, 99),
+        (19, 20),
+        (2007, 2009),
+        (0, 4321),
+        (100, 999),
+        (1, 10000),
+    ],
 )
 def test_int_range_regex_matches_exactly_the_range(lo, hi):
     regex = int_range_regex(lo, hi)

@@ -1,22 +1,30 @@
 """`aod bench` end to end on a tiny dataset with small budgets (tiny DLM, scripted agents)."""
+
 import json
 
 import pytest
+from test_loop import PENGUINS, TINY, respond
 
 from aod_core.agents.judge import JudgeSettings
-from aod_core.runs.bench import Bench, BenchConfig, markdown_table
+from aod_core.canvas.prompt import Prompt
 from aod_core.chat.scripted import ScriptedChatModel
 from aod_core.cli import main
+from aod_core.data.schema import load_schema
 from aod_core.errors import InputError
 from aod_core.generators import load_generator
 from aod_core.generators.ar import ARGenerator
-from aod_core.canvas.prompt import Prompt
-from aod_core.data.schema import load_schema
+from aod_core.runs.bench import Bench, BenchConfig, markdown_table
 
-from test_loop import PENGUINS, TINY, respond
-
-AR_RECORD = {"species": "Gentoo", "island": "Biscoe", "bill_length_mm": 47.1, "bill_depth_mm": 14.9,
-             "flipper_length_mm": 216, "body_mass_g": 5100, "sex": "male", "year": 2008}
+AR_RECORD = {
+    "species": "Gentoo",
+    "island": "Biscoe",
+    "bill_length_mm": 47.1,
+    "bill_depth_mm": 14.9,
+    "flipper_length_mm": 216,
+    "body_mass_g": 5100,
+    "sex": "male",
+    "year": 2008,
+}
 
 
 def scripted(messages):
@@ -43,8 +51,17 @@ def _cache(tmp_path_factory, monkeypatch):
 
 def _config(**kw):
     # The scripted judge is an LLM judge (--judge-mode llm): the assertions below count its verdicts.
-    return BenchConfig(**{"iterations": 2, "batch": 4, "probe": 2, "proposals": 1, "generator_config": dict(TINY),
-                          "judge_settings": JudgeSettings(mode="llm"), **kw})
+    return BenchConfig(
+        **{
+            "iterations": 2,
+            "batch": 4,
+            "probe": 2,
+            "proposals": 1,
+            "generator_config": dict(TINY),
+            "judge_settings": JudgeSettings(mode="llm"),
+            **kw,
+        }
+    )
 
 
 def test_ar_generator_writes_records_and_refuses_scaffold_edits():
@@ -106,7 +123,15 @@ def test_cli_audit_counts_unparsed_lines_and_writes_json(tmp_path, capsys):
     f = tmp_path / "gen.jsonl"
     f.write_text("\n".join(lines) + "\n")
     out = tmp_path / "audit.json"
-    args = ["audit", "--schema", str(PENGUINS / "schema.json"), "--seeds", str(PENGUINS / "seeds.jsonl"), "--records", str(f)]
+    args = [
+        "audit",
+        "--schema",
+        str(PENGUINS / "schema.json"),
+        "--seeds",
+        str(PENGUINS / "seeds.jsonl"),
+        "--records",
+        str(f),
+    ]
     assert main(args + ["--out", str(out)]) == 0
     r = json.loads(out.read_text())
     assert r["n_candidates"] == 6 and r["valid_json_rate"] == pytest.approx(5 / 6)

@@ -6,6 +6,7 @@ edit the prompt, resume, see that the agents accepted records on their own, over
 Curate page, download the JSONL export and check every line against the schema. Screenshots of every step go to ``$AOD_SCREENSHOTS`` (or the test's
 temporary folder) and the failing page is saved on failure.
 """
+
 import json
 import os
 import socket
@@ -23,8 +24,15 @@ from aod_core.runs.store import RunStore
 ROOT = Path(__file__).resolve().parent.parent
 PENGUINS = ROOT / "assets" / "penguins"
 CHROMIUM = os.environ.get("AOD_CHROMIUM", "/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 RUN_TIMEOUT_S = 600
 
 pytestmark = pytest.mark.slow
@@ -42,9 +50,28 @@ def server(tmp_path):
     env = dict(os.environ, AOD_RUNS_DIR=str(tmp_path / "runs"))
     log = open(tmp_path / "streamlit.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1", "--server.port", str(port),
-         "--server.headless", "true", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app.py",
+            "--server.address",
+            "127.0.0.1",
+            "--server.port",
+            str(port),
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+            "--server.fileWatcherType",
+            "none",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         end = time.time() + 60
         while time.time() < end:
@@ -94,7 +121,7 @@ def _screenshot_on_failure(request, page):
 
 
 def _nav(page, title):
-    page.locator("[data-testid=\"stSidebarNav\"]").get_by_role("link", name=title, exact=True).click()
+    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=title, exact=True).click()
     page.get_by_role("heading", name=title.split(" &")[0]).first.wait_for()
 
 
@@ -127,15 +154,22 @@ def test_upload_run_steer_curate_export(server, page, tmp_path):
     uploaders.nth(0).set_input_files(str(PENGUINS / "schema.json"))
     uploaders.nth(1).set_input_files(str(PENGUINS / "seeds.jsonl"))
     page.get_by_text("Leaf fields").wait_for()
-    page.get_by_role("textbox", name="Task description").fill("Field measurements of adult penguins; realistic and varied.")
+    page.get_by_role("textbox", name="Task description").fill(
+        "Field measurements of adult penguins; realistic and varied."
+    )
     page.get_by_role("textbox", name="Task description").press("Tab")
     _idle(page)
     page.screenshot(path=str(page.shots / "design.png"), full_page=True)
 
     # settings: a short run
     _nav(page, "Models & settings")
-    for label, value in (("Iterations", 3), ("Batch size", 4), ("Probe batch", 2), ("Proposals per iteration", 1),
-                         ("Generator training steps", 120)):
+    for label, value in (
+        ("Iterations", 3),
+        ("Batch size", 4),
+        ("Probe batch", 2),
+        ("Proposals per iteration", 1),
+        ("Generator training steps", 120),
+    ):
         _number(page, label, value)
     page.get_by_text("Settings are usable.").wait_for()
 
@@ -173,7 +207,8 @@ def test_upload_run_steer_curate_export(server, page, tmp_path):
     # the words reached the text-blind DLM as a compiler-authored bias; "realistic" was reported, not guessed
     compiled = human["prompt"]["compiled"]
     assert [(e["op"], e["path"], e["value"], e["author"]) for e in compiled["edits"]] == [
-        ("bias", "$.island", "Biscoe", "compiler")]
+        ("bias", "$.island", "Biscoe", "compiler")
+    ]
     assert human["prompt"]["bias"]["$.island"]['"Biscoe"'] == compiled["edits"][0]["amount"]
     assert "realistic" in compiled["unmapped"][0]["reason"]
     assert any(p["role"] == "compiled" and p["for"] == "human" for p in store.prompts())
@@ -198,7 +233,9 @@ def test_upload_run_steer_curate_export(server, page, tmp_path):
     page.screenshot(path=str(page.shots / "curate.png"), full_page=True)
     overrides = store.overrides()
     assert list(overrides.values()).count("reject") == 1 and list(overrides.values()).count("accept") == 1
-    rejected = next(c["record"] for c in store.candidates() if overrides.get(f"{c['iteration']}:main:{c['index']}") == "reject")
+    rejected = next(
+        c["record"] for c in store.candidates() if overrides.get(f"{c['iteration']}:main:{c['index']}") == "reject"
+    )
 
     # export: the JSONL download holds the curated records, each valid against the schema
     _nav(page, "Export")
@@ -212,4 +249,3 @@ def test_upload_run_steer_curate_export(server, page, tmp_path):
         jsonschema.validate(record, schema)
     assert rejected not in lines
     page.screenshot(path=str(page.shots / "export.png"), full_page=True)
-

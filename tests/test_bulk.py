@@ -5,6 +5,7 @@ shard is finished, then run again, and while the restarted job works one of its 
 killed. The job must skip the finished shards, let Ray rerun the killed worker's shard, and end
 with exactly N unique, schema-valid records.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,12 +19,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from aod_core.runs import bulk
 from aod_core.cli import main
-from aod_core.eval.metrics import canonical_record
-from aod_core.runs.setup import RunConfig, create_run_from
 from aod_core.data.schema import load_schema
 from aod_core.data.seeds import load_records
+from aod_core.records import canonical_json
+from aod_core.runs import bulk
+from aod_core.runs.setup import RunConfig, create_run_from
 
 ROOT = Path(__file__).resolve().parent.parent
 PENGUINS = ROOT / "assets" / "penguins"
@@ -58,7 +59,9 @@ def _records(out: Path) -> list:
     m = json.loads((out / "manifest.json").read_text())
     recs = []
     for s in m["shards"]:
-        recs += [json.loads(line) for line in (out / f"shards/shard-{s['shard']:05d}.jsonl").read_text().splitlines() if line]
+        recs += [
+            json.loads(line) for line in (out / f"shards/shard-{s['shard']:05d}.jsonl").read_text().splitlines() if line
+        ]
     return recs
 
 
@@ -78,8 +81,27 @@ def _session_pids(sid: int) -> list[int]:
 @pytest.mark.slow
 def test_killed_driver_and_killed_worker_still_give_exactly_n_unique_records(run_dir, env, tmp_path):
     n, out = 2000, tmp_path / "bulk"
-    cmd = [sys.executable, "-m", "aod_core.cli", "generate", "--run", str(run_dir), "--n", str(n), "--out", str(out),
-           "--shards", "4", "--workers", "2", "--batch", "128", "--judge", "none", "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "aod_core.cli",
+        "generate",
+        "--run",
+        str(run_dir),
+        "--n",
+        str(n),
+        "--out",
+        str(out),
+        "--shards",
+        "4",
+        "--workers",
+        "2",
+        "--batch",
+        "128",
+        "--judge",
+        "none",
+        "--quiet",
+    ]
     # 1. The driver, in its own session, killed once a first shard is finished.
     driver = subprocess.Popen(cmd, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 300
@@ -102,8 +124,12 @@ def test_killed_driver_and_killed_worker_still_give_exactly_n_unique_records(run
             os.kill(pid, signal.SIGKILL)
             killed[shard] = pid
 
-    m = bulk.generate(run_dir, out, bulk.BulkSettings(n=n, shards=4, workers=2, batch=128, judge="none", audit_sample=300),
-                      on_progress=on_progress)
+    m = bulk.generate(
+        run_dir,
+        out,
+        bulk.BulkSettings(n=n, shards=4, workers=2, batch=128, judge="none", audit_sample=300),
+        on_progress=on_progress,
+    )
     assert killed, "no worker was seen mid-shard"
     assert m["skipped_shards"] == finished
     shard, pid = next(iter(killed.items()))
@@ -111,10 +137,13 @@ def test_killed_driver_and_killed_worker_still_give_exactly_n_unique_records(run
     assert redo["attempt_pid"] != pid  # Ray ran the shard again on a restarted actor
     records = _records(out)
     assert len(records) == n == m["records"] == sum(s["records"] for s in m["shards"])
-    assert len({canonical_record(r) for r in records}) == n
+    assert len({canonical_json(r) for r in records}) == n
     schema = load_schema(run_dir / "inputs" / "schema.json")
     assert all(not schema.validate(r) for r in records)
-    assert len(pd.concat([pd.read_parquet(out / f) for s in m["shards"] for f in s["files"] if f.endswith(".parquet")])) == n
+    assert (
+        len(pd.concat([pd.read_parquet(out / f) for s in m["shards"] for f in s["files"] if f.endswith(".parquet")]))
+        == n
+    )
     assert m["model"]["weights_sha256"] and len(m["shards"]) >= 4 and all(s["seed"] is not None for s in m["shards"])
     audit = json.loads((out / "audit.json").read_text())
     assert audit["schema_valid_rate"] == 1.0 and audit["near_duplicate_rate"] == 0.0 and audit["n_records"] == 300
@@ -123,7 +152,21 @@ def test_killed_driver_and_killed_worker_still_give_exactly_n_unique_records(run
 @pytest.mark.slow
 def test_cli_generate_with_the_runs_judge_then_rerun_is_a_no_op(run_dir, env, tmp_path, capsys):
     out = tmp_path / "g"
-    args = ["generate", "--run", str(run_dir), "--n", "40", "--out", str(out), "--workers", "1", "--shards", "2", "--audit-sample", "100"]
+    args = [
+        "generate",
+        "--run",
+        str(run_dir),
+        "--n",
+        "40",
+        "--out",
+        str(out),
+        "--workers",
+        "1",
+        "--shards",
+        "2",
+        "--audit-sample",
+        "100",
+    ]
     assert main(args) == 0
     err = capsys.readouterr().err
     assert "wrote 40 unique records in 2 shards" in err
@@ -147,7 +190,10 @@ def test_generate_bad_input_one_line_exit_2(tmp_path, capsys):
         (["--run", str(tmp_path / "missing"), "--n", "10", "--out", str(tmp_path / "o")], "run folder not found"),
         (["--run", str(tmp_path), "--n", "10", "--out", str(tmp_path / "o")], "not a run folder"),
         (["--run", str(tmp_path), "--n", "0", "--out", str(tmp_path / "o")], "--n must be >= 1"),
-        (["--run", str(tmp_path), "--n", "5", "--workers", "0", "--out", str(tmp_path / "o")], "--workers must be >= 1"),
+        (
+            ["--run", str(tmp_path), "--n", "5", "--workers", "0", "--out", str(tmp_path / "o")],
+            "--workers must be >= 1",
+        ),
     ]:
         assert main(["generate", *args]) == 2
         err = capsys.readouterr().err
@@ -155,12 +201,32 @@ def test_generate_bad_input_one_line_exit_2(tmp_path, capsys):
 
 
 def test_global_dedup_is_the_audits_definition_and_idempotent():
-    from aod_core.eval.audit import near_duplicates
+    from aod_core.eval.nearcopy import near_duplicates
 
-    base = {"species": "Adelie", "island": "Dream", "bill_length_mm": 39.1, "bill_depth_mm": 18.7,
-            "flipper_length_mm": 181, "body_mass_g": 3750, "sex": "male", "year": 2007}
-    records = [base, dict(base), dict(base, year=2008), dict(base, species="Gentoo", island="Biscoe", bill_length_mm=47.0,
-                                                             bill_depth_mm=14.2, flipper_length_mm=215, body_mass_g=5100)]
+    base = {
+        "species": "Adelie",
+        "island": "Dream",
+        "bill_length_mm": 39.1,
+        "bill_depth_mm": 18.7,
+        "flipper_length_mm": 181,
+        "body_mass_g": 3750,
+        "sex": "male",
+        "year": 2007,
+    }
+    records = [
+        base,
+        dict(base),
+        dict(base, year=2008),
+        dict(
+            base,
+            species="Gentoo",
+            island="Biscoe",
+            bill_length_mm=47.0,
+            bill_depth_mm=14.2,
+            flipper_length_mm=215,
+            body_mass_g=5100,
+        ),
+    ]
     d = bulk.GlobalDedup(0.8)
     keep = d.keep(records[:2]) + d.keep(records[2:])  # across two "shards"
     dup, _ = near_duplicates(records)
@@ -172,8 +238,8 @@ def test_global_dedup_is_the_audits_definition_and_idempotent():
 @pytest.mark.slow
 def test_export_page_runs_a_bulk_job_in_the_background(env, tmp_path, monkeypatch):
     from streamlit.testing.v1 import AppTest
-
     from test_app import APP, texts
+
     from ui.state import registry
 
     runs = tmp_path / "runs"

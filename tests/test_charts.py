@@ -1,4 +1,5 @@
 """Figure builders in aod_core/charts.py: the data that reaches the traces, titles, degenerate input."""
+
 import json
 import math
 
@@ -26,14 +27,35 @@ def _trace(fig: go.Figure, name: str):
 
 # -- metric curves -------------------------------------------------------------------------------
 
+
 def test_metric_curves_plot_each_metric_per_iteration():
     rows = [
-        {"iteration": 0, "reward": 0.2, "task_success_rate": 0.5, "schema_valid_rate": 0.9, "field_overlap": 0.4,
-         "duplicate_rate": 0.1, "distinct_2": 0.7},
-        {"iteration": 1, "reward": 0.3, "task_success_rate": None, "schema_valid_rate": 1.0, "field_overlap": 0.3,
-         "duplicate_rate": 0.0},  # TSR None, distinct_2 missing: left out of those curves
-        {"iteration": 2, "reward": 0.45, "task_success_rate": 0.75, "schema_valid_rate": 1.0, "field_overlap": 0.2,
-         "duplicate_rate": 0.05, "distinct_2": 0.8},
+        {
+            "iteration": 0,
+            "reward": 0.2,
+            "task_success_rate": 0.5,
+            "schema_valid_rate": 0.9,
+            "field_overlap": 0.4,
+            "duplicate_rate": 0.1,
+            "distinct_2": 0.7,
+        },
+        {
+            "iteration": 1,
+            "reward": 0.3,
+            "task_success_rate": None,
+            "schema_valid_rate": 1.0,
+            "field_overlap": 0.3,
+            "duplicate_rate": 0.0,
+        },  # TSR None, distinct_2 missing: left out of those curves
+        {
+            "iteration": 2,
+            "reward": 0.45,
+            "task_success_rate": 0.75,
+            "schema_valid_rate": 1.0,
+            "field_overlap": 0.2,
+            "duplicate_rate": 0.05,
+            "distinct_2": 0.8,
+        },
     ]
     fig = metric_curves(rows)
     assert len(fig.data) == 6
@@ -73,14 +95,31 @@ def test_metric_curves_empty_and_malformed_rows():
 
 # -- score histogram -----------------------------------------------------------------------------
 
+
 def _cand(score, verdict, judged_by="llm"):
-    return {"text": "{}", "record": {}, "checks": {}, "verdict": verdict, "score": score, "reasons": [],
-            "judged_by": judged_by, "index": 0, "phase": "main", "iteration": 0, "accepted": verdict == "accept"}
+    return {
+        "text": "{}",
+        "record": {},
+        "checks": {},
+        "verdict": verdict,
+        "score": score,
+        "reasons": [],
+        "judged_by": judged_by,
+        "index": 0,
+        "phase": "main",
+        "iteration": 0,
+        "accepted": verdict == "accept",
+    }
 
 
 def test_score_histogram_splits_by_verdict():
-    cands = [_cand(0.9, "accept"), _cand(0.8, "accept"), _cand(0.2, "reject"), _cand(0.0, "reject", "checks"),
-             _cand(None, "reject", "failed")]
+    cands = [
+        _cand(0.9, "accept"),
+        _cand(0.8, "accept"),
+        _cand(0.2, "reject"),
+        _cand(0.0, "reject", "checks"),
+        _cand(None, "reject", "failed"),
+    ]
     fig = score_histogram(cands)
     by_name = {t.name: list(t.x) for t in fig.data}
     assert by_name == {"accept (2)": [0.9, 0.8], "reject (1)": [0.2], "reject (failed checks) (1)": [0.0]}
@@ -98,6 +137,7 @@ def test_score_histogram_without_scores():
 
 
 # -- projection ----------------------------------------------------------------------------------
+
 
 def test_featurise_documented_encoding():
     records = [
@@ -120,7 +160,7 @@ def test_featurise_documented_encoding():
 def test_featurise_caps_categories_and_shares_array_items():
     records = [{"c": f"v{i}"} for i in range(30)] + [{"c": "v0"}]
     x, names = featurise(records)
-    assert len([n for n in names if n.startswith("c=")]) == 21 and 'c=other' in names
+    assert len([n for n in names if n.startswith("c=")]) == 21 and "c=other" in names
     other = x[:, names.index("c=other")]
     assert other.sum() == 10  # 30 distinct values, the top 20 kept
     x, names = featurise([{"t": ["a", "a", "b", "c"]}, {"t": ["b"]}])
@@ -128,8 +168,15 @@ def test_featurise_caps_categories_and_shares_array_items():
 
 
 def _cluster(rng, centre, n, colour):
-    return [{"x": float(centre + rng.normal(0, 0.1)), "y": float(-centre + rng.normal(0, 0.1)), "colour": colour,
-             "tags": ["t"] * int(rng.integers(1, 3))} for _ in range(n)]
+    return [
+        {
+            "x": float(centre + rng.normal(0, 0.1)),
+            "y": float(-centre + rng.normal(0, 0.1)),
+            "colour": colour,
+            "tags": ["t"] * int(rng.integers(1, 3)),
+        }
+        for _ in range(n)
+    ]
 
 
 def test_projection_separates_two_clusters():
@@ -166,14 +213,17 @@ def test_projection_subsamples_deterministically():
     assert sum(len(t.x) for t in fig.data) == 120 and "random" not in cap
 
 
-@pytest.mark.parametrize("seeds,generated", [
-    ([], []),
-    ([{"a": 1}], []),
-    ([], [{"a": 1}]),
-    ([{"a": 1, "b": "x"}] * 5, [{"a": 1, "b": "x"}] * 3),  # every feature constant
-    ([{}, {}], [{}]),  # no leaves at all
-    ([{"a": [1]}, {"a": [1]}], [{"a": [1]}]),
-])
+@pytest.mark.parametrize(
+    "seeds,generated",
+    [
+        ([], []),
+        ([{"a": 1}], []),
+        ([], [{"a": 1}]),
+        ([{"a": 1, "b": "x"}] * 5, [{"a": 1, "b": "x"}] * 3),  # every feature constant
+        ([{}, {}], [{}]),  # no leaves at all
+        ([{"a": [1]}, {"a": [1]}], [{"a": [1]}]),
+    ],
+)
 def test_projection_degenerate_inputs_annotate(seeds, generated):
     fig, caption = projection(seeds, generated)
     assert len(fig.data) == 0 and fig.layout.annotations and caption.startswith("Nothing projected")
@@ -200,8 +250,12 @@ def test_projection_checks_labels_length():
 def test_rejection_chart_stacks_the_most_frequent_reasons():
     from aod_core.runs.charts import rejection_chart
 
-    rows = [{"iteration": 1, "reason": "a", "records": 3, "of": 8}, {"iteration": 1, "reason": "b", "records": 1, "of": 8},
-            {"iteration": 2, "reason": "a", "records": 2, "of": 8}, {"iteration": 2, "reason": "c", "records": 5, "of": 8}]
+    rows = [
+        {"iteration": 1, "reason": "a", "records": 3, "of": 8},
+        {"iteration": 1, "reason": "b", "records": 1, "of": 8},
+        {"iteration": 2, "reason": "a", "records": 2, "of": 8},
+        {"iteration": 2, "reason": "c", "records": 5, "of": 8},
+    ]
     fig = rejection_chart(rows, top=2)
     names = [t.name for t in fig.data]
     assert names == ["a", "c", "other reasons"]

@@ -1,5 +1,6 @@
 """Chat backends without a model: spec parsing, the validate/retry loop, and the OpenAI-compatible
 client against a tiny chat-completions server on 127.0.0.1 (started and stopped by the tests)."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -19,13 +20,15 @@ from aod_core.errors import InputError
 
 VERDICT = {
     "type": "object",
-    "properties": {"verdict": {"type": "string", "enum": ["accept", "reject"]},
-                   "score": {"type": "number", "minimum": 0, "maximum": 1}},
+    "properties": {
+        "verdict": {"type": "string", "enum": ["accept", "reject"]},
+        "score": {"type": "number", "minimum": 0, "maximum": 1},
+    },
     "required": ["verdict", "score"],
     "additionalProperties": False,
 }
 GOOD = {"verdict": "accept", "score": 0.8}
-CONV = [{"role": "system", "content": "You judge records."}, {"role": "user", "content": "Is {\"a\": 1} fine?"}]
+CONV = [{"role": "system", "content": "You judge records."}, {"role": "user", "content": 'Is {"a": 1} fine?'}]
 SECRET = "sk-test-DO-NOT-LEAK-1234567890"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub, even by accident
@@ -37,8 +40,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub, even by a
 def test_openai_spec_parses() -> None:
     m = load_chat_model("openai:gpt-4o-mini@https://api.openai.com/v1", api_key=SECRET)
     assert isinstance(m, OpenAIChatModel) and isinstance(m, ChatModel)
-    assert (m.model, m.base_url, m.spec) == ("gpt-4o-mini", "https://api.openai.com/v1",
-                                             "openai:gpt-4o-mini@https://api.openai.com/v1")
+    assert (m.model, m.base_url, m.spec) == (
+        "gpt-4o-mini",
+        "https://api.openai.com/v1",
+        "openai:gpt-4o-mini@https://api.openai.com/v1",
+    )
     local = load_chat_model("openai:qwen@http://127.0.0.1:8000/v1/")
     assert local.base_url == "http://127.0.0.1:8000/v1"
 
@@ -50,17 +56,20 @@ def test_unknown_spec_names_the_accepted_forms(spec: str) -> None:
     assert SPEC_FORMS in str(e.value)
 
 
-@pytest.mark.parametrize("spec, words", [
-    ("openai:gpt-4o-mini", "openai:<model>@<base_url>"),
-    ("openai:@http://127.0.0.1:1/v1", "openai:<model>@<base_url>"),
-    ("openai:m@", "openai:<model>@<base_url>"),
-    ("openai:m@ftp://host/v1", "http://"),
-    ("hf:", "needs a model id"),
-    ("hf:no-such-org/no-such-model-xyz", "not found locally (no hub access on this machine)"),
-    ("hf:/definitely/not/a/folder", "not found locally"),
-    ("gguf:/definitely/not/here.gguf", "not found"),
-    ("gguf:", "needs a file path"),
-])
+@pytest.mark.parametrize(
+    "spec, words",
+    [
+        ("openai:gpt-4o-mini", "openai:<model>@<base_url>"),
+        ("openai:@http://127.0.0.1:1/v1", "openai:<model>@<base_url>"),
+        ("openai:m@", "openai:<model>@<base_url>"),
+        ("openai:m@ftp://host/v1", "http://"),
+        ("hf:", "needs a model id"),
+        ("hf:no-such-org/no-such-model-xyz", "not found locally (no hub access on this machine)"),
+        ("hf:/definitely/not/a/folder", "not found locally"),
+        ("gguf:/definitely/not/here.gguf", "not found"),
+        ("gguf:", "needs a file path"),
+    ],
+)
 def test_bad_specs_are_input_errors(spec: str, words: str) -> None:
     if spec.startswith(("hf", "gguf")) and importlib.util.find_spec("transformers") is None:
         pytest.skip("transformers not installed")
@@ -99,7 +108,7 @@ def test_model_without_chat_template_gets_role_lines(tmp_path) -> None:
     (tmp_path / "config.json").write_text("{}")
     m = load_chat_model(f"hf:{tmp_path}")
     m.model, m.tokenizer, m._templated = object(), object(), False  # as if loaded, template-less
-    assert m.render(CONV) == "system: You judge records.\nuser: Is {\"a\": 1} fine?\nassistant:"
+    assert m.render(CONV) == 'system: You judge records.\nuser: Is {"a": 1} fine?\nassistant:'
 
 
 def test_hf_folder_that_is_not_a_model_fails_on_load(tmp_path) -> None:
@@ -128,13 +137,16 @@ def test_invalid_then_valid_is_retried_with_new_seed_and_warmer_temperature() ->
     assert [c["temperature"] for c in m.calls] == [0.0, RETRY_TEMPERATURE]
 
 
-@pytest.mark.parametrize("bad, words", [
-    ("Sure! I think it is fine.", "not JSON"),
-    ({"verdict": "maybe", "score": 0.5}, "fails the schema at $['verdict']"),
-    ({"verdict": "accept", "score": 3}, "fails the schema at $['score']"),
-    ({"verdict": "accept"}, "'score' is a required property"),
-    ("   ", "empty answer"),
-])
+@pytest.mark.parametrize(
+    "bad, words",
+    [
+        ("Sure! I think it is fine.", "not JSON"),
+        ({"verdict": "maybe", "score": 0.5}, "fails the schema at $['verdict']"),
+        ({"verdict": "accept", "score": 3}, "fails the schema at $['score']"),
+        ({"verdict": "accept"}, "'score' is a required property"),
+        ("   ", "empty answer"),
+    ],
+)
 def test_always_invalid_gives_error_keeps_text(bad, words: str) -> None:
     m = ScriptedChatModel([bad] * 3)
     r = m.complete(CONV, json_schema=VERDICT)
@@ -245,13 +257,19 @@ class FakeServer:
                     content = step[2]
                 else:
                     content = step[1]
-                self._send(200, {
-                    "id": f"chatcmpl-{n}", "object": "chat.completion", "created": int(time.time()),
-                    "model": body.get("model"),
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": content}}],
-                    "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
-                })
+                self._send(
+                    200,
+                    {
+                        "id": f"chatcmpl-{n}",
+                        "object": "chat.completion",
+                        "created": int(time.time()),
+                        "model": body.get("model"),
+                        "choices": [
+                            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}
+                        ],
+                        "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
+                    },
+                )
 
             def _send(self, code: int, payload: dict) -> None:
                 data = json.dumps(payload).encode()

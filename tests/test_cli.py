@@ -1,4 +1,5 @@
 """``aod sample`` in-process (aod_core.cli.main) and once as a real process."""
+
 import dataclasses
 import json
 import os
@@ -61,8 +62,16 @@ def files(tmp_path):
 
 
 def sample_args(files, *extra, schema=None, seeds=None, out=None):
-    return ["sample", "--schema", schema or PENGUINS / "schema.json", "--seeds", seeds or files / "seeds.jsonl",
-            "--out", out or files / "out" / "records.jsonl", *extra]
+    return [
+        "sample",
+        "--schema",
+        schema or PENGUINS / "schema.json",
+        "--seeds",
+        seeds or files / "seeds.jsonl",
+        "--out",
+        out or files / "out" / "records.jsonl",
+        *extra,
+    ]
 
 
 def write(path: Path, text: str) -> Path:
@@ -76,8 +85,11 @@ def write(path: Path, text: str) -> Path:
 @pytest.mark.slow
 def test_sample_writes_valid_records(cli, files):
     out = files / "out" / "records.jsonl"
-    code, stdout, err = cli(*sample_args(files, "--n", "15", "--seed", "3", "--pin", "island=Dream",
-                                         "--forbid", "sex=null", "--steps", "11"))
+    code, stdout, err = cli(
+        *sample_args(
+            files, "--n", "15", "--seed", "3", "--pin", "island=Dream", "--forbid", "sex=null", "--steps", "11"
+        )
+    )
     assert code == 0, err
     lines = out.read_text(encoding="utf-8").splitlines()
     assert len(lines) == 15
@@ -94,9 +106,23 @@ def test_sample_writes_valid_records(cli, files):
 
 @pytest.mark.slow
 def test_drop_invalid(cli, files):
-    bad = write(files / "mixed.jsonl", (files / "seeds.jsonl").read_text() + json.dumps(
-        {"species": "Adelie", "island": "Dream", "bill_length_mm": 10.0, "bill_depth_mm": 18.0,
-         "flipper_length_mm": 190, "body_mass_g": 3500, "sex": "male", "year": 2008}) + "\n")
+    bad = write(
+        files / "mixed.jsonl",
+        (files / "seeds.jsonl").read_text()
+        + json.dumps(
+            {
+                "species": "Adelie",
+                "island": "Dream",
+                "bill_length_mm": 10.0,
+                "bill_depth_mm": 18.0,
+                "flipper_length_mm": 190,
+                "body_mass_g": 3500,
+                "sex": "male",
+                "year": 2008,
+            }
+        )
+        + "\n",
+    )
     out = files / "out" / "records.jsonl"
     code, _, err = cli(*sample_args(files, "--n", "5", "--quiet", seeds=bad))
     assert code == 2 and len(err) == 1 and not out.exists()
@@ -125,21 +151,60 @@ BAD = {
     "unreadable schema": (lambda f: sample_args(f, schema=f / "missing.json"), "cannot read schema file"),
     "schema not JSON": (lambda f: sample_args(f, schema=_schema_file(f, '{"type": "object",')), "invalid JSON"),
     "schema not an object": (lambda f: sample_args(f, schema=_schema_file(f, "[1, 2]")), "must be a JSON object"),
-    "root not an object schema": (lambda f: sample_args(f, schema=_schema_file(f, '{"type": "string"}')),
-                                  "root schema must describe an object"),
-    "remote $ref": (lambda f: sample_args(f, schema=_schema_file(f, json.dumps(
-        {"type": "object", "properties": {"a": {"$ref": "https://example.com/a.json"}}}))), "not local"),
+    "root not an object schema": (
+        lambda f: sample_args(f, schema=_schema_file(f, '{"type": "string"}')),
+        "root schema must describe an object",
+    ),
+    "remote $ref": (
+        lambda f: sample_args(
+            f,
+            schema=_schema_file(
+                f, json.dumps({"type": "object", "properties": {"a": {"$ref": "https://example.com/a.json"}}})
+            ),
+        ),
+        "not local",
+    ),
     "empty seeds": (lambda f: sample_args(f, seeds=write(f / "empty.jsonl", "")), "no records"),
-    "seeds not objects (json)": (lambda f: sample_args(f, seeds=write(f / "s.json", "[1, 2]")),
-                                 "item 1 is a number, not a JSON object"),
-    "seeds not objects (jsonl)": (lambda f: sample_args(f, seeds=write(f / "s.jsonl", '["a"]\n')),
-                                  "line 1 is an array, not a JSON object"),
-    "csv missing required column": (lambda f: sample_args(f, seeds=write(
-        f / "s.csv", "species,island,bill_length_mm,bill_depth_mm,flipper_length_mm,body_mass_g,sex\n"
-                     "Adelie,Dream,40.1,18.0,190,3500,male\n")), "missing columns for required properties: year"),
-    "invalid seed": (lambda f: sample_args(f, seeds=write(f / "s.jsonl", json.dumps(
-        {"species": "Emperor", "island": "Dream", "bill_length_mm": 40.0, "bill_depth_mm": 18.0,
-         "flipper_length_mm": 190, "body_mass_g": 3500, "sex": "male", "year": 2008}) + "\n")), "$.species"),
+    "seeds not objects (json)": (
+        lambda f: sample_args(f, seeds=write(f / "s.json", "[1, 2]")),
+        "item 1 is a number, not a JSON object",
+    ),
+    "seeds not objects (jsonl)": (
+        lambda f: sample_args(f, seeds=write(f / "s.jsonl", '["a"]\n')),
+        "line 1 is an array, not a JSON object",
+    ),
+    "csv missing required column": (
+        lambda f: sample_args(
+            f,
+            seeds=write(
+                f / "s.csv",
+                "species,island,bill_length_mm,bill_depth_mm,flipper_length_mm,body_mass_g,sex\nAdelie,Dream,40.1,18.0,190,3500,male\n",
+            ),
+        ),
+        "missing columns for required properties: year",
+    ),
+    "invalid seed": (
+        lambda f: sample_args(
+            f,
+            seeds=write(
+                f / "s.jsonl",
+                json.dumps(
+                    {
+                        "species": "Emperor",
+                        "island": "Dream",
+                        "bill_length_mm": 40.0,
+                        "bill_depth_mm": 18.0,
+                        "flipper_length_mm": 190,
+                        "body_mass_g": 3500,
+                        "sex": "male",
+                        "year": 2008,
+                    }
+                )
+                + "\n",
+            ),
+        ),
+        "$.species",
+    ),
     "--n 0": (lambda f: sample_args(f, "--n", "0"), "--n must be >= 1"),
     "output folder missing": (lambda f: sample_args(f, out=f / "nowhere" / "r.jsonl"), "does not exist"),
     "output is a folder": (lambda f: sample_args(f, out=f / "out"), "is a folder"),
@@ -151,8 +216,10 @@ BAD = {
     "threshold > 1": (lambda f: sample_args(f, "--threshold", "2"), "threshold must be in (0, 1]"),
     "unknown argument": (lambda f: sample_args(f, "--frobnicate"), "unrecognized arguments: --frobnicate"),
     "bad remasking": (lambda f: sample_args(f, "--remasking", "sometimes"), "invalid choice"),
-    "missing --out": (lambda f: ["sample", "--schema", PENGUINS / "schema.json", "--seeds", f / "seeds.jsonl"],
-                      "the following arguments are required: --out"),
+    "missing --out": (
+        lambda f: ["sample", "--schema", PENGUINS / "schema.json", "--seeds", f / "seeds.jsonl"],
+        "the following arguments are required: --out",
+    ),
     "no command": (lambda f: [], "required: command"),
 }
 
@@ -179,8 +246,14 @@ def test_bad_pin_path(cli, files):
 @pytest.mark.slow
 def test_bad_pin_path_is_reported_before_fitting(cli, files, model_cache):
     before = set(model_cache.iterdir())
-    code, _, err = cli(*sample_args(files, "--pin", "nope=1", seeds=write(files / "other.jsonl", (
-        files / "seeds.jsonl").read_text().splitlines()[0] + "\n")))
+    code, _, err = cli(
+        *sample_args(
+            files,
+            "--pin",
+            "nope=1",
+            seeds=write(files / "other.jsonl", (files / "seeds.jsonl").read_text().splitlines()[0] + "\n"),
+        )
+    )
     assert code == 2
     assert len(err) == 1, err
     assert set(model_cache.iterdir()) == before  # nothing was fitted
@@ -197,7 +270,11 @@ def test_real_process_bad_input(files):
     env = {**os.environ, "AOD_CACHE_DIR": str(files / "cache"), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
         [sys.executable, "-m", "aod_core.cli", *map(str, sample_args(files, schema=files / "missing.json"))],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2
     assert proc.stdout == ""
@@ -209,13 +286,27 @@ def test_real_process_bad_input(files):
 def test_sample_prompt_text_is_compiled_into_the_distribution(cli, files):
     """`--prompt` changes what the embedded DLM samples: the words become pins, forbids, ranges and
     a measured bias."""
-    base = ["sample", "--schema", PENGUINS / "schema.json", "--seeds", files / "seeds.jsonl", "--n", "200",
-            "--compiler", "none"]
+    base = [
+        "sample",
+        "--schema",
+        PENGUINS / "schema.json",
+        "--seeds",
+        files / "seeds.jsonl",
+        "--n",
+        "200",
+        "--compiler",
+        "none",
+    ]
     code, _, err = cli(*base, "--out", files / "out" / "plain.jsonl")
     assert code == 0
     plain = [json.loads(x) for x in (files / "out" / "plain.jsonl").read_text().splitlines()]
-    code, _, err = cli(*base, "--prompt", "only Dream island, no nulls in sex, body mass above 4 kg",
-                       "--out", files / "out" / "dream.jsonl")
+    code, _, err = cli(
+        *base,
+        "--prompt",
+        "only Dream island, no nulls in sex, body mass above 4 kg",
+        "--out",
+        files / "out" / "dream.jsonl",
+    )
     assert code == 0, err
     assert any(line.startswith("compiled the instruction") for line in err)
     assert any('pin island = "Dream"' in line for line in err)
@@ -223,8 +314,9 @@ def test_sample_prompt_text_is_compiled_into_the_distribution(cli, files):
     assert len(recs) == 200 and all(r["island"] == "Dream" and r["sex"] is not None for r in recs)
     assert all(r["body_mass_g"] is None or r["body_mass_g"] > 4000 for r in recs)
 
-    code, _, err = cli(*base, "--prompt", "mostly Torgersen penguins, the weather was nice",
-                       "--out", files / "out" / "torg.jsonl")
+    code, _, err = cli(
+        *base, "--prompt", "mostly Torgersen penguins, the weather was nice", "--out", files / "out" / "torg.jsonl"
+    )
     assert code == 0, err
     assert any("measured" in line for line in err) and any("not mapped: 'the weather was nice'" in line for line in err)
     torg = [json.loads(x) for x in (files / "out" / "torg.jsonl").read_text().splitlines()]
@@ -233,8 +325,9 @@ def test_sample_prompt_text_is_compiled_into_the_distribution(cli, files):
     assert share > 0.5 and share > before + 0.2, (share, before)
 
     # --compile off: the text cannot reach this generator, and the CLI says so
-    code, _, err = cli(*base, "--n", "5", "--prompt", "only Dream island", "--compile", "off",
-                       "--out", files / "out" / "off.jsonl")
+    code, _, err = cli(
+        *base, "--n", "5", "--prompt", "only Dream island", "--compile", "off", "--out", files / "out" / "off.jsonl"
+    )
     assert code == 0 and any("does not read instruction text" in line for line in err)
     code, _, err = cli(*base, "--compile", "sometimes", "--out", files / "out" / "x.jsonl")
     assert code == 2 and "invalid choice" in err[-1]

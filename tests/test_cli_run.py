@@ -1,15 +1,16 @@
 """``aod run`` / ``resume`` / ``export`` in-process, with a scripted chat model in place of the agents' LLM."""
+
 import csv
 import json
 
 import pandas as pd
 import pytest
 
-from aod_core.runs import setup as runner
 from aod_core.chat.scripted import ScriptedChatModel
 from aod_core.cli import main
-from aod_core.runs.store import RunStore
 from aod_core.data.schema import load_schema
+from aod_core.runs import setup as runner
+from aod_core.runs.store import RunStore
 from tests.test_loop import PENGUINS, respond
 
 
@@ -33,8 +34,25 @@ def seeds(tmp_path):
 
 
 def run_args(seeds, out, *extra):
-    return ["run", "--schema", str(PENGUINS / "schema.json"), "--seeds", str(seeds), "--out", str(out),
-            "--iterations", "2", "--batch", "8", "--probe", "4", "--fit-steps", "40", "--quiet", *extra]
+    return [
+        "run",
+        "--schema",
+        str(PENGUINS / "schema.json"),
+        "--seeds",
+        str(seeds),
+        "--out",
+        str(out),
+        "--iterations",
+        "2",
+        "--batch",
+        "8",
+        "--probe",
+        "4",
+        "--fit-steps",
+        "40",
+        "--quiet",
+        *extra,
+    ]
 
 
 @pytest.mark.slow
@@ -70,13 +88,16 @@ def test_resume_continues_a_stopped_run(tmp_path, seeds):
     assert RunStore.open(out).iterations_done() == 3
 
 
-@pytest.mark.parametrize("extra,message", [
-    (["--iterations", "0"], "--iterations must be >= 1"),
-    (["--judge", "gpt4"], "unknown chat model spec"),
-    (["--weights", "tsr=-1"], "reward weights"),
-    (["--fit-steps", "0"], "--fit-steps must be >= 1"),
-    (["--pin", "island=Atlantis"], "Atlantis"),
-])
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--iterations", "0"], "--iterations must be >= 1"),
+        (["--judge", "gpt4"], "unknown chat model spec"),
+        (["--weights", "tsr=-1"], "reward weights"),
+        (["--fit-steps", "0"], "--fit-steps must be >= 1"),
+        (["--pin", "island=Atlantis"], "Atlantis"),
+    ],
+)
 def test_run_bad_input_exits_2_and_creates_nothing(tmp_path, seeds, capsys, extra, message):
     out = tmp_path / "run"
     assert main(run_args(seeds, out, *extra)) == 2
@@ -130,7 +151,9 @@ def test_run_prompt_text_is_compiled_and_recorded(tmp_path, seeds):
     main_rows = [c for c in store.candidates() if c.get("phase", "main") == "main" and c.get("record")]
     assert main_rows and all(c["record"]["island"] == "Dream" and c["record"]["sex"] is not None for c in main_rows)
     (row,) = [p for p in store.prompts() if p["role"] == "compiled"]
-    assert row["author"] == "compiler" and row["for"] == "initial" and row["text"] == "only Dream island, no nulls in sex"
+    assert (
+        row["author"] == "compiler" and row["for"] == "initial" and row["text"] == "only Dream island, no nulls in sex"
+    )
     assert {(e["op"], e["path"]) for e in row["edits"]} == {("pin", "$.island"), ("forbid", "$.sex")}
     used = [p for p in store.prompts() if p["role"] == "used"]
     assert used[0]["prompt"]["pins"] == {"$.island": "Dream"}

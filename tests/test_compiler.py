@@ -1,5 +1,6 @@
 """The instruction compiler: words -> scaffold edits (rules, grounded chat-model answers, measured
 shares), stored in the prompt with their authors, and what it refuses to guess."""
+
 import json
 import math
 import random
@@ -7,22 +8,29 @@ from pathlib import Path
 
 import pytest
 
-from aod_core.agents.compiler import (CompiledInstruction, InstructionCompiler, calibrate, llm_schema,
-                                      needs_calibration, should_compile, strip_compiled, with_compiled)
-from aod_core.agents.resolver import Edit
-from aod_core.chat import ScriptedChatModel
-from aod_core.errors import InputError
-from aod_core.generators.base import Candidate
+from aod_core.agents.compiler import (
+    CompiledInstruction,
+    InstructionCompiler,
+    calibrate,
+    llm_schema,
+    needs_calibration,
+    should_compile,
+    strip_compiled,
+)
 from aod_core.canvas.prompt import Prompt
 from aod_core.canvas.scaffold import Scaffold
+from aod_core.chat import ScriptedChatModel
+from aod_core.errors import InputError
+from aod_core.records import Candidate
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def compiler(get_demo, name, chat=None, **kw):
     d = get_demo(name)
-    return InstructionCompiler(Scaffold.build(d.schema.resolved, d.seeds.records), d.schema.resolved,
-                               d.seeds.records, chat, **kw)
+    return InstructionCompiler(
+        Scaffold.build(d.schema.resolved, d.seeds.records), d.schema.resolved, d.seeds.records, chat, **kw
+    )
 
 
 def schema_paths(schema):
@@ -44,7 +52,10 @@ def penguins(get_demo):
 
 def test_values_named_as_people_write_them(get_demo, penguins):
     assert edits(penguins.compile("female Gentoos from Dream")) == [
-        'pin island = "Dream"', 'pin sex = "female"', 'pin species = "Gentoo"']
+        'pin island = "Dream"',
+        'pin sex = "female"',
+        'pin species = "Gentoo"',
+    ]
     assert edits(penguins.compile("Adélie penguins only")) == ['pin species = "Adelie"']
     assert edits(penguins.compile("only Gentoo and Adelie")) == ['forbid species = "Chinstrap"']
     assert edits(penguins.compile("no Chinstrap penguins")) == ['forbid species = "Chinstrap"']
@@ -226,6 +237,7 @@ def test_should_compile():
 def test_calibrate_raises_the_bias_until_the_share_is_reached(penguins):
     """A stand-in generator whose Torgersen share answers the bias at half strength (as when other
     fields are decided first): the measured bias must overshoot the seeds-marginal guess."""
+
     def sample(prompt, n, seed):
         b = prompt.bias.get("$.island", {}).get('"Torgersen"', 0.0)
         p = 1 / (1 + math.exp(-(math.log(0.16 / 0.84) + 0.5 * b)))
@@ -243,23 +255,23 @@ def test_calibrate_raises_the_bias_until_the_share_is_reached(penguins):
 
 
 def test_human_edits_of_compiled_rows(get_demo, penguins):
-    from aod_core.studio import workspace as ws
+    from aod_core.studio import prompt_forms
 
     compiled = penguins.compile("mostly Torgersen penguins, heavier").to_dict()
-    rows = ws.compiled_rows(compiled)
+    rows = prompt_forms.compiled_rows(compiled)
     assert [r["op"] for r in rows] == ["range", "bias"] or [r["op"] for r in rows] == ["bias", "range"]
     rng = next(r for r in rows if r["op"] == "range")
     rng["lo"] = 4500.0
     rows.append({"op": "forbid", "path": "sex", "value": "null"})
-    edited = ws.compiled_from_rows(compiled, rows)
+    edited = prompt_forms.compiled_from_rows(compiled, rows)
     authors = {(e["op"], e.get("author")) for e in edited["edits"]}
     assert authors == {("bias", "compiler"), ("range", "human"), ("forbid", "human")}
-    p = ws.prompt_with_compiled(Prompt(text=compiled["text"]), edited)
+    p = prompt_forms.prompt_with_compiled(Prompt(text=compiled["text"]), edited)
     assert p.ranges["$.body_mass_g"] == [4500.0, 6500.0] and p.forbid == {"$.sex": [None]}
     with pytest.raises(InputError, match="row 1: op must be one of"):
-        ws.compiled_from_rows(compiled, [{"op": "teleport", "path": "$.island"}])
+        prompt_forms.compiled_from_rows(compiled, [{"op": "teleport", "path": "$.island"}])
     with pytest.raises(InputError, match="range needs numbers"):
-        ws.compiled_from_rows(compiled, [{"op": "range", "path": "$.body_mass_g", "lo": "x", "hi": 3}])
+        prompt_forms.compiled_from_rows(compiled, [{"op": "range", "path": "$.body_mass_g", "lo": "x", "hi": 3}])
 
 
 # ---- wired into the optimizer and the loop --------------------------------------------------------
@@ -274,7 +286,9 @@ def test_optimizer_text_proposals_are_compiled_before_they_are_probed(get_demo, 
     gen = load_generator("embedded", d.schema, d.seeds.records, config=tiny(train_steps=20))
     text = {"rationale": "r", "op": "text", "path": "", "amount": 0, "lo": 0, "hi": 0}
     chat = ScriptedChatModel([{**text, "value": "mostly Dream island"}, {**text, "value": "make them sparkle"}])
-    opt = PromptOptimizer(chat, gen.scaffold, compiler=InstructionCompiler(gen.scaffold, d.schema.resolved, d.seeds.records))
+    opt = PromptOptimizer(
+        chat, gen.scaffold, compiler=InstructionCompiler(gen.scaffold, d.schema.resolved, d.seeds.records)
+    )
     good, dead = opt.propose(Prompt(), "too few Dream birds", [], 2, check=gen.check_prompt)
     assert good.prompt.text == "mostly Dream island" and set(good.prompt.bias["$.island"]) == {'"Dream"'}
     assert good.prompt.compiled["edits"][0]["author"] == "compiler"
@@ -306,8 +320,8 @@ def test_loop_history_shows_compiler_authored_edits(tmp_path):
 
 
 def _inputs(store):
-    from aod_core.studio.runview import run_seeds
     from aod_core.data.schema import load_schema
+    from aod_core.studio.runview import run_seeds
 
     return load_schema(store.path / "inputs" / "schema.json").resolved, run_seeds(store)
 

@@ -4,25 +4,28 @@ import pytest
 import torch
 
 from aod_core.canvas.constraints import CanvasConstraint, static_allowed
-from aod_core.errors import InputError
 from aod_core.canvas.prompt import Prompt, Sampling
-from aod_core.diffusion.sampler import generate
-from aod_core.canvas.scaffold import ABSENT, END, MASK, NULL, Scaffold
+from aod_core.canvas.scaffold import Scaffold
+from aod_core.canvas.slots import ABSENT, END, MASK, NULL
 from aod_core.data.schema import parse_schema
+from aod_core.diffusion.sampler import generate
+from aod_core.errors import InputError
 
-SMALL = parse_schema({
-    "type": "object",
-    "properties": {
-        "v": {"type": ["integer", "null"], "minimum": -15, "maximum": 120},
-        "w": {"type": "integer", "minimum": 5, "maximum": 12},
-        "year": {"type": "integer", "minimum": 2007, "maximum": 2009},
-        "x": {"type": "number", "minimum": 0, "maximum": 10},
-        "s": {"type": "string", "maxLength": 3},
-        "c": {"enum": ["a", "b", "c"]},
-        "ok": {"type": ["boolean", "null"]},
-    },
-    "required": ["v", "w", "year", "x", "s", "c", "ok"],
-})
+SMALL = parse_schema(
+    {
+        "type": "object",
+        "properties": {
+            "v": {"type": ["integer", "null"], "minimum": -15, "maximum": 120},
+            "w": {"type": "integer", "minimum": 5, "maximum": 12},
+            "year": {"type": "integer", "minimum": 2007, "maximum": 2009},
+            "x": {"type": "number", "minimum": 0, "maximum": 10},
+            "s": {"type": "string", "maxLength": 3},
+            "c": {"enum": ["a", "b", "c"]},
+            "ok": {"type": ["boolean", "null"]},
+        },
+        "required": ["v", "w", "year", "x", "s", "c", "ok"],
+    }
+)
 SMALL_SEEDS = [
     {"v": 3, "w": 7, "year": 2008, "x": 1.5, "s": "ab", "c": "a", "ok": True},
     {"v": None, "w": 12, "year": 2009, "x": 10.0, "s": "bca", "c": "b", "ok": None},
@@ -184,7 +187,7 @@ def test_commit_resolves_clashing_proposals_in_one_slot(small, first_wins):
         assert (out[w], out[w + 1]) == (MASK, ch["2"])
         assert tok_set(c.allowed(out[None])[0, w]) == {ch["1"]}
     # positions not selected are untouched
-    assert (out[: w] == MASK).all() and (out[w + 2 :] == MASK).all()
+    assert (out[:w] == MASK).all() and (out[w + 2 :] == MASK).all()
 
 
 def test_commit_takes_compatible_proposals_together(small):
@@ -238,10 +241,15 @@ NESTED = {
     "type": "object",
     "properties": {
         "note": {"type": "string"},
-        "birds": {"type": "array", "minItems": 1, "items": {
-            "type": "object",
-            "properties": {"n": {"type": "integer", "minimum": 1, "maximum": 99}, "ring": {"type": "string"}},
-            "required": ["n"]}},
+        "birds": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "properties": {"n": {"type": "integer", "minimum": 1, "maximum": 99}, "ring": {"type": "string"}},
+                "required": ["n"],
+            },
+        },
     },
     "required": ["birds"],
 }
@@ -281,8 +289,9 @@ def test_propagate_follows_nested_gates():
 
 def test_pins_value_and_choice(penguins, groups):
     sc = penguins
-    c = CanvasConstraint(sc, Prompt(pins={"$.island": "Dream", "$.year": 2008, "$.bill_length_mm": None,
-                                          "$.bill_depth_mm": 18.5}))
+    c = CanvasConstraint(
+        sc, Prompt(pins={"$.island": "Dream", "$.year": 2008, "$.bill_length_mm": None, "$.bill_depth_mm": 18.5})
+    )
     x = c.initial_canvas(3)
     ch = sc.vocab.char_ids
     assert (x[:, slot(sc, "$.island").start] == sc.vocab.choice_ids[("$.island", '"Dream"')]).all()
@@ -365,8 +374,13 @@ def test_bias_steers_sampling(penguins):
     sc = penguins
     c = CanvasConstraint(sc, Prompt(bias={"$.island": {"Torgersen": 60.0}}))
     V = len(sc.vocab)
-    out = generate(lambda x: torch.zeros(x.shape[0], x.shape[1], V), c.initial_canvas(16), mask_id=MASK,
-                   constraint=c, generator=torch.Generator().manual_seed(0))
+    out = generate(
+        lambda x: torch.zeros(x.shape[0], x.shape[1], V),
+        c.initial_canvas(16),
+        mask_id=MASK,
+        constraint=c,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert {sc.decode(r)["island"] for r in out.tolist()} == {"Torgersen"}
 
 
@@ -407,13 +421,22 @@ def test_pin_that_is_not_on_the_fields_grid_is_refused(small):
 def test_edits_hold_for_random_logits(penguins, get_demo):
     sc = penguins
     schema = get_demo("penguins").schema
-    prompt = Prompt(pins={"$.year": 2008}, forbid={"$.island": ["Dream"], "$.body_mass_g": [None]},
-                    ranges={"$.bill_length_mm": [40, 41.5], "$.flipper_length_mm": [180, 189]})
+    prompt = Prompt(
+        pins={"$.year": 2008},
+        forbid={"$.island": ["Dream"], "$.body_mass_g": [None]},
+        ranges={"$.bill_length_mm": [40, 41.5], "$.flipper_length_mm": [180, 189]},
+    )
     c = CanvasConstraint(sc, prompt)
     V = len(sc.vocab)
     g = torch.Generator().manual_seed(3)
-    out = generate(lambda x: torch.randn(x.shape[0], x.shape[1], V, generator=g) * 4, c.initial_canvas(48),
-                   mask_id=MASK, settings=Sampling(steps=8), constraint=c, generator=g)
+    out = generate(
+        lambda x: torch.randn(x.shape[0], x.shape[1], V, generator=g) * 4,
+        c.initial_canvas(48),
+        mask_id=MASK,
+        settings=Sampling(steps=8),
+        constraint=c,
+        generator=g,
+    )
     for row in out.tolist():
         r = sc.decode(row)
         assert schema.is_valid(r), r

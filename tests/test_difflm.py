@@ -7,6 +7,7 @@ seconds of language-model training on the seeds first, because a random-weight o
 a near-uniform next-token distribution that no soft prompt can move: frozen afterwards, it is the
 same situation as SmolLM2 at a thousandth of the cost.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,28 +16,43 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 import torch
+from conftest import ASSETS
 
-from aod_core.runs import charts
-from aod_core.generators.difflm import model as D
-from aod_core.eval.audit import audit, dcr_distances
-from aod_core.errors import InputError
-from aod_core.generators import load_generator
-from aod_core.generators.base import Candidate
-from aod_core.generators.difflm.generator import DiffLMConfig, DiffLMGenerator
 from aod_core.canvas.prompt import Prompt, Sampling
 from aod_core.data.schema import load_schema
-
-from conftest import ASSETS
+from aod_core.errors import InputError
+from aod_core.eval.audit import audit
+from aod_core.eval.distance import dcr_distances
+from aod_core.generators import difflm as D
+from aod_core.generators import load_generator
+from aod_core.generators.difflm.generator import DiffLMConfig, DiffLMGenerator
+from aod_core.records import Candidate
+from aod_core.runs import charts
 
 PENGUINS = ASSETS / "penguins"
 SCHEMA = load_schema(PENGUINS / "schema.json")
 SEEDS = [json.loads(line) for line in (PENGUINS / "seeds.jsonl").read_text().splitlines()]
 HOLDOUT = [json.loads(line) for line in (PENGUINS / "holdout.jsonl").read_text().splitlines()]
 
-TINY = {"latent_dim": 4, "soft_tokens": 2, "encoder_dim": 16, "encoder_layers": 1, "encoder_heads": 2,
-        "injector_hidden": 32, "train_steps": 12, "batch_size": 8, "eval_every": 4, "diffusion_steps": 150,
-        "diffusion_hidden": 32, "diffusion_layers": 1, "diffusion_batch": 32, "ode_steps": 8, "sample_batch": 16,
-        "retries": 1, "max_new_tokens": 120}
+TINY = {
+    "latent_dim": 4,
+    "soft_tokens": 2,
+    "encoder_dim": 16,
+    "encoder_layers": 1,
+    "encoder_heads": 2,
+    "injector_hidden": 32,
+    "train_steps": 12,
+    "batch_size": 8,
+    "eval_every": 4,
+    "diffusion_steps": 150,
+    "diffusion_hidden": 32,
+    "diffusion_layers": 1,
+    "diffusion_batch": 32,
+    "ode_steps": 8,
+    "sample_batch": 16,
+    "retries": 1,
+    "max_new_tokens": 120,
+}
 
 
 def _tokenizer():
@@ -46,8 +62,12 @@ def _tokenizer():
     tk = Tokenizer(models.BPE())
     tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tk.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<eos>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=300,
+        special_tokens=["<eos>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tk.train_from_iterator([json.dumps(r, separators=(",", ":")) for r in SEEDS], trainer)
     return PreTrainedTokenizerFast(tokenizer_object=tk, eos_token="<eos>", pad_token="<eos>")
 
@@ -55,9 +75,18 @@ def _tokenizer():
 def _tiny_lm(tok, state: dict | None = None):
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256,
-                      eos_token_id=tok.eos_token_id, pad_token_id=tok.eos_token_id, bos_token_id=tok.eos_token_id)
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.eos_token_id,
+        bos_token_id=tok.eos_token_id,
+    )
     torch.manual_seed(0)
     model = LlamaForCausalLM(cfg)
     if state is not None:
@@ -119,6 +148,7 @@ def tiny(**kw) -> DiffLMConfig:
 
 # -- records as text ---------------------------------------------------------------------------------
 
+
 def test_serialize_orders_keys_by_schema_and_marks_values():
     rec = dict(reversed(list(SEEDS[0].items())))  # keys in the wrong order
     text, spans = D.serialize_record(rec, SCHEMA.raw)
@@ -131,8 +161,7 @@ def test_serialize_orders_keys_by_schema_and_marks_values():
 
 
 def test_tokenize_weighs_values_over_structure(tok):
-    data = D.tokenize_records(SEEDS[:3], tok, SCHEMA.raw, eos_id=tok.eos_token_id, structure_weight=0.1,
-                              max_tokens=200)
+    data = D.tokenize_records(SEEDS[:3], tok, SCHEMA.raw, eos_id=tok.eos_token_id, structure_weight=0.1, max_tokens=200)
     assert data.ids.shape[0] == 3 and data.ids.shape == data.weights.shape
     n = int(data.lengths[0])
     assert data.ids[0, n - 1] == tok.eos_token_id and (data.weights[0, n:] == 0).all()
@@ -147,10 +176,12 @@ def test_tokenize_weighs_values_over_structure(tok):
 
 # -- model pieces ----------------------------------------------------------------------------------
 
+
 def test_shapes(pair):
     dec = D.FrozenDecoder(*pair)
-    data = D.tokenize_records(SEEDS[:5], dec.tokenizer, SCHEMA.raw, eos_id=dec.eos_id, structure_weight=0.1,
-                              max_tokens=200)
+    data = D.tokenize_records(
+        SEEDS[:5], dec.tokenizer, SCHEMA.raw, eos_id=dec.eos_id, structure_weight=0.1, max_tokens=200
+    )
     enc = D.RecordEncoder(dec.d_model, 16, 1, 2, latent_dim=6, max_len=200)
     mu, logvar = enc(dec.token_embeddings(data.ids), data.lengths)
     assert mu.shape == logvar.shape == (5, 6)
@@ -191,15 +222,29 @@ def test_soft_prompt_injection_changes_next_token_distribution(pair):
 
 def test_vae_reconstruction_loss_decreases_on_a_tiny_dataset(pair):
     dec = D.FrozenDecoder(*pair)
-    data = D.tokenize_records(SEEDS[:16], dec.tokenizer, SCHEMA.raw, eos_id=dec.eos_id, structure_weight=1.0,
-                              max_tokens=200)
+    data = D.tokenize_records(
+        SEEDS[:16], dec.tokenizer, SCHEMA.raw, eos_id=dec.eos_id, structure_weight=1.0, max_tokens=200
+    )
     torch.manual_seed(0)
     enc = D.RecordEncoder(dec.d_model, 16, 1, 2, 4, 200)
     soft = D.SoftPrompt(4, 32, 2, dec.d_model, D.prefix_embeddings(dec, "record:", 2))
     idx = torch.arange(16)
     before = D.evaluate_recon(dec, enc, soft, data, idx, 8)
-    report = D.train_vae(dec, enc, soft, data, steps=40, batch_size=8, lr=5e-3, schedule=D.BetaSchedule(),
-                         window=4, val_fraction=0.0, eval_every=10, stop_patience=2, seed=0)
+    report = D.train_vae(
+        dec,
+        enc,
+        soft,
+        data,
+        steps=40,
+        batch_size=8,
+        lr=5e-3,
+        schedule=D.BetaSchedule(),
+        window=4,
+        val_fraction=0.0,
+        eval_every=10,
+        stop_patience=2,
+        seed=0,
+    )
     after = D.evaluate_recon(dec, enc, soft, data, idx, 8)
     assert after < 0.9 * before, (before, after)
     assert report.steps == 40 and report.recon_last < report.recon_first
@@ -209,13 +254,27 @@ def test_vae_reconstruction_loss_decreases_on_a_tiny_dataset(pair):
 
 def test_vae_stops_early_once_beta_is_down_and_validation_stalls(pair):
     dec = D.FrozenDecoder(*pair)
-    data = D.tokenize_records(SEEDS[:24], dec.tokenizer, SCHEMA.raw, eos_id=dec.eos_id, structure_weight=0.1,
-                              max_tokens=200)
+    data = D.tokenize_records(
+        SEEDS[:24], dec.tokenizer, SCHEMA.raw, eos_id=dec.eos_id, structure_weight=0.1, max_tokens=200
+    )
     enc = D.RecordEncoder(dec.d_model, 16, 1, 2, 4, 200)
     soft = D.SoftPrompt(4, 32, 2, dec.d_model, D.prefix_embeddings(dec, "record:", 2))
     # lr 0: nothing improves, so beta falls window after window, then validation stalls and training stops
-    report = D.train_vae(dec, enc, soft, data, steps=200, batch_size=8, lr=0.0, schedule=D.BetaSchedule(),
-                         window=2, val_fraction=0.2, eval_every=2, stop_patience=2, seed=0)
+    report = D.train_vae(
+        dec,
+        enc,
+        soft,
+        data,
+        steps=200,
+        batch_size=8,
+        lr=0.0,
+        schedule=D.BetaSchedule(),
+        window=2,
+        val_fraction=0.2,
+        eval_every=2,
+        stop_patience=2,
+        seed=0,
+    )
     assert report.stopped_early and report.steps < 200
     assert report.final_beta == pytest.approx(0.001) and report.beta_decays == 4
     assert report.best_step == 2 and report.val_recon_best is not None
@@ -253,6 +312,7 @@ def test_latent_diffusion_learns_two_clusters():
 
 # -- the generator -------------------------------------------------------------------------------------
 
+
 def test_generator_fits_samples_and_reuses_its_cache(pair, tmp_path):
     events = []
     gen = DiffLMGenerator(SCHEMA, SEEDS[:24], config=tiny(), decoder=pair, cache_dir=tmp_path / "c")
@@ -284,12 +344,22 @@ def test_generator_fits_samples_and_reuses_its_cache(pair, tmp_path):
     assert [c.text for c in gen2.sample(Prompt(), 10, seed=1)] == [c.text for c in cands]
     assert len(list((tmp_path / "c").glob("difflm-*.pt"))) == 1
     # Sampling-only settings share the entry; training settings and data do not.
-    assert DiffLMGenerator(SCHEMA, SEEDS[:24], config=tiny(retries=0, sample_batch=4), decoder=pair,
-                           cache_dir=tmp_path / "c").cache_key() == gen.cache_key()
-    assert DiffLMGenerator(SCHEMA, SEEDS[:24], config=tiny(latent_dim=5), decoder=pair,
-                           cache_dir=tmp_path / "c").cache_key() != gen.cache_key()
-    assert DiffLMGenerator(SCHEMA, SEEDS[1:25], config=tiny(), decoder=pair,
-                           cache_dir=tmp_path / "c").cache_key() != gen.cache_key()
+    assert (
+        DiffLMGenerator(
+            SCHEMA, SEEDS[:24], config=tiny(retries=0, sample_batch=4), decoder=pair, cache_dir=tmp_path / "c"
+        ).cache_key()
+        == gen.cache_key()
+    )
+    assert (
+        DiffLMGenerator(
+            SCHEMA, SEEDS[:24], config=tiny(latent_dim=5), decoder=pair, cache_dir=tmp_path / "c"
+        ).cache_key()
+        != gen.cache_key()
+    )
+    assert (
+        DiffLMGenerator(SCHEMA, SEEDS[1:25], config=tiny(), decoder=pair, cache_dir=tmp_path / "c").cache_key()
+        != gen.cache_key()
+    )
 
 
 def test_latent_view_and_its_chart(pair, tmp_path):
@@ -308,8 +378,12 @@ def test_latent_view_and_its_chart(pair, tmp_path):
 
 def test_refuses_scaffold_edits_and_too_few_seeds(pair):
     gen = DiffLMGenerator(SCHEMA, SEEDS[:8], config=tiny(), decoder=pair)
-    for prompt in (Prompt(pins={"$.island": "Dream"}), Prompt(forbid={"$.sex": [None]}),
-                   Prompt(ranges={"$.year": [2007, 2008]}), Prompt(bias={"$.island": {'"Dream"': 1.0}})):
+    for prompt in (
+        Prompt(pins={"$.island": "Dream"}),
+        Prompt(forbid={"$.sex": [None]}),
+        Prompt(ranges={"$.year": [2007, 2008]}),
+        Prompt(bias={"$.island": {'"Dream"': 1.0}}),
+    ):
         with pytest.raises(InputError, match="not scaffold edits"):
             gen.check_prompt(prompt)
     with pytest.raises(InputError, match="temperature"):
@@ -334,18 +408,24 @@ def test_load_generator_builds_difflm_and_checks_options(folder, tmp_path):
         load_generator(f"difflm:{tmp_path / 'nowhere'}", SCHEMA, SEEDS)
     with pytest.raises(InputError, match="at least 8"):
         load_generator("difflm", SCHEMA, SEEDS[:3])
-    gen = load_generator(f"difflm:{folder}", SCHEMA, SEEDS[:16], options=dict(TINY, train_steps=3), device="cpu",
-                         cache_dir=tmp_path / "c")
+    gen = load_generator(
+        f"difflm:{folder}",
+        SCHEMA,
+        SEEDS[:16],
+        options=dict(TINY, train_steps=3),
+        device="cpu",
+        cache_dir=tmp_path / "c",
+    )
     assert gen.spec == f"difflm:{folder}"
     cands = gen.sample(Prompt(), 3, seed=0)
     assert len(cands) == 3 and gen.fit_report["steps"] == 3
 
 
 def test_bench_difflm_method_matches_static_budget(folder, tmp_path):
-    from aod_core.runs.bench import METHODS, Bench, BenchConfig, DEFAULT_METHODS
-    from aod_core.chat.scripted import ScriptedChatModel
-
     from test_loop import respond
+
+    from aod_core.chat.scripted import ScriptedChatModel
+    from aod_core.runs.bench import DEFAULT_METHODS, METHODS, Bench, BenchConfig
 
     assert "difflm" in METHODS and "difflm" not in DEFAULT_METHODS
     data = tmp_path / "data"
@@ -355,8 +435,14 @@ def test_bench_difflm_method_matches_static_budget(folder, tmp_path):
     (data / "holdout.jsonl").write_text("".join(json.dumps(r) + "\n" for r in HOLDOUT[:10]))
     from aod_core.agents.judge import JudgeSettings
 
-    config = BenchConfig(methods=("difflm",), iterations=2, batch=3, difflm=f"difflm:{folder}",
-                         difflm_config=dict(TINY, train_steps=3), judge_settings=JudgeSettings(mode="llm"))
+    config = BenchConfig(
+        methods=("difflm",),
+        iterations=2,
+        batch=3,
+        difflm=f"difflm:{folder}",
+        difflm_config=dict(TINY, train_steps=3),
+        judge_settings=JudgeSettings(mode="llm"),
+    )
     results = Bench(data, tmp_path / "out", config, chat_cache={"embedded": ScriptedChatModel(respond)}).run()
     m = results["methods"]["difflm"]
     assert m["n_candidates"] == 6
@@ -380,7 +466,6 @@ def test_dcr_distances_match_the_audit():
 
 def test_sample_page_shows_the_latent_space_for_difflm(folder, tmp_path, monkeypatch):
     from streamlit.testing.v1 import AppTest
-
     from test_app import APP, pick_demo, texts
 
     app = AppTest.from_file(APP, default_timeout=120)
@@ -411,22 +496,57 @@ def test_cli_sample_with_difflm(folder, tmp_path, capsys):
     seeds.write_text("".join(json.dumps(r) + "\n" for r in SEEDS[:16]))
     out = tmp_path / "out.jsonl"
     opts = [a for k, v in dict(TINY, train_steps=2).items() for a in ("--gen-opt", f"{k}={v}")]
-    code = main(["sample", "--schema", str(PENGUINS / "schema.json"), "--seeds", str(seeds),
-                 "--generator", f"difflm:{folder}", "--n", "3", "--out", str(out), *opts])
+    code = main(
+        [
+            "sample",
+            "--schema",
+            str(PENGUINS / "schema.json"),
+            "--seeds",
+            str(seeds),
+            "--generator",
+            f"difflm:{folder}",
+            "--n",
+            "3",
+            "--out",
+            str(out),
+            *opts,
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 0, err
     assert "fit VAE" in err and "wrote" in err
     assert len(out.read_text().splitlines()) <= 3
-    code = main(["sample", "--schema", str(PENGUINS / "schema.json"), "--seeds", str(seeds), "--generator",
-                 f"difflm:{folder}", "--n", "3", "--out", str(out), "--pin", "island=Dream", *opts])
+    code = main(
+        [
+            "sample",
+            "--schema",
+            str(PENGUINS / "schema.json"),
+            "--seeds",
+            str(seeds),
+            "--generator",
+            f"difflm:{folder}",
+            "--n",
+            "3",
+            "--out",
+            str(out),
+            "--pin",
+            "island=Dream",
+            *opts,
+        ]
+    )
     assert code == 2 and "not scaffold edits" in capsys.readouterr().err
 
 
 def test_progress_labels_name_the_training_phase():
-    from aod_core.studio import workspace as ws
     from aod_core.generators.base import Progress
+    from aod_core.studio import sampling
 
-    assert ws.fit_progress(Progress("fit", 1, 2, {"stage": "VAE", "loss": 3.0})) == (0.5, "Fitting (VAE): step 1/2 · loss 3.000")
-    assert ws.fit_progress(Progress("load", 0, 1, {"model": "difflm"})) == (0.0, "Loading the generator model")
-    assert ws.is_difflm("difflm") and ws.is_difflm(" difflm:/models/x") and not ws.is_difflm("embedded")
-    assert ws.default_train_steps("difflm") == DiffLMConfig().train_steps != ws.default_train_steps()
+    assert sampling.fit_progress(Progress("fit", 1, 2, {"stage": "VAE", "loss": 3.0})) == (
+        0.5,
+        "Fitting (VAE): step 1/2 · loss 3.000",
+    )
+    assert sampling.fit_progress(Progress("load", 0, 1, {"model": "difflm"})) == (0.0, "Loading the generator model")
+    assert (
+        sampling.is_difflm("difflm") and sampling.is_difflm(" difflm:/models/x") and not sampling.is_difflm("embedded")
+    )
+    assert sampling.default_train_steps("difflm") == DiffLMConfig().train_steps != sampling.default_train_steps()

@@ -1,14 +1,16 @@
 """The embedded generator end to end, on tiny models fitted on 40 seeds of the demo datasets."""
+
 import json
 import time
 
 import pytest
 import torch
 
-from aod_core.errors import InputError
-from aod_core.generators import Candidate, load_generator
-from aod_core.eval.metrics import schema_valid
 from aod_core.canvas.prompt import Prompt, Sampling
+from aod_core.errors import InputError
+from aod_core.eval.metrics import schema_valid
+from aod_core.generators import load_generator
+from aod_core.records import Candidate
 
 pytestmark = pytest.mark.slow  # every test here fits (or loads) a model
 
@@ -19,8 +21,15 @@ def make(get_demo, tiny, name, cache_dir, **kw):
     ds = get_demo(name)
     scaffold = kw.pop("scaffold", True)
     kw.setdefault("train_steps", 60)
-    gen = load_generator("embedded", ds.schema, ds.seeds.records[:N_SEEDS], device="cpu", cache_dir=cache_dir,
-                         scaffold=scaffold, config=tiny(**kw))
+    gen = load_generator(
+        "embedded",
+        ds.schema,
+        ds.seeds.records[:N_SEEDS],
+        device="cpu",
+        cache_dir=cache_dir,
+        scaffold=scaffold,
+        config=tiny(**kw),
+    )
     return ds, gen
 
 
@@ -73,16 +82,21 @@ def test_samples_are_all_schema_valid(request, name):
 
 def test_samples_valid_with_other_sampling_settings(groups):
     ds, gen = groups
-    for s in (Sampling(remasking="low_confidence", num_blocks=3), Sampling(threshold=0.8, remasking="low_confidence"),
-              Sampling(steps=10, temperature=0.7)):
+    for s in (
+        Sampling(remasking="low_confidence", num_blocks=3),
+        Sampling(threshold=0.8, remasking="low_confidence"),
+        Sampling(steps=10, temperature=0.7),
+    ):
         cands = gen.sample(Prompt(sampling=s), 12, seed=1)
         assert len(cands) == 12 and all(schema_valid(cands, ds.schema)), s
 
 
 def test_pins_and_forbids_are_honoured(penguins):
     ds, gen = penguins[:2]
-    prompt = Prompt(pins={"$.island": "Dream", "$.bill_depth_mm": 18.5, "$.year": 2008},
-                    forbid={"$.species": ["Adelie"], "$.sex": [None]})
+    prompt = Prompt(
+        pins={"$.island": "Dream", "$.bill_depth_mm": 18.5, "$.year": 2008},
+        forbid={"$.species": ["Adelie"], "$.sex": [None]},
+    )
     recs = records(gen.sample(prompt, 50, seed=3))
     assert all(ds.schema.is_valid(r) for r in recs)
     assert {r["island"] for r in recs} == {"Dream"}
@@ -92,8 +106,10 @@ def test_pins_and_forbids_are_honoured(penguins):
 
 def test_pins_and_forbids_in_nested_records(groups):
     ds, gen = groups
-    prompt = Prompt(pins={"$.island": "Biscoe", "$.birds[0].body_mass_g": 4000},
-                    forbid={"$.birds[*].species": ["Adelie", "Chinstrap"]})
+    prompt = Prompt(
+        pins={"$.island": "Biscoe", "$.birds[0].body_mass_g": 4000},
+        forbid={"$.birds[*].species": ["Adelie", "Chinstrap"]},
+    )
     recs = records(gen.sample(prompt, 50, seed=4))
     assert all(ds.schema.is_valid(r) for r in recs)
     assert all(r["island"] == "Biscoe" and r["birds"][0]["body_mass_g"] == 4000 for r in recs)
@@ -128,7 +144,7 @@ def test_second_fit_hits_the_disk_cache(penguins, get_demo, tiny, cache):
 def test_cache_key_depends_on_data_and_config(penguins, get_demo, tiny, cache):
     gen = penguins[1]
     ds = get_demo("penguins")
-    other_seeds = load_generator("embedded", ds.schema, ds.seeds.records[:N_SEEDS + 1], cache_dir=cache, config=tiny())
+    other_seeds = load_generator("embedded", ds.schema, ds.seeds.records[: N_SEEDS + 1], cache_dir=cache, config=tiny())
     other_cfg = load_generator("embedded", ds.schema, ds.seeds.records[:N_SEEDS], cache_dir=cache, config=tiny(seed=1))
     keys = {gen.cache_key(), other_seeds.cache_key(), other_cfg.cache_key()}
     assert len(keys) == 3

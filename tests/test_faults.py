@@ -7,6 +7,7 @@ after bounded retries, never as an exception; the loop's circuit breaker (``brea
 run after N consecutive failed answers and records why; a full disk during a commit leaves the
 committed iterations intact and ``resume`` finishes the run.
 """
+
 from __future__ import annotations
 
 import errno
@@ -24,17 +25,27 @@ from aod_core.chat.scripted import ScriptedChatModel
 from aod_core.errors import InputError
 from aod_core.runs.store import IterationLog, RunStore, StoreWriteError
 
-SCHEMA = {"type": "object", "properties": {"verdict": {"enum": ["accept", "reject"]}}, "required": ["verdict"],
-          "additionalProperties": False}
+SCHEMA = {
+    "type": "object",
+    "properties": {"verdict": {"enum": ["accept", "reject"]}},
+    "required": ["verdict"],
+    "additionalProperties": False,
+}
 GOOD = json.dumps({"verdict": "accept"})
 CONV = [{"role": "user", "content": "judge this"}]
 
 
 def completion(content: str) -> bytes:
-    return json.dumps({"id": "x", "object": "chat.completion", "created": 0, "model": "m",
-                       "choices": [{"index": 0, "finish_reason": "stop",
-                                    "message": {"role": "assistant", "content": content}}],
-                       "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}).encode()
+    return json.dumps(
+        {
+            "id": "x",
+            "object": "chat.completion",
+            "created": 0,
+            "model": "m",
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
+        }
+    ).encode()
 
 
 class Endpoint:
@@ -76,8 +87,11 @@ class Endpoint:
                     self._send(200, completion(arg or GOOD))
                 elif kind == "agent":  # a judge that accepts everything, and writes batch feedback
                     review = b"review a batch" in self.body
-                    answer = {"feedback": "Looks fine."} if review else {"verdict": "accept", "score": 0.9,
-                                                                         "reasons": ["plausible"]}
+                    answer = (
+                        {"feedback": "Looks fine."}
+                        if review
+                        else {"verdict": "accept", "score": 0.9, "reasons": ["plausible"]}
+                    )
                     self._send(200, completion(json.dumps(answer)))
                 elif kind == "status":
                     code, headers = arg
@@ -261,8 +275,12 @@ def _config(judge="embedded", **loop):
     from aod_core.runs.loop import LoopSettings
     from aod_core.runs.setup import RunConfig
 
-    return RunConfig(generator_config=TINY, judge=judge, judge_settings=JudgeSettings(mode="llm"),
-                     loop=LoopSettings(**{"iterations": 3, "batch": 6, "probe": 4, "proposals": 0, **loop}))
+    return RunConfig(
+        generator_config=TINY,
+        judge=judge,
+        judge_settings=JudgeSettings(mode="llm"),
+        loop=LoopSettings(**{"iterations": 3, "batch": 6, "probe": 4, "proposals": 0, **loop}),
+    )
 
 
 @pytest.mark.slow
@@ -272,8 +290,9 @@ def test_a_dead_judge_endpoint_stops_the_run_by_the_breaker_rule_and_resume_cont
 
     e = endpoint("ok")
     spec = f"openai:m@{e.url}"
-    store = create_run(str(PENGUINS / "schema.json"), str(seeds_file), str(tmp_path / "run"),
-                       _config(judge=spec, max_agent_failures=4))
+    store = create_run(
+        str(PENGUINS / "schema.json"), str(seeds_file), str(tmp_path / "run"), _config(judge=spec, max_agent_failures=4)
+    )
     healthy = ScriptedChatModel(respond)
     flaky = {"down": False}
 
@@ -308,9 +327,14 @@ def test_a_dead_judge_endpoint_stops_the_run_by_the_breaker_rule_and_resume_cont
 
 
 def _log(it, accepted):
-    return IterationLog(iteration=it, candidates=[{"index": 0, "record": {"i": it}}],
-                        prompts=[{"role": "used", "prompt": {"text": "p"}, "reward": 0.1}],
-                        feedback=[{"feedback": "f"}], accepted=accepted, metrics={"reward": 0.1})
+    return IterationLog(
+        iteration=it,
+        candidates=[{"index": 0, "record": {"i": it}}],
+        prompts=[{"role": "used", "prompt": {"text": "p"}, "reward": 0.1}],
+        feedback=[{"feedback": "f"}],
+        accepted=accepted,
+        metrics={"reward": 0.1},
+    )
 
 
 def test_disk_full_during_a_commit_keeps_earlier_iterations_and_resume_repairs(tmp_path, monkeypatch):
@@ -351,8 +375,24 @@ def test_disk_full_in_a_real_run_is_one_clear_line_and_resume_finishes(tmp_path,
     from aod_core.cli import main
 
     out = tmp_path / "run"
-    args = ["run", "--schema", str(PENGUINS / "schema.json"), "--seeds", str(seeds_file), "--out", str(out),
-            "--iterations", "3", "--batch", "6", "--proposals", "0", "--fit-steps", "40", "--quiet"]
+    args = [
+        "run",
+        "--schema",
+        str(PENGUINS / "schema.json"),
+        "--seeds",
+        str(seeds_file),
+        "--out",
+        str(out),
+        "--iterations",
+        "3",
+        "--batch",
+        "6",
+        "--proposals",
+        "0",
+        "--fit-steps",
+        "40",
+        "--quiet",
+    ]
     real_commit = rs.RunStore._commit
 
     def commit(self, log):
@@ -394,9 +434,33 @@ def test_an_api_key_is_used_but_never_written_anywhere(tmp_path, seeds_file, mon
     e.server.RequestHandlerClass.do_POST = do_post
     try:
         out = tmp_path / "run"
-        assert main(["run", "--schema", str(PENGUINS / "schema.json"), "--seeds", str(seeds_file), "--out", str(out),
-                     "--iterations", "2", "--batch", "4", "--proposals", "0", "--fit-steps", "40", "--quiet",
-                     "--judge", f"openai:m@{e.url}", "--judge-mode", "llm"]) == 0
+        assert (
+            main(
+                [
+                    "run",
+                    "--schema",
+                    str(PENGUINS / "schema.json"),
+                    "--seeds",
+                    str(seeds_file),
+                    "--out",
+                    str(out),
+                    "--iterations",
+                    "2",
+                    "--batch",
+                    "4",
+                    "--proposals",
+                    "0",
+                    "--fit-steps",
+                    "40",
+                    "--quiet",
+                    "--judge",
+                    f"openai:m@{e.url}",
+                    "--judge-mode",
+                    "llm",
+                ]
+            )
+            == 0
+        )
         assert main(["report", str(out), "--out", str(tmp_path / "report.html")]) == 0
         assert main(["export", str(out), "--format", "csv", "--out", str(tmp_path / "acc.csv")]) == 0
     finally:
@@ -429,10 +493,10 @@ def _oom_above(limit, real):
 
 def test_out_of_memory_halves_the_sample_batch_until_it_fits(tmp_path, monkeypatch, tiny):
     import aod_core.generators.embedded as emb
-    from aod_core.generators.base import in_batches
     from aod_core.canvas.prompt import Prompt
     from aod_core.data.schema import load_schema
     from aod_core.data.seeds import load_records
+    from aod_core.generators.base import in_batches
 
     schema = load_schema(PENGUINS / "schema.json")
     seeds = load_records(PENGUINS / "seeds.jsonl", schema).records[:40]
@@ -463,12 +527,27 @@ def _tiny_causal_lm(folder, *, broken: bool):
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
     folder.mkdir(exist_ok=True)
-    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2, **{c: i + 3 for i, c in enumerate('{}[]":,. abcdefghijklmnopqrstuvwxyz0123456789_')}}
+    vocab = {
+        "<unk>": 0,
+        "<s>": 1,
+        "</s>": 2,
+        **{c: i + 3 for i, c in enumerate('{}[]":,. abcdefghijklmnopqrstuvwxyz0123456789_')},
+    }
     tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tk.pre_tokenizer = pre_tokenizers.Split("", "isolated")
-    PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="<unk>", bos_token="<s>", eos_token="</s>").save_pretrained(folder)
-    cfg = LlamaConfig(vocab_size=len(vocab), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                      num_attention_heads=2, num_key_value_heads=2, bos_token_id=1, eos_token_id=2)
+    PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="<unk>", bos_token="<s>", eos_token="</s>").save_pretrained(
+        folder
+    )
+    cfg = LlamaConfig(
+        vocab_size=len(vocab),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
     cfg.save_pretrained(folder)
     if broken:
         (folder / "model.safetensors").write_bytes(b"\x00not a safetensors file" * 50)
@@ -497,9 +576,28 @@ def test_a_model_that_fails_to_load_mid_run_fails_the_run_cleanly_and_resume_fin
     folder = tmp_path / "optimizer-model"
     _tiny_causal_lm(folder, broken=True)
     out = tmp_path / "run"
-    args = ["run", "--schema", str(PENGUINS / "schema.json"), "--seeds", str(seeds_file), "--out", str(out),
-            "--iterations", "2", "--batch", "6", "--proposals", "1", "--probe", "4", "--fit-steps", "40",
-            "--optimizer", f"hf:{folder}", "--quiet"]
+    args = [
+        "run",
+        "--schema",
+        str(PENGUINS / "schema.json"),
+        "--seeds",
+        str(seeds_file),
+        "--out",
+        str(out),
+        "--iterations",
+        "2",
+        "--batch",
+        "6",
+        "--proposals",
+        "1",
+        "--probe",
+        "4",
+        "--fit-steps",
+        "40",
+        "--optimizer",
+        f"hf:{folder}",
+        "--quiet",
+    ]
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cannot load chat model hf:" in err[0] and "SafetensorError" in err[0]

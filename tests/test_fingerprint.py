@@ -5,16 +5,17 @@ chat model's files (or server URL and model name), package versions, device and 
 warns (one line, even with --quiet) when any of them changed, the run records what changed, and the
 HTML report shows both.
 """
+
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from aod_core.runs import fingerprint
 from aod_core.chat.openai_compat import OpenAIChatModel
 from aod_core.chat.scripted import ScriptedChatModel
 from aod_core.cli import main
+from aod_core.runs import fingerprint
 from aod_core.runs.store import RunStore
 from tests.test_faults import seeds_file  # noqa: F401  (the fixture: 60 penguin seeds, a session model cache)
 from tests.test_loop import PENGUINS
@@ -22,9 +23,29 @@ from tests.test_loop import PENGUINS
 
 def _run(tmp_path, seeds_file, iterations=2):
     out = tmp_path / "run"
-    assert main(["run", "--schema", str(PENGUINS / "schema.json"), "--seeds", str(seeds_file), "--out", str(out),
-                 "--iterations", str(iterations), "--batch", "6", "--proposals", "0", "--fit-steps", "40",
-                 "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--schema",
+                str(PENGUINS / "schema.json"),
+                "--seeds",
+                str(seeds_file),
+                "--out",
+                str(out),
+                "--iterations",
+                str(iterations),
+                "--batch",
+                "6",
+                "--proposals",
+                "0",
+                "--fit-steps",
+                "40",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     return out
 
 

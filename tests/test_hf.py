@@ -1,5 +1,6 @@
 """hf: generators on tiny random-weight models built from configs (no downloads): loading paths, the
 token-level scaffold, allowed-token masks, shifted logits, threshold decoding and EOS inside runs."""
+
 from __future__ import annotations
 
 import json
@@ -11,20 +12,17 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-
-from aod_core.data.schema import parse_schema
 import torch
 
+from aod_core.canvas.prompt import Prompt, Sampling
+from aod_core.canvas.token_scaffold import _leaf_values
+from aod_core.data.schema import load_schema, parse_schema
+from aod_core.data.seeds import load_records
 from aod_core.diffusion import hf_compat
 from aod_core.errors import InputError
 from aod_core.generators import load_generator
-from aod_core.generators.hf import (DecodeStats, HFConfig, HFGenerator, ModelRunner, align_shifted, denoise,
-                                    load_dlm)
-from aod_core.canvas.prompt import Prompt, Sampling
-from aod_core.data.schema import load_schema
-from aod_core.data.seeds import load_records
-from aod_core.canvas.token_scaffold import _leaf_values
-
+from aod_core.generators.hf import DecodeStats, HFConfig, HFGenerator, ModelRunner, align_shifted, denoise
+from aod_core.generators.hf_load import load_dlm
 from tests.tiny_dlm import corpus_for, save_mdm, tiny_tokenizer
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
@@ -59,17 +57,26 @@ def mdm_folder(tmp_path_factory, tokenizer):
 
 def _remote_folder(root: Path, tokenizer, *, dream: bool) -> Path:
     """A trust_remote_code model folder whose code needs every v5 shim."""
-    from transformers.dynamic_module_utils import get_class_from_dynamic_module
     from safetensors.torch import save_file
+    from transformers.dynamic_module_utils import get_class_from_dynamic_module
 
     for f in REMOTE.glob("*.py"):
         shutil.copy(f, root / f.name)
     name = "Dream" if dream else "LLaDA"
     model_cls = "TinyDreamModel" if dream else "TinyLLaDAModelLM"
-    cfg = {"model_type": "Dream" if dream else "llada", "architectures": [model_cls],
-           "auto_map": {"AutoConfig": f"configuration_tinydlm.Tiny{name}Config", "AutoModel": f"modeling_tinydlm.{model_cls}"},
-           "vocab_size": len(tokenizer), "hidden_size": 32, "num_attention_heads": 4,
-           "mask_token_id": tokenizer.mask_token_id, "tie_word_embeddings": True}
+    cfg = {
+        "model_type": "Dream" if dream else "llada",
+        "architectures": [model_cls],
+        "auto_map": {
+            "AutoConfig": f"configuration_tinydlm.Tiny{name}Config",
+            "AutoModel": f"modeling_tinydlm.{model_cls}",
+        },
+        "vocab_size": len(tokenizer),
+        "hidden_size": 32,
+        "num_attention_heads": 4,
+        "mask_token_id": tokenizer.mask_token_id,
+        "tie_word_embeddings": True,
+    }
     (root / "config.json").write_text(json.dumps(cfg))
     tokenizer.save_pretrained(root)
     hf_compat.apply()
@@ -78,8 +85,11 @@ def _remote_folder(root: Path, tokenizer, *, dream: bool) -> Path:
     from transformers import AutoConfig
 
     model = cls(AutoConfig.from_pretrained(root, trust_remote_code=True, local_files_only=True))
-    save_file({k: v.contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"},
-              str(root / "model.safetensors"), metadata={"format": "pt"})
+    save_file(
+        {k: v.contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"},
+        str(root / "model.safetensors"),
+        metadata={"format": "pt"},
+    )
     return root
 
 
@@ -102,10 +112,18 @@ def test_mdm_folder_loads_natively_and_every_record_is_schema_valid(mdm_folder, 
 def test_modernbert_masked_lm_loads_through_auto_model_for_masked_lm(tmp_path, tokenizer, penguins):
     from transformers import ModernBertConfig, ModernBertForMaskedLM
 
-    cfg = ModernBertConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                           num_attention_heads=4, pad_token_id=tokenizer.pad_token_id,
-                           eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.eos_token_id,
-                           cls_token_id=tokenizer.eos_token_id, sep_token_id=tokenizer.eos_token_id)
+    cfg = ModernBertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.eos_token_id,
+        cls_token_id=tokenizer.eos_token_id,
+        sep_token_id=tokenizer.eos_token_id,
+    )
     ModernBertForMaskedLM(cfg).save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
     schema, seeds = penguins
@@ -124,16 +142,18 @@ def test_remote_code_models_load_with_the_v5_shims(tmp_path, tokenizer, penguins
     assert "tied_weights_list" in facts["shims"]
     assert model.get_output_embeddings().weight is model.get_input_embeddings().weight  # what the v4 list meant
     schema, seeds = penguins
-    gen = HFGenerator(str(folder), schema.resolved, seeds, device="cpu", config=HFConfig(batch=6, trust_remote_code=True))
+    gen = HFGenerator(
+        str(folder), schema.resolved, seeds, device="cpu", config=HFConfig(batch=6, trust_remote_code=True)
+    )
     cands = gen.sample(Prompt(), 6, seed=1)
     assert all(c.error is None and _validator(schema).is_valid(c.record) for c in cands)
 
 
 def test_each_shim_restores_what_v5_removed():
-    from transformers import PreTrainedModel, PretrainedConfig
+    import transformers.utils as tu
+    from transformers import PretrainedConfig, PreTrainedModel
     from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
     from transformers.modeling_utils import _get_tied_weight_keys
-    import transformers.utils as tu
 
     hf_compat.apply()
     cfg = PretrainedConfig(hidden_size=64, num_attention_heads=4, rope_theta=10000.0)
@@ -189,8 +209,11 @@ def test_loading_errors_are_one_line_input_errors(tmp_path, tokenizer, penguins)
     causal = tmp_path / "causal"
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
-                                 num_hidden_layers=1, num_attention_heads=4)).save_pretrained(causal)
+    LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4
+        )
+    ).save_pretrained(causal)
     plain = tiny_tokenizer(["hello world"], vocab_size=280, chat_template=False)
     plain.mask_token = None
     plain.save_pretrained(causal)
@@ -198,8 +221,9 @@ def test_loading_errors_are_one_line_input_errors(tmp_path, tokenizer, penguins)
         load_dlm(causal, CPU, torch.float32)
     no_weights = tmp_path / "noweights"
     no_weights.mkdir()
-    (no_weights / "config.json").write_text(json.dumps({"model_type": "aod-mdm", "vocab_size": len(tokenizer),
-                                                        "mask_token_id": tokenizer.mask_token_id}))
+    (no_weights / "config.json").write_text(
+        json.dumps({"model_type": "aod-mdm", "vocab_size": len(tokenizer), "mask_token_id": tokenizer.mask_token_id})
+    )
     tokenizer.save_pretrained(no_weights)
     with pytest.raises(InputError, match="weights .* missing"):
         load_dlm(no_weights, CPU, torch.float32)
@@ -229,7 +253,7 @@ def test_remote_code_is_refused_unless_the_user_allows_it(tmp_path, tokenizer, p
 
 
 def test_a_folder_without_code_needs_no_trust(mdm_folder):
-    from aod_core.generators.hf import remote_code_files
+    from aod_core.generators.hf_load import remote_code_files
 
     assert remote_code_files(mdm_folder) == []
 
@@ -318,11 +342,13 @@ def test_allowed_tokens_per_slot_kind(mdm_folder, penguins):
 def test_prompt_edits_reach_the_token_canvas(mdm_folder, penguins):
     schema, seeds = penguins
     gen = HFGenerator(str(mdm_folder), schema.resolved, seeds, device="cpu", config=HFConfig(batch=10))
-    prompt = Prompt(pins={"$.island": "Dream"}, forbid={"$.species": ["Adelie", "Gentoo"]},
-                    ranges={"$.year": [2008, 2008]})
+    prompt = Prompt(
+        pins={"$.island": "Dream"}, forbid={"$.species": ["Adelie", "Gentoo"]}, ranges={"$.year": [2008, 2008]}
+    )
     cands = gen.sample(prompt, 10, seed=2)
-    assert all(c.record["island"] == "Dream" and c.record["species"] == "Chinstrap" and c.record["year"] == 2008
-               for c in cands)
+    assert all(
+        c.record["island"] == "Dream" and c.record["species"] == "Chinstrap" and c.record["year"] == 2008 for c in cands
+    )
     with pytest.raises(InputError, match="no field"):
         gen.sample(Prompt(pins={"$.wings": 2}), 1)
     with pytest.raises(InputError, match="biases"):
@@ -343,12 +369,24 @@ def test_arrays_and_optional_keys_take_their_shape_from_the_seeds(mdm_folder):
 
 
 def test_unions_exponents_and_formats_on_the_token_canvas(mdm_folder):
-    schema = parse_schema({"$schema": "http://json-schema.org/draft-04/schema#", "type": "object", "properties": {
-        "id": {"oneOf": [{"type": "integer", "minimum": 0, "maximum": 99}, {"type": "string", "format": "uuid"}]},
-        "sci": {"type": "number", "minimum": 0, "exclusiveMinimum": True},
-        "day": {"type": "string", "format": "date-time"}}, "required": ["id", "sci", "day"]})
-    seeds = [{"id": 3, "sci": 6.02e23, "day": "2020-01-01T10:00:00Z"},
-             {"id": "123e4567-e89b-12d3-a456-426614174000", "sci": 1.6e-19, "day": "2021-06-30T23:59:59+02:00"}]
+    schema = parse_schema(
+        {
+            "$schema": "http://json-schema.org/draft-04/schema#",
+            "type": "object",
+            "properties": {
+                "id": {
+                    "oneOf": [{"type": "integer", "minimum": 0, "maximum": 99}, {"type": "string", "format": "uuid"}]
+                },
+                "sci": {"type": "number", "minimum": 0, "exclusiveMinimum": True},
+                "day": {"type": "string", "format": "date-time"},
+            },
+            "required": ["id", "sci", "day"],
+        }
+    )
+    seeds = [
+        {"id": 3, "sci": 6.02e23, "day": "2020-01-01T10:00:00Z"},
+        {"id": "123e4567-e89b-12d3-a456-426614174000", "sci": 1.6e-19, "day": "2021-06-30T23:59:59+02:00"},
+    ]
     gen = HFGenerator(str(mdm_folder), schema.resolved, seeds, device="cpu", config=HFConfig(batch=12))
     cands = gen.sample(Prompt(), 12, seed=1)
     assert all(c.error is None and schema.is_valid(c.record) for c in cands), [c.error or c.record for c in cands]
@@ -418,9 +456,21 @@ def test_decoding_invariants(mdm_folder, penguins, decode, cache):
     rec = _Recorder(gen.runner)
     stats = DecodeStats()
     mask = gen.facts["mask_id"]
-    rows = denoise(rec, plans, mask_id=mask, end_id=gen.facts["end_id"], sampling=Sampling(threshold=None),
-                   decode=decode, threshold=0.5, block_length=8, cache=cache, vanilla_k=1,
-                   generator=torch.Generator().manual_seed(0), device=CPU, stats=stats)
+    rows = denoise(
+        rec,
+        plans,
+        mask_id=mask,
+        end_id=gen.facts["end_id"],
+        sampling=Sampling(threshold=None),
+        decode=decode,
+        threshold=0.5,
+        block_length=8,
+        cache=cache,
+        vanilla_k=1,
+        generator=torch.Generator().manual_seed(0),
+        device=CPU,
+        stats=stats,
+    )
     assert all(mask not in r for r in rows)  # everything filled
     for before, after in zip(rec.seen, rec.seen[1:]):
         fixed = before != mask
@@ -457,10 +507,21 @@ def test_lower_threshold_commits_more_per_step(mdm_folder, penguins):
     steps = {}
     for tau in (1.0, 0.05):
         stats = DecodeStats()
-        denoise(gen.runner, _plans(gen, 4), mask_id=gen.facts["mask_id"],
-                end_id=gen.facts["end_id"], sampling=Sampling(threshold=tau, temperature=0.0), decode="fast",
-                threshold=tau, block_length=64, cache=False, vanilla_k=1,
-                generator=torch.Generator().manual_seed(0), device=CPU, stats=stats)
+        denoise(
+            gen.runner,
+            _plans(gen, 4),
+            mask_id=gen.facts["mask_id"],
+            end_id=gen.facts["end_id"],
+            sampling=Sampling(threshold=tau, temperature=0.0),
+            decode="fast",
+            threshold=tau,
+            block_length=64,
+            cache=False,
+            vanilla_k=1,
+            generator=torch.Generator().manual_seed(0),
+            device=CPU,
+            stats=stats,
+        )
         steps[tau] = stats.steps
     assert steps[0.05] < steps[1.0]
 
@@ -471,9 +532,20 @@ def test_eos_inside_runs_only_after_a_complete_value(mdm_folder, penguins):
     gen = HFGenerator(str(mdm_folder), schema.resolved, seeds, device="cpu")
     plans = _plans(gen, 4)
     end = gen.facts["end_id"]
-    rows = denoise(_Recorder(gen.runner, favour=end), plans, mask_id=gen.facts["mask_id"], end_id=end,
-                   sampling=Sampling(temperature=0.0), decode="fast", threshold=0.9, block_length=16, cache=True,
-                   vanilla_k=1, generator=torch.Generator().manual_seed(0), device=CPU)
+    rows = denoise(
+        _Recorder(gen.runner, favour=end),
+        plans,
+        mask_id=gen.facts["mask_id"],
+        end_id=end,
+        sampling=Sampling(temperature=0.0),
+        decode="fast",
+        threshold=0.9,
+        block_length=16,
+        cache=True,
+        vanilla_k=1,
+        generator=torch.Generator().manual_seed(0),
+        device=CPU,
+    )
     v = _validator(schema)
     for plan, row in zip(plans, rows):
         for run in plan.runs:
@@ -497,9 +569,27 @@ def test_window_cache_matches_a_full_forward_when_nothing_changed(mdm_folder):
 
 def test_cli_sample_with_an_hf_folder(mdm_folder, tmp_path):
     out = tmp_path / "o.jsonl"
-    cmd = [sys.executable, "-m", "aod_core.cli", "sample", "--schema", str(ASSETS / "penguins/schema.json"),
-           "--seeds", str(ASSETS / "penguins/seeds.jsonl"), "--generator", f"hf:{mdm_folder}", "--n", "6",
-           "--out", str(out), "--quiet", "--gen-opt", "batch=3", "--gen-opt", "decode=vanilla"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "aod_core.cli",
+        "sample",
+        "--schema",
+        str(ASSETS / "penguins/schema.json"),
+        "--seeds",
+        str(ASSETS / "penguins/seeds.jsonl"),
+        "--generator",
+        f"hf:{mdm_folder}",
+        "--n",
+        "6",
+        "--out",
+        str(out),
+        "--quiet",
+        "--gen-opt",
+        "batch=3",
+        "--gen-opt",
+        "decode=vanilla",
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert len(out.read_text().splitlines()) == 6
@@ -510,7 +600,13 @@ def test_cli_sample_with_an_hf_folder(mdm_folder, tmp_path):
 def test_llada_8b_shape_has_llada_8b_parameter_count():
     from aod_core.diffusion.mdm import MaskedDiffusionLM, MDMConfig, param_count
 
-    small = MDMConfig(vocab_size=500, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                      num_key_value_heads=2)
+    small = MDMConfig(
+        vocab_size=500,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+    )
     assert param_count(small) == MaskedDiffusionLM(small).n_params()
     assert 7.9e9 < param_count(MDMConfig.llada_8b()) < 8.1e9

@@ -1,21 +1,23 @@
 """Background jobs for the app, curation overrides and run views, with a tiny DLM and scripted agents."""
+
 import json
 import time
 
 import pytest
+from test_loop import PENGUINS, TINY, respond
 
-from aod_core.studio import runview
-from aod_core.chat.scripted import ScriptedChatModel
-from aod_core.errors import InputError
-from aod_core.data.export import render
-from aod_core.studio.jobs import JobRegistry, ModelPool, config_from_settings
 from aod_core.canvas.prompt import Prompt
-from aod_core.runs.setup import create_run_from
-from aod_core.runs.store import RunStore
+from aod_core.chat.scripted import ScriptedChatModel
+from aod_core.data.export import render
 from aod_core.data.schema import load_schema
 from aod_core.data.seeds import load_records
-
-from test_loop import PENGUINS, TINY, respond
+from aod_core.errors import InputError
+from aod_core.runs.setup import create_run_from
+from aod_core.runs.store import RunStore
+from aod_core.studio import runview
+from aod_core.studio.jobs import JobRegistry
+from aod_core.studio.models import ModelPool
+from aod_core.studio.settings import config_from_settings
 
 SETTINGS = {"iterations": 2, "batch": 8, "probe": 4, "proposals": 1, "train_steps": TINY["train_steps"]}
 
@@ -147,12 +149,49 @@ def test_overrides_and_curated_export(tmp_path):
     from aod_core.runs.store import IterationLog
 
     good, bad, other = {"a": 1}, {"a": "x"}, {"a": 2}
-    store.commit(IterationLog(0, candidates=[
-        {"index": 0, "phase": "main", "record": good, "accepted": True, "verdict": "accept", "checks": {"parses": True, "schema_errors": []}},
-        {"index": 1, "phase": "main", "record": bad, "accepted": False, "verdict": "reject", "checks": {"parses": True, "schema_errors": ["$.a: 'x' is not of type 'integer'"]}},
-        {"index": 2, "phase": "main", "record": other, "accepted": False, "verdict": "reject", "reasons": ["dull"], "checks": {"parses": True, "schema_errors": []}},
-        {"index": 3, "phase": "main", "record": None, "text": "{", "accepted": False, "verdict": "reject", "checks": {"parses": False, "schema_errors": []}},
-    ], accepted=[good], metrics={"reward": 0.5}))
+    store.commit(
+        IterationLog(
+            0,
+            candidates=[
+                {
+                    "index": 0,
+                    "phase": "main",
+                    "record": good,
+                    "accepted": True,
+                    "verdict": "accept",
+                    "checks": {"parses": True, "schema_errors": []},
+                },
+                {
+                    "index": 1,
+                    "phase": "main",
+                    "record": bad,
+                    "accepted": False,
+                    "verdict": "reject",
+                    "checks": {"parses": True, "schema_errors": ["$.a: 'x' is not of type 'integer'"]},
+                },
+                {
+                    "index": 2,
+                    "phase": "main",
+                    "record": other,
+                    "accepted": False,
+                    "verdict": "reject",
+                    "reasons": ["dull"],
+                    "checks": {"parses": True, "schema_errors": []},
+                },
+                {
+                    "index": 3,
+                    "phase": "main",
+                    "record": None,
+                    "text": "{",
+                    "accepted": False,
+                    "verdict": "reject",
+                    "checks": {"parses": False, "schema_errors": []},
+                },
+            ],
+            accepted=[good],
+            metrics={"reward": 0.5},
+        )
+    )
     assert store.curated() == [good]
     with pytest.raises(InputError, match="fails the schema"):
         runview.override(store, "0:main:1", "accept")

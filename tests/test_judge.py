@@ -1,4 +1,5 @@
 """The judge's composition rule (exact checks -> plausibility -> LLM), near copies, and ``aod judge``."""
+
 from __future__ import annotations
 
 import json
@@ -10,16 +11,24 @@ from aod_core.agents.judge import Judge, JudgeSettings, finding_facts, passed_ch
 from aod_core.agents.plausibility import PlausibilityModel, PlausibilitySettings
 from aod_core.chat.scripted import ScriptedChatModel
 from aod_core.cli import main
-from aod_core.errors import InputError
-from aod_core.generators.base import Candidate
 from aod_core.data.schema import load_schema, parse_schema
+from aod_core.errors import InputError
+from aod_core.records import Candidate
 
 PENGUINS = Path(__file__).resolve().parent.parent / "assets" / "penguins"
 SCHEMA = load_schema(PENGUINS / "schema.json")
 SEEDS = [json.loads(x) for x in (PENGUINS / "seeds.jsonl").read_text().splitlines()]
 HOLDOUT = [json.loads(x) for x in (PENGUINS / "holdout.jsonl").read_text().splitlines()]
-REAL = {"species": "Adelie", "island": "Torgersen", "bill_length_mm": 39.1, "bill_depth_mm": 18.7,
-        "flipper_length_mm": 181, "body_mass_g": 3750, "sex": "male", "year": 2007}
+REAL = {
+    "species": "Adelie",
+    "island": "Torgersen",
+    "bill_length_mm": 39.1,
+    "bill_depth_mm": 18.7,
+    "flipper_length_mm": 181,
+    "body_mass_g": 3750,
+    "sex": "male",
+    "year": 2007,
+}
 ABSURD = dict(REAL, body_mass_g=6400, flipper_length_mm=172, species="Gentoo")  # a tiny Gentoo on Torgersen
 
 
@@ -37,6 +46,7 @@ def verdict_script(verdict, score=0.8):
         if "review a batch" in messages[0]["content"]:
             return {"feedback": "fine"}
         return {"verdict": verdict, "score": score, "reasons": [f"the LLM says {verdict}"]}
+
     return answer
 
 
@@ -58,15 +68,18 @@ def test_combined_mode_lets_the_llm_decide_within_the_veto(model):
     assert real.source == "combined" and real.accept
     assert real.score == pytest.approx((0.9 + real.evidence["score"]) / 2, abs=1e-3)
     assert absurd.evidence["score"] < 0.01  # so the plausibility model vetoes the LLM's accept
-    assert not absurd.accept and absurd.reasons[0].startswith("plausibility") and "the LLM said accept" in absurd.reasons
+    assert (
+        not absurd.accept and absurd.reasons[0].startswith("plausibility") and "the LLM said accept" in absurd.reasons
+    )
     asked = [c for c in chat.conversations if "data-quality judge" in c[0]["content"]]
     assert len(asked) == 2 and all("Plausibility" in c[-1]["content"] for c in asked)  # the LLM saw the evidence
     assert "plausibility score" in asked[0][0]["content"]
 
 
 def test_combined_mode_llm_can_reject_a_plausible_record(model):
-    j = Judge(ScriptedChatModel(verdict_script("reject", 0.2)), SCHEMA, SEEDS, mode="combined",
-              plausibility=model).judge(cands(REAL), summarise=False)
+    j = Judge(
+        ScriptedChatModel(verdict_script("reject", 0.2)), SCHEMA, SEEDS, mode="combined", plausibility=model
+    ).judge(cands(REAL), summarise=False)
     assert not j.verdicts[0].accept and "the LLM says reject" in j.verdicts[0].reasons
 
 
@@ -78,8 +91,13 @@ def test_llm_mode_shows_no_plausibility_evidence():
 
 
 def test_an_unusable_llm_answer_is_a_failure_not_a_fallback(model):
-    j = Judge(ScriptedChatModel(["no json", "still none", "nope"], retries=2), SCHEMA, SEEDS, mode="combined",
-              plausibility=model).judge(cands(REAL), summarise=False)
+    j = Judge(
+        ScriptedChatModel(["no json", "still none", "nope"], retries=2),
+        SCHEMA,
+        SEEDS,
+        mode="combined",
+        plausibility=model,
+    ).judge(cands(REAL), summarise=False)
     assert j.verdicts[0].source == "failed" and not j.verdicts[0].accept and j.verdicts[0].score is None
     assert j.verdicts[0].evidence is not None  # the evidence is still recorded
 
@@ -96,9 +114,12 @@ def test_modes_need_what_they_use(model):
         JudgeSettings(mode="oracle").check()
 
 
-LONG = {"title": "the quick brown fox jumps over the lazy dog while seven wizards quietly brew strange potions "
-                 "under a pale moon near the old mill and the river keeps running past the fields towards a "
-                 "distant harbour where ships wait for the morning tide", "n": 1}
+LONG = {
+    "title": "the quick brown fox jumps over the lazy dog while seven wizards quietly brew strange potions "
+    "under a pale moon near the old mill and the river keeps running past the fields towards a "
+    "distant harbour where ships wait for the morning tide",
+    "n": 1,
+}
 
 
 def test_near_copies_of_seeds_and_of_accepted_records_fail_the_checks():
@@ -110,8 +131,10 @@ def test_near_copies_of_seeds_and_of_accepted_records_fail_the_checks():
     assert j.checks[0].near_copy and j.checks[0].near_copy_of == "seed" and j.checks[0].near_copy_similarity >= 0.8
     assert not j.verdicts[0].accept and "near copy of a seed" in j.verdicts[0].reasons[0]
     assert not passed_checks({"parses": True, "schema_errors": [], "near_copy": True})
-    other = {"title": "a completely different and rather long sentence about rivers mountains and the sea "
-                      "that goes on for a while longer than most", "n": 5}
+    other = {
+        "title": "a completely different and rather long sentence about rivers mountains and the sea that goes on for a while longer than most",
+        "n": 5,
+    }
     accepted = {json.dumps(other, sort_keys=True, ensure_ascii=False, separators=(",", ":"))}
     near_other = dict(other, n=6)
     j = judge.judge(cands(near_other), prior=accepted, summarise=False)
@@ -143,14 +166,30 @@ def test_build_fits_and_caches_the_plausibility_model(tmp_path):
 @pytest.fixture
 def records_file(tmp_path):
     f = tmp_path / "records.jsonl"
-    lines = [json.dumps(r) for r in HOLDOUT[:6]] + [json.dumps(ABSURD), "{not json", json.dumps(SEEDS[3]), json.dumps(HOLDOUT[0])]
+    lines = [json.dumps(r) for r in HOLDOUT[:6]] + [
+        json.dumps(ABSURD),
+        "{not json",
+        json.dumps(SEEDS[3]),
+        json.dumps(HOLDOUT[0]),
+    ]
     f.write_text("\n".join(lines) + "\n")
     return f
 
 
 def judge_args(records, out, *extra):
-    return ["judge", "--schema", str(PENGUINS / "schema.json"), "--seeds", str(PENGUINS / "seeds.jsonl"),
-            "--records", str(records), "--out", str(out), "--quiet", *extra]
+    return [
+        "judge",
+        "--schema",
+        str(PENGUINS / "schema.json"),
+        "--seeds",
+        str(PENGUINS / "seeds.jsonl"),
+        "--records",
+        str(records),
+        "--out",
+        str(out),
+        "--quiet",
+        *extra,
+    ]
 
 
 def test_cli_judge_writes_one_verdict_per_record_in_order(records_file, tmp_path, capsys, monkeypatch):
@@ -185,12 +224,15 @@ def test_cli_judge_reads_csv_records(tmp_path, monkeypatch):
     assert [r["verdict"] for r in rows] == ["accept", "reject"]
 
 
-@pytest.mark.parametrize("extra, records, message", [
-    ([], "missing.jsonl", "records file not found"),
-    ([], "empty.jsonl", "no records"),
-    (["--accept-share", "1.5"], None, "--accept-share must be in [0.5, 1)"),
-    (["--judge", "gpt4"], None, "unknown chat model spec"),
-])
+@pytest.mark.parametrize(
+    "extra, records, message",
+    [
+        ([], "missing.jsonl", "records file not found"),
+        ([], "empty.jsonl", "no records"),
+        (["--accept-share", "1.5"], None, "--accept-share must be in [0.5, 1)"),
+        (["--judge", "gpt4"], None, "unknown chat model spec"),
+    ],
+)
 def test_cli_judge_bad_input_is_one_line_exit_2(records_file, tmp_path, capsys, monkeypatch, extra, records, message):
     monkeypatch.setenv("AOD_CACHE_DIR", str(tmp_path / "cache"))
     (tmp_path / "empty.jsonl").write_text("\n")
@@ -239,8 +281,13 @@ def test_loop_with_the_plausibility_judge_accepts_real_records_and_rejects_impos
     bad = [ABSURD, dict(REAL, bill_length_mm=61.5, body_mass_g=2600)]
     store = RunStore.create(tmp_path / "run", {"generator": "replay", "judge": "embedded"})
     judge = Judge.build("embedded", None, SCHEMA, SEEDS, JudgeSettings(semantic=False), cache_dir=tmp_path / "c")
-    loop = AoDLoop(store, ReplayGenerator(HOLDOUT, bad), judge, PromptOptimizer(ScriptedChatModel([]), None),
-                   LoopSettings(iterations=3, batch=12, proposals=0))
+    loop = AoDLoop(
+        store,
+        ReplayGenerator(HOLDOUT, bad),
+        judge,
+        PromptOptimizer(ScriptedChatModel([]), None),
+        LoopSettings(iterations=3, batch=12, proposals=0),
+    )
     assert loop.run() == "finished"
     metrics = store.metrics()
     assert all(m["task_success_rate"] > 0 for m in metrics)  # the optimizer has something to climb

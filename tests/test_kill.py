@@ -6,6 +6,7 @@ commit, and while the last iteration works. After ``aod resume`` every JSONL fil
 line, no accepted record is lost or doubled, and the records equal those of an uninterrupted run
 with the same seed.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,7 +18,7 @@ import time
 
 import pytest
 
-from benchmarks.bench_kill import ROOT, PENGUINS, _env, check, run_command, snapshot
+from benchmarks.bench_kill import PENGUINS, ROOT, _env, check, run_command, snapshot
 
 SETTINGS = {"iterations": 3, "batch": 6, "fit_steps": 40, "seed": 3}
 
@@ -50,8 +51,9 @@ def reference(tmp_path_factory):
     seeds.write_text("\n".join((PENGUINS / "seeds.jsonl").read_text().splitlines()[:60]) + "\n")
     env = _env(work / "cache")
     out = work / "reference"
-    p = subprocess.run(run_command(out, seeds, **SETTINGS), cwd=ROOT, env=env, capture_output=True, text=True,
-                       timeout=900)
+    p = subprocess.run(
+        run_command(out, seeds, **SETTINGS), cwd=ROOT, env=env, capture_output=True, text=True, timeout=900
+    )
     assert p.returncode == 0, p.stderr
     return work, seeds, env, snapshot(out)
 
@@ -61,8 +63,9 @@ def reference(tmp_path_factory):
 def test_kill_9_then_resume_equals_the_uninterrupted_run(reference, point):
     work, seeds, env, ref = reference
     out = work / f"killed-{point.replace(' ', '-')}"
-    child = subprocess.Popen(run_command(out, seeds, **SETTINGS), cwd=ROOT, env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    child = subprocess.Popen(
+        run_command(out, seeds, **SETTINGS), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 600
     try:
         while not POINTS[point](out):
@@ -74,8 +77,14 @@ def test_kill_9_then_resume_equals_the_uninterrupted_run(reference, point):
             os.kill(child.pid, signal.SIGKILL)  # the child this test started, by its id
         child.wait()
     assert _committed(out) < SETTINGS["iterations"]  # the kill landed before the end
-    p = subprocess.run([sys.executable, "-m", "aod_core.cli", "resume", str(out), "--quiet"], cwd=ROOT, env=env,
-                       capture_output=True, text=True, timeout=900)
+    p = subprocess.run(
+        [sys.executable, "-m", "aod_core.cli", "resume", str(out), "--quiet"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert p.returncode == 0, p.stderr
     result = check(out, ref)
     assert result["ok"], result["problems"]

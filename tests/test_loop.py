@@ -2,6 +2,7 @@
 
 The scripted judge is an LLM judge (``--judge-mode llm``), so these tests control every verdict; the
 default plausibility judge has its own loop test at the end."""
+
 import json
 import os
 import signal
@@ -15,18 +16,26 @@ from pathlib import Path
 import pytest
 
 from aod_core.agents.judge import JudgeSettings
-from aod_core.chat.scripted import ScriptedChatModel
-from aod_core.runs.loop import LoopSettings
 from aod_core.canvas.prompt import Prompt
+from aod_core.chat.scripted import ScriptedChatModel
+from aod_core.data.schema import load_schema
+from aod_core.runs.loop import LoopSettings
 from aod_core.runs.setup import RunConfig, create_run, open_loop
 from aod_core.runs.store import RunStore
-from aod_core.data.schema import load_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 PENGUINS = ROOT / "assets" / "penguins"
 TINY = {"d_model": 32, "n_layers": 1, "n_heads": 2, "train_steps": 60}
-REQUIRED = {"iteration", "reward", "task_success_rate", "valid_json_rate", "schema_valid_rate", "field_overlap",
-            "duplicate_rate", "distinct_2"}
+REQUIRED = {
+    "iteration",
+    "reward",
+    "task_success_rate",
+    "valid_json_rate",
+    "schema_valid_rate",
+    "field_overlap",
+    "duplicate_rate",
+    "distinct_2",
+}
 
 
 def respond(messages):
@@ -35,12 +44,26 @@ def respond(messages):
     if "data-quality judge" in system:
         record = json.loads(messages[-1]["content"].split("\n")[1])  # the record under judgement comes last
         ok = record.get("island") != "Torgersen"
-        return json.dumps({"verdict": "accept" if ok else "reject", "score": 0.9 if ok else 0.1,
-                           "reasons": ["plausible" if ok else "Torgersen is implausible here"]})
+        return json.dumps(
+            {
+                "verdict": "accept" if ok else "reject",
+                "score": 0.9 if ok else 0.1,
+                "reasons": ["plausible" if ok else "Torgersen is implausible here"],
+            }
+        )
     if "review a batch" in system:
         return json.dumps({"feedback": "Too many Torgersen birds."})
-    return json.dumps({"rationale": "drop Torgersen", "op": "forbid", "path": "$.island", "value": "Torgersen",
-                       "amount": 0, "lo": 0, "hi": 0})
+    return json.dumps(
+        {
+            "rationale": "drop Torgersen",
+            "op": "forbid",
+            "path": "$.island",
+            "value": "Torgersen",
+            "amount": 0,
+            "lo": 0,
+            "hi": 0,
+        }
+    )
 
 
 @pytest.fixture
@@ -57,8 +80,11 @@ def _cache(tmp_path_factory, monkeypatch):
 
 
 def _config(**loop):
-    return RunConfig(generator_config=TINY, loop=LoopSettings(**{"iterations": 2, "batch": 8, "probe": 4, "proposals": 2, **loop}),
-                     judge_settings=JudgeSettings(mode="llm"))
+    return RunConfig(
+        generator_config=TINY,
+        loop=LoopSettings(**{"iterations": 2, "batch": 8, "probe": 4, "proposals": 2, **loop}),
+        judge_settings=JudgeSettings(mode="llm"),
+    )
 
 
 def _start(tmp_path, seeds_file, config, events=None):
@@ -97,8 +123,18 @@ def test_loop_records_everything_and_keeps_the_best_prompt(tmp_path, seeds_file)
     else:
         assert nxt["prompt"] == inc["prompt"]
     kinds = {e.kind for e in events}
-    assert {"run_started", "iteration_started", "batch_generated", "verdicts", "feedback", "proposals",
-            "prompt_chosen", "metrics", "accepted", "finished"} <= kinds
+    assert {
+        "run_started",
+        "iteration_started",
+        "batch_generated",
+        "verdicts",
+        "feedback",
+        "proposals",
+        "prompt_chosen",
+        "metrics",
+        "accepted",
+        "finished",
+    } <= kinds
     assert store.state()["status"] == "finished"
     # Each iteration records its time split.
     assert all(m["generate_s"] >= 0 and m["judge_s"] >= 0 and m["optimize_s"] >= 0 for m in metrics)
@@ -193,6 +229,7 @@ def test_killed_run_resumes_without_losing_or_duplicating(tmp_path, seeds_file):
 @pytest.mark.slow
 def test_same_seed_same_run(tmp_path, seeds_file):
     """Seeded and reproducible with local models: two runs of one config record the same things."""
+
     def run(name):
         store = create_run(str(PENGUINS / "schema.json"), str(seeds_file), str(tmp_path / name), _config())
         open_loop(store, chat_cache={"embedded": ScriptedChatModel(respond)}).loop.run()

@@ -1,4 +1,5 @@
 """The plausibility model: each evidence rule on tiny hand-built seeds, calibration, caching."""
+
 from __future__ import annotations
 
 import json
@@ -8,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aod_core.eval import embedder
 from aod_core.agents import evidence as E
 from aod_core.agents.plausibility import PlausibilityModel, PlausibilitySettings, Tail, conformal_quantile, fit_cached
 from aod_core.errors import InputError
+from aod_core.eval import embedder
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 CTX = E.FitContext()
@@ -37,8 +38,15 @@ def penguin_like(n=120, seed=0):
     for _ in range(n):
         species = rng.choice(["Adelie", "Gentoo"])
         mass = rng.gauss(3700 if species == "Adelie" else 5100, 250)
-        out.append({"species": species, "island": "Biscoe" if species == "Gentoo" else rng.choice(["Dream", "Biscoe"]),
-                    "flipper": round(150 + mass / 50 + rng.gauss(0, 2)), "mass": round(mass), "sex": rng.choice(["f", "m"])})
+        out.append(
+            {
+                "species": species,
+                "island": "Biscoe" if species == "Gentoo" else rng.choice(["Dream", "Biscoe"]),
+                "flipper": round(150 + mass / 50 + rng.gauss(0, 2)),
+                "mass": round(mass),
+                "sex": rng.choice(["f", "m"]),
+            }
+        )
     return out
 
 
@@ -64,7 +72,9 @@ def test_records_split_into_tables_with_context():
 
 def test_range_rule():
     rule = fitted(E.RangeRule, SEEDS, ["$.mass"])
-    far, usual = stats(rule, [dict(SEEDS[0], mass=9000), dict(SEEDS[0], mass=int(np.median([s["mass"] for s in SEEDS])))])
+    far, usual = stats(
+        rule, [dict(SEEDS[0], mass=9000), dict(SEEDS[0], mass=int(np.median([s["mass"] for s in SEEDS])))]
+    )
     assert far > max(stats(rule, SEEDS)) and usual < 1.0
     assert "is above every seed" in explain(rule, dict(SEEDS[0], mass=9000))
 
@@ -92,17 +102,37 @@ def test_category_rule():
     assert "never occurs in the 120 seeds" in explain(rule, dict(SEEDS[0], species="Emperor"))
 
 
-NAMES = ["Chico Municipal", "Sitka Rocky Gutierrez", "Benson Municipal", "Greenwood County", "Enterprise Municipal",
-         "Lafayette Regional", "Sheboygan County Memorial", "Oneida County", "Jackson International", "Bradley Field",
-         "Portland International", "Anacortes", "Rolla National", "Kerrville Municipal", "Hornell Municipal",
-         "Winsted Municipal", "Somerset County", "Defiance Memorial", "Lake County", "Wood County Regional"] * 3
+NAMES = [
+    "Chico Municipal",
+    "Sitka Rocky Gutierrez",
+    "Benson Municipal",
+    "Greenwood County",
+    "Enterprise Municipal",
+    "Lafayette Regional",
+    "Sheboygan County Memorial",
+    "Oneida County",
+    "Jackson International",
+    "Bradley Field",
+    "Portland International",
+    "Anacortes",
+    "Rolla National",
+    "Kerrville Municipal",
+    "Hornell Municipal",
+    "Winsted Municipal",
+    "Somerset County",
+    "Defiance Memorial",
+    "Lake County",
+    "Wood County Regional",
+] * 3
 TEXT_SEEDS = [{"name": n, "n": i} for i, n in enumerate(NAMES)]
 
 
 def test_spelling_rule_tells_letter_soup_digits_and_casing_from_names():
     rule = fitted(E.SpellingRule, TEXT_SEEDS, ["$.name"])
-    soup, digits, casing, real = stats(rule, [{"name": "Qxzvbtk Wqrpl"}, {"name": "Chico 4471"},
-                                              {"name": "cHICO mUNICIPAL"}, {"name": "Benson County"}])
+    soup, digits, casing, real = stats(
+        rule,
+        [{"name": "Qxzvbtk Wqrpl"}, {"name": "Chico 4471"}, {"name": "cHICO mUNICIPAL"}, {"name": "Benson County"}],
+    )
     assert min(soup, casing) > real + 0.5 and digits > real
     assert "contains digits, which no seed value does" in explain(rule, {"name": "Chico 4471"})
 
@@ -135,7 +165,9 @@ def test_conditional_rule_uses_the_category_that_matters():
     assert E.best_grouping(tables["$"], "$.mass", [c for c in infos if c.condition]) == ("$.species",)
     assert E.best_grouping(tables["$"], "$.mass", [c for c in infos if c.name == "$.sex"]) == ()  # sex explains nothing
     rule = fitted(E.ConditionalRule, SEEDS, ["$.mass", "$.species"])
-    wrong, right = stats(rule, [dict(SEEDS[0], species="Adelie", mass=5300), dict(SEEDS[0], species="Gentoo", mass=5300)])
+    wrong, right = stats(
+        rule, [dict(SEEDS[0], species="Adelie", mass=5300), dict(SEEDS[0], species="Gentoo", mass=5300)]
+    )
     assert wrong > 8 and right < 2
     assert "above every seed with species = Adelie" in explain(rule, dict(SEEDS[0], species="Adelie", mass=5300))
 
@@ -149,7 +181,9 @@ def test_dependency_rule():
 
 def test_pair_rule():
     rule = fitted(E.PairRule, SEEDS, ["$.species", "$.island"])
-    unseen, seen = stats(rule, [dict(SEEDS[0], species="Gentoo", island="Dream"), dict(SEEDS[0], species="Gentoo", island="Biscoe")])
+    unseen, seen = stats(
+        rule, [dict(SEEDS[0], species="Gentoo", island="Dream"), dict(SEEDS[0], species="Gentoo", island="Biscoe")]
+    )
     assert unseen > 2 and seen == 0
     assert "never occurs in the seeds" in explain(rule, dict(SEEDS[0], species="Gentoo", island="Dream"))
 
@@ -169,13 +203,24 @@ def test_determines_rule_finds_a_functional_dependency():
 
 
 def test_text_category_rule():
-    makes = {"toyota": "Japan", "honda": "Japan", "datsun": "Japan", "ford": "USA", "chevrolet": "USA", "buick": "USA",
-             "volkswagen": "Europe", "peugeot": "Europe", "fiat": "Europe"}
+    makes = {
+        "toyota": "Japan",
+        "honda": "Japan",
+        "datsun": "Japan",
+        "ford": "USA",
+        "chevrolet": "USA",
+        "buick": "USA",
+        "volkswagen": "Europe",
+        "peugeot": "Europe",
+        "fiat": "Europe",
+    }
     models = ["corolla", "civic", "510", "pinto", "malibu", "skylark", "rabbit", "504", "128", "deluxe"]
     rng = random.Random(0)
     seeds = [{"name": f"{m} {rng.choice(models)}", "origin": o} for m, o in makes.items() for _ in range(6)]
     rule = fitted(E.TextCategoryRule, seeds, ["$.name", "$.origin"])
-    wrong, right = stats(rule, [{"name": "toyota corolla", "origin": "USA"}, {"name": "toyota corolla", "origin": "Japan"}])
+    wrong, right = stats(
+        rule, [{"name": "toyota corolla", "origin": "USA"}, {"name": "toyota corolla", "origin": "Japan"}]
+    )
     assert wrong > 2 and right == 0
     assert "reads like origin = Japan, not USA" in explain(rule, {"name": "toyota corolla", "origin": "USA"})
 
@@ -243,8 +288,16 @@ def test_a_lower_accept_share_rejects_more():
 
 
 def test_assessments_explain_rejections_in_words(penguins_model):
-    real = {"species": "Adelie", "island": "Torgersen", "bill_length_mm": 39.1, "bill_depth_mm": 18.7,
-            "flipper_length_mm": 181, "body_mass_g": 3750, "sex": "male", "year": 2007}
+    real = {
+        "species": "Adelie",
+        "island": "Torgersen",
+        "bill_length_mm": 39.1,
+        "bill_depth_mm": 18.7,
+        "flipper_length_mm": 181,
+        "body_mass_g": 3750,
+        "sex": "male",
+        "year": 2007,
+    }
     heavy = dict(real, body_mass_g=6200)
     soup = dict(real, species="Gentoo")  # no Gentoo lives on Torgersen, and this one is Adelie-sized
     a, b, c = penguins_model.assess([real, heavy, soup])

@@ -1,4 +1,5 @@
 """The embedded generator's realistic canvas: learned vocabularies, word pieces, coarse-to-fine numbers."""
+
 from __future__ import annotations
 
 import json
@@ -9,32 +10,55 @@ from pathlib import Path
 import pytest
 
 from aod_core.canvas.constraints import CanvasConstraint
+from aod_core.canvas.prompt import Prompt
+from aod_core.canvas.scaffold import Scaffold
+from aod_core.canvas.textpieces import train_pieces
+from aod_core.canvas.values import CanvasOptions, string_mode
+from aod_core.data.schema import parse_schema
 from aod_core.errors import InputError
 from aod_core.generators import EmbeddedConfig, load_generator
-from aod_core.canvas.prompt import Prompt
-from aod_core.canvas.scaffold import CanvasOptions, Scaffold, string_mode
-from aod_core.data.schema import parse_schema
-from aod_core.canvas.textpieces import train_pieces
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 REAL = CanvasOptions.realistic()
 
 STATES = ["WA", "OR", "CA", "NV", "ID", "TX"]
-NAMES = ["Chico Municipal", "Benson Municipal", "Greenwood County", "Oneida County", "Lake County Regional",
-         "Wood County", "Somerset Municipal", "Enterprise Regional", "Portland International", "Jackson Field"]
-SCHEMA = parse_schema({
-    "type": "object",
-    "properties": {"name": {"type": "string", "maxLength": 40}, "state": {"type": "string", "pattern": "^[A-Z]{2}$"},
-                   "code": {"type": "string", "pattern": "^[A-Z]{3}$"}, "mass": {"type": "integer", "minimum": 0, "maximum": 9999}},
-    "required": ["name", "state", "code", "mass"],
-})
+NAMES = [
+    "Chico Municipal",
+    "Benson Municipal",
+    "Greenwood County",
+    "Oneida County",
+    "Lake County Regional",
+    "Wood County",
+    "Somerset Municipal",
+    "Enterprise Regional",
+    "Portland International",
+    "Jackson Field",
+]
+SCHEMA = parse_schema(
+    {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "maxLength": 40},
+            "state": {"type": "string", "pattern": "^[A-Z]{2}$"},
+            "code": {"type": "string", "pattern": "^[A-Z]{3}$"},
+            "mass": {"type": "integer", "minimum": 0, "maximum": 9999},
+        },
+        "required": ["name", "state", "code", "mass"],
+    }
+)
 
 
 def seeds(n=60, seed=0):
     rng = random.Random(seed)
-    return [{"name": f"{rng.choice(NAMES)}", "state": rng.choice(STATES),
-             "code": "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(3)),
-             "mass": rng.randint(1000, 8000)} for _ in range(n)]
+    return [
+        {
+            "name": f"{rng.choice(NAMES)}",
+            "state": rng.choice(STATES),
+            "code": "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(3)),
+            "mass": rng.randint(1000, 8000),
+        }
+        for _ in range(n)
+    ]
 
 
 def slot(sc, path, kind=None):
@@ -59,7 +83,9 @@ def test_a_repeating_field_becomes_a_choice_an_open_one_does_not_and_overrides_w
     code = slot(sc, "$.code")
     assert code.kind == "value" and code.pieces is None  # unique codes with a pattern: letters
     assert slot(sc, "$.name").kind == "choice"  # 10 names over 60 seeds repeat: a vocabulary too
-    over = Scaffold.build(SCHEMA.resolved, data, CanvasOptions.realistic(string_modes={"$.name": "text", "$.state": "chars"}))
+    over = Scaffold.build(
+        SCHEMA.resolved, data, CanvasOptions.realistic(string_modes={"$.name": "text", "$.state": "chars"})
+    )
     assert slot(over, "$.name").kind == "value" and slot(over, "$.name").pieces is not None
     assert slot(over, "$.state").kind == "value" and slot(over, "$.state").pieces is None
     plain = Scaffold.build(SCHEMA.resolved, data)  # the plain canvas (hf:, other generators)
@@ -71,8 +97,16 @@ def test_a_repeating_field_becomes_a_choice_an_open_one_does_not_and_overrides_w
 def test_an_open_ended_vocabulary_also_writes_new_values():
     rng = random.Random(1)
     common = ["Springfield", "Riverside", "Franklin", "Greenville", "Bristol"]
-    data = [{"name": "x", "state": "WA", "code": "ABC", "mass": 1000,
-             "city": rng.choice(common) if i % 3 else f"Newtown {i}"} for i in range(60)]
+    data = [
+        {
+            "name": "x",
+            "state": "WA",
+            "code": "ABC",
+            "mass": 1000,
+            "city": rng.choice(common) if i % 3 else f"Newtown {i}",
+        }
+        for i in range(60)
+    ]
     schema = parse_schema({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
     only = [{"city": d["city"]} for d in data]
     sc = Scaffold.build(schema.resolved, only, REAL)
@@ -101,8 +135,14 @@ def test_trained_pieces_round_trip_every_seed_value():
 
 def test_piece_slots_are_shorter_and_round_trip():
     schema = parse_schema({"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]})
-    data = [{"name": n} for n in [f"{a} {b}" for a in ("Lake", "Wood", "Bay", "Pine", "Elm", "Oak", "Red", "Fox")
-                                   for b in ("County", "Municipal", "Regional", "Field")]]
+    data = [
+        {"name": n}
+        for n in [
+            f"{a} {b}"
+            for a in ("Lake", "Wood", "Bay", "Pine", "Elm", "Oak", "Red", "Fox")
+            for b in ("County", "Municipal", "Regional", "Field")
+        ]
+    ]
     plain = Scaffold.build(schema.resolved, data)
     sc = Scaffold.build(schema.resolved, data, REAL)
     s = slot(sc, "$.name")
@@ -149,11 +189,21 @@ def test_embedded_generator_on_the_realistic_canvas_keeps_every_edit(tmp_path):
 def test_a_fitted_model_writes_words_from_its_vocabulary(tmp_path):
     words = ["Lake", "Wood", "Bay", "Pine", "Elm", "Oak", "Red", "Fox", "Stone", "Mill"]
     kinds = ["County", "Municipal", "Regional", "Field", "Memorial"]
-    schema = parse_schema({"type": "object", "properties": {"name": {"type": "string"}, "n": {"type": "integer",
-                           "minimum": 0, "maximum": 100}}, "required": ["name", "n"]})
+    schema = parse_schema(
+        {
+            "type": "object",
+            "properties": {"name": {"type": "string"}, "n": {"type": "integer", "minimum": 0, "maximum": 100}},
+            "required": ["name", "n"],
+        }
+    )
     data = [{"name": f"{a} {b}", "n": i % 50} for i, (a, b) in enumerate((a, b) for a in words for b in kinds)] * 2
-    gen = load_generator("embedded", schema, data, options={"d_model": 48, "n_layers": 2, "n_heads": 2,
-                                                               "train_steps": 300}, cache_dir=tmp_path)
+    gen = load_generator(
+        "embedded",
+        schema,
+        data,
+        options={"d_model": 48, "n_layers": 2, "n_heads": 2, "train_steps": 300},
+        cache_dir=tmp_path,
+    )
     recs = [c.record for c in gen.sample(Prompt(), 60, seed=0)]
     vocab = {w.lower() for w in words + kinds}
     got = [w.lower() for r in recs for w in re.findall(r"[A-Za-z]+", r["name"])]
@@ -163,7 +213,13 @@ def test_a_fitted_model_writes_words_from_its_vocabulary(tmp_path):
 def test_the_cache_key_changes_with_the_canvas_settings(tmp_path):
     data = seeds(30)
     keys = set()
-    for opts in ({}, {"text_pieces": 200}, {"number_bins": 0}, {"strings": "chars"}, {"string_modes": {"$.state": "text"}}):
+    for opts in (
+        {},
+        {"text_pieces": 200},
+        {"number_bins": 0},
+        {"strings": "chars"},
+        {"string_modes": {"$.state": "text"}},
+    ):
         gen = load_generator("embedded", SCHEMA, data, options=opts, cache_dir=tmp_path)
         keys.add(gen.cache_key())
     assert len(keys) == 5
@@ -171,14 +227,17 @@ def test_the_cache_key_changes_with_the_canvas_settings(tmp_path):
         EmbeddedConfig(strings="letters").canvas_options()
 
 
-@pytest.mark.parametrize("opts, words", [
-    ({"strings": "bogus"}, "strings must be auto or chars"),
-    ({"string_modes": {"$.name": "poetry"}}, "string mode for $.name"),
-    ({"string_modes": "$.name"}, "string_modes must be a JSON object"),
-    ({"text_pieces": -1}, "must be >= 0"),
-    ({"number_bins": 1}, "number_bins must be 0"),
-    ({"train_steps": 0}, "train_steps must be a whole number"),
-])
+@pytest.mark.parametrize(
+    "opts, words",
+    [
+        ({"strings": "bogus"}, "strings must be auto or chars"),
+        ({"string_modes": {"$.name": "poetry"}}, "string mode for $.name"),
+        ({"string_modes": "$.name"}, "string_modes must be a JSON object"),
+        ({"text_pieces": -1}, "must be >= 0"),
+        ({"number_bins": 1}, "number_bins must be 0"),
+        ({"train_steps": 0}, "train_steps must be a whole number"),
+    ],
+)
 def test_bad_canvas_settings_are_refused_before_loading(opts, words):
     from aod_core.errors import InputError
     from aod_core.generators import check_options

@@ -1,4 +1,5 @@
 """``build_report`` (aod_core/report.py) and ``aod report``: content, escaping, offline page, CLI errors."""
+
 import html
 import json
 import re
@@ -6,8 +7,8 @@ import re
 import pytest
 
 from aod_core.agents.optimizer import prompt_summary
-from aod_core.cli import main
 from aod_core.canvas.prompt import Prompt
+from aod_core.cli import main
 from aod_core.runs.report import build_report
 from aod_core.runs.store import IterationLog, RunStore
 
@@ -17,46 +18,93 @@ PROMPT1 = {"text": "penguins & friends", "pins": {"$.island": "Dream"}, "forbid"
 
 
 def _cand(i, score, verdict, judged_by="llm", record=None):
-    return {"text": "{}", "record": record or {"i": i}, "decode_error": None,
-            "checks": {"parses": True, "schema_errors": [], "duplicate": False, "seed_copy": False, "field_overlap": 0.1},
-            "verdict": verdict, "score": score, "reasons": [], "judged_by": judged_by, "index": i, "phase": "main",
-            "accepted": verdict == "accept"}
+    return {
+        "text": "{}",
+        "record": record or {"i": i},
+        "decode_error": None,
+        "checks": {"parses": True, "schema_errors": [], "duplicate": False, "seed_copy": False, "field_overlap": 0.1},
+        "verdict": verdict,
+        "score": score,
+        "reasons": [],
+        "judged_by": judged_by,
+        "index": i,
+        "phase": "main",
+        "accepted": verdict == "accept",
+    }
 
 
 def _metrics(reward, tsr):
-    return {"reward": reward, "task_success_rate": tsr, "schema_valid_rate": 1.0, "field_overlap": 0.2,
-            "duplicate_rate": 0.0, "distinct_2": 0.6}
+    return {
+        "reward": reward,
+        "task_success_rate": tsr,
+        "schema_valid_rate": 1.0,
+        "field_overlap": 0.2,
+        "duplicate_rate": 0.0,
+        "distinct_2": 0.6,
+    }
 
 
 @pytest.fixture
 def run(tmp_path):
-    store = RunStore.create(tmp_path / "penguin-run", {"generator": "embedded", "judge": "embedded", "task": "penguins"})
+    store = RunStore.create(
+        tmp_path / "penguin-run", {"generator": "embedded", "judge": "embedded", "task": "penguins"}
+    )
     accepted0 = [{"i": i, "note": XSS if i == 0 else "ok"} for i in range(15)]
-    store.commit(IterationLog(
-        iteration=0,
-        candidates=[_cand(0, 0.9, "accept", record=accepted0[0]), _cand(1, 0.0, "reject", "checks"), _cand(2, None, "reject", "failed")],
-        prompts=[
-            {"role": "used", "prompt": PROMPT0, "author": "human", "reward": 0.25},
-            {"role": "incumbent_probe", "prompt": PROMPT0, "reward": 0.3, "probe_seed": 1},
-            {"role": "proposal", "prompt": PROMPT1, "reward": 0.4, "probe_seed": 1,
-             "edit": {"op": "forbid", "path": "$.sex", "value": "male"}, "error": None, "rationale": "too many <b>males</b>"},
-            {"role": "proposal", "prompt": None, "reward": None, "edit": {"op": "range", "path": "$.year"},
-             "error": "range [3, 1] is empty", "rationale": ""},
-            {"role": "next", "prompt": PROMPT1, "author": "optimizer"},
-        ],
-        feedback=[{"feedback": "Records look fine <img src=x onerror=alert(2)>", "facts": {}, "summary": "", "summary_error": None}],
-        accepted=accepted0,
-        metrics=_metrics(0.25, 0.5),
-    ))
-    store.commit(IterationLog(
-        iteration=1,
-        candidates=[_cand(0, 0.7, "accept"), _cand(1, 0.2, "reject")],
-        prompts=[{"role": "used", "prompt": PROMPT1, "author": "optimizer", "reward": 0.5},
-                 {"role": "next", "prompt": PROMPT1, "author": "optimizer"}],
-        feedback=[{"feedback": "Second batch: more variety needed"}],
-        accepted=[{"i": 100 + i} for i in range(10)],
-        metrics=_metrics(0.5, 0.75),
-    ))
+    store.commit(
+        IterationLog(
+            iteration=0,
+            candidates=[
+                _cand(0, 0.9, "accept", record=accepted0[0]),
+                _cand(1, 0.0, "reject", "checks"),
+                _cand(2, None, "reject", "failed"),
+            ],
+            prompts=[
+                {"role": "used", "prompt": PROMPT0, "author": "human", "reward": 0.25},
+                {"role": "incumbent_probe", "prompt": PROMPT0, "reward": 0.3, "probe_seed": 1},
+                {
+                    "role": "proposal",
+                    "prompt": PROMPT1,
+                    "reward": 0.4,
+                    "probe_seed": 1,
+                    "edit": {"op": "forbid", "path": "$.sex", "value": "male"},
+                    "error": None,
+                    "rationale": "too many <b>males</b>",
+                },
+                {
+                    "role": "proposal",
+                    "prompt": None,
+                    "reward": None,
+                    "edit": {"op": "range", "path": "$.year"},
+                    "error": "range [3, 1] is empty",
+                    "rationale": "",
+                },
+                {"role": "next", "prompt": PROMPT1, "author": "optimizer"},
+            ],
+            feedback=[
+                {
+                    "feedback": "Records look fine <img src=x onerror=alert(2)>",
+                    "facts": {},
+                    "summary": "",
+                    "summary_error": None,
+                }
+            ],
+            accepted=accepted0,
+            metrics=_metrics(0.25, 0.5),
+        )
+    )
+    store.commit(
+        IterationLog(
+            iteration=1,
+            candidates=[_cand(0, 0.7, "accept"), _cand(1, 0.2, "reject")],
+            prompts=[
+                {"role": "used", "prompt": PROMPT1, "author": "optimizer", "reward": 0.5},
+                {"role": "next", "prompt": PROMPT1, "author": "optimizer"},
+            ],
+            feedback=[{"feedback": "Second batch: more variety needed"}],
+            accepted=[{"i": 100 + i} for i in range(10)],
+            metrics=_metrics(0.5, 0.75),
+        )
+    )
     store.set_status("finished", iteration=2)
     return store
 
@@ -66,8 +114,13 @@ def test_report_content(run):
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
     assert "<h1>AoD run report: penguin-run</h1>" in page and "status: finished" in page
     # summary: iterations, accepted count, last reward and TSR
-    for card in ("<b>2</b>iterations done", "<b>25</b>accepted records", "<b>5</b>candidates judged",
-                 "<b>0.500</b>last reward", "<b>75.0%</b>last task success rate"):
+    for card in (
+        "<b>2</b>iterations done",
+        "<b>25</b>accepted records",
+        "<b>5</b>candidates judged",
+        "<b>0.500</b>last reward",
+        "<b>75.0%</b>last task success rate",
+    ):
         assert card in page
     # prompt history: compact summaries, roles, authors, the failed proposal's error, rationale
     assert html.escape(prompt_summary(Prompt.from_dict(PROMPT1))) in page
@@ -75,7 +128,11 @@ def test_report_content(run):
     assert page.count("<td title=") == 7 and ">incumbent_probe</td>" in page
     assert "error: range [3, 1] is empty" in page and "too many &lt;b&gt;males&lt;/b&gt;" in page
     # feedback per iteration, 1-based
-    assert "<h3>Iteration 1</h3>" in page and "<h3>Iteration 2</h3>" in page and "Second batch: more variety needed" in page
+    assert (
+        "<h3>Iteration 1</h3>" in page
+        and "<h3>Iteration 2</h3>" in page
+        and "Second batch: more variety needed" in page
+    )
     # 20 of 25 accepted records, pretty-printed
     assert "Accepted records (20 of 25 shown)" in page
     assert html.escape(json.dumps({"i": 100 + 4}, indent=2)) in page and '"i": 100 + 5' not in page
@@ -121,6 +178,7 @@ def test_report_of_a_run_without_iterations(tmp_path):
 
 # -- aod report ----------------------------------------------------------------------------------
 
+
 def _aod(capsys, *args):
     capsys.readouterr()
     code = main([str(a) for a in args])
@@ -156,14 +214,36 @@ def test_cli_report_bad_input_is_one_line_exit_2(run, tmp_path, capsys, case):
 
 def test_report_shows_compiled_instructions(tmp_path):
     store = RunStore.create(tmp_path / "run", {"generator": "embedded", "judge": "embedded"})
-    compiled = {"text": "mostly <i>Dream</i>", "author": "compiler", "edits": [
-        {"op": "bias", "path": "$.island", "value": "Dream", "amount": 2.0, "share": 0.7, "direction": 1,
-         "author": "compiler"}], "unmapped": [{"phrase": "x", "reason": "no field matches 'x'"}]}
+    compiled = {
+        "text": "mostly <i>Dream</i>",
+        "author": "compiler",
+        "edits": [
+            {
+                "op": "bias",
+                "path": "$.island",
+                "value": "Dream",
+                "amount": 2.0,
+                "share": 0.7,
+                "direction": 1,
+                "author": "compiler",
+            }
+        ],
+        "unmapped": [{"phrase": "x", "reason": "no field matches 'x'"}],
+    }
     prompt = {"text": "mostly <i>Dream</i>", "bias": {"$.island": {'"Dream"': 2.0}}, "compiled": compiled}
-    store.commit(IterationLog(iteration=0, candidates=[_cand(0, 0.9, "accept")],
-                              prompts=[{"role": "compiled", "author": "compiler", "for": "human", **compiled},
-                                       {"role": "used", "prompt": prompt, "author": "human", "reward": 0.3}],
-                              feedback=[], accepted=[], metrics=_metrics(0.3, 0.1)))
+    store.commit(
+        IterationLog(
+            iteration=0,
+            candidates=[_cand(0, 0.9, "accept")],
+            prompts=[
+                {"role": "compiled", "author": "compiler", "for": "human", **compiled},
+                {"role": "used", "prompt": prompt, "author": "human", "reward": 0.3},
+            ],
+            feedback=[],
+            accepted=[],
+            metrics=_metrics(0.3, 0.1),
+        )
+    )
     page = build_report(store)
     assert "for the human prompt, from &#x27;mostly &lt;i&gt;Dream&lt;/i&gt;&#x27;" in page
     assert "bias island = &quot;Dream&quot; by +2.00 (target ≥ 70%) [compiler]" in page

@@ -4,8 +4,8 @@ import json
 import pandas as pd
 import pytest
 
-from aod_core.errors import InputError
 from aod_core.data.export import export_records, flatten, neutralise
+from aod_core.errors import InputError
 from aod_core.runs.store import IterationLog, RunStore, scrub_secrets
 
 
@@ -33,7 +33,9 @@ def test_create_refuses_existing_run_and_missing_parent(tmp_path):
 
 
 def test_config_never_holds_secrets(tmp_path):
-    store = RunStore.create(tmp_path / "r", {"judge": "openai:m@http://x", "api_key": "sk-123", "nested": {"Token": "t"}})
+    store = RunStore.create(
+        tmp_path / "r", {"judge": "openai:m@http://x", "api_key": "sk-123", "nested": {"Token": "t"}}
+    )
     text = (store.path / "config.json").read_text()
     assert "sk-123" not in text and '"t"' not in text
     assert store.config["judge"] == "openai:m@http://x"
@@ -100,7 +102,7 @@ def test_status(tmp_path):
 
 
 RECORDS = [
-    {"name": "=HYPERLINK(\"x\")", "n": -5, "t": "-2+3", "ok": True, "birds": [{"s": "@a"}], "o": {"x": 1}},
+    {"name": '=HYPERLINK("x")', "n": -5, "t": "-2+3", "ok": True, "birds": [{"s": "@a"}], "o": {"x": 1}},
     {"name": "plain", "n": 3.5, "t": "+1", "ok": False, "birds": [], "o": {"x": 2}},
 ]
 
@@ -120,7 +122,7 @@ def test_export_formats(tmp_path):
     assert rows[0]["o.x"] == "1" and json.loads(rows[0]["birds"]) == [{"s": "@a"}]
     export_records(RECORDS, "parquet", tmp_path / "a.parquet")
     df = pd.read_parquet(tmp_path / "a.parquet")
-    assert list(df["name"]) == ["=HYPERLINK(\"x\")", "plain"] and list(df["o.x"]) == [1, 2]
+    assert list(df["name"]) == ['=HYPERLINK("x")', "plain"] and list(df["o.x"]) == [1, 2]
 
 
 def test_export_errors(tmp_path):
@@ -150,12 +152,31 @@ def test_rejection_reasons_per_iteration(tmp_path):
 
     store = RunStore.create(tmp_path / "r", {"judge": "embedded"})
     ok = {"parses": True, "schema_errors": [], "duplicate": False, "seed_copy": False, "near_copy": False}
-    finding = lambda key: {"score": 0.01, "findings": [{"key": key, "text": key, "rule": "r", "kind": "range",  # noqa: E731
-                                                        "fields": [], "rarity": 0.001, "nats": 7.0}]}
+
+    def finding(key):
+        return {
+            "score": 0.01,
+            "findings": [
+                {"key": key, "text": key, "rule": "r", "kind": "range", "fields": [], "rarity": 0.001, "nats": 7.0}
+            ],
+        }
+
     rows = [
         {"record": {"a": 1}, "verdict": "accept", "checks": ok, "judged_by": "plausibility", "evidence": finding("x")},
-        {"record": {"a": 2}, "verdict": "reject", "checks": ok, "judged_by": "plausibility", "evidence": finding("mass high")},
-        {"record": {"a": 3}, "verdict": "reject", "checks": ok, "judged_by": "plausibility", "evidence": finding("mass high")},
+        {
+            "record": {"a": 2},
+            "verdict": "reject",
+            "checks": ok,
+            "judged_by": "plausibility",
+            "evidence": finding("mass high"),
+        },
+        {
+            "record": {"a": 3},
+            "verdict": "reject",
+            "checks": ok,
+            "judged_by": "plausibility",
+            "evidence": finding("mass high"),
+        },
         {"record": {"a": 4}, "verdict": "reject", "checks": dict(ok, near_copy=True), "judged_by": "checks"},
         {"record": None, "verdict": "reject", "checks": dict(ok, parses=False), "judged_by": "checks"},
     ]

@@ -5,8 +5,9 @@ import torch
 
 from aod_core.canvas.constraints import CanvasConstraint
 from aod_core.canvas.prompt import Sampling
+from aod_core.canvas.scaffold import Scaffold
+from aod_core.canvas.slots import MASK
 from aod_core.diffusion.sampler import StepInfo, add_gumbel_noise, generate
-from aod_core.canvas.scaffold import MASK, Scaffold
 
 V = 9  # token 0 is the mask
 
@@ -101,8 +102,14 @@ def test_threshold_commits_at_least_one_per_row_per_step(get_demo, constrained):
     g = torch.Generator().manual_seed(0)
     # near-uniform logits: confidences stay far below the threshold, so only the forced one commits
     fn, calls = recording(lambda x: torch.randn(x.shape[0], x.shape[1], Vs, generator=g) * 0.01)
-    out = generate(fn, canvas, mask_id=MASK, settings=Sampling(threshold=0.99, remasking="low_confidence"),
-                   constraint=c, generator=g)
+    out = generate(
+        fn,
+        canvas,
+        mask_id=MASK,
+        settings=Sampling(threshold=0.99, remasking="low_confidence"),
+        constraint=c,
+        generator=g,
+    )
     left = [(x == MASK).sum(1) for x in calls] + [(out == MASK).sum(1)]
     for before, after in zip(left, left[1:]):
         assert ((before - after >= 1) | (before == 0)).all()
@@ -117,8 +124,12 @@ def test_threshold_commits_all_confident_positions_at_once():
         return out
 
     fn, calls = recording(confident)
-    out = generate(fn, torch.zeros(2, 20, dtype=torch.long), mask_id=0,
-                   settings=Sampling(threshold=0.9, remasking="low_confidence"))
+    out = generate(
+        fn,
+        torch.zeros(2, 20, dtype=torch.long),
+        mask_id=0,
+        settings=Sampling(threshold=0.9, remasking="low_confidence"),
+    )
     assert len(calls) == 1 and (out == 3).all()
 
 
@@ -129,8 +140,13 @@ def test_threshold_uses_model_confidence_with_default_remasking():
         return out
 
     fn, calls = recording(confident)
-    generate(fn, torch.zeros(2, 20, dtype=torch.long), mask_id=0, settings=Sampling(threshold=0.9),
-             generator=torch.Generator().manual_seed(0))
+    generate(
+        fn,
+        torch.zeros(2, 20, dtype=torch.long),
+        mask_id=0,
+        settings=Sampling(threshold=0.9),
+        generator=torch.Generator().manual_seed(0),
+    )
     assert len(calls) == 1
 
 
@@ -144,17 +160,27 @@ def test_threshold_uses_model_confidence_with_default_remasking():
 def test_forward_passes_equal_steps(steps, blocks, remasking):
     fn, calls = recording(random_logits())
     infos: list[StepInfo] = []
-    generate(fn, torch.zeros(3, 24, dtype=torch.long), mask_id=0,
-             settings=Sampling(steps=steps, num_blocks=blocks, remasking=remasking),
-             generator=torch.Generator().manual_seed(0), on_step=infos.append)
+    generate(
+        fn,
+        torch.zeros(3, 24, dtype=torch.long),
+        mask_id=0,
+        settings=Sampling(steps=steps, num_blocks=blocks, remasking=remasking),
+        generator=torch.Generator().manual_seed(0),
+        on_step=infos.append,
+    )
     assert len(calls) == (steps or 24)
     assert [i.step for i in infos] == list(range(1, len(calls) + 1))
 
 
 def test_blocks_are_decoded_left_to_right():
     fn, calls = recording(random_logits())
-    out = generate(fn, torch.zeros(2, 30, dtype=torch.long), mask_id=0,
-                   settings=Sampling(num_blocks=3, remasking="random"), generator=torch.Generator().manual_seed(0))
+    out = generate(
+        fn,
+        torch.zeros(2, 30, dtype=torch.long),
+        mask_id=0,
+        settings=Sampling(num_blocks=3, remasking="random"),
+        generator=torch.Generator().manual_seed(0),
+    )
     calls.append(out)
     blocks = [slice(0, 10), slice(10, 20), slice(20, 30)]
     for x in calls:
@@ -172,9 +198,15 @@ def test_step_info_reports_decreasing_masks(get_demo):
     infos: list[StepInfo] = []
     canvas = c.initial_canvas(4)
     Vs = len(sc.vocab)
-    generate(lambda x: torch.randn(x.shape[0], x.shape[1], Vs), canvas, mask_id=MASK,
-             settings=Sampling(num_blocks=2), constraint=c, generator=torch.Generator().manual_seed(0),
-             on_step=infos.append)
+    generate(
+        lambda x: torch.randn(x.shape[0], x.shape[1], Vs),
+        canvas,
+        mask_id=MASK,
+        settings=Sampling(num_blocks=2),
+        constraint=c,
+        generator=torch.Generator().manual_seed(0),
+        on_step=infos.append,
+    )
     masked = [i.masked for i in infos]
     assert all(a > b for a, b in zip(masked, masked[1:]))
     assert masked[-1] == 0 and masked[0] < infos[0].total == int((canvas == MASK).sum())
@@ -199,7 +231,9 @@ def x_dependent_logits(seed=0):
 
 def test_temperature_zero_is_deterministic():
     s = Sampling(temperature=0.0, remasking="low_confidence")
-    runs = [generate(x_dependent_logits(), torch.zeros(3, 20, dtype=torch.long), mask_id=0, settings=s) for _ in range(2)]
+    runs = [
+        generate(x_dependent_logits(), torch.zeros(3, 20, dtype=torch.long), mask_id=0, settings=s) for _ in range(2)
+    ]
     assert torch.equal(*runs)
     # with logits independent of the canvas, temperature 0 is the argmax at every position
     fixed = torch.randn(3, 20, V)
@@ -209,8 +243,13 @@ def test_temperature_zero_is_deterministic():
 
 def test_same_seed_same_output_different_seed_different_output():
     def run(seed, settings=Sampling()):
-        return generate(x_dependent_logits(), torch.zeros(8, 20, dtype=torch.long), mask_id=0, settings=settings,
-                        generator=torch.Generator().manual_seed(seed))
+        return generate(
+            x_dependent_logits(),
+            torch.zeros(8, 20, dtype=torch.long),
+            mask_id=0,
+            settings=settings,
+            generator=torch.Generator().manual_seed(seed),
+        )
 
     assert torch.equal(run(1), run(1))
     assert not torch.equal(run(1), run(2))
@@ -246,15 +285,24 @@ def test_cfg_doubles_the_batch_and_masks_the_prompt_in_the_unconditional_half():
     prompt_mask = torch.zeros(12, dtype=torch.bool)
     prompt_mask[:4] = True
     fn, calls = recording(random_logits())
-    out = generate(fn, canvas, mask_id=0, settings=Sampling(cfg_scale=1.5), prompt_mask=prompt_mask,
-                   generator=torch.Generator().manual_seed(0))
+    out = generate(
+        fn,
+        canvas,
+        mask_id=0,
+        settings=Sampling(cfg_scale=1.5),
+        prompt_mask=prompt_mask,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert calls and all(x.shape == (6, 12) for x in calls)
     for x in calls:
         assert (x[:3, :4] == 5).all() and (x[3:, :4] == 0).all()  # unconditional half: prompt masked
         assert torch.equal(x[:3, 4:], x[3:, 4:])
     assert (out[:, :4] == 5).all() and not (out == 0).any()
-    for settings, mask in ((Sampling(cfg_scale=0.0), prompt_mask), (Sampling(cfg_scale=1.5), None),
-                           (Sampling(cfg_scale=1.5), torch.zeros(12, dtype=torch.bool))):
+    for settings, mask in (
+        (Sampling(cfg_scale=0.0), prompt_mask),
+        (Sampling(cfg_scale=1.5), None),
+        (Sampling(cfg_scale=1.5), torch.zeros(12, dtype=torch.bool)),
+    ):
         fn, calls = recording(random_logits())
         generate(fn, canvas, mask_id=0, settings=settings, prompt_mask=mask)
         assert all(x.shape == (3, 12) for x in calls)
@@ -269,8 +317,9 @@ def test_cfg_combines_conditional_and_unconditional_logits():
 
     canvas = torch.tensor([[7, 0, 0, 0]])
     prompt_mask = torch.tensor([True, False, False, False])
-    out = generate(fn, canvas, mask_id=0, settings=Sampling(cfg_scale=2.0, temperature=0.0, steps=1),
-                   prompt_mask=prompt_mask)
+    out = generate(
+        fn, canvas, mask_id=0, settings=Sampling(cfg_scale=2.0, temperature=0.0, steps=1), prompt_mask=prompt_mask
+    )
     guided = uncond + 3.0 * (cond - uncond)
     assert torch.equal(out[0, 1:], guided[0, 1:, 1:].argmax(-1) + 1)
 

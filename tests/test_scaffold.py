@@ -3,10 +3,11 @@ import copy
 import pytest
 
 from aod_core.canvas.automaton import compile_fsm
-
-from aod_core.errors import InputError
-from aod_core.canvas.scaffold import ABSENT, END, MASK, NULL, DecodeError, Scaffold
+from aod_core.canvas.nodes import DecodeError
+from aod_core.canvas.scaffold import Scaffold
+from aod_core.canvas.slots import ABSENT, END, MASK, NULL
 from aod_core.data.schema import parse_schema
+from aod_core.errors import InputError
 
 SCHEMA = {
     "type": "object",
@@ -29,7 +30,12 @@ SCHEMA = {
             },
             "required": ["lat", "lon"],
         },
-        "pair": {"type": "array", "minItems": 2, "maxItems": 2, "items": {"type": "integer", "minimum": 0, "maximum": 9}},
+        "pair": {
+            "type": "array",
+            "minItems": 2,
+            "maxItems": 2,
+            "items": {"type": "integer", "minimum": 0, "maximum": 9},
+        },
         "birds": {
             "type": "array",
             "minItems": 1,
@@ -48,16 +54,51 @@ SCHEMA = {
     "required": ["kind", "site", "day", "mood", "temp", "count", "extra", "where", "pair", "birds"],
 }
 SEEDS = [
-    {"kind": "survey", "site": "Dream", "day": "2012-02-29", "ok": True, "mood": "calm", "temp": 12.5,
-     "count": 3, "extra": "abc", "where": {"lat": -64.7, "lon": -64.05}, "pair": [1, 2],
-     "birds": [{"species": "Adelie", "n": 3, "ring": "R1"}]},
-    {"kind": "survey", "site": "Biscoe Point", "day": "2013-12-31", "ok": False, "mood": None, "temp": None,
-     "count": 250, "note": "windy day", "extra": "de", "where": {"lat": -65.4, "lon": -65.5}, "pair": [0, 9],
-     "birds": [{"species": "Gentoo", "n": 12}, {"species": "Adelie", "n": 1, "ring": "R22"},
-               {"species": "Gentoo", "n": 99}]},
-    {"kind": "survey", "site": "X", "day": "2000-01-01", "ok": True, "mood": "windy", "temp": -9.9, "count": 0,
-     "note": "calm", "extra": "f", "where": {"lat": 0.0, "lon": 180.0}, "pair": [5, 5],
-     "birds": [{"species": "Gentoo", "n": 7}, {"species": "Adelie", "n": 50}]},
+    {
+        "kind": "survey",
+        "site": "Dream",
+        "day": "2012-02-29",
+        "ok": True,
+        "mood": "calm",
+        "temp": 12.5,
+        "count": 3,
+        "extra": "abc",
+        "where": {"lat": -64.7, "lon": -64.05},
+        "pair": [1, 2],
+        "birds": [{"species": "Adelie", "n": 3, "ring": "R1"}],
+    },
+    {
+        "kind": "survey",
+        "site": "Biscoe Point",
+        "day": "2013-12-31",
+        "ok": False,
+        "mood": None,
+        "temp": None,
+        "count": 250,
+        "note": "windy day",
+        "extra": "de",
+        "where": {"lat": -65.4, "lon": -65.5},
+        "pair": [0, 9],
+        "birds": [
+            {"species": "Gentoo", "n": 12},
+            {"species": "Adelie", "n": 1, "ring": "R22"},
+            {"species": "Gentoo", "n": 99},
+        ],
+    },
+    {
+        "kind": "survey",
+        "site": "X",
+        "day": "2000-01-01",
+        "ok": True,
+        "mood": "windy",
+        "temp": -9.9,
+        "count": 0,
+        "note": "calm",
+        "extra": "f",
+        "where": {"lat": 0.0, "lon": 180.0},
+        "pair": [5, 5],
+        "birds": [{"species": "Gentoo", "n": 7}, {"species": "Adelie", "n": 50}],
+    },
 ]
 LOADED = parse_schema(SCHEMA)
 
@@ -248,8 +289,13 @@ def test_describe_rows(sc):
     rows = {r["path"]: r for r in sc.describe()}
     assert len(rows) == len(sc.slots)
     assert rows["$.temp"] == {
-        "path": "$.temp", "kind": "number", "positions": f"{slot(sc, '$.temp').start}..{slot(sc, '$.temp').start + 4}",
-        "width": 5, "nullable": True, "constraint": "number in [-10.0, 40.0], 1 decimals", "gated_by": None,
+        "path": "$.temp",
+        "kind": "number",
+        "positions": f"{slot(sc, '$.temp').start}..{slot(sc, '$.temp').start + 4}",
+        "width": 5,
+        "nullable": True,
+        "constraint": "number in [-10.0, 40.0], 1 decimals",
+        "gated_by": None,
     }
     assert rows["$.mood"]["nullable"] is True and rows["$.mood"]["kind"] == "enum"
     assert rows["$.ok"]["nullable"] is False

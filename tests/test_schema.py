@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from aod_core.errors import InputError
 from aod_core.data.schema import SchemaNote, json_path, load_schema, parse_schema
+from aod_core.errors import InputError
 
 BIRDS = {
     "type": "object",
@@ -48,10 +48,12 @@ def test_draft_detection():
     assert s.draft == "2020-12"
     s = parse_schema({**BIRDS, "$schema": "http://json-schema.org/draft-07/schema#"})
     assert s.draft == "draft-07"
-    for uri, draft in (("http://json-schema.org/draft-04/schema#", "draft-04"),
-                       ("http://json-schema.org/draft-06/schema", "draft-06"),
-                       ("https://json-schema.org/draft/2019-09/schema", "2019-09"),
-                       ("http://json-schema.org/schema#", "2020-12")):
+    for uri, draft in (
+        ("http://json-schema.org/draft-04/schema#", "draft-04"),
+        ("http://json-schema.org/draft-06/schema", "draft-06"),
+        ("https://json-schema.org/draft/2019-09/schema", "2019-09"),
+        ("http://json-schema.org/schema#", "2020-12"),
+    ):
         assert parse_schema({**BIRDS, "$schema": uri}).draft == draft
     msg = error_of({**BIRDS, "$schema": "http://json-schema.org/draft-03/schema#"})
     assert "draft-03" in msg and "draft-04" in msg and "2020-12" in msg
@@ -61,9 +63,11 @@ def test_draft_detection():
 
 def test_draft07_validator_semantics():
     # exclusiveMinimum is a number in draft-07 and in 2020-12, a boolean only in draft-04
-    schema = {"$schema": "http://json-schema.org/draft-07/schema#", "type": "object",
-              "properties": {"n": {"type": "integer", "exclusiveMinimum": 0},
-                             "d": {"type": "string", "format": "date"}}}
+    schema = {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "type": "object",
+        "properties": {"n": {"type": "integer", "exclusiveMinimum": 0}, "d": {"type": "string", "format": "date"}},
+    }
     s = parse_schema(schema)
     assert s.is_valid({"n": 1, "d": "2024-02-29"})
     assert s.validate({"n": 0, "d": "2023-02-30"}) == [
@@ -86,16 +90,18 @@ def test_local_refs_are_inlined_2020_12():
             "bird": {"type": "object", "properties": {"n": {"$ref": "#/$defs/count"}}},
             "flock": {"type": "array", "items": {"$ref": "#/$defs/bird"}},
         },
-        "properties": {"a": {"$ref": "#/$defs/flock"}, "b": {"$ref": "#/$defs/flock"},
-                       "c": {"$ref": "#/$defs/count", "description": "extra", "maximum": 9}},
+        "properties": {
+            "a": {"$ref": "#/$defs/flock"},
+            "b": {"$ref": "#/$defs/flock"},
+            "c": {"$ref": "#/$defs/count", "description": "extra", "maximum": 9},
+        },
     }
     s = parse_schema(schema)
     bird = {"type": "object", "properties": {"n": {"type": "integer", "minimum": 0}}}
     assert s.resolved["properties"]["a"] == {"type": "array", "items": bird}
     assert s.resolved["properties"]["b"] == s.resolved["properties"]["a"]
     assert s.resolved["properties"]["a"] is not s.resolved["properties"]["b"]
-    assert s.resolved["properties"]["c"] == {"type": "integer", "minimum": 0,
-                                             "description": "extra", "maximum": 9}
+    assert s.resolved["properties"]["c"] == {"type": "integer", "minimum": 0, "description": "extra", "maximum": 9}
     assert "$defs" not in s.resolved and "$ref" not in json.dumps(s.resolved)
     assert s.raw == schema  # the raw schema is left alone
     assert s.notes == []
@@ -106,13 +112,19 @@ def test_local_refs_are_inlined_2020_12():
 
 
 def test_conflicting_ref_sibling_goes_into_allof_note():
-    schema = {"type": "object", "$defs": {"n": {"type": "integer", "maximum": 5}},
-              "properties": {"x": {"$ref": "#/$defs/n", "maximum": 3}}}
+    schema = {
+        "type": "object",
+        "$defs": {"n": {"type": "integer", "maximum": 5}},
+        "properties": {"x": {"$ref": "#/$defs/n", "maximum": 3}},
+    }
     s = parse_schema(schema)
     assert s.resolved["properties"]["x"] == {"type": "integer", "maximum": 3}
     assert s.notes == []
-    two = {"type": "object", "$defs": {"s": {"type": "string", "pattern": "^a"}},
-           "properties": {"x": {"$ref": "#/$defs/s", "pattern": "b$"}}}
+    two = {
+        "type": "object",
+        "$defs": {"s": {"type": "string", "pattern": "^a"}},
+        "properties": {"x": {"$ref": "#/$defs/s", "pattern": "b$"}},
+    }
     s = parse_schema(two)
     assert s.resolved["properties"]["x"] == {"type": "string", "pattern": "^a", "allOf": [{"pattern": "b$"}]}
     assert [(n.path, n.keyword) for n in s.notes] == [("/properties/x", "allOf")]
@@ -121,24 +133,32 @@ def test_conflicting_ref_sibling_goes_into_allof_note():
 def test_draft07_definitions_and_ignored_siblings():
     schema = {
         "$schema": "http://json-schema.org/draft-07/schema#",
-        "definitions": {"name": {"type": "string", "maxLength": 5},
-                        "person": {"type": "object", "properties": {"name": {"$ref": "#/definitions/name"}}}},
+        "definitions": {
+            "name": {"type": "string", "maxLength": 5},
+            "person": {"type": "object", "properties": {"name": {"$ref": "#/definitions/name"}}},
+        },
         "$ref": "#/definitions/root",
     }
-    schema["definitions"]["root"] = {"type": "object", "properties": {
-        "who": {"$ref": "#/definitions/person", "minProperties": 1}}}
+    schema["definitions"]["root"] = {
+        "type": "object",
+        "properties": {"who": {"$ref": "#/definitions/person", "minProperties": 1}},
+    }
     s = parse_schema(schema)
-    assert s.resolved == {"type": "object", "properties": {"who": {
-        "type": "object", "properties": {"name": {"type": "string", "maxLength": 5}}}}}
+    assert s.resolved == {
+        "type": "object",
+        "properties": {"who": {"type": "object", "properties": {"name": {"type": "string", "maxLength": 5}}}},
+    }
     assert [(n.path, n.keyword) for n in s.notes] == [("/properties/who", "minProperties")]
     assert "ignored" in s.notes[0].message
-    assert s.validate({"who": {"name": "too long"}}) == [
-        ("$.who.name", "'too long' is too long")]
+    assert s.validate({"who": {"name": "too long"}}) == [("$.who.name", "'too long' is too long")]
 
 
 def test_ref_by_anchor():
-    schema = {"type": "object", "$defs": {"c": {"$anchor": "code", "type": "string"}},
-              "properties": {"x": {"$ref": "#code"}}}
+    schema = {
+        "type": "object",
+        "$defs": {"c": {"$anchor": "code", "type": "string"}},
+        "properties": {"x": {"$ref": "#code"}},
+    }
     assert parse_schema(schema).resolved["properties"]["x"] == {"$anchor": "code", "type": "string"}
 
 
@@ -160,11 +180,16 @@ def test_unresolvable_local_ref():
     assert "unresolvable" in msg and "#/$defs/missing" in msg and "/properties/a" in msg
 
 
-@pytest.mark.parametrize("defs, prop", [
-    ({"node": {"type": "object", "properties": {"kids": {"type": "array", "items": {"$ref": "#/$defs/node"}}}}},
-     {"$ref": "#/$defs/node"}),
-    ({}, {"type": "array", "items": {"$ref": "#"}}),
-])
+@pytest.mark.parametrize(
+    "defs, prop",
+    [
+        (
+            {"node": {"type": "object", "properties": {"kids": {"type": "array", "items": {"$ref": "#/$defs/node"}}}}},
+            {"$ref": "#/$defs/node"},
+        ),
+        ({}, {"type": "array", "items": {"$ref": "#"}}),
+    ],
+)
 def test_recursive_ref_stays_a_ref_into_resolved_defs(defs, prop):
     schema = {"type": "object", "$defs": defs, "properties": {"p": prop}}
     s = parse_schema(schema)
@@ -172,22 +197,29 @@ def test_recursive_ref_stays_a_ref_into_resolved_defs(defs, prop):
     assert '"$ref": "#/$defs/' in text and s.resolved["$defs"]
     # the resolved form is a valid 2020-12 schema that accepts what the original accepts
     from aod_core.data.schema import resolved_validator
+
     record = {"p": {"kids": [{"kids": []}]}} if defs else {"p": [{"p": [{"p": []}]}]}
     assert s.is_valid(record) and resolved_validator(s.resolved).is_valid(record)
 
 
 def test_reference_loop_without_a_schema_is_an_error():
-    schema = {"type": "object", "$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"$ref": "#/$defs/a"}},
-              "properties": {"p": {"$ref": "#/$defs/a"}}}
+    schema = {
+        "type": "object",
+        "$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"$ref": "#/$defs/a"}},
+        "properties": {"p": {"$ref": "#/$defs/a"}},
+    }
     assert "refers to itself" in error_of(schema)
 
 
-@pytest.mark.parametrize("schema", [
-    {"type": "array", "items": {"type": "string"}},
-    {"type": "object"},
-    {"properties": {"a": {"type": "string"}}},
-    {"type": ["string", "null"], "properties": {"a": {"type": "string"}}},
-])
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"type": "array", "items": {"type": "string"}},
+        {"type": "object"},
+        {"properties": {"a": {"type": "string"}}},
+        {"type": ["string", "null"], "properties": {"a": {"type": "string"}}},
+    ],
+)
 def test_root_must_be_an_object_schema(schema):
     assert "root schema must describe an object" in error_of(schema)
 
@@ -205,8 +237,11 @@ def test_meta_schema_failure_names_pointer():
     msg = error_of(schema)
     assert "not a valid 2020-12 JSON Schema" in msg and "/properties/age/type" in msg
     assert "'integr'" in msg
-    d7 = {"$schema": "http://json-schema.org/draft-07/schema#", "type": "object",
-          "properties": {"a": {"type": "string", "minLength": -1}}}
+    d7 = {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "type": "object",
+        "properties": {"a": {"type": "string", "minLength": -1}},
+    }
     msg = error_of(d7)
     assert "draft-07" in msg and "/properties/a/minLength" in msg
 
@@ -234,8 +269,12 @@ def test_notes_for_unsupported_keywords():
             "tags": {"type": "array", "uniqueItems": True, "items": {"type": "string"}},
             "qty": {"type": "number", "multipleOf": 0.5},
             "kind": {"anyOf": [{"type": "string", "format": "uuid"}, {"type": "null"}]},
-            "meta": {"type": "object", "properties": {}, "additionalProperties": {"type": "string"},
-                     "patternProperties": {"^x": {"type": "integer", "not": {"const": 3}}}},
+            "meta": {
+                "type": "object",
+                "properties": {},
+                "additionalProperties": {"type": "string"},
+                "patternProperties": {"^x": {"type": "integer", "not": {"const": 3}}},
+            },
             "free": {"description": "anything"},
         },
         "minProperties": 2,
@@ -269,8 +308,10 @@ def test_schema_note_str():
 
 
 def test_property_names_that_look_like_keywords_are_not_keywords():
-    schema = {"type": "object", "properties": {
-        "$ref": {"type": "string"}, "enum": {"type": "integer"}, "default": {"type": "boolean"}}}
+    schema = {
+        "type": "object",
+        "properties": {"$ref": {"type": "string"}, "enum": {"type": "integer"}, "default": {"type": "boolean"}},
+    }
     s = parse_schema(schema)
     assert s.resolved == schema and s.notes == []
     assert s.validate({"$ref": 1}) == [('$["$ref"]', "1 is not of type 'string'")]
@@ -278,10 +319,11 @@ def test_property_names_that_look_like_keywords_are_not_keywords():
 
 def test_validate_paths_nested_arrays_of_objects():
     s = parse_schema(BIRDS)
-    record = {"site": "", "birds": [{"species": "Robin", "count": 2},
-                                     {"species": "wren", "count": 0, "colour": "brown"},
-                                     {"count": "3"}],
-              "date": "2024-13-01"}
+    record = {
+        "site": "",
+        "birds": [{"species": "Robin", "count": 2}, {"species": "wren", "count": 0, "colour": "brown"}, {"count": "3"}],
+        "date": "2024-13-01",
+    }
     errors = s.validate(record)
     assert errors == [
         ("$.birds[1]", "Additional properties are not allowed ('colour' was unexpected)"),

@@ -2,37 +2,47 @@ import json
 
 import pytest
 
-from aod_core.errors import InputError
 from aod_core.data.schema import parse_schema
 from aod_core.data.seeds import RecordIssue, check_records, load_dataset, load_records, read_records
+from aod_core.errors import InputError
 
-SCHEMA = parse_schema({
-    "type": "object",
-    "properties": {
-        "name": {"type": "string", "minLength": 1},
-        "age": {"type": "integer", "minimum": 0},
-        "score": {"type": "number"},
-        "weight": {"type": ["number", "integer"]},
-        "ok": {"type": "boolean"},
-        "note": {"type": ["string", "null"]},
-        "level": {"enum": [1, 2, "high"]},
-        "tags": {"type": "array", "items": {"type": "string"}},
-        "where": {"type": "object", "properties": {"lat": {"type": "number"}}},
-        "day": {"type": "string", "format": "date"},
-    },
-    "required": ["name", "age"],
-    "additionalProperties": False,
-})
+SCHEMA = parse_schema(
+    {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "minLength": 1},
+            "age": {"type": "integer", "minimum": 0},
+            "score": {"type": "number"},
+            "weight": {"type": ["number", "integer"]},
+            "ok": {"type": "boolean"},
+            "note": {"type": ["string", "null"]},
+            "level": {"enum": [1, 2, "high"]},
+            "tags": {"type": "array", "items": {"type": "string"}},
+            "where": {"type": "object", "properties": {"lat": {"type": "number"}}},
+            "day": {"type": "string", "format": "date"},
+        },
+        "required": ["name", "age"],
+        "additionalProperties": False,
+    }
+)
 OPEN = parse_schema({"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]})
-BIRDS = parse_schema({
-    "type": "object",
-    "properties": {"site": {"type": "string"},
-                   "birds": {"type": "array", "items": {
-                       "type": "object", "properties": {"species": {"type": "string"},
-                                                        "count": {"type": "integer"}},
-                       "required": ["species"]}}},
-    "required": ["site"],
-})
+BIRDS = parse_schema(
+    {
+        "type": "object",
+        "properties": {
+            "site": {"type": "string"},
+            "birds": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"species": {"type": "string"}, "count": {"type": "integer"}},
+                    "required": ["species"],
+                },
+            },
+        },
+        "required": ["site"],
+    }
+)
 
 
 def write(tmp_path, name, text):
@@ -68,8 +78,9 @@ def test_jsonl_invalid_line(tmp_path):
     assert "line 1" in raised(read_records, p, SCHEMA)
 
 
-@pytest.mark.parametrize("line, kind", [("[1, 2]", "an array"), ('"x"', "a string"), ("3", "a number"),
-                                        ("null", "null")])
+@pytest.mark.parametrize(
+    "line, kind", [("[1, 2]", "an array"), ('"x"', "a string"), ("3", "a number"), ("null", "null")]
+)
 def test_jsonl_non_object_record(tmp_path, line, kind):
     p = write(tmp_path, "seeds.jsonl", f'{{"name": "a", "age": 1}}\n\n{line}\n')
     msg = raised(read_records, p, SCHEMA)
@@ -92,8 +103,17 @@ def test_json_errors(tmp_path):
     assert "line 3, column 12" in msg
 
 
-@pytest.mark.parametrize("name, text", [("seeds.jsonl", ""), ("seeds.jsonl", "\n \n"), ("seeds.json", ""),
-                                        ("seeds.json", "[]"), ("seeds.csv", ""), ("seeds.csv", "name,age\n")])
+@pytest.mark.parametrize(
+    "name, text",
+    [
+        ("seeds.jsonl", ""),
+        ("seeds.jsonl", "\n \n"),
+        ("seeds.json", ""),
+        ("seeds.json", "[]"),
+        ("seeds.csv", ""),
+        ("seeds.csv", "name,age\n"),
+    ],
+)
 def test_empty_file(tmp_path, name, text):
     p = write(tmp_path, name, text)
     msg = raised(read_records, p, SCHEMA)
@@ -111,17 +131,37 @@ def test_csv_coercion(tmp_path):
     text = (
         "\ufeffage,name,score,weight,ok,note,level,tags,where,day\n"
         '3,Ann,2,4.0,yes,,2,"[""a"", ""b""]","{""lat"": 1.5}",2024-01-02\n'
-        '3.0,Bob,2.5,4.5,FALSE,hi,high,[],{},2024-01-03\n'
-        '7,Cy,,,1,,,,,\n'
+        "3.0,Bob,2.5,4.5,FALSE,hi,high,[],{},2024-01-03\n"
+        "7,Cy,,,1,,,,,\n"
     )
     records, lines = read_records(write(tmp_path, "seeds.csv", text), SCHEMA)
     assert lines == [2, 3, 4]
     a, b, c = records
-    assert a == {"age": 3, "name": "Ann", "score": 2.0, "weight": 4, "ok": True, "note": None,
-                 "level": 2, "tags": ["a", "b"], "where": {"lat": 1.5}, "day": "2024-01-02"}
+    assert a == {
+        "age": 3,
+        "name": "Ann",
+        "score": 2.0,
+        "weight": 4,
+        "ok": True,
+        "note": None,
+        "level": 2,
+        "tags": ["a", "b"],
+        "where": {"lat": 1.5},
+        "day": "2024-01-02",
+    }
     assert type(a["age"]) is int and type(a["score"]) is float and type(a["weight"]) is int
-    assert b == {"age": 3, "name": "Bob", "score": 2.5, "weight": 4.5, "ok": False, "note": "hi",
-                 "level": "high", "tags": [], "where": {}, "day": "2024-01-03"}
+    assert b == {
+        "age": 3,
+        "name": "Bob",
+        "score": 2.5,
+        "weight": 4.5,
+        "ok": False,
+        "note": "hi",
+        "level": "high",
+        "tags": [],
+        "where": {},
+        "day": "2024-01-03",
+    }
     assert type(b["age"]) is int
     # empty cells: null where allowed, otherwise the key is left out
     assert c == {"age": 7, "name": "Cy", "ok": True, "note": None}
@@ -136,8 +176,13 @@ def test_csv_uncoercible_cells_are_reported_by_validation(tmp_path):
     assert records[1] == {"name": "Zed", "age": -1, "ok": False, "tags": "{}", "level": 1}
     issues = check_records(records, lines, SCHEMA, "seeds.csv")
     assert [(i.line, i.path) for i in issues] == [
-        (2, "$"), (2, "$.age"), (2, "$.level"), (2, "$.ok"), (2, "$.tags"),
-        (3, "$.age"), (3, "$.tags"),
+        (2, "$"),
+        (2, "$.age"),
+        (2, "$.level"),
+        (2, "$.ok"),
+        (2, "$.tags"),
+        (3, "$.age"),
+        (3, "$.tags"),
     ]
     assert issues[0].message == "'name' is a required property"
     assert issues[1].message == "'3.5' is not of type 'integer'"
@@ -171,16 +216,21 @@ def test_csv_row_with_too_many_cells(tmp_path):
 
 
 def test_stop_policy_reports_first_issue_and_counts(tmp_path):
-    p = write(tmp_path, "seeds.jsonl", jsonl(
-        {"site": "a", "birds": [{"species": "x", "count": 1}]},
-        {"site": "b", "birds": [{"species": "x"}, {"count": "2"}]},
-        {"birds": []},
-    ))
+    p = write(
+        tmp_path,
+        "seeds.jsonl",
+        jsonl(
+            {"site": "a", "birds": [{"species": "x", "count": 1}]},
+            {"site": "b", "birds": [{"species": "x"}, {"count": "2"}]},
+            {"birds": []},
+        ),
+    )
     with pytest.raises(InputError) as info:
         load_records(p, BIRDS)
     msg = str(info.value)
-    assert msg == (f"{p}:2: $.birds[1]: 'species' is a required property "
-                   "(and 2 more problems in 2 records; drop invalid records to continue)")
+    assert msg == (
+        f"{p}:2: $.birds[1]: 'species' is a required property (and 2 more problems in 2 records; drop invalid records to continue)"
+    )
     assert info.value.where == f"{p}:2"
 
 
@@ -190,17 +240,17 @@ def test_stop_policy_single_issue_has_no_suffix(tmp_path):
 
 
 def test_drop_policy_keeps_valid_and_all_issues(tmp_path):
-    p = write(tmp_path, "seeds.json", json.dumps([
-        {"site": "a"},
-        {"site": "b", "birds": [{"species": 3, "count": 1.5}]},
-        {"site": "c", "birds": []},
-        {},
-    ]))
+    p = write(
+        tmp_path,
+        "seeds.json",
+        json.dumps(
+            [{"site": "a"}, {"site": "b", "birds": [{"species": 3, "count": 1.5}]}, {"site": "c", "birds": []}, {}]
+        ),
+    )
     rs = load_records(p, BIRDS, on_invalid="drop")
     assert rs.records == [{"site": "a"}, {"site": "c", "birds": []}]
     assert rs.lines == [1, 3] and rs.dropped == 2 and rs.source == str(p)
-    assert [(i.line, i.path) for i in rs.issues] == [
-        (2, "$.birds[0].count"), (2, "$.birds[0].species"), (4, "$")]
+    assert [(i.line, i.path) for i in rs.issues] == [(2, "$.birds[0].count"), (2, "$.birds[0].species"), (4, "$")]
     assert str(rs.issues[2]) == f"{p}:4: $: 'site' is a required property"
 
 
@@ -221,8 +271,7 @@ def test_record_issue_str():
     assert str(RecordIssue("s.jsonl", 3, "$.a", "bad")) == "s.jsonl:3: $.a: bad"
 
 
-SCHEMA_TEXT = json.dumps({"type": "object", "properties": {"site": {"type": "string"}},
-                          "required": ["site"]})
+SCHEMA_TEXT = json.dumps({"type": "object", "properties": {"site": {"type": "string"}}, "required": ["site"]})
 
 
 def test_load_dataset(tmp_path):
@@ -242,7 +291,12 @@ def test_load_dataset(tmp_path):
     assert ds.holdout.records == [{"site": "h"}] and ds.holdout.dropped == 1
     assert ds.holdout.source.endswith("holdout.jsonl")
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "holdout.jsonl", "schema.json", "seeds.csv", "seeds.json", "seeds.jsonl"]
+        "holdout.jsonl",
+        "schema.json",
+        "seeds.csv",
+        "seeds.json",
+        "seeds.jsonl",
+    ]
 
 
 def test_load_dataset_missing_files(tmp_path):

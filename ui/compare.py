@@ -1,44 +1,52 @@
 """The Run page's comparison section: ``aod bench`` on the current dataset, run in the background."""
+
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from aod_core.runs import charts
-from aod_core.studio import runview
-from aod_core.runs.bench import DEFAULT_METHODS, HEADLINE, METHODS, BenchConfig
 from aod_core.errors import InputError
+from aod_core.runs import charts
+from aod_core.runs.bench import DEFAULT_METHODS, HEADLINE, METHODS, BenchConfig
+from aod_core.studio import runview
 from ui.state import registry, settings
-
-
-def _results(out: Path) -> dict | None:
-    try:
-        return json.loads((out / "results.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 def compare_section() -> None:
     with st.expander("Compare with the baselines (aod bench)", icon=":material/leaderboard:"):
-        st.caption("Runs the static DLM (no agents), the chat model writing records itself (AR only), AoD and "
-                   "its ablations on the current dataset with the same seed and the same number of records "
-                   "each (iterations × batch from Models & settings), all judged by the same judge. "
-                   "With embedded models on a CPU this takes several minutes per AoD method.")
+        st.caption(
+            "Runs the static DLM (no agents), the chat model writing records itself (AR only), AoD and "
+            "its ablations on the current dataset with the same seed and the same number of records "
+            "each (iterations × batch from Models & settings), all judged by the same judge. "
+            "With embedded models on a CPU this takes several minutes per AoD method."
+        )
         dataset = st.session_state.get("dataset")
         methods = st.multiselect("Methods", list(METHODS), default=list(DEFAULT_METHODS), key="bench_methods")
-        if st.button("Start comparison", key="bench_start", disabled=dataset is None,
-                     help=None if dataset is not None else "Load a dataset on the Design page first."):
+        if st.button(
+            "Start comparison",
+            key="bench_start",
+            disabled=dataset is None,
+            help=None if dataset is not None else "Load a dataset on the Design page first.",
+        ):
             s = settings()
             try:
-                config = BenchConfig(methods=tuple(methods), seed=int(s["seed"]), iterations=int(s["iterations"]),
-                                     batch=int(s["batch"]), proposals=int(s["proposals"]), probe=int(s["probe"]),
-                                     generator=s["generator"], judge=s["judge"], optimizer=s["optimizer"],
-                                     task=st.session_state.prompt_text or "", rubric=st.session_state.rubric_text,
-                                     device=None if s["device"] == "auto" else s["device"],
-                                     generator_config={"train_steps": int(s["train_steps"])} if s["train_steps"] else {})
+                config = BenchConfig(
+                    methods=tuple(methods),
+                    seed=int(s["seed"]),
+                    iterations=int(s["iterations"]),
+                    batch=int(s["batch"]),
+                    proposals=int(s["proposals"]),
+                    probe=int(s["probe"]),
+                    generator=s["generator"],
+                    judge=s["judge"],
+                    optimizer=s["optimizer"],
+                    task=st.session_state.prompt_text or "",
+                    rubric=st.session_state.rubric_text,
+                    device=None if s["device"] == "auto" else s["device"],
+                    generator_config={"train_steps": int(s["train_steps"])} if s["train_steps"] else {},
+                )
                 out = runview.new_run_dir(f"bench {st.session_state.dataset_label or ''}")
                 registry().start_bench(dataset, out, config, api_key=st.session_state.get("set_api_key") or None)
             except InputError as e:
@@ -60,7 +68,7 @@ def _show(out: Path) -> None:
             st.error(f"The comparison failed: {job.error}. Methods that finished are kept in {out}.")
         if job.lines():
             st.code("\n".join(job.lines()[-8:]), language=None)
-    results = _results(out)
+    results = runview.bench_results(out)
     if results and results.get("methods"):
         table = pd.DataFrame([{"method": k, **{h: v.get(h) for h in HEADLINE}} for k, v in results["methods"].items()])
         st.dataframe(table, hide_index=True)

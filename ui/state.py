@@ -1,14 +1,30 @@
-"""Process-wide resources and the session's current run (re-attached from the URL after a refresh)."""
+"""Process-wide resources, the session-state keys the pages share, and the session's current run
+(re-attached from the URL after a refresh)."""
+
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import streamlit as st
 
-from aod_core.studio import runview
+from aod_core.agents.judge import DEFAULT_RUBRIC
 from aod_core.errors import InputError
-from aod_core.studio.jobs import SETTINGS_DEFAULTS, JobRegistry, RunJob
 from aod_core.runs.store import RunStore
+from aod_core.studio import runview
+from aod_core.studio.jobs import JobRegistry, RunJob
+from aod_core.studio.settings import SETTINGS_DEFAULTS
+
+#: Session-state keys the pages share, with their initial values (``app.py`` sets them once).
+SESSION_DEFAULTS: dict[str, Any] = {
+    "dataset": None,  # the Dataset chosen on the Design page
+    "dataset_label": None,  # how the Design page names it ("demo: penguins", "upload: a.json + b.csv")
+    "dataset_signature": None,  # what was loaded (source, names, content hashes, on_invalid)
+    "prompt_text": "",  # the task description, the text half of the prompt
+    "sample_result": None,  # the Sample page's last SampleResult
+    "rubric_text": DEFAULT_RUBRIC,  # the judge's rubric, editable on the Design page
+    "run_dir": None,  # the run this session started or opened (Run, Curate, Export pages)
+}
 
 
 @st.cache_resource(show_spinner=False)
@@ -63,6 +79,18 @@ def require_run() -> tuple[RunStore, RunJob | None]:
         st.page_link("pages/runs.py", label="Go to Runs", icon=":material/history:")
         st.stop()
     return store, job
+
+
+def require_dataset(*, stop: bool = True):
+    """The session's dataset, or an empty state pointing to the Design page that stops the page
+    (with ``stop=False`` the page goes on and gets None)."""
+    dataset = st.session_state.get("dataset")
+    if dataset is None:
+        st.info("No dataset yet: choose a demo dataset or upload a schema and seeds on the Design page first.")
+        st.page_link("pages/design.py", label="Go to Design", icon=":material/arrow_back:")
+        if stop:
+            st.stop()
+    return dataset
 
 
 def compiler_chat():

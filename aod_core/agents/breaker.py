@@ -14,6 +14,7 @@ committed; every finished iteration stays in the run folder, ``state.json`` reco
 ``failed`` with the reason (the app's run page shows it and offers resume), and ``aod resume``
 continues once the endpoint answers again.
 """
+
 from __future__ import annotations
 
 import threading
@@ -29,8 +30,9 @@ class AgentsFailing(InputError):
 
     def __init__(self, failures: int, last_error: str, spec: str) -> None:
         self.failures, self.last_error, self.spec = failures, last_error, spec
-        super().__init__(f"stopped after {failures} agent calls in a row failed (circuit breaker); last: "
-                         f"{spec}: {last_error}")
+        super().__init__(
+            f"stopped after {failures} agent calls in a row failed (circuit breaker); last: {spec}: {last_error}"
+        )
 
 
 class AgentBreaker:
@@ -65,8 +67,13 @@ class AgentBreaker:
             raise AgentsFailing(failures, last, spec)
 
     def describe(self) -> dict[str, Any]:
-        return {"limit": self.limit, "consecutive": self.consecutive, "failures": self.total_failures,
-                "calls": self.total_calls, "last_error": self.last_error}
+        return {
+            "limit": self.limit,
+            "consecutive": self.consecutive,
+            "failures": self.total_failures,
+            "calls": self.total_calls,
+            "last_error": self.last_error,
+        }
 
 
 class GuardedChat:

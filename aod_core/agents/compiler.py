@@ -6,7 +6,7 @@ The embedded DLM and DiffLM never see the prompt's words; without this step an i
 canvas every scaffold-level generator obeys (pins, forbids, ranges, enum biases, array lengths,
 optional keys, temperature), in three stages:
 
-1. **Resolve** (``resolver.py``): rules over the scaffold's lexicon (``wording.py``) map each
+1. **Resolve** (the ``resolver`` package): rules over the scaffold's lexicon (``wording.py``) map each
    clause whose words name a field or a value and a known wish; the rest is reported.
 2. **Ask the chat model** about the clauses the rules could not map (when there is one): its
    answer is grammar-constrained like the optimizer's proposals (paths and values are enums from
@@ -24,6 +24,7 @@ optional keys, temperature), in three stages:
 The result, :class:`CompiledInstruction`, is stored in the prompt (``Prompt.compiled``) with its
 source text and each edit's author, so the history shows which edits the compiler wrote.
 """
+
 from __future__ import annotations
 
 import copy
@@ -32,17 +33,18 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+from aod_core.agents.compiler_llm import Grounding, _edit_from_answer, llm_schema
+from aod_core.agents.resolver import Edit, Pending, Resolver, Unmapped
+from aod_core.agents.wording import Lexicon
+from aod_core.canvas.prompt import Prompt, Sampling
+from aod_core.canvas.scaffold import Scaffold
+from aod_core.canvas.slots import canonical
 from aod_core.chat.base import ChatModel
 from aod_core.errors import InputError
-from aod_core.canvas.prompt import Prompt, Sampling
-from aod_core.canvas.scaffold import Scaffold, canonical
-from aod_core.agents.resolver import MOSTLY, TYPICAL, VARIED, Edit, Pending, Resolver, Unmapped
-from aod_core.agents.wording import FieldWords, Lexicon, fold, singular, stopwords
 
 CALIBRATION_N = 200  # records sampled per calibration round (100 read 75% where 200-record batches averaged 63%)
 CALIBRATION_ROUNDS = 6
 MAX_BIAS = 12.0  # a larger logit bias than this is a pin in all but name
-GROUND_SIMILARITY = 0.35  # cosine similarity (MiniLM) a cited word needs to the field it edits
 
 COMPILE_MODES = ("auto", "on", "off")
 
@@ -50,8 +52,10 @@ COMPILE_MODES = ("auto", "on", "off")
 def text_blind(spec: str) -> bool:
     """Whether a generator spec names a generator that cannot read instruction text (the embedded
     DLM, DiffLM): ``auto`` compiles the text for exactly these."""
-    s = (spec or "embedded").strip()
-    return s == "embedded" or s == "difflm" or s.startswith("difflm:")
+    from aod_core.generators import kind_of  # the registry says which kinds read text
+
+    kind = kind_of(spec or "embedded")
+    return kind is not None and not kind.reads_text
 
 
 def should_compile(mode: str, generator_spec: str) -> bool:
@@ -64,18 +68,26 @@ def should_compile(mode: str, generator_spec: str) -> bool:
 
 def compile_note(generator_spec: str, mode: str = "auto") -> str:
     """What the instruction text does for this generator, in one sentence for the pages and the CLI."""
+    from aod_core.generators import kind_of
+
     spec = (generator_spec or "embedded").strip()
-    if (spec == "difflm" or spec.startswith("difflm:")) and not should_compile(mode, spec):
+    kind = kind_of(spec)
+    name = kind.name if kind is not None else ""
+    if name == "difflm" and not should_compile(mode, spec):
         return "DiffLM reads no instruction text and compiling is off: the text changes nothing."
-    if spec == "difflm" or spec.startswith("difflm:"):
-        return ("DiffLM reads no instruction text and takes no scaffold edits: of what the text compiles to, "
-                "only a sampling temperature applies; every other edit is listed as not applied.")
+    if name == "difflm":
+        return (
+            "DiffLM reads no instruction text and takes no scaffold edits: of what the text compiles to, "
+            "only a sampling temperature applies; every other edit is listed as not applied."
+        )
     if text_blind(spec):
         if not should_compile(mode, spec):
             return "The embedded DLM does not read the instruction text and compiling is off: the text changes nothing."
-        return ("The embedded DLM does not read text: the instruction is compiled into the scaffold edits below "
-                "(pins, forbids, ranges, biases, temperature); phrases it cannot map are listed, never guessed.")
-    if spec.startswith("ar:"):
+        return (
+            "The embedded DLM does not read text: the instruction is compiled into the scaffold edits below "
+            "(pins, forbids, ranges, biases, temperature); phrases it cannot map are listed, never guessed."
+        )
+    if name == "ar":
         return "The ar: generator's chat model reads the instruction text itself; it takes no scaffold edits."
     if should_compile(mode, spec):
         return "This DLM reads the instruction text; its compiled scaffold edits are applied on top of it."
@@ -92,18 +104,28 @@ class CompiledInstruction:
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"text": self.text, "author": "compiler", "model": self.model, "seconds": round(self.seconds, 3),
-                "edits": [e.to_dict() for e in self.edits], "unmapped": [u.to_dict() for u in self.unmapped],
-                "refused": list(self.refused)}
+        return {
+            "text": self.text,
+            "author": "compiler",
+            "model": self.model,
+            "seconds": round(self.seconds, 3),
+            "edits": [e.to_dict() for e in self.edits],
+            "unmapped": [u.to_dict() for u in self.unmapped],
+            "refused": list(self.refused),
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> CompiledInstruction | None:
         if not d:
             return None
-        return cls(text=str(d.get("text", "")), edits=[Edit.from_dict(e) for e in d.get("edits") or []],
-                   unmapped=[Unmapped(str(u.get("phrase", "")), str(u.get("reason", ""))) for u in d.get("unmapped") or []],
-                   refused=list(d.get("refused") or []), model=str(d.get("model", "none")),
-                   seconds=float(d.get("seconds") or 0.0))
+        return cls(
+            text=str(d.get("text", "")),
+            edits=[Edit.from_dict(e) for e in d.get("edits") or []],
+            unmapped=[Unmapped(str(u.get("phrase", "")), str(u.get("reason", ""))) for u in d.get("unmapped") or []],
+            refused=list(d.get("refused") or []),
+            model=str(d.get("model", "none")),
+            seconds=float(d.get("seconds") or 0.0),
+        )
 
     def messages(self) -> list[str]:
         """One line per thing the user should know: unmapped phrases and refused edits."""
@@ -186,8 +208,9 @@ def strip_compiled(prompt: Prompt) -> Prompt:
     return p
 
 
-def with_compiled(prompt: Prompt, compiled: CompiledInstruction, *,
-                  check: Callable[[Prompt], None] | None = None) -> Prompt:
+def with_compiled(
+    prompt: Prompt, compiled: CompiledInstruction, *, check: Callable[[Prompt], None] | None = None
+) -> Prompt:
     """``prompt`` with its old compiled edits replaced by ``compiled``'s; ``check`` (a generator's
     ``check_prompt``) vets each edit, and the ones it refuses move to ``compiled.refused`` with its
     reason. A new object; ``compiled`` is updated in place."""
@@ -229,12 +252,20 @@ def _values_at(record: Any, key: str) -> list[Any]:
 
 def needs_calibration(prompt: Prompt, spec: str) -> bool:
     c = CompiledInstruction.from_dict(prompt.compiled)
-    return c is not None and any(e.op == "bias" and e.share is not None and (e.measured is None or e.measured_with != spec)
-                                 for e in c.edits)
+    return c is not None and any(
+        e.op == "bias" and e.share is not None and (e.measured is None or e.measured_with != spec) for e in c.edits
+    )
 
 
-def calibrate(prompt: Prompt, sample: Callable[[Prompt, int, int], Sequence[Any]], *, spec: str,
-              n: int = CALIBRATION_N, seed: int = 0, rounds: int = CALIBRATION_ROUNDS) -> Prompt:
+def calibrate(
+    prompt: Prompt,
+    sample: Callable[[Prompt, int, int], Sequence[Any]],
+    *,
+    spec: str,
+    n: int = CALIBRATION_N,
+    seed: int = 0,
+    rounds: int = CALIBRATION_ROUNDS,
+) -> Prompt:
     """Measure each compiled share ("mostly X", "70% X") on samples and raise (or lower) its bias
     until the sampled share reaches the target; ``sample(prompt, n, seed)`` returns candidates with
     ``.parsed`` and ``.record``. The measured share and the generator spec are stored on the edit.
@@ -242,7 +273,9 @@ def calibrate(prompt: Prompt, sample: Callable[[Prompt, int, int], Sequence[Any]
     c = CompiledInstruction.from_dict(prompt.compiled)
     if c is None:
         return prompt
-    todo = [e for e in c.edits if e.op == "bias" and e.share is not None and (e.measured is None or e.measured_with != spec)]
+    todo = [
+        e for e in c.edits if e.op == "bias" and e.share is not None and (e.measured is None or e.measured_with != spec)
+    ]
     if not todo:
         return prompt
     p = copy.deepcopy(prompt)
@@ -274,136 +307,13 @@ def calibrate(prompt: Prompt, sample: Callable[[Prompt, int, int], Sequence[Any]
             break
     for e in todo:
         ok = e.measured >= e.share if e.direction >= 0 else e.measured <= e.share
-        e.why = e.why.split(" — ")[0] + (f" — measured {e.measured:.0%} with bias {e.amount:+.2f}" if ok else
-                                         f" — reached only {e.measured:.0%} (bias {e.amount:+.2f})")
+        e.why = e.why.split(" — ")[0] + (
+            f" — measured {e.measured:.0%} with bias {e.amount:+.2f}"
+            if ok
+            else f" — reached only {e.measured:.0%} (bias {e.amount:+.2f})"
+        )
     p.compiled = c.to_dict()
     return p
-
-
-# ---- the chat model's part -----------------------------------------------------------------------
-
-
-def _words_schema(words: list[str]) -> dict[str, Any]:
-    return {"type": "array", "items": {"enum": sorted(set(words))}, "minItems": 1, "maxItems": 3}
-
-
-def llm_schema(lex: Lexicon, pending: Pending) -> dict[str, Any]:
-    """The JSON Schema of one chat-model answer for one clause: refuse, or one edit whose path and
-    value come from the scaffold, whose numbers come from the clause, citing the clause's words."""
-    words = _words_schema(pending.words)
-    branches: list[dict[str, Any]] = [{"type": "object", "properties": {"op": {"const": "none"}},
-                                       "required": ["op"], "additionalProperties": False}]
-    fields = [f for f in lex.fields if not pending.candidates or f.key in pending.candidates]
-
-    def branch(ops: list[str], **props: Any) -> dict[str, Any]:
-        p = {"op": {"enum": ops}, **props, "words": words}
-        return {"type": "object", "properties": p, "required": list(p), "additionalProperties": False}
-
-    # One branch per choice field (its values depend on the field); numeric and nullable fields
-    # share a branch each, with the path an enum: a small grammar compiles and decodes fast.
-    for f in fields:
-        if f.kind in ("enum", "count") and f.choices:
-            vals = [f.value_text(c) for c in f.choices]
-            branches.append(branch(["pin", "forbid", "mostly", "fewer"], path={"const": f.key}, value={"enum": vals}))
-    numeric = sorted(f.key for f in fields if f.numeric and f.median is not None)
-    if numeric:
-        branches.append(branch(["above_median", "below_median"], path={"enum": numeric}))
-        if pending.numbers:
-            branches.append(branch(["at_least", "at_most", "equal"], path={"enum": numeric},
-                                   number={"enum": sorted(set(pending.numbers))}))
-    nullable = sorted(f.key for f in fields if f.nullable)
-    if nullable:
-        branches.append(branch(["forbid_null"], path={"enum": nullable}))
-    branches.append(branch(["more_varied", "more_typical"]))
-    return {"anyOf": branches}
-
-
-def _edit_from_answer(lex: Lexicon, pending: Pending, a: dict[str, Any], spec: str) -> Edit | None:
-    op = a.get("op")
-    f = lex.by_key(a.get("path", "")) if a.get("path") else None
-    common = {"phrase": pending.phrase, "source": spec}
-    cited = " ".join(a.get("words") or [])
-    if op in ("more_varied", "more_typical"):
-        return Edit("temperature", amount=VARIED if op == "more_varied" else TYPICAL, why=f"{op.replace('_', ' ')} ({cited})", **common)
-    if f is None:
-        return None
-    if op in ("pin", "forbid", "mostly", "fewer"):
-        value = next((c for c in f.choices if f.value_text(c) == a.get("value")), None)
-        if op in ("pin", "forbid"):
-            return Edit(op, f.key, value, why=f"{op} {f.label} = {a.get('value')} ({cited})", **common)
-        p0 = f.shares.get(canonical(value), 1.0 / max(1, len(f.choices)))
-        target, direction = (MOSTLY, 1) if op == "mostly" else (p0 / 2, -1)
-        amount = math.log(target / (1 - target)) - math.log(max(0.01, p0) / (1 - min(0.99, p0)))
-        return Edit("bias", f.key, value, amount=round(amount, 3), share=round(target, 3), direction=direction,
-                    why=f"{op} {a.get('value')} ({cited})", **common)
-    if op == "forbid_null":
-        return Edit("forbid", f.key, None, why=f"no nulls in {f.label} ({cited})", **common)
-    if op in ("above_median", "below_median") and f.median is not None:
-        lo = f.snap(f.median, "up") if op == "above_median" else f.snap(f.lo if f.lo is not None else min(f.seed_values), "up")
-        hi = f.snap(f.hi if f.hi is not None else max(f.seed_values), "down") if op == "above_median" else f.snap(f.median, "down")
-        return Edit("range", f.key, lo=lo, hi=hi, why=f"{op.replace('_', ' ')} of {f.label} ({cited})", **common)
-    if op in ("at_least", "at_most", "equal") and "number" in a:
-        x = float(a["number"])
-        if op == "equal":
-            return Edit("pin", f.key, int(x) if f.kind == "integer" else x, why=f"{f.label} = {a['number']} ({cited})", **common)
-        lo = x if op == "at_least" else (f.lo if f.lo is not None else -math.inf)
-        hi = x if op == "at_most" else (f.hi if f.hi is not None else math.inf)
-        return Edit("range", f.key, lo=f.snap(lo, "up"), hi=f.snap(hi, "down"), why=f"{op.replace('_', ' ')} {a['number']} ({cited})", **common)
-    return None
-
-
-class Grounding:
-    """Whether a chat model's edit rests on the words it cites (see the module docstring)."""
-
-    def __init__(self, lex: Lexicon, *, semantic: bool = True):
-        self.lex = lex
-        self.semantic = semantic
-        self._emb = None
-
-    def _lexical(self, word: str, f: FieldWords, value: Any) -> bool:
-        w, s = fold(word), singular(fold(word))
-        if w in f.strong or s in f.strong or w in f.weak or s in f.weak:
-            return True
-        return value is not None and (w in {k for k, v in f.forms.items() if canonical(v) == canonical(value)}
-                                      or s == fold(str(value)))
-
-    def _embedder(self):
-        if self._emb is None:
-            from aod_core.eval import embedder
-
-            self._emb = embedder.load() if self.semantic and embedder.available() else False
-        return self._emb or None
-
-    def check(self, edit: Edit, cited: list[str]) -> str | None:
-        """None when grounded, else why not."""
-        content = [w for w in cited if fold(w) not in stopwords()]
-        if not content:
-            return "the chat model cited no word of the clause that names anything"
-        if edit.op == "temperature":
-            from aod_core.agents.resolver import TYPICAL_WORDS, VARIED_WORDS
-
-            if any(fold(w) in VARIED_WORDS | TYPICAL_WORDS for w in content):
-                return None
-            return f"the chat model's temperature change rests on {' '.join(content)!r}, which says nothing of variety"
-        f = self.lex.by_key(edit.path)
-        if f is None:
-            return "the chat model named no field"
-        if any(self._lexical(w, f, edit.value) for w in content):
-            return None
-        emb = self._embedder()
-        if emb is None:
-            return f"the chat model's {edit.describe()} is not grounded in {' '.join(content)!r}"
-        import numpy as np
-
-        texts = [" ".join(sorted(g.strong)) + ". " + g.description for g in self.lex.fields]
-        vecs = emb.encode([" ".join(content)] + texts)
-        sims = vecs[1:] @ vecs[0]
-        best = int(np.argmax(sims))
-        mine = next(i for i, g in enumerate(self.lex.fields) if g.key == f.key)
-        if best != mine or sims[mine] < GROUND_SIMILARITY:
-            return (f"the chat model's {edit.describe()} is not grounded in {' '.join(content)!r} "
-                    f"(closest field: {self.lex.fields[best].label}, similarity {float(sims[best]):.2f})")
-        return None
 
 
 # ---- the agent step ------------------------------------------------------------------------------
@@ -413,8 +323,17 @@ class InstructionCompiler:
     """Compiles instruction text for one scaffold (schema + seeds); ``chat`` (optional) is asked
     about the clauses the rules leave."""
 
-    def __init__(self, scaffold: Scaffold, schema: dict, seeds: list[Any], chat: ChatModel | None = None, *,
-                 max_tokens: int = 64, seed: int = 0, semantic_grounding: bool = True):
+    def __init__(
+        self,
+        scaffold: Scaffold,
+        schema: dict,
+        seeds: list[Any],
+        chat: ChatModel | None = None,
+        *,
+        max_tokens: int = 64,
+        seed: int = 0,
+        semantic_grounding: bool = True,
+    ):
         self.lexicon = Lexicon.build(scaffold, schema, seeds)
         self.resolver = Resolver(self.lexicon)
         self.chat = chat
@@ -425,8 +344,12 @@ class InstructionCompiler:
     def compile(self, text: str) -> CompiledInstruction:
         t0 = time.perf_counter()
         res = self.resolver.resolve(text or "")
-        out = CompiledInstruction(text=text or "", edits=list(res.edits), unmapped=list(res.unmapped),
-                                  model=getattr(self.chat, "spec", "none") if self.chat is not None else "none")
+        out = CompiledInstruction(
+            text=text or "",
+            edits=list(res.edits),
+            unmapped=list(res.unmapped),
+            model=getattr(self.chat, "spec", "none") if self.chat is not None else "none",
+        )
         if res.pending and self.chat is not None:
             self._ask(res.pending, out)
         else:
@@ -435,40 +358,63 @@ class InstructionCompiler:
         return out
 
     def _ask(self, pending: list[Pending], out: CompiledInstruction) -> None:
-        fields = "\n".join(f"- {f.key}: {f.kind}" + (f" ({', '.join(map(str, f.choices[:8]))})" if f.choices else "")
-                           + (f", unit {f.unit}" if f.unit else "") for f in self.lexicon.fields)
-        system = ("You map a wish about generated JSON records to one edit of one field. Fields:\n" + fields +
-                  "\nops: pin (always this value), forbid (never), mostly (most records), fewer, above_median, "
-                  "below_median, at_least / at_most / equal (a number written in the wish), forbid_null, "
-                  "more_varied, more_typical. Cite the words of the wish that name the field. "
-                  'If no field fits, answer {"op": "none"}.')
-        convs = [[{"role": "system", "content": system}, {"role": "user", "content": f"Wish: {p.phrase}"}] for p in pending]
+        fields = "\n".join(
+            f"- {f.key}: {f.kind}"
+            + (f" ({', '.join(map(str, f.choices[:8]))})" if f.choices else "")
+            + (f", unit {f.unit}" if f.unit else "")
+            for f in self.lexicon.fields
+        )
+        system = (
+            "You map a wish about generated JSON records to one edit of one field. Fields:\n"
+            + fields
+            + "\nops: pin (always this value), forbid (never), mostly (most records), fewer, above_median, "
+            "below_median, at_least / at_most / equal (a number written in the wish), forbid_null, "
+            "more_varied, more_typical. Cite the words of the wish that name the field. "
+            'If no field fits, answer {"op": "none"}.'
+        )
+        convs = [
+            [{"role": "system", "content": system}, {"role": "user", "content": f"Wish: {p.phrase}"}] for p in pending
+        ]
         spec = getattr(self.chat, "spec", "chat")
         replies = []
         for p, conv in zip(pending, convs):  # one grammar per clause (its words and numbers)
-            replies += self.chat.complete_many([conv], json_schema=llm_schema(self.lexicon, p),
-                                               max_tokens=self.max_tokens, temperature=0.0, seed=self.seed)
+            replies += self.chat.complete_many(
+                [conv],
+                json_schema=llm_schema(self.lexicon, p),
+                max_tokens=self.max_tokens,
+                temperature=0.0,
+                seed=self.seed,
+            )
         for p, reply in zip(pending, replies):
             if not reply.ok:
-                out.unmapped.append(Unmapped(p.phrase, f"{p.reason} (the chat model gave no usable answer: {reply.error})"))
+                out.unmapped.append(
+                    Unmapped(p.phrase, f"{p.reason} (the chat model gave no usable answer: {reply.error})")
+                )
                 continue
             a = reply.data
             if a.get("op") == "none":
                 out.unmapped.append(Unmapped(p.phrase, p.reason))
                 continue
             edit = _edit_from_answer(self.lexicon, p, a, spec)
-            why_not = "the chat model's answer is not an edit" if edit is None else self.grounding.check(edit, list(a.get("words") or []))
+            why_not = (
+                "the chat model's answer is not an edit"
+                if edit is None
+                else self.grounding.check(edit, list(a.get("words") or []))
+            )
             if why_not:
                 out.unmapped.append(Unmapped(p.phrase, f"{p.reason}; {why_not}"))
                 continue
             out.edits.append(edit)
 
-    def apply(self, prompt: Prompt, text: str | None = None, *, check: Callable[[Prompt], None] | None = None) -> Prompt:
+    def apply(
+        self, prompt: Prompt, text: str | None = None, *, check: Callable[[Prompt], None] | None = None
+    ) -> Prompt:
         """``prompt`` with ``text`` (default: its own) compiled into it; see :func:`with_compiled`."""
         return with_compiled(prompt, self.compile(prompt.text if text is None else text), check=check)
 
 
-def compiler_for(scaffold: Scaffold | None, schema: dict, seeds: list[Any], chat: ChatModel | None = None,
-                 **kw: Any) -> InstructionCompiler:
+def compiler_for(
+    scaffold: Scaffold | None, schema: dict, seeds: list[Any], chat: ChatModel | None = None, **kw: Any
+) -> InstructionCompiler:
     """A compiler on the generator's scaffold when it has one, else on the schema's plain scaffold."""
     return InstructionCompiler(scaffold or Scaffold.build(schema, seeds), schema, seeds, chat, **kw)

@@ -6,6 +6,7 @@ so even a small model can only name real fields, real values and edits that appl
 schema) is recorded as a failed proposal, never repaired into something else. The loop tries every
 valid proposal on the same probe batch as the incumbent and keeps the best (see ``loop.py``).
 """
+
 from __future__ import annotations
 
 import copy
@@ -13,10 +14,11 @@ import json
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from aod_core.canvas.prompt import Prompt, Sampling
+from aod_core.canvas.scaffold import Scaffold
+from aod_core.canvas.slots import canonical
 from aod_core.chat.base import ChatModel
 from aod_core.errors import InputError
-from aod_core.canvas.prompt import Prompt, Sampling
-from aod_core.canvas.scaffold import Scaffold, canonical
 
 OPS = {
     "temperature": "set sampling temperature to `amount` (0.1-2.0; lower = safer, higher = more varied)",
@@ -37,8 +39,15 @@ class Proposal:
     rationale: str = ""
 
 
-def _branch(op: str, path: str = "", *, value: dict | None = None, amount: dict | None = None,
-            lo: dict | None = None, hi: dict | None = None) -> dict[str, Any]:
+def _branch(
+    op: str,
+    path: str = "",
+    *,
+    value: dict | None = None,
+    amount: dict | None = None,
+    lo: dict | None = None,
+    hi: dict | None = None,
+) -> dict[str, Any]:
     """One operation's answer shape: every answer has the same seven keys, constrained per op."""
     num = {"type": "number", "minimum": -1e6, "maximum": 1e6}
     return {
@@ -63,8 +72,10 @@ def proposal_schema(scaffold: Scaffold | None, prompt: Prompt | None = None) -> 
     allowed, keeping at least two; allow only forbidden ones; range only numeric fields). A small
     model can then only write edits that apply; the grammar enforces it token by token."""
     prompt = prompt or Prompt()
-    branches = [_branch("temperature", amount={"type": "number", "minimum": 0.1, "maximum": 2.0}),
-                _branch("text", value={"type": "string", "minLength": 1, "maxLength": 200})]
+    branches = [
+        _branch("temperature", amount={"type": "number", "minimum": 0.1, "maximum": 2.0}),
+        _branch("text", value={"type": "string", "minLength": 1, "maxLength": 200}),
+    ]
     enums: dict[str, list[Any]] = {}
     numbers: dict[str, tuple[float | None, float | None]] = {}
     for sl in scaffold.slots if scaffold else []:
@@ -76,13 +87,19 @@ def proposal_schema(scaffold: Scaffold | None, prompt: Prompt | None = None) -> 
         texts = [_text(c) for c in choices]
         forbidden = [_text(v) for v in prompt.forbid.get(path, [])]
         allowed = [t for t in texts if t not in forbidden]
-        branches.append(_branch("bias", path, value={"enum": texts}, amount={"type": "number", "minimum": -5, "maximum": 5}))
+        branches.append(
+            _branch("bias", path, value={"enum": texts}, amount={"type": "number", "minimum": -5, "maximum": 5})
+        )
         if len(allowed) > 2:
             branches.append(_branch("forbid", path, value={"enum": allowed}))
         if forbidden:
             branches.append(_branch("allow", path, value={"enum": forbidden}))
     for path, (lo, hi) in sorted(numbers.items()):
-        bound = {"type": "number", **({"minimum": lo} if lo is not None else {}), **({"maximum": hi} if hi is not None else {})}
+        bound = {
+            "type": "number",
+            **({"minimum": lo} if lo is not None else {}),
+            **({"maximum": hi} if hi is not None else {}),
+        }
         branches.append(_branch("range", path, lo=bound, hi=bound))
         if path in prompt.ranges:
             branches.append(_branch("unrange", path))
@@ -163,7 +180,9 @@ class PromptOptimizer:
     # takes is recorded as a failed proposal instead of being probed as a dead edit.
     compiler: Any = None
 
-    def propose(self, prompt: Prompt, feedback: str, history: Sequence[tuple[str, float]], k: int, *, check=None, seed: int = 0) -> list[Proposal]:
+    def propose(
+        self, prompt: Prompt, feedback: str, history: Sequence[tuple[str, float]], k: int, *, check=None, seed: int = 0
+    ) -> list[Proposal]:
         """``k`` proposals; ``check(prompt)`` (the generator's) vets each edited prompt."""
         ops = "\n".join(f"- {name}: {what}" for name, what in OPS.items())
         hist = "\n".join(f"- reward {r:.3f}: {s}" for s, r in history[-5:]) or "- (none yet)"
@@ -182,8 +201,9 @@ class PromptOptimizer:
         )
         conv = [{"role": "system", "content": system}, {"role": "user", "content": user}]
         schema = proposal_schema(self.scaffold, prompt)
-        replies = self.chat.complete_many([conv] * k, json_schema=schema, max_tokens=self.max_tokens,
-                                          temperature=self.temperature, seed=seed)
+        replies = self.chat.complete_many(
+            [conv] * k, json_schema=schema, max_tokens=self.max_tokens, temperature=self.temperature, seed=seed
+        )
         out, seen = [], set()
         for i, reply in enumerate(replies):
             if not reply.ok:

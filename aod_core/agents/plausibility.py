@@ -2,7 +2,7 @@
 
 This is the offline judge's verdict. A 135M chat model cannot tell a real penguin from an impossible
 one (it rejected real held-out records as readily as broken ones); statistics of the seeds can. The
-rules are in ``evidence.py``; this module fits them, calibrates them and scores records.
+rules are in the ``evidence`` package; this module fits them, calibrates them and scores records.
 
 Fitting (cached on disk by a hash of the seeds and settings):
 
@@ -38,6 +38,7 @@ Fitting (cached on disk by a hash of the seeds and settings):
 Each score comes with its findings: every rule rarer than ``reason_nats`` (default: 99% of real
 records), in words with numbers, most telling first; a rejected record always has at least one.
 """
+
 from __future__ import annotations
 
 import math
@@ -51,9 +52,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from aod_core.eval import embedder as embedder_mod
+from aod_core.agents.evidence import Columns, Finding, FitContext, Rule, build_tables, plan_rules
 from aod_core.errors import InputError
-from aod_core.agents.evidence import Columns, FitContext, Finding, Rule, build_tables, plan_rules
+from aod_core.eval import embedder as embedder_mod
 
 CACHE_VERSION = 1
 MIN_SEEDS = 8
@@ -148,10 +149,22 @@ class Assessment:
         return [f.text for f in self.findings[:limit]]
 
     def to_dict(self, limit: int = 6) -> dict[str, Any]:
-        return {"score": round(self.score, 4), "surprise": round(self.surprise, 3),
-                "findings": [{"rule": f.rule, "kind": f.kind, "fields": f.fields, "key": f.key, "text": f.text,
-                              "rarity": float(f"{f.rarity:.3g}"), "nats": round(f.nats, 2)}
-                             for f in self.findings[:limit]]}
+        return {
+            "score": round(self.score, 4),
+            "surprise": round(self.surprise, 3),
+            "findings": [
+                {
+                    "rule": f.rule,
+                    "kind": f.kind,
+                    "fields": f.fields,
+                    "key": f.key,
+                    "text": f.text,
+                    "rarity": float(f"{f.rarity:.3g}"),
+                    "nats": round(f.nats, 2),
+                }
+                for f in self.findings[:limit]
+            ],
+        }
 
 
 def conformal_quantile(values: np.ndarray, share: float) -> float:
@@ -195,8 +208,15 @@ def _subset(tables: dict[str, Columns], records: np.ndarray) -> dict[str, Column
 class PlausibilityModel:
     """``PlausibilityModel.fit(seeds)`` then ``assess(records)``; see the module docstring."""
 
-    def __init__(self, rules: list[Rule], tails: list[Tail], surprise_tail: Tail, threshold: float,
-                 settings: PlausibilitySettings, report: dict[str, Any]):
+    def __init__(
+        self,
+        rules: list[Rule],
+        tails: list[Tail],
+        surprise_tail: Tail,
+        threshold: float,
+        settings: PlausibilitySettings,
+        report: dict[str, Any],
+    ):
         self.rules, self.tails, self.surprise_tail = rules, tails, surprise_tail
         self.sum_tail = self.max_tail = Tail(np.zeros(1))
         self.threshold, self.settings, self.report = threshold, settings, report
@@ -207,8 +227,13 @@ class PlausibilityModel:
     # -- fitting --------------------------------------------------------------------------------
 
     @classmethod
-    def fit(cls, seeds: Sequence[Any], settings: PlausibilitySettings | None = None, *,
-            on_progress: Callable[[int, int], None] | None = None) -> PlausibilityModel:
+    def fit(
+        cls,
+        seeds: Sequence[Any],
+        settings: PlausibilitySettings | None = None,
+        *,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> PlausibilityModel:
         s = settings or PlausibilitySettings()
         s.check()
         t0 = time.perf_counter()
@@ -223,8 +248,14 @@ class PlausibilityModel:
             return cls._fit(seeds, s, emb, t0, on_progress)
 
     @classmethod
-    def _fit(cls, seeds: list[Any], s: PlausibilitySettings, emb: Any, t0: float,
-             on_progress: Callable[[int, int], None] | None) -> PlausibilityModel:
+    def _fit(
+        cls,
+        seeds: list[Any],
+        s: PlausibilitySettings,
+        emb: Any,
+        t0: float,
+        on_progress: Callable[[int, int], None] | None,
+    ) -> PlausibilityModel:
         n = len(seeds)
         ctx = FitContext(embedder=emb, seed=s.seed)
         tables = build_tables(seeds)
@@ -255,16 +286,21 @@ class PlausibilityModel:
         rules = [rule.fit(tables[rule.table], ctx) for rule in plan]
         if on_progress:
             on_progress(total, total)
-        rows = [(np.concatenate(v) if v else np.zeros(0), np.concatenate(r) if r else np.zeros(0, dtype=int))
-                for v, r in held]
+        rows = [
+            (np.concatenate(v) if v else np.zeros(0), np.concatenate(r) if r else np.zeros(0, dtype=int))
+            for v, r in held
+        ]
         keep = [k for k, r in enumerate(rules) if r.active and np.isfinite(rows[k][0]).any()]
         rules = [rules[k] for k in keep]
         rows = [rows[k] for k in keep]
         tails = [Tail(v) for v, _ in rows]
         model = cls(rules, tails, Tail(np.zeros(1)), 0.0, s, {})
         model.fold_rules = [[fr[k] for k in keep] for fr in fold_rules]
-        u = (np.column_stack([per_record(t.loo_nats(v), r, n)[0] for t, (v, r) in zip(tails, rows)])
-             if rules else np.zeros((n, 0)))
+        u = (
+            np.column_stack([per_record(t.loo_nats(v), r, n)[0] for t, (v, r) in zip(tails, rows)])
+            if rules
+            else np.zeros((n, 0))
+        )
         total, top = model._tests(u)
         model.sum_tail, model.max_tail = Tail(total), Tail(top)
         surprise = np.maximum(model.sum_tail.loo_nats(total), model.max_tail.loo_nats(top))
@@ -279,7 +315,10 @@ class PlausibilityModel:
         for r in rules:
             kinds[r.kind] = kinds.get(r.kind, 0) + 1
         model.report = {
-            "seeds": n, "folds": folds, "rules": len(rules), "rule_kinds": kinds,
+            "seeds": n,
+            "folds": folds,
+            "rules": len(rules),
+            "rule_kinds": kinds,
             "accept_share_target": s.accept_share,
             "threshold_surprise": round(model.threshold, 4),
             "threshold_score": round(float(model.surprise_tail.rarity(np.array([model.threshold]))[0]), 4),
@@ -309,8 +348,9 @@ class PlausibilityModel:
     @property
     def ctx(self) -> FitContext:
         if self._ctx is None:  # loaded from the cache: the embedder is a process-wide resource
-            self._ctx = FitContext(embedder=embedder_mod.load() if self.report.get("embedder") else None,
-                                   seed=self.settings.seed)
+            self._ctx = FitContext(
+                embedder=embedder_mod.load() if self.report.get("embedder") else None, seed=self.settings.seed
+            )
         return self._ctx
 
     def assess(self, records: Sequence[Any]) -> list[Assessment]:
@@ -356,8 +396,17 @@ class PlausibilityModel:
             for k in picked[:6]:
                 rule = self.rules[k]
                 key, text = rule.explain(tables[rule.table], int(rows[i, k]), ctx)
-                findings.append(Finding(rule.id, rule.kind, list(rule.fields), key, text, float(nats[i, k]),
-                                        float(math.exp(-nats[i, k]))))
+                findings.append(
+                    Finding(
+                        rule.id,
+                        rule.kind,
+                        list(rule.fields),
+                        key,
+                        text,
+                        float(nats[i, k]),
+                        float(math.exp(-nats[i, k])),
+                    )
+                )
             out.append(Assessment(float(score[i]), accept, float(surprise[i]), findings))
         return out
 
@@ -384,28 +433,47 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("AOD_CACHE_DIR") or Path.home() / ".cache" / "aod-studio")
 
 
+def _code_files() -> list[Path]:
+    """The source files of the classes a pickled model is made of: this module, the character model
+    and every module of the evidence package (the rules, their tables and feature space)."""
+    here = Path(__file__).resolve().parent
+    return [here / "plausibility.py", here / "textmodel.py", *sorted((here / "evidence").glob("*.py"))]
+
+
 def _code_fingerprint() -> str:
-    """A hash of the code a pickled model is made of: a cached model from other code is refitted,
-    never unpickled into classes that changed under it."""
+    """A hash of the code a pickled model is made of (each file's name and bytes): a cached model from
+    other code is refitted, never unpickled into classes that changed or moved under it."""
     import hashlib
 
     here = Path(__file__).resolve().parent
     h = hashlib.sha256()
-    for name in ("plausibility.py", "evidence.py", "textmodel.py"):
-        h.update((here / name).read_bytes())
+    for path in _code_files():
+        h.update(path.relative_to(here).as_posix().encode() + b"\0")
+        h.update(path.read_bytes())
     return h.hexdigest()[:16]
 
 
 def cache_key(seeds: Sequence[Any], settings: PlausibilitySettings, semantic_model: str | None) -> str:
     from aod_core.generators.base import content_key
 
-    return content_key({"v": CACHE_VERSION, "code": _code_fingerprint(), "seeds": list(seeds),
-                        "settings": asdict(settings), "embedder": semantic_model})
+    return content_key(
+        {
+            "v": CACHE_VERSION,
+            "code": _code_fingerprint(),
+            "seeds": list(seeds),
+            "settings": asdict(settings),
+            "embedder": semantic_model,
+        }
+    )
 
 
-def fit_cached(seeds: Sequence[Any], settings: PlausibilitySettings | None = None, *,
-               cache_dir: str | os.PathLike | None = None,
-               on_progress: Callable[[int, int], None] | None = None) -> PlausibilityModel:
+def fit_cached(
+    seeds: Sequence[Any],
+    settings: PlausibilitySettings | None = None,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> PlausibilityModel:
     """``PlausibilityModel.fit`` through the on-disk cache (a damaged entry is refitted)."""
     s = settings or PlausibilitySettings()
     s.check()

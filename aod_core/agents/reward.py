@@ -7,18 +7,31 @@ All four terms lie in [0, 1], so the reward does too. The judge score of a candi
 the exact checks, or one the judge could not score, counts as 0. Weights are configurable; the
 defaults favour task success, then the judge's opinion, then novelty and diversity.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
 from aod_core.errors import InputError
-from aod_core.generators.base import Candidate
-from aod_core.eval.metrics import distinct_n, field_overlap, task_success
+from aod_core.eval.metrics import (
+    Outcomes,
+    distinct_n,
+    duplicate_rate,
+    exact_copy_rate,
+    field_overlap,
+    rate,
+    schema_valid_rate,
+    task_success_rate,
+    valid_json_rate,
+)
+from aod_core.records import Candidate
 
 
 @dataclass
 class RewardWeights:
+    """The weights of the reward's four terms (any values >= 0 with a positive sum; see above)."""
+
     tsr: float = 0.4
     judge: float = 0.3
     novelty: float = 0.2
@@ -45,26 +58,34 @@ class RewardWeights:
         return w
 
 
-def evaluate(cands: Sequence[Candidate], judgement: Any, seeds: Sequence[Any], weights: RewardWeights) -> dict[str, Any]:
-    """Every per-batch figure of DESIGN.md §6 the loop reports, plus the reward."""
+def evaluate(
+    cands: Sequence[Candidate], judgement: Any, seeds: Sequence[Any], weights: RewardWeights
+) -> dict[str, Any]:
+    """Every per-batch figure the loop reports (docs/METRICS.md), plus the reward. The rates come from
+    the judge's exact checks (whose duplicates include records accepted earlier in the run)."""
     n = len(cands)
     checks, verdicts = judgement.checks, judgement.verdicts
-    valid = [c.parses and not c.schema_errors for c in checks]
-    success = task_success(valid, [c.duplicate for c in checks], [c.seed_copy for c in checks], [v.accept for v in verdicts])
+    outcomes = Outcomes(
+        parsed=[c.parses for c in checks],
+        valid=[c.parses and not c.schema_errors for c in checks],
+        duplicate=[c.duplicate for c in checks],
+        copy=[c.seed_copy for c in checks],
+        accepted=[v.accept for v in verdicts],
+    )
     records = [c.record for c, ch in zip(cands, checks) if ch.parses]
     scores = [v.score or 0.0 for v in verdicts]
     m = {
         "candidates": n,
-        "valid_json_rate": _rate(sum(c.parses for c in checks), n),
-        "schema_valid_rate": _rate(sum(valid), n),
-        "duplicate_rate": _rate(sum(c.duplicate for c in checks), n),
-        "exact_copy_rate": _rate(sum(c.seed_copy for c in checks), n),
+        "valid_json_rate": valid_json_rate(outcomes),
+        "schema_valid_rate": schema_valid_rate(outcomes),
+        "duplicate_rate": duplicate_rate(outcomes),
+        "exact_copy_rate": exact_copy_rate(outcomes),
         "field_overlap": field_overlap(records, seeds),
         "distinct_2": distinct_n(records, 2),
         "judge_score": sum(scores) / n if n else 0.0,
-        "judge_accept_rate": _rate(sum(v.accept for v in verdicts), n),
+        "judge_accept_rate": rate(sum(v.accept for v in verdicts), n),
         "judge_failures": sum(v.source == "failed" for v in verdicts),
-        "task_success_rate": _rate(sum(success), n),
+        "task_success_rate": task_success_rate(outcomes),
     }
     total = sum(asdict(weights).values())
     m["reward"] = (
@@ -73,9 +94,5 @@ def evaluate(cands: Sequence[Candidate], judgement: Any, seeds: Sequence[Any], w
         + weights.novelty * (1 - m["field_overlap"])
         + weights.diversity * m["distinct_2"]
     ) / total
-    m["_success"] = success  # per candidate, for the loop; not stored
+    m["_success"] = outcomes.success  # per candidate, for the loop; not stored
     return m
-
-
-def _rate(k: int, n: int) -> float:
-    return k / n if n else 0.0

@@ -6,6 +6,7 @@ library offers a small, fast, case-sensitive character model with proper smoothi
 written here: interpolated Witten-Bell smoothing (Chen & Goodman, 1998) over contexts of up to
 ``order - 1`` characters, with begin/end markers so that lengths and first/last characters count.
 """
+
 from __future__ import annotations
 
 import math
@@ -48,7 +49,7 @@ class CharNGram:
             for i in range(self.order - 1, len(padded)):
                 ch = padded[i]
                 for k in range(self.order):
-                    self.counts[padded[i - k:i]][ch] += 1
+                    self.counts[padded[i - k : i]][ch] += 1
         self.alphabet.add(EOS)
         self.totals = {h: sum(c.values()) for h, c in self.counts.items()}
         self.types = {h: len(c) for h, c in self.counts.items()}
@@ -58,7 +59,7 @@ class CharNGram:
     def _prob(self, history: str, ch: str) -> float:
         p = 1.0 / (len(self.alphabet) + UNSEEN_CHARS)
         for k in range(len(history) + 1):  # shortest context first, each level interpolating the last
-            h = history[len(history) - k:]
+            h = history[len(history) - k :]
             c = self.counts.get(h)
             if c is None:
                 break
@@ -71,7 +72,7 @@ class CharNGram:
         n = len(padded) - (self.order - 1)
         total = 0.0
         for i in range(self.order - 1, len(padded)):
-            total -= math.log(self._prob(padded[i - self.order + 1:i], padded[i]))
+            total -= math.log(self._prob(padded[i - self.order + 1 : i], padded[i]))
         return total / n
 
 

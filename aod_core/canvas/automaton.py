@@ -5,6 +5,7 @@ end early). Its language is a regular expression built from the schema (number r
 string lengths, ``pattern``) and compiled to a finite automaton with ``interegular``. The sampler
 uses the table to keep every partially filled slot completable (see ``constraints.py``).
 """
+
 from __future__ import annotations
 
 import math
@@ -88,14 +89,7 @@ def _scaled_nonneg_regex(lo: int, hi: int, decimals: int) -> str:
     return "(" + "|".join(parts) + ")"
 
 
-def number_regex(
-    lo: float,
-    hi: float,
-    decimals: int,
-    *,
-    exclusive_lo: bool = False,
-    exclusive_hi: bool = False,
-) -> str:
+def number_regex(lo: float, hi: float, decimals: int, *, exclusive_lo: bool = False, exclusive_hi: bool = False) -> str:
     """Regex for numbers in [lo, hi] written with exactly ``decimals`` fraction digits.
 
     A fixed number of decimals (taken from the seeds) makes the range an integer range on the
@@ -214,13 +208,15 @@ def compile_fsm(regex: str, extra: tuple[str, ...] = (), forbid: tuple[str, ...]
             fsm = fsm.difference(interegular.parse_pattern(re.escape(literal)).to_fsm())
         fsm = fsm.reduce()
     except _OverBudget:
-        raise BudgetExceeded(f"the automaton of this value's language grows past the budget "
-                             f"({MAX_STATES} states)") from None
+        raise BudgetExceeded(
+            f"the automaton of this value's language grows past the budget ({MAX_STATES} states)"
+        ) from None
     finally:
         _budget.active = outer
     if len(fsm.states) > MAX_STATES:
-        raise BudgetExceeded(f"the automaton of this value's language has {len(fsm.states)} states "
-                             f"(budget {MAX_STATES})")
+        raise BudgetExceeded(
+            f"the automaton of this value's language has {len(fsm.states)} states (budget {MAX_STATES})"
+        )
     return fsm
 
 
@@ -249,14 +245,7 @@ class SlotDFA:
         return bool(self.accept[s])
 
 
-def build_slot_dfa(
-    fsm,
-    vocab_chars: dict[str, int],
-    vocab_size: int,
-    *,
-    end_id: int,
-    null_id: int | None,
-) -> SlotDFA:
+def build_slot_dfa(fsm, vocab_chars: dict[str, int], vocab_size: int, *, end_id: int, null_id: int | None) -> SlotDFA:
     """Turn an interegular FSM into a dense table over our token ids, adding END padding and NULL.
     ``vocab_chars`` maps each symbol to its id: a single character, or a word piece of several,
     whose transition is the walk over its characters."""

@@ -15,6 +15,7 @@ All of it is prompt-dependent: pins are pre-committed tokens, forbidden values a
 choice or subtracted from a slot's language, ranges narrow a number slot's language, and choice
 biases shift logits.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,9 +25,11 @@ import numpy as np
 import torch
 
 from aod_core.canvas.automaton import SlotDFA, build_slot_dfa, compile_fsm
-from aod_core.errors import InputError
 from aod_core.canvas.prompt import Prompt
-from aod_core.canvas.scaffold import ABSENT, END, MASK, NULL, Scaffold, Slot, canonical
+from aod_core.canvas.scaffold import Scaffold
+from aod_core.canvas.slots import ABSENT, END, MASK, NULL, Slot, canonical
+from aod_core.errors import InputError
+
 
 def static_allowed(scaffold: Scaffold, *, with_absent: bool) -> torch.Tensor:
     """[L, V] tokens each canvas position can ever hold (ABSENT only where a gate may switch it off)."""
@@ -47,14 +50,16 @@ def static_allowed(scaffold: Scaffold, *, with_absent: bool) -> torch.Tensor:
             m[s.start : s.start + s.width, ABSENT] = True
     return m
 
+
 @dataclass(frozen=True)
-class _Lang:
+class _LanguageSpec:
     """What decides a value slot's DFA; equal languages share one compiled table."""
 
     regex: str
     extra: tuple[str, ...]
     forbid: tuple[str, ...]
     nullable: bool
+
 
 _TRIPLE_CHUNK = 4096  # (row, slot, state) triples walked at once in _slot_allowed (bounds memory)
 
@@ -71,7 +76,7 @@ class CanvasConstraint:
         self.static = static_allowed(scaffold, with_absent=False)
         self.bias = torch.zeros(L, V)
         self.pins: dict[int, list[int]] = {}  # start position -> tokens
-        langs = {s.start: _Lang(s.regex, s.extra, (), s.nullable) for s in scaffold.slots if s.kind == "value"}
+        langs = {s.start: _LanguageSpec(s.regex, s.extra, (), s.nullable) for s in scaffold.slots if s.kind == "value"}
         self._apply_prompt(langs)
 
         # Gates: a position is switched off when its controller holds a token outside gate_ok.
@@ -133,7 +138,7 @@ class CanvasConstraint:
 
     # -- prompt edits ----------------------------------------------------------------------------
 
-    def _apply_prompt(self, langs: dict[int, _Lang]) -> None:
+    def _apply_prompt(self, langs: dict[int, _LanguageSpec]) -> None:
         sc, vocab, p = self.scaffold, self.scaffold.vocab, self.prompt
         for path, values in p.forbid.items():
             for s in sc.slots_for(path):
@@ -141,7 +146,9 @@ class CanvasConstraint:
                     for v in values:
                         tok = vocab.choice_ids.get((s.key, canonical(v)))
                         if tok is None:
-                            raise InputError(f"forbid {path}: {canonical(v)} is not one of {[canonical(c) for c in s.choices]}")
+                            raise InputError(
+                                f"forbid {path}: {canonical(v)} is not one of {[canonical(c) for c in s.choices]}"
+                            )
                         self.static[s.start, tok] = False
                     if not self.static[s.start].any():
                         raise InputError(f"forbid {path}: every choice is forbidden")
@@ -153,11 +160,18 @@ class CanvasConstraint:
                             text = s.spell_checked(v, "forbid")  # refuses a value the field cannot hold
                             spelled.append(s.bin_of(v) + text if s.bins else text)
                     spelled = tuple(spelled)
-                    langs[s.start] = _Lang(lang.regex, lang.extra, tuple(sorted(set(lang.forbid + spelled))), lang.nullable and None not in values)
+                    langs[s.start] = _LanguageSpec(
+                        lang.regex,
+                        lang.extra,
+                        tuple(sorted(set(lang.forbid + spelled))),
+                        lang.nullable and None not in values,
+                    )
         for path, (lo, hi) in p.ranges.items():
             for s in sc.slots_for(path):
                 if s.vtype not in ("integer", "number"):
-                    raise InputError(f"range {path}: only number and integer fields take a range, this one is {s.vtype or s.role}")
+                    raise InputError(
+                        f"range {path}: only number and integer fields take a range, this one is {s.vtype or s.role}"
+                    )
                 new_lo = lo if s.lo is None else max(lo, s.lo)
                 new_hi = hi if s.hi is None else min(hi, s.hi)
                 if new_lo > new_hi:
@@ -167,7 +181,7 @@ class CanvasConstraint:
                     regex = s.range_regex(new_lo, new_hi)
                 except ValueError as e:
                     raise InputError(f"range {path}: {e}") from None
-                langs[s.start] = _Lang(lang.regex, lang.extra + (regex,), lang.forbid, lang.nullable)
+                langs[s.start] = _LanguageSpec(lang.regex, lang.extra + (regex,), lang.forbid, lang.nullable)
         for path, table in p.bias.items():
             hits = sc.slots_for(path)
             if any(s.kind == "choice" for s in hits):  # a vocabulary's written-value slot takes no bias
@@ -203,7 +217,11 @@ class CanvasConstraint:
         missing = sorted({ch for ch in text if ch not in vocab.char_ids})
         toks = self.scaffold.value_tokens(s, value)
         if len(toks) > s.width or missing:
-            why = f"longer than the field's {s.width} symbols" if len(toks) > s.width else f"uses characters the seeds never use: {missing}"
+            why = (
+                f"longer than the field's {s.width} symbols"
+                if len(toks) > s.width
+                else f"uses characters the seeds never use: {missing}"
+            )
             raise InputError(f"pin {path}: {text!r} is {why}")
         return toks + [END] * (s.width - len(toks))
 
@@ -213,7 +231,9 @@ class CanvasConstraint:
             ok = self.static[start, toks[0]] if k < 0 else _accepts(self, k, toks)
             if not ok:
                 slot = next(s for s in self.scaffold.slots if s.start == start)
-                raise InputError(f"pin {slot.path}: the value breaks the field's constraints or the prompt's forbids/ranges")
+                raise InputError(
+                    f"pin {slot.path}: the value breaks the field's constraints or the prompt's forbids/ranges"
+                )
 
     def _to(self, device: torch.device) -> None:
         for name in ("static", "bias", "gate_pos", "gate_ok", "gated", "slot_of"):
@@ -341,17 +361,19 @@ class CanvasConstraint:
                 continue
             acc = torch.zeros(B * K, V, device=x.device)
             for c0 in range(0, len(b_i), _TRIPLE_CHUNK):
-                b, k, st = b_i[c0:c0 + _TRIPLE_CHUNK], k_i[c0:c0 + _TRIPLE_CHUNK], s_i[c0:c0 + _TRIPLE_CHUNK]
+                b, k, st = b_i[c0 : c0 + _TRIPLE_CHUNK], k_i[c0 : c0 + _TRIPLE_CHUNK], s_i[c0 : c0 + _TRIPLE_CHUNK]
                 ok = bwd[j + 1][b[:, None], k[:, None], T[k, st]]  # [N, V]: can finish after v
                 acc.index_add_(0, b * K + k, ok)
             out[:, only, j] = acc.view(B, K, V) > 0
         return out
+
 
 def _accepts(c: CanvasConstraint, k: int, toks: list[int]) -> bool:
     s = int(c.start[k])
     for t in toks:
         s = int(c.T[k, s, t])
     return bool(c.accept[k, s])
+
 
 def _canonical_text(value_text: str) -> str:
     """Bias keys are JSON texts ("\\"Dream\\"", "true", "null"); bare strings are taken as strings."""
@@ -361,6 +383,7 @@ def _canonical_text(value_text: str) -> str:
         return canonical(json.loads(value_text))
     except (ValueError, TypeError):
         return canonical(value_text)
+
 
 def _gate_depth(scaffold: Scaffold) -> int:
     by_start = {s.start: s for s in scaffold.slots}
@@ -372,11 +395,13 @@ def _gate_depth(scaffold: Scaffold) -> int:
         depth = max(depth, d)
     return max(depth, 1)
 
+
 @lru_cache(maxsize=256)
-def _compiled(lang: _Lang, chars: tuple[tuple[str, int], ...], vocab_size: int) -> SlotDFA:
+def _compiled(lang: _LanguageSpec, chars: tuple[tuple[str, int], ...], vocab_size: int) -> SlotDFA:
     fsm = compile_fsm(lang.regex, lang.extra, lang.forbid)
     return build_slot_dfa(fsm, dict(chars), vocab_size, end_id=END, null_id=NULL if lang.nullable else None)
 
-def _dfa(lang: _Lang, scaffold: Scaffold) -> SlotDFA:
+
+def _dfa(lang: _LanguageSpec, scaffold: Scaffold) -> SlotDFA:
     vocab = scaffold.vocab
     return _compiled(lang, tuple(sorted(vocab.symbol_ids.items())), len(vocab))

@@ -6,6 +6,7 @@ zeros, RFC 3339 times with an offset), plus the characters it needs in the vocab
 every hex digit even if the seeds never used one) and the shortest spelling (the slot's least width).
 A format without a language here is drawn from the seeds' values when the validator checks it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

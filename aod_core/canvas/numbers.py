@@ -15,6 +15,7 @@ open or set them to 1e308. A slot has a bounded width, so:
 
 All arithmetic is on ``Decimal``/``int``: no bound or seed, however large, is ever turned into a float.
 """
+
 from __future__ import annotations
 
 import math
@@ -62,8 +63,11 @@ class NumberFormat:
 
     def spell(self, value: Any) -> str:
         if self.notation == "exponent":
-            return format(float(dec(value)), f".{self.digits}e") if abs(dec(value)) < Decimal("1e308") else (
-                f"{'-' if value < 0 else ''}9.{'9' * self.digits}e+{MAX_EXPONENT}")
+            return (
+                format(float(dec(value)), f".{self.digits}e")
+                if abs(dec(value)) < Decimal("1e308")
+                else (f"{'-' if value < 0 else ''}9.{'9' * self.digits}e+{MAX_EXPONENT}")
+            )
         d = dec(value)
         if self.digits == 0:
             return str(int(d.to_integral_value()))
@@ -107,8 +111,13 @@ def plan_number(schema: dict, kind: str, values: list[Any]) -> NumberPlan:
         try:
             regex = fmt.regex(lo, hi, xlo, xhi)
             # sign, mantissa, point and fraction, "e", exponent sign and digits
-            width = 1 + 1 + (1 + fmt.digits if fmt.digits else 0) + 2 + max(
-                2, len(str(abs(fmt.exp_lo))), len(str(abs(fmt.exp_hi))))
+            width = (
+                1
+                + 1
+                + (1 + fmt.digits if fmt.digits else 0)
+                + 2
+                + max(2, len(str(abs(fmt.exp_lo))), len(str(abs(fmt.exp_hi))))
+            )
             return NumberPlan(fmt, lo, hi, regex, width)
         except ValueError:
             pass  # the range holds no whole decade: fixed notation below
@@ -145,8 +154,9 @@ def plan_number(schema: dict, kind: str, values: list[Any]) -> NumberPlan:
             raise ValueError(f"no whole number lies in the range [{_short(lo)}, {_short(hi)}]")
     width = max(len(fmt.spell(elo)), len(fmt.spell(ehi)))
     if width > MAX_WIDTH:
-        raise ValueError(f"the range [{_short(lo)}, {_short(hi)}] needs {width} characters per value "
-                         f"(budget {MAX_WIDTH})")
+        raise ValueError(
+            f"the range [{_short(lo)}, {_short(hi)}] needs {width} characters per value (budget {MAX_WIDTH})"
+        )
     if step is not None:
         regex, note = _multiples(fmt, step_raw, elo, ehi, xlo, xhi, nums)
     else:
@@ -200,8 +210,9 @@ def _exponent_format(nums: list[Decimal]) -> NumberFormat:
     nonzero = [n for n in nums if n != 0]
     exps = [max(-MAX_EXPONENT, min(MAX_EXPONENT, n.adjusted())) for n in nonzero]
     mant = max((len(n.normalize().as_tuple().digits) - 1 for n in nonzero), default=0)
-    return NumberFormat(False, "exponent", min(mant, MAX_MANTISSA),
-                        max(-MAX_EXPONENT, min(exps) - 1), min(MAX_EXPONENT, max(exps) + 1))
+    return NumberFormat(
+        False, "exponent", min(mant, MAX_MANTISSA), max(-MAX_EXPONENT, min(exps) - 1), min(MAX_EXPONENT, max(exps) + 1)
+    )
 
 
 def _exp_text(e: int) -> str:
@@ -258,8 +269,9 @@ def _exponent_regex(fmt: NumberFormat, lo: Any, hi: Any, xlo: bool, xhi: bool) -
     return "(" + "|".join(parts) + ")"
 
 
-def _multiples(fmt: NumberFormat, step_raw: Any, lo: Decimal, hi: Decimal, xlo: bool, xhi: bool,
-               seen: list[Decimal]) -> tuple[str, str]:
+def _multiples(
+    fmt: NumberFormat, step_raw: Any, lo: Decimal, hi: Decimal, xlo: bool, xhi: bool, seen: list[Decimal]
+) -> tuple[str, str]:
     """Regex of the multiples of ``step`` in the range that the validator accepts, listed one by one:
     all of them when there are few, else ``MAX_ENUMERATED`` spread over the range (and the seeds')."""
     step = dec(step_raw)
@@ -276,7 +288,9 @@ def _multiples(fmt: NumberFormat, step_raw: Any, lo: Decimal, hi: Decimal, xlo: 
     if count <= 0:
         raise ValueError(f"no multiple of {step} lies in the range [{lo}, {hi}]")
     stride = max(1, count // (4 * MAX_ENUMERATED))
-    ks = list(range(int(first), int(last) + 1, stride)) + [int(n / step) for n in seen if (n / step) == (n / step).to_integral_value()]
+    ks = list(range(int(first), int(last) + 1, stride)) + [
+        int(n / step) for n in seen if (n / step) == (n / step).to_integral_value()
+    ]
     texts: dict[str, None] = {}
     for k in ks:
         v = step * k
@@ -292,8 +306,7 @@ def _multiples(fmt: NumberFormat, step_raw: Any, lo: Decimal, hi: Decimal, xlo: 
     if len(spelled) > MAX_ENUMERATED:
         pick = len(spelled) / MAX_ENUMERATED
         spelled = [spelled[int(i * pick)] for i in range(MAX_ENUMERATED)]
-        note = (f"multipleOf {step}: values are drawn from {MAX_ENUMERATED} multiples spread over the range "
-                f"(of {count})")
+        note = f"multipleOf {step}: values are drawn from {MAX_ENUMERATED} multiples spread over the range (of {count})"
     return "(" + "|".join(re.escape(t) for t in spelled) + ")", note
 
 

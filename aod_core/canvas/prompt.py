@@ -1,8 +1,8 @@
 """The prompt a diffusion generator is steered by: instruction text plus scaffold edits and sampling.
 
-For a DLM the prompt has two parts (DESIGN.md §2): the text and the scaffold, the partly filled
-canvas. Everything the prompt-optimizer agent may edit lives here, so a prompt can be stored,
-diffed, shown and replayed as one JSON object.
+For a DLM the prompt has two parts: the text and the scaffold, the partly filled canvas (pins,
+forbidden values, ranges and choice biases are edits of it). Everything the prompt-optimizer agent
+may edit lives here, so a prompt can be stored, diffed, shown and replayed as one JSON object.
 
 ``compiled`` records what the instruction compiler (``agents/compiler.py``) made of the text for a
 generator that cannot read it: the source text, the edits it wrote (already applied to ``pins``,
@@ -10,6 +10,7 @@ generator that cannot read it: the source text, the edits it wrote (already appl
 edited by hand), and the phrases it could not map. Prompts stored before it existed read as
 having nothing compiled.
 """
+
 from __future__ import annotations
 
 import json
@@ -104,3 +105,24 @@ class Prompt:
             if len(rng) != 2 or not all(isinstance(v, (int, float)) for v in rng) or rng[0] > rng[1]:
                 raise InputError(f"range for {path} must be [lo, hi] numbers with lo <= hi, got {rng}", where=where)
         return prompt
+
+
+def parse_path_value(item: str | tuple[Any, Any], what: str = "an edit") -> tuple[str, Any]:
+    """One pin or forbid item as (path, value): the text ``PATH=VALUE`` (split at the first ``=``;
+    InputError naming ``what``, e.g. ``--pin``, when there is none) or a (path, value) pair such as
+    an editor row's cells. The path is stripped and gets ``$.`` in front unless it starts with
+    ``$``; a text value is JSON when it parses (``42``, ``null``, ``"x"``, ``true``), else the text
+    itself; any other value is kept as it is."""
+    if isinstance(item, str):
+        if "=" not in item:
+            raise InputError(f"{what} expects PATH=VALUE, got {item!r}")
+        path, value = item.split("=", 1)
+    else:
+        path, value = item
+    path = str(path).strip()
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            pass
+    return (path if path.startswith("$") else f"$.{path}"), value

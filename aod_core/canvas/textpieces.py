@@ -8,6 +8,7 @@ concatenation of its pieces. Single characters stay in the canvas vocabulary too
 slot's language allows can still be written (a value the pieces cannot spell exactly falls back to
 characters).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
@@ -38,8 +39,14 @@ class TextPieces:
                 vocab.setdefault(ch, len(vocab))
             # A greedy longest-match segmentation over the trained pieces (WordPiece-style without
             # continuation marks) is exact and deterministic; BPE merges are only needed to find them.
-            tok = Tokenizer(models.WordPiece(vocab=vocab, unk_token=chars[0] if chars else "[UNK]",
-                                             continuing_subword_prefix="", max_input_chars_per_word=200))
+            tok = Tokenizer(
+                models.WordPiece(
+                    vocab=vocab,
+                    unk_token=chars[0] if chars else "[UNK]",
+                    continuing_subword_prefix="",
+                    max_input_chars_per_word=200,
+                )
+            )
             tok.pre_tokenizer = pre_tokenizers.Split(pattern=" ", behavior="merged_with_next")
             self._tok = tok
         return self._tok
@@ -75,8 +82,13 @@ def train_pieces(texts: Iterable[str], vocab_size: int = 400) -> TextPieces:
     alphabet = sorted({ch for t in texts for ch in t})
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.Split(pattern=" ", behavior="merged_with_next")
-    trainer = trainers.BpeTrainer(vocab_size=max(vocab_size, len(alphabet) + 1), min_frequency=MIN_FREQUENCY,
-                                  show_progress=False, initial_alphabet=alphabet, limit_alphabet=len(alphabet))
+    trainer = trainers.BpeTrainer(
+        vocab_size=max(vocab_size, len(alphabet) + 1),
+        min_frequency=MIN_FREQUENCY,
+        show_progress=False,
+        initial_alphabet=alphabet,
+        limit_alphabet=len(alphabet),
+    )
     tok.train_from_iterator(texts, trainer)
     pieces = sorted((p for p in tok.get_vocab() if 1 < len(p) <= MAX_PIECE_CHARS), key=lambda p: (-len(p), p))
     return TextPieces(pieces, vocab_size)

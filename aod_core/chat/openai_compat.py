@@ -8,6 +8,7 @@ an error reply, never as an exception, so one flaky request cannot kill an agent
 The API key is held in one private attribute and handed to the client only; it never appears in
 ``describe()``, ``repr()`` or an error text.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from aod_core.chat.base import DEFAULT_RETRIES, BatchChat, ChatReply, Conversation, RawAnswer, complete_with_retries
+from aod_core.errors import InputError
 
 PLACEHOLDER_KEY = "EMPTY"  # local servers (vLLM, Ollama) want some key and ignore its value
 
@@ -26,9 +28,19 @@ PLACEHOLDER_KEY = "EMPTY"  # local servers (vLLM, Ollama) want some key and igno
 class OpenAIChatModel(BatchChat):
     """One model on one OpenAI-compatible endpoint."""
 
-    def __init__(self, model: str, base_url: str, api_key: str | None = None, timeout: float = 30.0,
-                 max_retries: int = 2, *, workers: int = 4, retries: int = DEFAULT_RETRIES,
-                 backoff: float = 0.5, max_retry_after: float = 30.0) -> None:
+    def __init__(
+        self,
+        model: str,
+        base_url: str,
+        api_key: str | None = None,
+        timeout: float = 30.0,
+        max_retries: int = 2,
+        *,
+        workers: int = 4,
+        retries: int = DEFAULT_RETRIES,
+        backoff: float = 0.5,
+        max_retry_after: float = 30.0,
+    ) -> None:
         self.model = model
         self.base_url = base_url.rstrip("/")
         self.timeout = float(timeout)
@@ -48,8 +60,9 @@ class OpenAIChatModel(BatchChat):
                 import openai
 
                 # Our own loop does the retrying, so it can count attempts and word the error.
-                self._client = openai.OpenAI(api_key=self.__key, base_url=self.base_url,
-                                             timeout=self.timeout, max_retries=0)
+                self._client = openai.OpenAI(
+                    api_key=self.__key, base_url=self.base_url, timeout=self.timeout, max_retries=0
+                )
             return self._client
 
     def _scrub(self, text: str) -> str:
@@ -58,20 +71,27 @@ class OpenAIChatModel(BatchChat):
             text = text.replace(self.__key, "***")
         return " ".join(text.split())[:300]
 
-    def _request(self, messages: Conversation, json_schema: dict | None, max_tokens: int, temperature: float,
-                 seed: int | None) -> RawAnswer:
+    def _request(
+        self, messages: Conversation, json_schema: dict | None, max_tokens: int, temperature: float, seed: int | None
+    ) -> RawAnswer:
         import openai
 
-        kwargs: dict[str, Any] = {"model": self.model, "messages": messages, "max_tokens": max_tokens,
-                                  "temperature": temperature}
+        kwargs: dict[str, Any] = {
+            "model": self.model,
+            "messages": messages,
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+        }
         if seed is not None:
             kwargs["seed"] = seed
         if json_schema is not None:
             # Strict mode only takes an object at the root; a union of shapes (the optimizer's
             # per-operation branches) goes non-strict and is validated here like every answer.
             strict = json_schema.get("type") == "object"
-            kwargs["response_format"] = {"type": "json_schema", "json_schema": {
-                "name": _schema_name(json_schema), "schema": json_schema, "strict": strict}}
+            kwargs["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": _schema_name(json_schema), "schema": json_schema, "strict": strict},
+            }
         client = self._get_client()
         attempts = self.max_retries + 1
         failure = "no request made"
@@ -87,14 +107,18 @@ class OpenAIChatModel(BatchChat):
                 detail = self._scrub(_status_message(e))
                 if e.status_code < 500 and e.status_code not in (408, 409, 429):
                     # 400/401/403/404: the request itself is wrong; asking again cannot help.
-                    return RawAnswer(text="", failure=f"server refused the request: HTTP {e.status_code} {detail}",
-                                     requests=n)
+                    return RawAnswer(
+                        text="", failure=f"server refused the request: HTTP {e.status_code} {detail}", requests=n
+                    )
                 failure = f"server error {e.status_code}" + (f" ({detail})" if detail else "")
                 asked = _retry_after(e)
                 if asked is not None:  # the server said when to come back (429, 503): honour it, capped
                     if asked > self.max_retry_after:
-                        return RawAnswer(text="", requests=n, failure=f"{failure}: the server asks to retry after "
-                                         f"{asked:g} s, longer than the {self.max_retry_after:g} s this run waits")
+                        return RawAnswer(
+                            text="",
+                            requests=n,
+                            failure=f"{failure}: the server asks to retry after {asked:g} s, longer than the {self.max_retry_after:g} s this run waits",
+                        )
                     wait = asked
             except openai.APIError as e:  # a 200 whose body is not a chat completion
                 return RawAnswer(text="", failure=f"bad response from server: {self._scrub(str(e))}", requests=n)
@@ -104,27 +128,38 @@ class OpenAIChatModel(BatchChat):
                 return _raw_from_response(resp, requests=n)
             if n < attempts:
                 time.sleep(wait)
-        return RawAnswer(text="", failure=f"{failure} after {attempts} attempt{'s' if attempts != 1 else ''}",
-                         requests=attempts)
+        return RawAnswer(
+            text="", failure=f"{failure} after {attempts} attempt{'s' if attempts != 1 else ''}", requests=attempts
+        )
 
-    def complete_many(self, conversations: list[Conversation], *, json_schema: dict | None = None,
-                      max_tokens: int = 256, temperature: float = 0.0, seed: int | None = None) -> list[ChatReply]:
+    def complete_many(
+        self, conversations, *, json_schema=None, max_tokens=256, temperature=0.0, seed=None
+    ) -> list[ChatReply]:
+        # the ChatModel protocol's signature (chat/base.py)
         def generate(convs: list[Conversation], temp: float, s: int | None) -> list[RawAnswer]:
             # Distinct seeds per conversation, so K identical proposals requests can differ.
             seeds = [None if s is None else s + 7919 * j for j in range(len(convs))]
             if len(convs) == 1 or self.workers <= 1:
                 return [self._request(c, json_schema, max_tokens, temp, sd) for c, sd in zip(convs, seeds)]
             with ThreadPoolExecutor(max_workers=min(self.workers, len(convs))) as pool:
-                return list(pool.map(lambda cs: self._request(cs[0], json_schema, max_tokens, temp, cs[1]),
-                                     zip(convs, seeds)))
+                return list(
+                    pool.map(lambda cs: self._request(cs[0], json_schema, max_tokens, temp, cs[1]), zip(convs, seeds))
+                )
 
-        return complete_with_retries(generate, conversations, json_schema=json_schema, temperature=temperature,
-                                     seed=seed, retries=self.retries)
+        return complete_with_retries(
+            generate, conversations, json_schema=json_schema, temperature=temperature, seed=seed, retries=self.retries
+        )
 
     def describe(self) -> dict:
-        return {"backend": "openai", "spec": self.spec, "model": self.model, "base_url": _public_url(self.base_url),
-                "timeout_s": self.timeout, "max_retries": self.max_retries,
-                "api_key": "set" if self.__key != PLACEHOLDER_KEY else "none (placeholder)"}
+        return {
+            "backend": "openai",
+            "spec": self.spec,
+            "model": self.model,
+            "base_url": _public_url(self.base_url),
+            "timeout_s": self.timeout,
+            "max_retries": self.max_retries,
+            "api_key": "set" if self.__key != PLACEHOLDER_KEY else "none (placeholder)",
+        }
 
     def __repr__(self) -> str:
         return f"OpenAIChatModel(model={self.model!r}, base_url={_public_url(self.base_url)!r})"
@@ -132,8 +167,11 @@ class OpenAIChatModel(BatchChat):
 
 def _raw_from_response(resp: Any, *, requests: int) -> RawAnswer:
     if not hasattr(resp, "choices"):  # the client hands back a plain str for a non-JSON body
-        return RawAnswer(text="", requests=requests, failure="server answered with something that is not "
-                         f"a chat completion: {' '.join(str(resp).split())[:80]!r}")
+        return RawAnswer(
+            text="",
+            requests=requests,
+            failure=f"server answered with something that is not a chat completion: {' '.join(str(resp).split())[:80]!r}",
+        )
     usage = getattr(resp, "usage", None)
     choices = resp.choices or []
     if not choices:
@@ -143,9 +181,13 @@ def _raw_from_response(resp: Any, *, requests: int) -> RawAnswer:
     text = msg.content or ""
     if not text and getattr(msg, "refusal", None):
         text = f"[refused] {msg.refusal}"  # kept visible; it fails validation like any non-answer
-    return RawAnswer(text=text, requests=requests, truncated=choice.finish_reason == "length",
-                     prompt_tokens=getattr(usage, "prompt_tokens", None),
-                     completion_tokens=getattr(usage, "completion_tokens", None))
+    return RawAnswer(
+        text=text,
+        requests=requests,
+        truncated=choice.finish_reason == "length",
+        prompt_tokens=getattr(usage, "prompt_tokens", None),
+        completion_tokens=getattr(usage, "completion_tokens", None),
+    )
 
 
 def _retry_after(e: Any) -> float | None:
@@ -191,3 +233,18 @@ def _public_url(url: str) -> str:
     if "@" not in parts.netloc:
         return url
     return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
+def build(
+    target: str, *, spec: str, cache_dir: Any = None, device: str | None = None, api_key: str | None = None
+) -> OpenAIChatModel:
+    """The chat registry's builder for ``openai:<model>@<base_url>`` (``aod_core.chat.CHAT_BACKENDS``)."""
+    model, at, url = target.partition("@")
+    model, url = model.strip(), url.strip()
+    if not model or not at or not url:
+        raise InputError(
+            f"chat model spec {spec!r}: expected openai:<model>@<base_url>, e.g. openai:gpt-4o-mini@https://api.openai.com/v1"
+        )
+    if not url.lower().startswith(("http://", "https://")) or len(url.split("://", 1)[1]) == 0:
+        raise InputError(f"chat model spec {spec!r}: base URL must start with http:// or https://")
+    return OpenAIChatModel(model, url, api_key=api_key)

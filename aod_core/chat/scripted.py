@@ -3,6 +3,7 @@
 It goes through the same validate/retry loop as the real backends, so a test can script "invalid,
 then valid" and see the agent get a retried, validated answer — or an error reply.
 """
+
 from __future__ import annotations
 
 import json
@@ -50,10 +51,18 @@ class ScriptedChatModel(BatchChat):
         self.calls.append({"n": len(conversations), "temperature": temperature, "seed": seed})
         return [RawAnswer(text=self._answer(c)) for c in conversations]
 
-    def complete_many(self, conversations: list[Conversation], *, json_schema: dict | None = None,
-                      max_tokens: int = 256, temperature: float = 0.0, seed: int | None = None) -> list[ChatReply]:
-        return complete_with_retries(self._generate, conversations, json_schema=json_schema,
-                                     temperature=temperature, seed=seed, retries=self.retries)
+    def complete_many(
+        self, conversations, *, json_schema=None, max_tokens=256, temperature=0.0, seed=None
+    ) -> list[ChatReply]:
+        # the ChatModel protocol's signature (chat/base.py)
+        return complete_with_retries(
+            self._generate,
+            conversations,
+            json_schema=json_schema,
+            temperature=temperature,
+            seed=seed,
+            retries=self.retries,
+        )
 
     @property
     def remaining(self) -> int | None:
@@ -61,8 +70,11 @@ class ScriptedChatModel(BatchChat):
         return None if callable(self._script) else len(self._script) - self._next
 
     def describe(self) -> dict:
-        return {"backend": "scripted", "spec": self.spec,
-                "responses": "function" if callable(self._script) else len(self._script)}
+        return {
+            "backend": "scripted",
+            "spec": self.spec,
+            "responses": "function" if callable(self._script) else len(self._script),
+        }
 
     def __repr__(self) -> str:
         return f"ScriptedChatModel(used={len(self.conversations)}, remaining={self.remaining})"

@@ -7,13 +7,15 @@ bounds tightened, types and enums intersected. Whatever has no such spelling (tw
 patterns, two ``oneOf`` lists, ...) stays behind in ``allOf``; the validator still enforces it and
 the schema notes report it.
 """
+
 from __future__ import annotations
 
 import json
 from typing import Any
 
-_ANNOTATIONS = {"title", "description", "examples", "default", "$comment", "deprecated",
-                "readOnly", "writeOnly", "$id", "$schema", "$anchor", "$dynamicAnchor"}
+from aod_core.data.dialects import ANNOTATION_KEYWORDS
+
+_ANNOTATIONS = ANNOTATION_KEYWORDS | {"$id", "$schema", "$anchor", "$dynamicAnchor"}
 _LOWER = {"minimum", "minLength", "minItems", "minProperties", "exclusiveMinimum"}
 _UPPER = {"maximum", "maxLength", "maxItems", "maxProperties", "exclusiveMaximum"}
 

@@ -1,4 +1,5 @@
 """The demo datasets shipped in ``assets/`` (each a dataset folder: schema.json, seeds.jsonl, holdout.jsonl)."""
+
 from __future__ import annotations
 
 import os
@@ -11,4 +12,6 @@ def demo_datasets() -> dict[str, Path]:
     """Name -> folder for every demo dataset found, sorted by name."""
     if not ASSETS.is_dir():
         return {}
-    return {p.name: p for p in sorted(ASSETS.iterdir()) if (p / "schema.json").is_file() and (p / "seeds.jsonl").is_file()}
+    return {
+        p.name: p for p in sorted(ASSETS.iterdir()) if (p / "schema.json").is_file() and (p / "seeds.jsonl").is_file()
+    }

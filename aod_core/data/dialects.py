@@ -7,6 +7,7 @@ own draft. The generator reads one vocabulary only, so every schema node is rewr
 ``dependencies`` before 2019-09, ``id`` in draft-04), the node is translated so the same schema
 written in any draft lays out the same scaffold.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import referencing.jsonschema
-from jsonschema import (Draft4Validator, Draft6Validator, Draft7Validator, Draft201909Validator,
-                        Draft202012Validator)
+from jsonschema import Draft4Validator, Draft6Validator, Draft7Validator, Draft201909Validator, Draft202012Validator
+
+#: Keywords that describe a value without constraining it (every draft).
+ANNOTATION_KEYWORDS = frozenset(
+    {"title", "description", "examples", "default", "$comment", "deprecated", "readOnly", "writeOnly"}
+)
 
 
 @dataclass(frozen=True)
@@ -28,7 +33,8 @@ class Dialect:
 
 
 DIALECTS = {
-    d.name: d for d in (
+    d.name: d
+    for d in (
         Dialect("draft-04", Draft4Validator, referencing.jsonschema.DRAFT4, True, 4),
         Dialect("draft-06", Draft6Validator, referencing.jsonschema.DRAFT6, True, 6),
         Dialect("draft-07", Draft7Validator, referencing.jsonschema.DRAFT7, True, 7),
@@ -59,8 +65,7 @@ def detect(schema: dict) -> tuple[str, str | None]:
         for name in DIALECTS:
             if name in bare:
                 return name, None
-        raise ValueError(f'unsupported "$schema" {json.dumps(uri)} (supported: '
-                         f'{", ".join(DIALECTS)})')
+        raise ValueError(f'unsupported "$schema" {json.dumps(uri)} (supported: {", ".join(DIALECTS)})')
     return DEFAULT, f'"$schema" {json.dumps(uri)} is not a json-schema.org draft; read as {DEFAULT}'
 
 

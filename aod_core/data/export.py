@@ -4,11 +4,12 @@ CSV cells that a spreadsheet would run as a formula (text starting with = + - @,
 carriage return) are prefixed with a single quote; numbers are left as numbers. Arrays inside a
 record become one JSON-text column, so nothing is lost in the flat formats.
 """
+
 from __future__ import annotations
 
 import io
-import math
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -17,6 +18,7 @@ import pandas as pd
 
 from aod_core.errors import InputError
 from aod_core.files import atomic_write_bytes
+from aod_core.records import render_path, walk
 
 FORMATS = ("jsonl", "csv", "parquet")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -29,18 +31,40 @@ def neutralise(value: Any) -> Any:
     return value
 
 
+def _leaf_columns(record: dict) -> dict[str, Any]:
+    """Leaf path (``a.b``) -> value of one record, arrays kept whole (``records.walk`` not entering
+    them), empty objects left out; the top level's own values come first, then the nested objects'
+    leaves (the column order ``pandas.json_normalize`` gave)."""
+    top: dict[str, Any] = {}
+    nested: dict[str, Any] = {}
+    for path, v in walk(record, arrays=False):
+        if not isinstance(v, dict):
+            (top if len(path) == 1 else nested)[render_path(path, root="")] = v
+    return {**top, **nested}
+
+
 def flatten(records: Sequence[dict]) -> pd.DataFrame:
     """One column per leaf path of nested objects (``birds`` arrays as JSON text)."""
     rows = []
     for r in records:
-        flat = pd.json_normalize(r, sep=".").iloc[0].to_dict() if r else {}
-        rows.append({k: json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v for k, v in flat.items()})
+        # read back from a one-row frame, as before: a record whose leaves are all numbers, one a
+        # float, has its integers as floats there (so files keep the types they always had)
+        flat = pd.DataFrame([_leaf_columns(r)]).iloc[0].to_dict() if r else {}
+        rows.append(
+            {k: json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v for k, v in flat.items()}
+        )
     df = pd.DataFrame(rows)
     for col in df.columns:  # a column mixing kinds (1 and "x", true and 2) is kept as JSON text
         kinds = {type(v) for v in df[col] if v is not None and not (isinstance(v, float) and math.isnan(v))}
         if len(kinds) > 1 and not kinds <= {int, float}:
-            df[col] = [None if v is None or (isinstance(v, float) and math.isnan(v)) else
-                       v if isinstance(v, str) else json.dumps(v) for v in df[col]]
+            df[col] = [
+                None
+                if v is None or (isinstance(v, float) and math.isnan(v))
+                else v
+                if isinstance(v, str)
+                else json.dumps(v)
+                for v in df[col]
+            ]
     return df
 
 

@@ -12,6 +12,7 @@ different reading. The limits come from the environment, so a user can raise the
 JSON is read strictly: a key twice in one object (which ``json.loads`` would silently resolve to
 the last value) and ``NaN`` / ``Infinity`` (not JSON) are refused.
 """
+
 from __future__ import annotations
 
 import json
@@ -65,8 +66,10 @@ def _mb(n: int) -> str:
 def check_size(size: int, where: str) -> None:
     """InputError when a file of ``size`` bytes is over the input limit."""
     if size > max_input_bytes():
-        raise InputError(f"file is too large ({_mb(size)}; the limit is {max_input_mb():g} MB, "
-                         "set AOD_MAX_INPUT_MB to change it)", where=where)
+        raise InputError(
+            f"file is too large ({_mb(size)}; the limit is {max_input_mb():g} MB, set AOD_MAX_INPUT_MB to change it)",
+            where=where,
+        )
 
 
 def check_file_size(path: str | os.PathLike, where: str | None = None) -> None:
@@ -79,12 +82,14 @@ def check_file_size(path: str | os.PathLike, where: str | None = None) -> None:
 
 def check_cell(length: int, what: str, where: str) -> None:
     if length > max_cell_bytes():
-        raise InputError(f"{what} is too long ({_mb(length)}; the limit is {max_cell_mb():g} MB, "
-                         "set AOD_MAX_CELL_MB to change it)", where=where)
+        raise InputError(
+            f"{what} is too long ({_mb(length)}; the limit is {max_cell_mb():g} MB, set AOD_MAX_CELL_MB to change it)",
+            where=where,
+        )
 
 
 def not_utf8(path: str | os.PathLike, what: str = "file") -> str:
-    """"<what> is not UTF-8 text at line L (byte B: reason)" for a file that failed to decode; the
+    """ "<what> is not UTF-8 text at line L (byte B: reason)" for a file that failed to decode; the
     position comes from the whole file (a text-mode reader reports it within its own buffer)."""
     try:
         with open(path, "rb") as f:
@@ -157,8 +162,9 @@ def strict_loads(text: str) -> Any:
         key, pos = found
         line, col = text.count("\n", 0, pos) + 1, pos - text.rfind("\n", 0, pos)
         where = f"column {col}" if "\n" not in text else f"line {line}, column {col}"
-        raise StrictJSONError(f"duplicate key {json.dumps(key, ensure_ascii=False)} at {where} "
-                              "(a key may appear once per object)") from None
+        raise StrictJSONError(
+            f"duplicate key {json.dumps(key, ensure_ascii=False)} at {where} (a key may appear once per object)"
+        ) from None
 
 
 def _duplicate_key_at(text: str) -> tuple[str, int] | None:

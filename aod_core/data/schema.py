@@ -4,6 +4,7 @@ The generator works from ``resolved`` (every local ``$ref`` inlined, so it never
 while records are validated against ``raw`` with jsonschema, so anything the generator does not
 enforce is still checked and is reported up front as a ``SchemaNote``.
 """
+
 from __future__ import annotations
 
 import copy
@@ -20,30 +21,67 @@ import referencing.jsonschema
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
+from aod_core.canvas.formats import FORMATS
 from aod_core.data import dialects
 from aod_core.data.allof import merge_allof
-from aod_core.errors import InputError
-from aod_core.canvas.formats import FORMATS
+from aod_core.data.dialects import ANNOTATION_KEYWORDS
 from aod_core.data.limits import check_file_size, not_utf8, strict_loads
+from aod_core.errors import InputError
 
 # Where subschemas live; everything else (enum, const, default, examples, ...) is data and must
 # never be walked, or a property named "$ref" or an example value would be taken for a schema.
-_SUB_ONE = {"items", "additionalProperties", "not", "if", "then", "else", "contains",
-            "propertyNames", "unevaluatedProperties", "unevaluatedItems", "additionalItems",
-            "contentSchema"}
-_SUB_MAP = {"properties", "patternProperties", "$defs", "definitions", "dependentSchemas",
-            "dependencies"}
+_SUB_ONE = {
+    "items",
+    "additionalProperties",
+    "not",
+    "if",
+    "then",
+    "else",
+    "contains",
+    "propertyNames",
+    "unevaluatedProperties",
+    "unevaluatedItems",
+    "additionalItems",
+    "contentSchema",
+}
+_SUB_MAP = {"properties", "patternProperties", "$defs", "definitions", "dependentSchemas", "dependencies"}
 _DEFS = ("$defs", "definitions")
 _SUB_LIST = {"allOf", "anyOf", "oneOf", "prefixItems", "items"}
 
-_ANNOTATIONS = {"title", "description", "examples", "default", "$comment", "deprecated",
-                "readOnly", "writeOnly", "contentMediaType", "contentEncoding", "contentSchema"}
+_ANNOTATIONS = ANNOTATION_KEYWORDS | {"contentMediaType", "contentEncoding", "contentSchema"}
 _SUPPORTED = _ANNOTATIONS | {
-    "type", "properties", "required", "additionalProperties", "patternProperties", "items",
-    "prefixItems", "enum", "const", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
-    "multipleOf", "minLength", "maxLength", "pattern", "format", "minItems", "maxItems",
-    "anyOf", "oneOf", "dependentRequired", "dependentSchemas", "$schema", "$id", "$anchor", "$dynamicAnchor", "$defs", "definitions",
-    "$ref", "$vocabulary",
+    "type",
+    "properties",
+    "required",
+    "additionalProperties",
+    "patternProperties",
+    "items",
+    "prefixItems",
+    "enum",
+    "const",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "multipleOf",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "format",
+    "minItems",
+    "maxItems",
+    "anyOf",
+    "oneOf",
+    "dependentRequired",
+    "dependentSchemas",
+    "$schema",
+    "$id",
+    "$anchor",
+    "$dynamicAnchor",
+    "$defs",
+    "definitions",
+    "$ref",
+    "$vocabulary",
 }
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -77,14 +115,14 @@ class LoadedSchema:
             # at load time anyway; this is the belt to that pair of braces).
             base = self.raw.get("$id" if d.order > 4 else "id", "")
             registry = referencing.Registry().with_resource(base if isinstance(base, str) else "", root)
-            self._validator = d.validator(self.raw, registry=registry,
-                                          format_checker=d.validator.FORMAT_CHECKER)
+            self._validator = d.validator(self.raw, registry=registry, format_checker=d.validator.FORMAT_CHECKER)
         return self._validator
 
     def validate(self, record: object) -> list[tuple[str, str]]:
         """Every schema violation in ``record`` as (json_path, message), sorted by path."""
-        errors = sorted(self._get_validator().iter_errors(record),
-                        key=lambda e: [(isinstance(p, str), p) for p in e.absolute_path])
+        errors = sorted(
+            self._get_validator().iter_errors(record), key=lambda e: [(isinstance(p, str), p) for p in e.absolute_path]
+        )
         return [(json_path(e.absolute_path), e.message) for e in errors]
 
     def is_valid(self, record: object) -> bool:
@@ -112,7 +150,7 @@ def load_schema(path: str | os.PathLike) -> LoadedSchema:
             text = f.read()
     except OSError as e:
         raise InputError(f"cannot read schema file: {e.strerror or e}", where=source) from e
-    except UnicodeDecodeError as e:
+    except UnicodeDecodeError:
         raise InputError(not_utf8(source, "schema file"), where=source) from None
     return parse_schema(loads_json(text, source), source)
 
@@ -125,8 +163,7 @@ def loads_json(text: str, where: str) -> Any:
     try:
         return strict_loads(text)
     except json.JSONDecodeError as e:
-        raise InputError(f"invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}",
-                         where=where) from e
+        raise InputError(f"invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}", where=where) from e
     except ValueError as e:
         raise InputError(f"invalid JSON: {e}", where=where) from e
 
@@ -157,14 +194,16 @@ def _parse_schema(obj: object, source: str = "<schema>") -> LoadedSchema:
     try:
         cls.check_schema(obj)
     except SchemaError as e:
-        raise InputError(f"not a valid {draft} JSON Schema at {_pointer(e.absolute_path) or '/'}: "
-                         f"{_short(e.message)}", where=source) from e
+        raise InputError(
+            f"not a valid {draft} JSON Schema at {_pointer(e.absolute_path) or '/'}: {_short(e.message)}", where=source
+        ) from e
     inliner = _Inliner(obj, draft, source)
     inliner.check_refs()
     resolved = inliner.inline(obj, "", "", ())
     if not _is_object_root(resolved):
-        raise InputError('the root schema must describe an object: it needs "type": "object" '
-                         'and "properties"', where=source)
+        raise InputError(
+            'the root schema must describe an object: it needs "type": "object" and "properties"', where=source
+        )
     if inliner.recursive:
         resolved = {**resolved, "$defs": inliner.recursive}
     notes = ([SchemaNote("", "$schema", draft_note)] if draft_note else []) + inliner.notes
@@ -206,8 +245,10 @@ class _Inliner:
     def target(self, ref: str, at: str) -> tuple[str, object]:
         """(pointer, subschema) that a local ``ref`` found at pointer ``at`` points to."""
         if not ref.startswith("#"):
-            raise InputError(f"$ref {json.dumps(ref)} at {at or '/'} is not local: remote references "
-                             "are never fetched (inline it or move it into $defs)", where=self.source)
+            raise InputError(
+                f"$ref {json.dumps(ref)} at {at or '/'} is not local: remote references are never fetched (inline it or move it into $defs)",
+                where=self.source,
+            )
         frag = unquote(ref[1:])
         if frag == "" or frag.startswith("/"):
             node: object = self.root
@@ -218,15 +259,18 @@ class _Inliner:
                 elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
                     node = node[int(part)]
                 else:
-                    raise InputError(f"unresolvable $ref {json.dumps(ref)} at {at or '/'}: "
-                                     f"nothing at {frag}", where=self.source)
+                    raise InputError(
+                        f"unresolvable $ref {json.dumps(ref)} at {at or '/'}: nothing at {frag}", where=self.source
+                    )
             return frag, node
         for ptr, node in _walk(self.root, ""):
-            if isinstance(node, dict) and (frag in (node.get("$anchor"), node.get("$dynamicAnchor"))
-                                           or node.get("$id") == ref or node.get("id") == ref):
+            if isinstance(node, dict) and (
+                frag in (node.get("$anchor"), node.get("$dynamicAnchor"))
+                or node.get("$id") == ref
+                or node.get("id") == ref
+            ):
                 return ptr, node
-        raise InputError(f"unresolvable $ref {json.dumps(ref)} at {at or '/'}: no anchor {frag!r}",
-                         where=self.source)
+        raise InputError(f"unresolvable $ref {json.dumps(ref)} at {at or '/'}: no anchor {frag!r}", where=self.source)
 
     def inline(self, node: object, ptr: str, at: str, stack: tuple[str, ...]) -> Any:
         """Copy of ``node`` (found at ``ptr`` in raw, landing at ``at`` in resolved), refs inlined,
@@ -244,8 +288,9 @@ class _Inliner:
             # Up to draft-07, siblings of $ref are ignored, by the validator too; say so, since
             # the schema author probably meant them.
             for k in sorted(siblings.keys() - _ANNOTATIONS - {"$id", "$schema", "id"}):
-                self.notes.append(SchemaNote(at, k, f"keyword '{k}' next to $ref is ignored in "
-                                                    f"{self.draft} (by the validator too)"))
+                self.notes.append(
+                    SchemaNote(at, k, f"keyword '{k}' next to $ref is ignored in {self.draft} (by the validator too)")
+                )
             siblings = {}
         if target_ptr in stack:
             return self._recursive(target_ptr, target, siblings, ptr, at, stack)
@@ -270,16 +315,19 @@ class _Inliner:
             merged = merge_allof({**merged, "allOf": [*merged.get("allOf", []), clash]})
         return merged
 
-    def _recursive(self, target_ptr: str, target: object, siblings: dict, ptr: str, at: str,
-                   stack: tuple[str, ...]) -> dict:
+    def _recursive(
+        self, target_ptr: str, target: object, siblings: dict, ptr: str, at: str, stack: tuple[str, ...]
+    ) -> dict:
         """A reference back into its own ancestry: kept as a ``$ref`` into resolved's ``$defs``."""
         key = target_ptr or "/"
         if key not in self.recursive:
             self.recursive[key] = {}  # claimed first: the target refers to itself
             body = self.inline(target, target_ptr, f"/$defs/{_esc(key)}", (target_ptr,))
             if isinstance(body, dict) and set(body) == {"$ref"}:
-                raise InputError(f"$ref {json.dumps(body['$ref'])} at {ptr or '/'} refers to itself "
-                                 "through references only, never reaching a schema", where=self.source)
+                raise InputError(
+                    f"$ref {json.dumps(body['$ref'])} at {ptr or '/'} refers to itself through references only, never reaching a schema",
+                    where=self.source,
+                )
             self.recursive[key] = body
         own = _map_children(siblings, lambda c, rel: self.inline(c, ptr + rel, at + rel, stack))
         return {"$ref": f"#/$defs/{_esc(key)}", **own}
@@ -296,8 +344,9 @@ def _map_children(node: dict, fn: Callable[[object, str], object]) -> dict:
         if k in _SUB_ONE and isinstance(v, (dict, bool)):
             out[k] = fn(v, kp)
         elif k in _SUB_MAP and isinstance(v, dict):
-            out[k] = {n: fn(s, f"{kp}/{_esc(n)}") if isinstance(s, (dict, bool)) else copy.deepcopy(s)
-                      for n, s in v.items()}
+            out[k] = {
+                n: fn(s, f"{kp}/{_esc(n)}") if isinstance(s, (dict, bool)) else copy.deepcopy(s) for n, s in v.items()
+            }
         elif k in _SUB_LIST and isinstance(v, list):
             out[k] = [fn(s, f"{kp}/{i}") for i, s in enumerate(v)]
         else:
@@ -330,30 +379,60 @@ def _collect_notes(node: object, ptr: str, notes: list[SchemaNote], role: str | 
     if node is True or (isinstance(node, dict) and not shaped):
         if role:
             what = f"property '{_unesc(ptr.rsplit('/', 1)[-1])}'" if role == "property" else "array items"
-            notes.append(SchemaNote(ptr, "type", f"{what} has no 'type' (nor enum/const); the "
-                                                 "scaffold infers it from the seeds"))
+            notes.append(
+                SchemaNote(ptr, "type", f"{what} has no 'type' (nor enum/const); the scaffold infers it from the seeds")
+            )
     if not isinstance(node, dict):
         return
     for k, v in node.items():
         if k not in _SUPPORTED and k != "allOf":
-            notes.append(SchemaNote(ptr, k, f"keyword '{k}' is not enforced by the scaffold; "
-                                            "records are still validated against it"))
+            notes.append(
+                SchemaNote(
+                    ptr, k, f"keyword '{k}' is not enforced by the scaffold; records are still validated against it"
+                )
+            )
         elif k == "allOf":
-            notes.append(SchemaNote(ptr, k, "the parts of allOf that do not merge into one schema "
-                                            "are not enforced by the scaffold; records are still "
-                                            "validated against them"))
+            notes.append(
+                SchemaNote(
+                    ptr,
+                    k,
+                    "the parts of allOf that do not merge into one schema are not enforced by the scaffold; records are still validated against them",
+                )
+            )
         elif k == "format" and isinstance(v, str) and v not in FORMATS and v in _CHECKED_FORMATS:
-            notes.append(SchemaNote(ptr, k, f"format {json.dumps(v)} is checked by the validator; "
-                                            "the scaffold draws such values from the seeds"))
+            notes.append(
+                SchemaNote(
+                    ptr,
+                    k,
+                    f"format {json.dumps(v)} is checked by the validator; the scaffold draws such values from the seeds",
+                )
+            )
     for k, p, child in _children(node, ptr):
-        child_role = "property" if k in ("properties", "patternProperties") else "items" if k in (
-            "items", "prefixItems") else None
+        child_role = (
+            "property"
+            if k in ("properties", "patternProperties")
+            else "items"
+            if k in ("items", "prefixItems")
+            else None
+        )
         _collect_notes(child, p, notes, child_role)
 
 
 # A node with one of these says what kind of value it holds (directly or through its parts).
-_SHAPING = {"type", "enum", "const", "anyOf", "oneOf", "allOf", "$ref", "properties", "items",
-            "prefixItems", "format", "pattern"}
+_SHAPING = {
+    "type",
+    "enum",
+    "const",
+    "anyOf",
+    "oneOf",
+    "allOf",
+    "$ref",
+    "properties",
+    "items",
+    "prefixItems",
+    "format",
+    "pattern",
+}
 _CHECKED_FORMATS = set(Draft202012Validator.FORMAT_CHECKER.checkers)
 
 
@@ -370,7 +449,7 @@ def _pointer(parts: Iterable[str | int]) -> str:
 
 
 def _short(text: str, limit: int = 300) -> str:
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def json_type(value: object) -> str:

@@ -4,6 +4,7 @@ Every record keeps its source line so a problem can be reported as ``file:line: 
 CSV cells are coerced to the schema's top-level property types; a cell that cannot be coerced is
 kept as text so the validator, not the reader, reports it (with its line and path).
 """
+
 from __future__ import annotations
 
 import csv
@@ -14,9 +15,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from aod_core.errors import InputError
 from aod_core.data.limits import check_cell, check_file_size, max_cell_bytes, max_cell_mb, not_utf8, strict_loads
 from aod_core.data.schema import LoadedSchema, json_type, load_schema, loads_json
+from aod_core.errors import InputError
 
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\Z")
 _BOOLEANS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
@@ -56,8 +57,9 @@ def read_records(path: str | os.PathLike, schema: LoadedSchema) -> tuple[list[di
     source = os.fspath(path)
     ext = os.path.splitext(source)[1].lower()
     if ext not in (".jsonl", ".ndjson", ".json", ".csv"):
-        raise InputError(f"unsupported records file type {ext or '(none)'!r} "
-                         "(use .jsonl, .ndjson, .json or .csv)", where=source)
+        raise InputError(
+            f"unsupported records file type {ext or '(none)'!r} (use .jsonl, .ndjson, .json or .csv)", where=source
+        )
     check_file_size(source)
     try:
         with open(source, encoding="utf-8-sig", newline="") as f:
@@ -65,11 +67,10 @@ def read_records(path: str | os.PathLike, schema: LoadedSchema) -> tuple[list[di
                 records, lines = _read_csv(f, schema, source)
             else:
                 text = f.read()
-                records, lines = (_read_json(text, source) if ext == ".json"
-                                  else _read_jsonl(text, source))
+                records, lines = _read_json(text, source) if ext == ".json" else _read_jsonl(text, source)
     except OSError as e:
         raise InputError(f"cannot read file: {e.strerror or e}", where=source) from e
-    except UnicodeDecodeError as e:
+    except UnicodeDecodeError:
         raise InputError(not_utf8(source), where=source) from None
     if not records:
         raise InputError("no records", where=source)
@@ -116,8 +117,7 @@ def _read_csv(f: Any, schema: LoadedSchema, source: str) -> tuple[list[dict], li
     except csv.Error as e:
         detail = str(e)
         if "field larger than field limit" in detail:
-            detail = (f"a cell is larger than the limit of {max_cell_mb():g} MB "
-                      "(set AOD_MAX_CELL_MB to change it)")
+            detail = f"a cell is larger than the limit of {max_cell_mb():g} MB (set AOD_MAX_CELL_MB to change it)"
         raise InputError(f"line {reader.line_num} is not valid CSV: {detail}", where=source) from None
 
 
@@ -132,17 +132,14 @@ def _read_csv_rows(reader: Any, schema: LoadedSchema, source: str) -> tuple[list
         raise InputError(f"duplicate columns: {', '.join(dupes)}", where=source)
     missing = [r for r in schema.resolved.get("required", []) if r not in columns]
     if missing:
-        raise InputError(f"missing columns for required properties: {', '.join(missing)}",
-                         where=source)
+        raise InputError(f"missing columns for required properties: {', '.join(missing)}", where=source)
     extra = [c or '""' for c in columns if c not in props]
     if extra and schema.resolved.get("additionalProperties") is False:
-        raise InputError(f"columns not in the schema (additionalProperties is false): "
-                         f"{', '.join(extra)}", where=source)
+        raise InputError(f"columns not in the schema (additionalProperties is false): {', '.join(extra)}", where=source)
     records, lines = [], []
     for row in reader:
         if None in row:
-            raise InputError(f"line {reader.line_num} has more cells than the header has columns",
-                             where=source)
+            raise InputError(f"line {reader.line_num} has more cells than the header has columns", where=source)
         rec: dict = {}
         for col, cell in row.items():
             if cell is None:  # short row: the cell is absent, not empty
@@ -205,15 +202,17 @@ def coerce_cell(cell: str, prop: object) -> Any:
     return cell
 
 
-def check_records(records: list[dict], lines: list[int], schema: LoadedSchema,
-                  source: str) -> list[RecordIssue]:
-    return [RecordIssue(source, line, path, message)
-            for rec, line in zip(records, lines)
-            for path, message in schema.validate(rec)]
+def check_records(records: list[dict], lines: list[int], schema: LoadedSchema, source: str) -> list[RecordIssue]:
+    return [
+        RecordIssue(source, line, path, message)
+        for rec, line in zip(records, lines)
+        for path, message in schema.validate(rec)
+    ]
 
 
-def load_records(path: str | os.PathLike, schema: LoadedSchema, *,
-                 on_invalid: Literal["stop", "drop"] = "stop", what: str = "seeds") -> RecordSet:
+def load_records(
+    path: str | os.PathLike, schema: LoadedSchema, *, on_invalid: Literal["stop", "drop"] = "stop", what: str = "seeds"
+) -> RecordSet:
     """Read and validate records; ``on_invalid`` says whether a bad record stops or is dropped."""
     source = os.fspath(path)
     records, lines = read_records(source, schema)
@@ -225,37 +224,38 @@ def load_records(path: str | os.PathLike, schema: LoadedSchema, *,
         first, more = issues[0], len(issues) - 1
         suffix = ""
         if more:
-            suffix = (f" (and {more} more problem{'s' * (more > 1)} in {len(bad_lines)} "
-                      f"record{'s' * (len(bad_lines) > 1)}; drop invalid records to continue)")
+            suffix = f" (and {more} more problem{'s' * (more > 1)} in {len(bad_lines)} record{'s' * (len(bad_lines) > 1)}; drop invalid records to continue)"
         raise InputError(f"{first.path}: {first.message}{suffix}", where=f"{source}:{first.line}")
     if on_invalid != "drop":
         raise ValueError(f"on_invalid must be 'stop' or 'drop', not {on_invalid!r}")
     kept = [(r, n) for r, n in zip(records, lines) if n not in bad_lines]
     if not kept:
-        raise InputError(f"no valid {what} in {source} ({len(records)} invalid; first problem: "
-                         f"{issues[0].line}: {issues[0].path}: {issues[0].message})")
-    return RecordSet([r for r, _ in kept], [n for _, n in kept], source, issues,
-                     dropped=len(records) - len(kept))
+        raise InputError(
+            f"no valid {what} in {source} ({len(records)} invalid; first problem: {issues[0].line}: {issues[0].path}: {issues[0].message})"
+        )
+    return RecordSet([r for r, _ in kept], [n for _, n in kept], source, issues, dropped=len(records) - len(kept))
 
 
-def load_dataset(folder: str | os.PathLike, *,
-                 on_invalid: Literal["stop", "drop"] = "stop") -> Dataset:
+def load_dataset(folder: str | os.PathLike, *, on_invalid: Literal["stop", "drop"] = "stop") -> Dataset:
     """A dataset folder: schema.json, one seeds file (.jsonl > .json > .csv), optional holdout.jsonl."""
     root = os.fspath(folder)
     if not os.path.isdir(root):
         raise InputError("dataset folder not found", where=root)
     schema_path = os.path.join(root, "schema.json")
-    seeds_path = next((p for p in (os.path.join(root, n) for n in _SEED_FILES) if os.path.isfile(p)),
-                      None)
+    seeds_path = next((p for p in (os.path.join(root, n) for n in _SEED_FILES) if os.path.isfile(p)), None)
     missing = ([] if os.path.isfile(schema_path) else ["schema.json"]) + (
-        [] if seeds_path else ["a seeds file (seeds.jsonl, seeds.json or seeds.csv)"])
+        [] if seeds_path else ["a seeds file (seeds.jsonl, seeds.json or seeds.csv)"]
+    )
     if missing:
         raise InputError(f"dataset folder is missing {' and '.join(missing)}", where=root)
     schema = load_schema(schema_path)
     seeds = load_records(seeds_path, schema, on_invalid=on_invalid, what="seeds")
     holdout_path = os.path.join(root, "holdout.jsonl")
-    holdout = (load_records(holdout_path, schema, on_invalid=on_invalid, what="holdout records")
-               if os.path.isfile(holdout_path) else None)
+    holdout = (
+        load_records(holdout_path, schema, on_invalid=on_invalid, what="holdout records")
+        if os.path.isfile(holdout_path)
+        else None
+    )
     return Dataset(root, schema, seeds, holdout)
 
 

@@ -5,6 +5,7 @@ is. Positions are described by what they mean rather than only where they are: t
 belong to, the array item they sit in, and their offset inside the slot. Items of one array share
 field embeddings, so what is learned about ``birds[0].sex`` carries over to ``birds[3].sex``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -33,14 +34,18 @@ class Block(nn.Module):
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
         self.proj = nn.Linear(cfg.d_model, cfg.d_model)
         self.ln2 = nn.LayerNorm(cfg.d_model)
-        self.mlp = nn.Sequential(nn.Linear(cfg.d_model, 4 * cfg.d_model), nn.GELU(), nn.Linear(4 * cfg.d_model, cfg.d_model))
+        self.mlp = nn.Sequential(
+            nn.Linear(cfg.d_model, 4 * cfg.d_model), nn.GELU(), nn.Linear(4 * cfg.d_model, cfg.d_model)
+        )
         self.n_heads, self.dropout = cfg.n_heads, cfg.dropout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, L, D = x.shape
         q, k, v = self.qkv(self.ln1(x)).split(D, dim=2)
         q, k, v = (t.view(B, L, self.n_heads, D // self.n_heads).transpose(1, 2) for t in (q, k, v))
-        att = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)  # no causal mask
+        att = F.scaled_dot_product_attention(
+            q, k, v, dropout_p=self.dropout if self.training else 0.0
+        )  # no causal mask
         x = x + self.proj(att.transpose(1, 2).reshape(B, L, D))
         return x + self.mlp(self.ln2(x))
 
@@ -66,7 +71,9 @@ class Denoiser(nn.Module):
         if isinstance(m, nn.Linear) and m.bias is not None:
             nn.init.zeros_(m.bias)
 
-    def forward(self, tokens: torch.Tensor, field: torch.Tensor, item: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, tokens: torch.Tensor, field: torch.Tensor, item: torch.Tensor, offset: torch.Tensor
+    ) -> torch.Tensor:
         """tokens [B, L]; field/item/offset [L] position features -> logits [B, L, V]."""
         x = self.tok(tokens) + (self.field(field) + self.item(item) + self.offset(offset)).unsqueeze(0)
         for block in self.blocks:

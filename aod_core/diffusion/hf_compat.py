@@ -16,6 +16,7 @@ changed in v5, and each shim restores exactly one of them:
 ``apply()`` is idempotent and never changes behaviour of code that already works on v5: it only
 adds names that are missing. Everything else in this project uses v5 APIs directly.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -33,7 +34,7 @@ def _default_rope(config: Any, device: Any = None, seq_len: int | None = None, *
         head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
         dim = dim or int(head_dim * getattr(config, "partial_rotary_factor", 1.0))
     exps = torch.arange(0, dim, 2, dtype=torch.int64).to(device=device, dtype=torch.float) / dim
-    return 1.0 / (base ** exps), 1.0
+    return 1.0 / (base**exps), 1.0
 
 
 def rope_default() -> bool:

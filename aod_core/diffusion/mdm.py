@@ -13,6 +13,7 @@ mask removed. This file is that architecture, small and readable, for two jobs:
 It registers as model type ``aod-mdm`` with ``AutoConfig``/``AutoModelForMaskedLM``, so a folder
 saved with ``save_pretrained`` loads through the same ``hf:<folder>`` path as any other model.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -27,10 +28,21 @@ from transformers.modeling_outputs import MaskedLMOutput
 class MDMConfig(PreTrainedConfig):
     model_type = "aod-mdm"
 
-    def __init__(self, vocab_size: int = 1024, hidden_size: int = 64, intermediate_size: int = 176,
-                 num_hidden_layers: int = 2, num_attention_heads: int = 4, num_key_value_heads: int | None = None,
-                 rope_theta: float = 500000.0, rms_norm_eps: float = 1e-5, max_position_embeddings: int = 4096,
-                 mask_token_id: int | None = None, initializer_range: float = 0.02, **kwargs):
+    def __init__(
+        self,
+        vocab_size: int = 1024,
+        hidden_size: int = 64,
+        intermediate_size: int = 176,
+        num_hidden_layers: int = 2,
+        num_attention_heads: int = 4,
+        num_key_value_heads: int | None = None,
+        rope_theta: float = 500000.0,
+        rms_norm_eps: float = 1e-5,
+        max_position_embeddings: int = 4096,
+        mask_token_id: int | None = None,
+        initializer_range: float = 0.02,
+        **kwargs,
+    ):
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
         self.intermediate_size = intermediate_size
@@ -48,8 +60,15 @@ class MDMConfig(PreTrainedConfig):
     @classmethod
     def llada_8b(cls, **overrides) -> MDMConfig:
         """The shapes of LLaDA-8B-Instruct (32 layers, d=4096, 32 heads, SwiGLU 12288, vocab 126464)."""
-        shape = dict(vocab_size=126464, hidden_size=4096, intermediate_size=12288, num_hidden_layers=32,
-                     num_attention_heads=32, rope_theta=500000.0, mask_token_id=126336)
+        shape = dict(
+            vocab_size=126464,
+            hidden_size=4096,
+            intermediate_size=12288,
+            num_hidden_layers=32,
+            num_attention_heads=32,
+            rope_theta=500000.0,
+            mask_token_id=126336,
+        )
         return cls(**{**shape, **overrides})
 
 
@@ -144,7 +163,7 @@ class MaskedDiffusionLM(PreTrainedModel):
         elif module is self and hasattr(self, "inv_freq"):  # non-persistent: rebuilt after meta init
             dh = self.config.hidden_size // self.config.num_attention_heads
             exps = torch.arange(0, dh, 2, dtype=torch.float32, device=self.inv_freq.device) / dh
-            self.inv_freq.copy_(1.0 / (self.config.rope_theta ** exps))
+            self.inv_freq.copy_(1.0 / (self.config.rope_theta**exps))
 
     def _rope(self, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         freqs = positions.float()[:, None] * self.inv_freq[None, :]
@@ -176,8 +195,9 @@ class MaskedDiffusionLM(PreTrainedModel):
         return self._run(input_ids, positions, logits_at=logits_at)
 
     @torch.no_grad()
-    def forward_window(self, window_ids: torch.Tensor, start: int, cache: KVCache,
-                       logits_at: torch.Tensor | None = None) -> torch.Tensor:
+    def forward_window(
+        self, window_ids: torch.Tensor, start: int, cache: KVCache, logits_at: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Logits for canvas positions ``start .. start+len`` with all other positions from ``cache``."""
         T = window_ids.shape[1]
         positions = torch.arange(start, start + T, device=window_ids.device)

@@ -8,7 +8,12 @@ Fast-dLLM style, every proposal whose confidence reaches ``threshold`` (at least
 Committed tokens are never re-masked. Masked positions are split by canvas index into
 ``num_blocks`` blocks decoded left to right; k spreads a block's remaining masks over its
 remaining steps. An optional constraint restricts tokens, orders commits and fills gated positions.
+
+The pieces of one step that do not depend on the canvas's layout (the proposal, classifier-free
+guidance, the commit order and the choice of commits) are functions here, shared with the ``hf:``
+generator's token-level loop (``generators/hf.py``), so both loops decide the same way.
 """
+
 from __future__ import annotations
 
 import math
@@ -58,6 +63,65 @@ def add_gumbel_noise(logits: torch.Tensor, temperature: float, generator: torch.
     return logits - temperature * torch.log(-torch.log(u.clamp(1e-300, 1 - 1e-16)))
 
 
+def propose(
+    logits: torch.Tensor, temperature: float, generator: torch.Generator | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One proposal per position (Gumbel-max at ``temperature``) and the model's confidence in it,
+    its softmax probability (``logits`` already restricted to what each position may take)."""
+    x0 = add_gumbel_noise(logits, temperature, generator).argmax(-1)
+    conf = torch.softmax(logits, -1).gather(-1, x0.unsqueeze(-1)).squeeze(-1)
+    return x0, conf
+
+
+def guided_logits(logits_fn: LogitsFn, x: torch.Tensor, uncond: torch.Tensor, scale: float) -> torch.Tensor:
+    """Classifier-free guidance: ``logits_fn`` runs once over ``x`` and its unconditional copy
+    ``uncond`` (prompt positions masked) stacked on the batch dimension, and the two halves combine as
+    uncond + (scale + 1) * (cond - uncond)."""
+    cond, un = logits_fn(torch.cat([x, uncond], 0)).chunk(2, 0)
+    return un + (scale + 1) * (cond - un)
+
+
+def commit_order(conf: torch.Tensor, remasking: str, generator: torch.Generator | None) -> torch.Tensor:
+    """Scores that order the commits (higher first): the confidence (``low_confidence``) or, for
+    ``random``, one float64 uniform per proposal drawn from the CPU ``generator``."""
+    if remasking == "low_confidence":
+        return conf
+    return torch.rand(conf.shape, dtype=torch.float64, generator=generator, device="cpu").to(conf.device)
+
+
+def select_commits(
+    eligible: torch.Tensor,
+    conf: torch.Tensor,
+    order: torch.Tensor,
+    *,
+    threshold: float | None,
+    k: torch.Tensor | int | None = None,
+    stable: bool = False,
+) -> torch.Tensor:
+    """[B, L] bool: the proposals to commit this step, among the ``eligible`` [B, L] ones.
+
+    With a ``threshold``, every proposal whose confidence ``conf`` reaches it, plus each row's first
+    eligible proposal in commit ``order`` (so every row with an eligible position commits); without
+    one, each row's ``k`` first eligible proposals in commit order (``k``: an int, or one per row).
+    Ties in ``order`` go to the lower index in threshold mode; in top-k mode ``stable`` breaks them
+    by index too, otherwise torch's default sort decides (what the canvas sampler has always used;
+    the ``hf:`` loop has always broken them by index)."""
+    B, L = eligible.shape
+    order = order.masked_fill(~eligible, -math.inf)
+    if threshold is not None:
+        rows = torch.arange(B, device=eligible.device)
+        select = eligible & (conf >= threshold)
+        best = order.argmax(1)
+        select[rows, best] |= eligible[rows, best]  # at least one per row
+        return select
+    if k is None:
+        raise ValueError("select_commits needs a threshold or k")
+    ranked = order.argsort(dim=1, descending=True, stable=True) if stable else order.argsort(1, descending=True)
+    rank = torch.empty_like(ranked)
+    rank.scatter_(1, ranked, torch.arange(L, device=eligible.device).expand(B, L))
+    return eligible & (rank < (k.unsqueeze(1) if isinstance(k, torch.Tensor) else k))
+
+
 def _blocks(columns: torch.Tensor, num_blocks: int) -> list[torch.Tensor]:
     n = len(columns)
     num_blocks = max(1, min(num_blocks, n))
@@ -96,14 +160,13 @@ def generate(
     """
     s = settings or Sampling()
     x = canvas.clone()
-    B, L = x.shape
+    L = x.shape[1]
     masked0 = x == mask_id
     total = int(masked0.sum())
     columns = masked0.any(0).nonzero().squeeze(1)
     blocks = _blocks(columns, s.num_blocks) if len(columns) else []
     steps = s.steps or default_steps(int(masked0.sum(1).max()), L)
     per_block = [max(1, steps * len(b) // max(1, len(columns))) for b in blocks]
-    rows = torch.arange(B, device=x.device)
     never = None
     step = 0
     for bi, cols in enumerate(blocks):
@@ -123,14 +186,10 @@ def generate(
                 if constraint.bias is not None:
                     logits = logits + constraint.bias.to(logits)
                 logits = logits.masked_fill(~constraint.allowed(x), -math.inf)
-            x0 = add_gumbel_noise(logits, s.temperature, generator).argmax(-1)
             # The model's confidence in each proposal; the threshold always compares against it.
             # The commit order is that confidence (low_confidence) or a random one (random).
-            prob = torch.softmax(logits, -1).gather(-1, x0.unsqueeze(-1)).squeeze(-1)
-            if s.remasking == "low_confidence":
-                order_score = prob
-            else:
-                order_score = torch.rand((B, L), dtype=torch.float64, generator=generator, device="cpu").to(x.device)
+            x0, prob = propose(logits, s.temperature, generator)
+            order_score = commit_order(prob, s.remasking, generator)
             priority = getattr(constraint, "priority", None)
             if priority is not None:  # e.g. coarse choices before fine digits (constraints.py)
                 order_score = order_score + priority.to(order_score)
@@ -138,25 +197,20 @@ def generate(
             if not bool(eligible.any()):
                 raise RuntimeError("sampler stalled: masked positions remain but none may be committed")
             order_score = order_score.masked_fill(~eligible, -math.inf)
-            if s.threshold is not None:
-                select = eligible & (prob >= s.threshold)
-                best = order_score.argmax(1)
-                select[rows, best] |= eligible[rows, best]  # at least one per row
-            else:
+            k = None
+            if s.threshold is None:
                 left = max(1, per_block[bi] - done_steps)
                 k = torch.ceil(todo.sum(1).double() / left).long()  # [B]
-                order = order_score.argsort(1, descending=True)
-                rank = torch.empty_like(order)
-                rank.scatter_(1, order, torch.arange(L, device=x.device).expand(B, L))
-                select = eligible & (rank < k.unsqueeze(1))
+            select = select_commits(eligible, prob, order_score, threshold=s.threshold, k=k)
             before = x
             if constraint is not None:
                 x = constraint.commit(x, select, x0, order_score)
             else:
                 x = torch.where(select, x0, x)
             if torch.equal(x, before):  # every step commits at least one position per row, or never ends
-                raise RuntimeError("sampler stalled: a step committed nothing (a masked position has no token "
-                                   "it may take); this is a bug in the constraint, please report it")
+                raise RuntimeError(
+                    "sampler stalled: a step committed nothing (a masked position has no token it may take); this is a bug in the constraint, please report it"
+                )
             done_steps += 1
             step += 1
             if on_step is not None:
@@ -165,11 +219,11 @@ def generate(
     return x
 
 
-def _logits(fn: LogitsFn, x: torch.Tensor, cfg_scale: float, prompt_mask: torch.Tensor | None, mask_id: int) -> torch.Tensor:
+def _logits(
+    fn: LogitsFn, x: torch.Tensor, cfg_scale: float, prompt_mask: torch.Tensor | None, mask_id: int
+) -> torch.Tensor:
     if cfg_scale <= 0 or prompt_mask is None or not bool(prompt_mask.any()):
         return fn(x)
     un = x.clone()
     un[:, prompt_mask] = mask_id
-    both = fn(torch.cat([x, un], 0))
-    cond, uncond = both.chunk(2, 0)
-    return uncond + (cfg_scale + 1) * (cond - uncond)
+    return guided_logits(fn, x, un, cfg_scale)

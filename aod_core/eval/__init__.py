@@ -1,1 +1,2 @@
-"""Evaluation: exact batch metrics, the Data Auditor suite, the offline sentence embedder they share."""
+"""Evaluation: the exact batch metrics, the registered Data Auditor suite (validity, novelty,
+diversity, fidelity, distance) and the offline sentence embedder they share."""

@@ -9,6 +9,7 @@ returns None and callers fall back to what they document (lexical embeddings, no
 One model per process, loaded on first use and shared by every thread (encoding is serialised);
 recently embedded strings are kept, so judging the same values twice costs nothing.
 """
+
 from __future__ import annotations
 
 import os
@@ -65,8 +66,11 @@ class SentenceEmbedder:
         finally:
             if bars:
                 hf_logging.enable_progress_bar()
-        self.dim = int(self.model.get_embedding_dimension()) if hasattr(self.model, "get_embedding_dimension") \
+        self.dim = (
+            int(self.model.get_embedding_dimension())
+            if hasattr(self.model, "get_embedding_dimension")
             else int(self.model.get_sentence_embedding_dimension())
+        )
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -75,8 +79,9 @@ class SentenceEmbedder:
         with self._lock:
             todo = list(dict.fromkeys(t for t in texts if t not in self._cache))
             if todo:
-                vecs = self.model.encode(todo, batch_size=64, normalize_embeddings=True, show_progress_bar=False,
-                                         convert_to_numpy=True)
+                vecs = self.model.encode(
+                    todo, batch_size=64, normalize_embeddings=True, show_progress_bar=False, convert_to_numpy=True
+                )
                 for t, v in zip(todo, np.asarray(vecs, dtype=np.float32)):
                     self._cache[t] = v
                 while len(self._cache) > CACHE_SIZE:

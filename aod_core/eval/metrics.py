@@ -1,51 +1,39 @@
-"""Exact batch metrics over generated candidates (DESIGN.md §6).
+"""Exact batch metrics over generated candidates: validity, copies, duplicates, overlap, diversity.
 
-Every rate is a fraction in [0, 1] over the *candidates* passed in (not only the ones that parsed),
-so rates from different generators are comparable. Records are compared by their canonical JSON
-(sorted keys, no whitespace), so key order never makes two equal records look different.
+These are the figures the loop, ``aod sample`` and the benchmarks report after every batch, and the
+first ones the audit registers (docs/METRICS.md). Every rate is a fraction in [0, 1] over the
+*candidates* passed in (not only the ones that parsed), so rates from different generators are
+comparable; the rates are computed in one way, from the per-candidate ``Outcomes`` of the exact
+checks, whoever ran the checks (``Outcomes.check`` here, or the judge for the loop's reward).
+Records are compared by their canonical JSON (``records.canonical_json``), so key order never
+makes two equal records look different.
 """
+
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
-from aod_core.generators.base import Candidate
 from aod_core.data.schema import LoadedSchema
+from aod_core.records import Candidate, canonical_json, leaves
 
 
-def canonical_record(record: Any) -> str:
-    return json.dumps(record, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-
-
-def _rate(k: int, n: int) -> float:
+def rate(k: int, n: int) -> float:
+    """``k`` of ``n`` as a fraction; 0 for an empty batch."""
     return k / n if n else 0.0
-
-
-def valid_json_rate(cands: Sequence[Candidate]) -> float:
-    """Share of candidates whose text parses as JSON. Higher is better."""
-    return _rate(sum(c.parsed for c in cands), len(cands))
 
 
 def schema_valid(cands: Sequence[Candidate], schema: LoadedSchema) -> list[bool]:
     return [c.parsed and schema.is_valid(c.record) for c in cands]
 
 
-def schema_valid_rate(cands: Sequence[Candidate], schema: LoadedSchema) -> float:
-    """Share of candidates that parse and validate against the schema. Higher is better."""
-    return _rate(sum(schema_valid(cands, schema)), len(cands))
-
-
 def exact_copies(records: Iterable[Any], seeds: Iterable[Any]) -> list[bool]:
-    known = {canonical_record(s) for s in seeds}
-    return [canonical_record(r) in known for r in records]
-
-
-def exact_copy_rate(cands: Sequence[Candidate], seeds: Sequence[Any]) -> float:
-    """Share of candidates equal to some seed record. Lower is better."""
-    return _rate(sum(exact_copies((c.record for c in cands if c.parsed), seeds)), len(cands))
+    known = {canonical_json(s) for s in seeds}
+    return [canonical_json(r) in known for r in records]
 
 
 def duplicates(records: Iterable[Any]) -> list[bool]:
@@ -53,36 +41,108 @@ def duplicates(records: Iterable[Any]) -> list[bool]:
     seen: set[str] = set()
     out = []
     for r in records:
-        key = canonical_record(r)
+        key = canonical_json(r)
         out.append(key in seen)
         seen.add(key)
     return out
 
 
-def duplicate_rate(cands: Sequence[Candidate]) -> float:
+def task_success(
+    valid: Sequence[bool], duplicate: Sequence[bool], copy: Sequence[bool], judged_ok: Sequence[bool]
+) -> list[bool]:
+    """Per candidate: schema-valid, not a duplicate in the batch, not a seed copy, accepted by the judge."""
+    return [v and not d and not c and j for v, d, c, j in zip(valid, duplicate, copy, judged_ok)]
+
+
+@dataclass
+class Outcomes:
+    """What the exact checks found, one entry per candidate of a batch: it parsed, it is valid (it
+    parsed and, when ``schema_checked``, validates), it repeats an earlier candidate, it equals a
+    seed; and the judge's acceptance when there was a judge (``accepted``, else None)."""
+
+    parsed: Sequence[bool]
+    valid: Sequence[bool]
+    duplicate: Sequence[bool]
+    copy: Sequence[bool]
+    accepted: Sequence[bool] | None = None
+    schema_checked: bool = True
+
+    @property
+    def n(self) -> int:
+        return len(self.parsed)
+
+    @cached_property
+    def success(self) -> list[bool] | None:
+        """Per candidate: ``task_success`` (None without judge verdicts)."""
+        if self.accepted is None:
+            return None
+        return task_success(self.valid, self.duplicate, self.copy, self.accepted)
+
+    @classmethod
+    def check(
+        cls,
+        cands: Sequence[Candidate],
+        schema: LoadedSchema | None,
+        seeds: Sequence[Any],
+        accepted: Sequence[bool] | None = None,
+    ) -> Outcomes:
+        """The exact checks of a batch: parses, schema (validity is parsing when ``schema`` is None),
+        duplicates within the batch and copies of ``seeds`` (an unparsed candidate is neither)."""
+        parsed = [c.parsed for c in cands]
+        recs = [c.record for c in cands if c.parsed]
+        valid = schema_valid(cands, schema) if schema is not None else parsed
+
+        def per_candidate(flags: list[bool]) -> list[bool]:
+            it = iter(flags)
+            return [next(it) if p else False for p in parsed]
+
+        return cls(
+            parsed,
+            valid,
+            per_candidate(duplicates(recs)),
+            per_candidate(exact_copies(recs, seeds)),
+            accepted,
+            schema is not None,
+        )
+
+
+def valid_json_rate(o: Outcomes) -> float:
+    """Share of candidates whose text parses as JSON. Higher is better."""
+    return rate(sum(o.parsed), o.n)
+
+
+def schema_valid_rate(o: Outcomes) -> float | None:
+    """Share of candidates that parse and validate against the schema (None when none was checked).
+    Higher is better."""
+    return rate(sum(o.valid), o.n) if o.schema_checked else None
+
+
+def exact_copy_rate(o: Outcomes) -> float:
+    """Share of candidates equal to some seed record. Lower is better."""
+    return rate(sum(o.copy), o.n)
+
+
+def duplicate_rate(o: Outcomes) -> float:
     """Share of candidates that repeat an earlier candidate of the batch. Lower is better."""
-    return _rate(sum(duplicates(c.record for c in cands if c.parsed)), len(cands))
+    return rate(sum(o.duplicate), o.n)
+
+
+def task_success_rate(o: Outcomes) -> float | None:
+    """Share of candidates schema-valid, not a duplicate, not a seed copy and accepted by the judge
+    (None without judge verdicts). Higher is better."""
+    return rate(sum(o.success), o.n) if o.success is not None else None
 
 
 def batch_summary(cands: Sequence[Candidate], schema: LoadedSchema, seeds: Sequence[Any]) -> dict[str, float | int]:
     """The structural figures ``aod sample`` and the benchmarks report."""
+    o = Outcomes.check(cands, schema, seeds)
     return {
-        "candidates": len(cands),
-        "valid_json_rate": valid_json_rate(cands),
-        "schema_valid_rate": schema_valid_rate(cands, schema),
-        "exact_copy_rate": exact_copy_rate(cands, seeds),
-        "duplicate_rate": duplicate_rate(cands),
+        "candidates": o.n,
+        "valid_json_rate": valid_json_rate(o),
+        "schema_valid_rate": schema_valid_rate(o),
+        "exact_copy_rate": exact_copy_rate(o),
+        "duplicate_rate": duplicate_rate(o),
     }
-
-
-def leaves(record: Any, path: str = "$") -> list[tuple[str, Any]]:
-    """(path, value) for every leaf of a JSON value; array items are indexed (``$.birds[0].sex``),
-    an empty object or array is itself a leaf."""
-    if isinstance(record, dict) and record:
-        return [pair for k, v in record.items() for pair in leaves(v, f"{path}.{k}")]
-    if isinstance(record, list) and record:
-        return [pair for i, v in enumerate(record) for pair in leaves(v, f"{path}[{i}]")]
-    return [(path, record)]
 
 
 class FieldOverlapIndex:
@@ -93,7 +153,7 @@ class FieldOverlapIndex:
         self.index: dict[tuple[str, str], list[int]] = {}
         for i, s in enumerate(seeds):
             for path, value in leaves(s):
-                self.index.setdefault((path, canonical_record(value)), []).append(i)
+                self.index.setdefault((path, canonical_json(value)), []).append(i)
 
     def overlaps(self, records: Sequence[Any]) -> list[float]:
         out = []
@@ -101,15 +161,16 @@ class FieldOverlapIndex:
             fields = leaves(r)
             counts = [0] * self.n
             for path, value in fields:
-                for i in self.index.get((path, canonical_record(value)), ()):
+                for i in self.index.get((path, canonical_json(value)), ()):
                     counts[i] += 1
             out.append(max(counts, default=0) / len(fields) if fields else 0.0)
         return out
 
 
 def field_overlaps(records: Sequence[Any], seeds: Sequence[Any] | FieldOverlapIndex) -> list[float]:
-    """Per record: the largest fraction of its leaf fields whose value equals the same field's value
-    in one seed record (DESIGN.md §6). 1.0 is an exact copy's score; lower is less memorisation."""
+    """Per record: the largest fraction of its leaf fields (``records.leaves``, array items indexed)
+    whose value equals the same field's value in one seed record. 1.0 is an exact copy's score;
+    lower is less memorisation."""
     index = seeds if isinstance(seeds, FieldOverlapIndex) else FieldOverlapIndex(seeds)
     return index.overlaps(records)
 
@@ -122,7 +183,7 @@ def field_overlap(records: Sequence[Any], seeds: Sequence[Any]) -> float:
 
 def value_sequences(records: Sequence[Any]) -> list[list[str]]:
     """Each record as the sequence of its leaf values (as JSON text, in key order)."""
-    return [[canonical_record(v) for _, v in leaves(r)] for r in records]
+    return [[canonical_json(v) for _, v in leaves(r)] for r in records]
 
 
 def ngrams_of(sequences: Sequence[Sequence[str]], n: int) -> list[tuple[str, ...]]:
@@ -160,8 +221,3 @@ def ngram_entropy(records: Sequence[Any], n: int = 2) -> float:
     """Ent-n: Shannon entropy in bits of the batch's value n-gram distribution (the n-grams of
     ``distinct_n``). Range [0, log2(#n-grams)], higher is more diverse; 0 when there is no n-gram."""
     return entropy_bits(value_ngrams(records, n))
-
-
-def task_success(valid: Sequence[bool], duplicate: Sequence[bool], copy: Sequence[bool], judged_ok: Sequence[bool]) -> list[bool]:
-    """Per candidate: schema-valid, not a duplicate in the batch, not a seed copy, accepted by the judge."""
-    return [v and not d and not c and j for v, d, c, j in zip(valid, duplicate, copy, judged_ok)]

@@ -1,31 +1,175 @@
-"""Generator registry: a model spec string -> a fitted-on-demand ``Generator``.
+"""The generator registry: one table of generator kinds, read by everything that knows a spec.
 
-Specs (DESIGN.md §5): ``embedded`` is the offline default; ``ar:<chat spec>`` is the autoregressive
-baseline (a chat model writing records directly, e.g. ``ar:embedded``); ``hf:<id-or-path>`` is a
-pretrained masked diffusion LM (LLaDA, Dream, ModernBERT chat DLMs) decoding into a token-level
-scaffold; ``difflm`` is DiffLM (a VAE whose decoder is the frozen embedded SmolLM2 steered by soft
-prompts, plus latent diffusion; ``difflm:<causal LM folder>`` swaps the decoder). A spec whose module is
-missing is refused with a clear message, never silently replaced.
+A generator spec is ``<kind>`` or ``<kind>:<target>`` (``embedded``, ``ar:embedded``, ``hf:./llada``,
+``difflm``). Each kind is one row of ``GENERATORS``: its prefix, the module that builds it, its options
+class, what it can do and its help text. ``load_generator``, the options check, the CLI's help and the
+app's pickers all read this table, so adding a generator kind is one module (with a ``build`` function
+and an options dataclass) plus one ``register(...)`` line below; ``docs/ARCHITECTURE.md`` walks through
+an example. A spec naming no registered kind is refused with a clear message, never replaced.
 """
+
 from __future__ import annotations
 
+import importlib
 import json
 import os
-from dataclasses import fields, replace
-from typing import Any, Mapping, TypeVar
+from dataclasses import dataclass, fields, replace
+from typing import Any, Callable, Mapping, TypeVar
 
-from aod_core.errors import InputError
 from aod_core.data.schema import LoadedSchema
-from aod_core.generators.base import Candidate, Generator, Progress
+from aod_core.errors import InputError
+from aod_core.generators.base import Generator, Progress
 from aod_core.generators.embedded import EmbeddedConfig, EmbeddedGenerator
-
-AVAILABLE = ("embedded", "ar:<chat spec>", "hf:<id-or-path>", "difflm")
-PLANNED: tuple[str, ...] = ()
+from aod_core.records import Candidate  # noqa: F401  (re-exported)
+from aod_core.registry import Registry
 
 C = TypeVar("C")
 
-__all__ = ["AVAILABLE", "Candidate", "EmbeddedConfig", "EmbeddedGenerator", "Generator", "Progress", "check_options", "config_from_options",
-           "load_generator", "parse_options"]
+
+@dataclass(frozen=True)
+class GeneratorKind:
+    """One generator kind: how its spec is spelled, where it is built, what it can do."""
+
+    name: str  # the spec's prefix: "hf" for hf:<id-or-path>
+    module: str  # imported on first use (some kinds pull in transformers or a chat model)
+    options: str | None  # the options dataclass in ``module`` (None: the kind takes no settings)
+    help: str  # one sentence for the CLI's help and the Models page
+    target: str = ""  # what follows the colon, e.g. "id-or-path"; "" = nothing
+    target_required: bool = False  # False with a target: ``name`` alone is also a spec (difflm)
+    reads_text: bool = False  # the model reads instruction text itself (else the text is compiled)
+    trains: bool = False  # fitted on the seeds; takes ``train_steps``
+    scaffold_optional: bool = True  # ``--no-scaffold`` applies (the raw-text ablation); else it is refused
+    sample_view: str = "embedded"  # how the Sample page shows it: embedded, hf or difflm
+    # The prompt's sampling controls this kind honours (the pages show only these): steps,
+    # temperature, blocks, remasking, threshold, pins (pins and forbids).
+    controls: frozenset[str] = frozenset({"steps", "temperature", "blocks", "remasking", "threshold", "pins"})
+    builder: str = "build"  # ``module.build(target, schema, seeds, options=..., ...)`` -> Generator
+
+    @property
+    def form(self) -> str:
+        """The spec as users write it: ``hf:<id-or-path>``, ``difflm[:<causal LM folder>]``."""
+        if not self.target:
+            return self.name
+        return f"{self.name}:<{self.target}>" if self.target_required else f"{self.name}[:<{self.target}>]"
+
+    def options_class(self) -> type | None:
+        return getattr(importlib.import_module(self.module), self.options) if self.options else None
+
+    def build_function(self) -> Callable[..., Generator]:
+        return getattr(importlib.import_module(self.module), self.builder)
+
+
+GENERATORS: Registry[GeneratorKind] = Registry()
+register = GENERATORS.register
+
+# fmt: off  (one kind, one line: the table reads as a table)
+register(
+    GeneratorKind(
+        "embedded",
+        "aod_core.generators.embedded",
+        "EmbeddedConfig",
+        trains=True,
+        help="a small diffusion model fitted on your seeds (offline; CPU is fine)",
+    )
+)
+register(
+    GeneratorKind(
+        "ar",
+        "aod_core.generators.ar",
+        None,
+        target="chat model spec",
+        target_required=True,
+        reads_text=True,
+        scaffold_optional=False,
+        help="the autoregressive baseline: a chat model writes each record (e.g. ar:embedded)",
+    )
+)
+register(
+    GeneratorKind(
+        "hf",
+        "aod_core.generators.hf",
+        "HFConfig",
+        target="id-or-path",
+        target_required=True,
+        reads_text=True,
+        scaffold_optional=False,
+        sample_view="hf",
+        controls=frozenset({"temperature", "blocks", "remasking", "threshold", "pins"}),
+        help="a pretrained masked diffusion LM (LLaDA, Dream, ModernBERT chat DLMs) from a local "
+        "folder or the local HF cache, best on a GPU",
+    )
+)
+register(
+    GeneratorKind(
+        "difflm",
+        "aod_core.generators.difflm.generator",
+        "DiffLMConfig",
+        target="causal LM folder",
+        trains=True,
+        scaffold_optional=False,
+        sample_view="difflm",
+        controls=frozenset({"temperature"}),
+        help="DiffLM: a VAE over the seeds decoded by the frozen embedded SmolLM2 through soft "
+        "prompts, plus latent diffusion (8-13 min to fit on 2 CPU cores)",
+    )
+)
+# fmt: on
+
+__all__ = [
+    "GENERATORS",
+    "Candidate",
+    "EmbeddedConfig",
+    "EmbeddedGenerator",
+    "Generator",
+    "GeneratorKind",
+    "Progress",
+    "check_options",
+    "config_from_options",
+    "kind_of",
+    "load_generator",
+    "option_names",
+    "parse_options",
+    "register",
+    "spec_forms",
+]
+
+
+def spec_forms() -> str:
+    """Every accepted spec form, for messages and help: ``embedded, ar:<chat model spec>, ...``."""
+    return ", ".join(k.form for k in GENERATORS.values())
+
+
+def split_spec(spec: str | None) -> tuple[GeneratorKind, str]:
+    """The registered kind a spec names and its target (the text after the colon); InputError otherwise."""
+    s = (spec or "embedded").strip()
+    name, sep, target = s.partition(":")
+    kind = GENERATORS.get(name)
+    if kind is None or (sep and not kind.target):
+        raise InputError(f"unknown generator spec {s!r} (use {spec_forms()})")
+    target = target.strip()
+    if kind.target and sep and not target:
+        article = "an" if kind.target[0] in "aeiou" else "a"
+        need = f"{article} {kind.target} after the colon" + (
+            "" if kind.target_required else f", or use plain {kind.name}"
+        )
+        raise InputError(f"generator '{kind.name}:' needs {need}")
+    if kind.target_required and not sep:
+        raise InputError(f"generator {s!r} needs a {kind.target}: {kind.form}")
+    return kind, target
+
+
+def kind_of(spec: str | None) -> GeneratorKind | None:
+    """The registered kind a spec names, or None when it names none (no error: for pickers and notes)."""
+    try:
+        return split_spec(spec)[0]
+    except InputError:
+        return None
+
+
+def option_names(kind: GeneratorKind | None) -> set[str]:
+    """The settings a kind takes (its options class's fields); empty for none or no kind."""
+    cls = kind.options_class() if kind is not None else None
+    return {f.name for f in fields(cls)} if cls is not None else set()
 
 
 def load_generator(
@@ -36,48 +180,28 @@ def load_generator(
     device: str | None = None,
     cache_dir: str | os.PathLike | None = None,
     scaffold: bool = True,
-    config: EmbeddedConfig | None = None,
+    config: Any = None,
     options: Mapping[str, Any] | None = None,
     api_key: str | None = None,
 ) -> Generator:
-    """The generator a spec names, built on ``schema.resolved`` and the seeds (not yet fitted).
+    """The generator a spec names, built on the schema and the seeds (not yet fitted).
 
     ``options`` are the generator's own settings by name (a run's ``generator_config``, e.g.
-    ``{"train_steps": 300}``); each generator kind checks them against its own config class.
+    ``{"train_steps": 300}``), checked against the kind's options class; ``config`` is an options
+    object already built (it wins over ``options``).
     """
-    spec = (spec or "embedded").strip()
-    if spec == "embedded":
-        base = config or config_from_options(EmbeddedConfig, options, spec)
-        cfg = replace(base, scaffold=scaffold)  # never edit the caller's config
-        return EmbeddedGenerator(schema.resolved, seeds, config=cfg, device=device, cache_dir=cache_dir)
-    if spec.startswith("ar:"):
-        from aod_core.generators.ar import ARGenerator
-
-        chat_spec = spec[3:].strip()
-        if not chat_spec:
-            raise InputError("generator 'ar:' needs a chat model spec, e.g. ar:embedded")
-        from aod_core.chat import load_chat_model
-
-        load_chat_model(chat_spec)  # a bad spec fails now; nothing is loaded yet
-        return ARGenerator(chat_spec, schema, seeds, device=device, api_key=api_key)
-    if spec.startswith("hf:"):
-        from aod_core.generators.hf import HFConfig, HFGenerator
-
-        if not scaffold:
-            raise InputError("hf: generators always decode into the token-level scaffold; drop --no-scaffold")
-        return HFGenerator(spec[3:], schema.resolved, seeds, config=config_from_options(HFConfig, options, spec),
-                           device=device)
-    if spec == "difflm" or spec.startswith("difflm:"):
-        from aod_core.generators.difflm.generator import DiffLMConfig, DiffLMGenerator
-
-        decoder = spec[len("difflm:"):].strip() if spec.startswith("difflm:") else "embedded"
-        if not decoder:
-            raise InputError("generator 'difflm:' needs a causal LM folder after the colon, or use plain difflm")
-        cfg = config_from_options(DiffLMConfig, options, spec)
-        return DiffLMGenerator(schema, seeds, config=cfg, decoder=decoder, device=device, cache_dir=cache_dir)
-    if spec.startswith(PLANNED):
-        raise InputError(f"generator {spec!r} is not available in this version (available: {', '.join(AVAILABLE)})")
-    raise InputError(f"unknown generator spec {spec!r} (use embedded, ar:<chat spec>, hf:<id-or-path> or difflm)")
+    kind, target = split_spec(spec)
+    if not scaffold and not kind.scaffold_optional:
+        raise InputError(
+            f"{kind.name}: generators have no scaffold-free mode (that ablation is the embedded DLM's); drop --no-scaffold"
+        )
+    cls = kind.options_class()
+    if cls is None and options:
+        raise InputError(f"generator {spec!r} takes no settings (got {', '.join(sorted(options))})")
+    cfg = config if config is not None else (config_from_options(cls, options, spec) if cls else None)
+    if cfg is not None and any(f.name == "scaffold" for f in fields(cfg)):
+        cfg = replace(cfg, scaffold=scaffold)  # never edit the caller's config
+    return kind.build_function()(target, schema, seeds, config=cfg, device=device, cache_dir=cache_dir, api_key=api_key)
 
 
 def config_from_options(cls: type[C], options: Mapping[str, Any] | None, spec: str) -> C:
@@ -86,8 +210,9 @@ def config_from_options(cls: type[C], options: Mapping[str, Any] | None, spec: s
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(options) - known)
     if unknown:
-        raise InputError(f"unknown setting(s) {', '.join(unknown)} for generator {spec!r} "
-                         f"(known: {', '.join(sorted(known))})")
+        raise InputError(
+            f"unknown setting(s) {', '.join(unknown)} for generator {spec!r} (known: {', '.join(sorted(known))})"
+        )
     try:
         return cls(**options)
     except (TypeError, ValueError) as e:
@@ -96,19 +221,13 @@ def config_from_options(cls: type[C], options: Mapping[str, Any] | None, spec: s
 
 def check_options(spec: str, options: Mapping[str, Any] | None) -> None:
     """Raise InputError now when ``options`` do not fit the generator ``spec`` names (nothing is loaded)."""
-    spec = (spec or "embedded").strip()
-    if spec == "embedded":
-        config_from_options(EmbeddedConfig, options, spec).check()
-    elif spec.startswith("hf:"):
-        from aod_core.generators.hf import HFConfig
-
-        config_from_options(HFConfig, options, spec).check()
-    elif spec == "difflm" or spec.startswith("difflm:"):
-        from aod_core.generators.difflm.generator import DiffLMConfig
-
-        config_from_options(DiffLMConfig, options, spec).check()
-    elif options:
-        raise InputError(f"generator {spec!r} takes no settings (got {', '.join(sorted(options))})")
+    kind, _ = split_spec(spec)
+    cls = kind.options_class()
+    if cls is None:
+        if options:
+            raise InputError(f"generator {spec!r} takes no settings (got {', '.join(sorted(options))})")
+        return
+    config_from_options(cls, options, spec).check()
 
 
 def parse_options(items: list[str] | str) -> dict[str, Any]:

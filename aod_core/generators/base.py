@@ -4,38 +4,21 @@ A generator is fitted (or loaded) once, then sampled many times with different p
 all the loop, the CLI and the app need. Adding a generator kind is adding one module with one
 class and registering its spec prefix in ``generators/__init__.py``.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+import pickle
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
-from aod_core.errors import InputError
 from aod_core.canvas.prompt import Prompt
 from aod_core.diffusion.sampler import StepInfo
-
-
-@dataclass
-class Candidate:
-    """One generated record as produced: its JSON text, the parsed value, or why there is none."""
-
-    text: str | None
-    record: Any = None
-    error: str | None = None
-
-    @property
-    def parsed(self) -> bool:
-        return self.error is None
-
-    @classmethod
-    def from_text(cls, text: str) -> Candidate:
-        try:
-            return cls(text=text, record=json.loads(text))
-        except ValueError as e:
-            return cls(text=text, error=f"not valid JSON: {e}")
+from aod_core.errors import InputError
+from aod_core.records import Candidate
 
 
 @dataclass
@@ -68,6 +51,31 @@ class Generator(Protocol):
         ...
 
 
+def option(
+    default: Any,
+    help: str,
+    *,
+    choices: tuple[Any, ...] | None = None,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    step: float | None = None,
+) -> Any:
+    """A setting of a generator's options class that the app offers as a widget: its help text and,
+    for numbers, bounds and step (a select box when ``choices`` are given). Plain dataclass fields
+    are settings too, only set through ``--gen-opt`` / the options text box."""
+    meta = {"help": help, "choices": choices, "min": minimum, "max": maximum, "step": step}
+    return field(default=default, metadata={"widget": meta})
+
+
+def option_widgets(cls: type | None) -> list[dict[str, Any]]:
+    """The widgets an options class describes: name, default, help, choices, min, max, step."""
+    if cls is None:
+        return []
+    return [
+        {"name": f.name, "default": f.default, **f.metadata["widget"]} for f in fields(cls) if "widget" in f.metadata
+    ]
+
+
 def content_key(parts: dict[str, Any]) -> str:
     """A short, stable hash of what a fitted model depends on (its disk-cache key)."""
     blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str)
@@ -84,8 +92,56 @@ def save_fitted(path: Path, blob: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def in_batches(n: int, batch: int, run: Callable[[int, int], list[Candidate]], *, what: str,
-               on_halve: Callable[[int], None] | None = None) -> tuple[list[Candidate], int]:
+class CachedFit:
+    """What generators whose fitted weights are cached on disk share: the cache file named by the
+    content key (``<cache_prefix>-<cache_key()>.pt`` under ``cache_dir``), and ``fit`` taken under
+    the lock that fitting and sampling share (one model may serve several app sessions). A subclass
+    provides ``cache_prefix``, ``cache_dir``, ``_lock``, ``cache_key()`` and ``_fit(on_progress)``."""
+
+    cache_prefix: str
+    cache_dir: Path
+    _lock: Any
+
+    def cache_key(self) -> str:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def _fit(self, on_progress: ProgressFn | None) -> dict[str, Any]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def cache_path(self) -> Path:
+        return self.cache_dir / f"{self.cache_prefix}-{self.cache_key()}.pt"
+
+    def fit(self, on_progress: ProgressFn | None = None) -> dict[str, Any]:
+        with self._lock:
+            return self._fit(on_progress)
+
+
+def load_fitted(path: Path, device: Any, restore: Callable[[dict[str, Any]], None]) -> dict[str, Any] | None:
+    """The fit report of the model cached at ``path`` (marked ``cached``), once ``restore(blob)`` has
+    put its weights back; None when there is no entry. A damaged entry is deleted and None returned,
+    so the model is refitted, not trusted. Loads tensors and plain containers only
+    (``weights_only=True``): a cache file never runs code."""
+    import torch
+
+    if not path.exists():
+        return None
+    try:
+        blob = torch.load(path, map_location=device, weights_only=True)
+        restore(blob)
+        return dict(blob["report"], cached=True)
+    except (RuntimeError, KeyError, OSError, EOFError, ValueError, pickle.UnpicklingError):
+        path.unlink(missing_ok=True)
+        return None
+
+
+def in_batches(
+    n: int,
+    batch: int,
+    run: Callable[[int, int], list[Candidate]],
+    *,
+    what: str,
+    on_halve: Callable[[int], None] | None = None,
+) -> tuple[list[Candidate], int]:
     """``n`` candidates from ``run(start, size)`` called on consecutive chunks of at most ``batch``.
 
     A chunk that runs out of GPU memory is retried at half the size (the GPU cache freed first), and
@@ -105,8 +161,10 @@ def in_batches(n: int, batch: int, run: Callable[[int, int], list[Candidate]], *
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
             if b == 1:
-                raise InputError(f"out of GPU memory for {what} even one record at a time (batch {batch} was "
-                                 "halved down to 1): use a smaller model, a shorter canvas or --device cpu") from None
+                raise InputError(
+                    f"out of GPU memory for {what} even one record at a time (batch {batch} was "
+                    "halved down to 1): use a smaller model, a shorter canvas or --device cpu"
+                ) from None
             size = max(1, b // 2)
             if on_halve is not None:
                 on_halve(size)

@@ -9,13 +9,13 @@ by a hash of (schema, seeds, config): refitting the same data is a file read.
 With ``scaffold=False`` the same network learns raw JSON text character by character with no
 constraints: the baseline that shows what the scaffold buys.
 """
+
 from __future__ import annotations
 
 import json
 import logging
 import math
 import os
-import pickle
 import re
 import threading
 import time
@@ -27,12 +27,26 @@ import torch
 from torch.nn import functional as F
 
 from aod_core.canvas.constraints import CanvasConstraint, static_allowed
-from aod_core.errors import InputError
+from aod_core.canvas.nodes import DecodeError
 from aod_core.canvas.prompt import Prompt
-from aod_core.diffusion.sampler import generate
-from aod_core.canvas.scaffold import ABSENT, END, MASK, CanvasOptions, DecodeError, Scaffold
-from aod_core.generators.base import Candidate, Progress, ProgressFn, StepFn, content_key, in_batches, save_fitted
+from aod_core.canvas.scaffold import Scaffold
+from aod_core.canvas.slots import ABSENT, END, MASK
+from aod_core.canvas.values import CanvasOptions
 from aod_core.diffusion.denoiser import Denoiser, DenoiserConfig
+from aod_core.diffusion.sampler import generate
+from aod_core.errors import InputError
+from aod_core.generators.base import (
+    CachedFit,
+    Progress,
+    ProgressFn,
+    StepFn,
+    content_key,
+    in_batches,
+    load_fitted,
+    option,
+    save_fitted,
+)
+from aod_core.records import Candidate
 
 log = logging.getLogger(__name__)
 
@@ -46,19 +60,21 @@ MIN_MASK_RATE = 1e-3
 class EmbeddedConfig:
     # Sized for ~1 minute on 2 CPU cores: a token budget per batch keeps the cost of a step the
     # same for short and long canvases (batch = batch_tokens // canvas length).
-    d_model: int = 96
-    n_layers: int = 3
+    d_model: int = option(96, "Width of the denoiser (its embedding size).", minimum=16, maximum=512, step=16)
+    n_layers: int = option(3, "Transformer layers of the denoiser.", minimum=1, maximum=12)
     n_heads: int = 4
     dropout: float = 0.0
     train_steps: int = 900
     batch_tokens: int = 1280
-    lr: float = 2e-3
+    lr: float = option(2e-3, "Learning rate of the fit.", minimum=1e-5, maximum=0.1, step=5e-4)
     warmup: int = 60
     weight_decay: float = 0.01
     seed: int = 0
     scaffold: bool = True  # False: raw JSON text, no constraints (ablation)
-    sample_batch: int = 256
-    # How values are written on the canvas (scaffold.CanvasOptions): "auto" makes repeating strings
+    sample_batch: int = option(
+        256, "Records sampled together (lower it when memory runs short).", minimum=1, maximum=4096
+    )
+    # How values are written on the canvas (canvas/values.py, CanvasOptions): "auto" makes repeating strings
     # choices among the seeds' values and free text word pieces; "chars" spells every string.
     strings: str = "auto"
     string_modes: dict = field(default_factory=dict)  # field path -> vocabulary | text | chars
@@ -71,17 +87,24 @@ class EmbeddedConfig:
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise InputError(f"embedded setting {name} must be a whole number >= 1, got {getattr(self, name)!r}")
         if self.d_model % self.n_heads:
-            raise InputError(f"embedded setting d_model ({self.d_model}) must be a multiple of n_heads ({self.n_heads})")
+            raise InputError(
+                f"embedded setting d_model ({self.d_model}) must be a multiple of n_heads ({self.n_heads})"
+            )
         if self.number_bins == 1:
             raise InputError("embedded setting number_bins must be 0 (plain digits) or >= 2")
         self.canvas_options()
 
     def canvas_options(self) -> CanvasOptions:
         if not isinstance(self.string_modes, dict):
-            raise InputError(f"embedded setting string_modes must be a JSON object of field path -> mode, "
-                             f"got {self.string_modes!r}")
-        opts = CanvasOptions(strings=self.strings, string_modes=dict(self.string_modes), pieces=self.text_pieces,
-                             number_bins=self.number_bins)
+            raise InputError(
+                f"embedded setting string_modes must be a JSON object of field path -> mode, got {self.string_modes!r}"
+            )
+        opts = CanvasOptions(
+            strings=self.strings,
+            string_modes=dict(self.string_modes),
+            pieces=self.text_pieces,
+            number_bins=self.number_bins,
+        )
         opts.check()
         return opts
 
@@ -158,10 +181,11 @@ class _TextCanvas:
         return Candidate.from_text("".join(self.tokens[t] for t in tokens[:n]))
 
 
-class EmbeddedGenerator:
+class EmbeddedGenerator(CachedFit):
     """The offline default generator (spec ``embedded``)."""
 
     spec = "embedded"
+    cache_prefix = "embedded"
 
     def __init__(
         self,
@@ -176,15 +200,18 @@ class EmbeddedGenerator:
         self.device = pick_device(device)
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self.schema, self.seeds = schema, seeds
-        self.canvas = (_ScaffoldCanvas(schema, seeds, self.config.canvas_options()) if self.config.scaffold
-                       else _TextCanvas(seeds))
+        self.canvas = (
+            _ScaffoldCanvas(schema, seeds, self.config.canvas_options()) if self.config.scaffold else _TextCanvas(seeds)
+        )
         c = self.canvas
         n_offsets = int(c.features[2].max()) + 1
         n_items = int(c.features[1].max()) + 1
         n_fields = int(c.features[0].max()) + 1
         cfg = self.config
         self.net = Denoiser(
-            DenoiserConfig(c.vocab_size, n_fields, n_items, n_offsets, cfg.d_model, cfg.n_layers, cfg.n_heads, cfg.dropout)
+            DenoiserConfig(
+                c.vocab_size, n_fields, n_items, n_offsets, cfg.d_model, cfg.n_layers, cfg.n_heads, cfg.dropout
+            )
         ).to(self.device)
         self.features = tuple(f.to(self.device) for f in c.features)
         self.fitted = False
@@ -199,32 +226,30 @@ class EmbeddedGenerator:
         return getattr(self.canvas, "scaffold", None)
 
     def cache_key(self) -> str:
-        return content_key({"v": CACHE_VERSION, "schema": self.schema, "seeds": self.seeds, "config": asdict(self.config)})
-
-    def cache_path(self) -> Path:
-        return self.cache_dir / f"embedded-{self.cache_key()}.pt"
-
-    def fit(self, on_progress: ProgressFn | None = None) -> dict[str, Any]:
-        with self._lock:
-            return self._fit(on_progress)
+        return content_key(
+            {"v": CACHE_VERSION, "schema": self.schema, "seeds": self.seeds, "config": asdict(self.config)}
+        )
 
     def _fit(self, on_progress: ProgressFn | None) -> dict[str, Any]:
         if self.fitted:
             return self.fit_report
         path = self.cache_path()
-        if path.exists():
-            try:
-                blob = torch.load(path, map_location=self.device, weights_only=True)
-                self.net.load_state_dict(blob["state_dict"])
-                self.fit_report = dict(blob["report"], cached=True)
-            except (RuntimeError, KeyError, OSError, EOFError, ValueError, pickle.UnpicklingError):
-                path.unlink(missing_ok=True)  # a damaged cache entry is refitted, not trusted
+        report = load_fitted(path, self.device, lambda blob: self.net.load_state_dict(blob["state_dict"]))
+        if report is not None:
+            self.fit_report = report
         if not self.fit_report:
             self.fit_report = self._train(on_progress)
             self._save(path)
         if on_progress:
             steps = self.config.train_steps
-            on_progress(Progress("fit", steps, steps, {"loss": self.fit_report.get("final_loss"), "cached": self.fit_report.get("cached", False)}))
+            on_progress(
+                Progress(
+                    "fit",
+                    steps,
+                    steps,
+                    {"loss": self.fit_report.get("final_loss"), "cached": self.fit_report.get("cached", False)},
+                )
+            )
         self.net.eval()
         self.fitted = True
         return self.fit_report
@@ -235,7 +260,9 @@ class EmbeddedGenerator:
         data = torch.tensor([self.canvas.encode(r) for r in self.seeds], dtype=torch.long, device=dev)
         allowed = self.canvas.train_allowed.to(dev)
         fused = dev.type in ("cpu", "cuda")  # one kernel for the whole update: ~10% of a CPU step
-        opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98), fused=fused)
+        opt = torch.optim.AdamW(
+            self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98), fused=fused
+        )
         gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
         self.net.train()
         t0, losses = time.perf_counter(), []
@@ -275,8 +302,11 @@ class EmbeddedGenerator:
         how a bulk job ships one fitted model to every worker instead of fitting it again there."""
         with self._lock:
             self._fit(None)
-            return {"state_dict": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
-                    "report": dict(self.fit_report), "cache_key": self.cache_key()}
+            return {
+                "state_dict": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
+                "report": dict(self.fit_report),
+                "cache_key": self.cache_key(),
+            }
 
     def load_weights(self, blob: dict[str, Any]) -> None:
         """Use weights from ``weights()`` of a generator built on the same schema, seeds and config."""
@@ -300,7 +330,9 @@ class EmbeddedGenerator:
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x, *self.features)
 
-    def sample(self, prompt: Prompt | None = None, n: int = 100, *, seed: int = 0, on_step: StepFn | None = None) -> list[Candidate]:
+    def sample(
+        self, prompt: Prompt | None = None, n: int = 100, *, seed: int = 0, on_step: StepFn | None = None
+    ) -> list[Candidate]:
         prompt = prompt or Prompt()
         prompt.sampling.check()
         with self._lock:
@@ -330,10 +362,16 @@ class EmbeddedGenerator:
             )
             return [self.canvas.decode(row) for row in filled.tolist()]
 
-        out, self.batch_now = in_batches(n, self.batch_now or self.config.sample_batch, chunk,
-                                         what="the embedded generator", on_halve=self._halved)
+        out, self.batch_now = in_batches(
+            n, self.batch_now or self.config.sample_batch, chunk, what="the embedded generator", on_halve=self._halved
+        )
         return out
 
     def _halved(self, size: int) -> None:
         log.warning("embedded generator: out of GPU memory, sample batch halved to %d", size)
         self.oom_halvings += 1
+
+
+def build(target: str, schema: Any, seeds: list[dict], *, config=None, device=None, cache_dir=None, **_: Any):
+    """The registry's builder for ``embedded`` (``aod_core.generators``)."""
+    return EmbeddedGenerator(schema.resolved, seeds, config=config, device=device, cache_dir=cache_dir)

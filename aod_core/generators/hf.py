@@ -13,46 +13,60 @@ the speed-ups of Fast-dLLM:
 
 ``vanilla`` decoding (fixed ``k`` per step, no threshold, no cache) is kept for the benchmark's
 comparison. Within a value run tokens are committed left to right (the automaton needs the text so
-far); different runs and different rows decode in parallel.
+far); different runs and different rows decode in parallel. The proposal, classifier-free guidance
+and the choice of commits are the canvas sampler's own functions (``diffusion/sampler.py``), so both
+loops decide alike; finding and loading the model is ``hf_load.py``.
 """
+
 from __future__ import annotations
 
 import json
 import logging
 import math
-import os
 import random
 import threading
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import torch
 
-from aod_core.diffusion import hf_compat
-from aod_core.errors import InputError
 from aod_core.canvas.prompt import Prompt, Sampling
-from aod_core.diffusion.sampler import StepInfo, add_gumbel_noise
 from aod_core.canvas.scaffold import Scaffold
 from aod_core.canvas.token_scaffold import RowPlan, SlotLanguage, TokenScaffold, build_token_table
-from aod_core.generators.base import Candidate, Progress, ProgressFn, StepFn, in_batches
+from aod_core.diffusion.sampler import StepInfo, commit_order, guided_logits, propose, select_commits
+from aod_core.errors import InputError
+from aod_core.generators.base import Progress, ProgressFn, StepFn, in_batches, option
+from aod_core.generators.hf_load import check_remote_code, facts_of, load_dlm, pick_dtype, resolve_model_path
+from aod_core.records import Candidate
 
 log = logging.getLogger(__name__)
-
-SHIFTED_MODEL_TYPES = {"dream"}  # logits at i predict token i+1 (AR-initialised DLMs)
 
 
 @dataclass
 class HFConfig:
-    batch: int = 32  # records per forward batch; lower it when the GPU runs out of memory
-    decode: Literal["fast", "vanilla"] = "fast"
-    threshold: float = 0.9  # fast: commit every proposal at least this confident (prompt may override)
-    block_length: int = 32  # canvas positions per semi-autoregressive block
+    batch: int = option(
+        32, "Records per forward batch; lower it when the GPU runs out of memory.", minimum=1, maximum=1024
+    )
+    decode: Literal["fast", "vanilla"] = option(
+        "fast",
+        "fast: threshold commits with the window cache; vanilla: LLaDA's fixed tokens per step.",
+        choices=("fast", "vanilla"),
+    )
+    threshold: float = option(
+        0.9,
+        "fast: commit every proposal at least this confident (a prompt may override).",
+        minimum=0.01,
+        maximum=1.0,
+        step=0.05,
+    )
+    block_length: int = option(32, "Canvas positions per semi-autoregressive block.", minimum=1, maximum=1024)
     cache: bool = True  # fast: reuse keys/values outside the block (models that support it)
     vanilla_k: int = 1  # vanilla: tokens committed per row per step
-    examples: int = 3  # seed records shown in the prompt
-    dtype: str = "auto"  # auto: bfloat16 on CUDA, float32 on CPU
+    examples: int = option(3, "Seed records shown in the prompt.", minimum=0, maximum=20)
+    dtype: str = option(
+        "auto", "auto: bfloat16 on CUDA, float32 on CPU.", choices=("auto", "float32", "bfloat16", "float16")
+    )
     # A folder whose config or tokenizer names its own Python code (``auto_map``: LLaDA, Dream) runs
     # that code when loaded; only when the user says so for this model (--trust-remote-code,
     # --gen-opt trust_remote_code=true, the Models page checkbox).
@@ -75,119 +89,6 @@ class DecodeStats:
     steps: int = 0
     tokens: int = 0  # value tokens decided (EOS padding forced after a run ends is not counted)
     seconds: float = 0.0
-
-
-# ---- loading -------------------------------------------------------------------------------------
-
-
-def resolve_model_path(ref: str) -> Path:
-    """A model folder, or a hub id already in the local HF cache; there is no hub access here."""
-    ref = ref.strip()
-    if not ref:
-        raise InputError("hf: needs a model id or folder, e.g. hf:GSAI-ML/LLaDA-8B-Instruct")
-    path = Path(os.path.expanduser(ref))
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise InputError(f"{ref} has no config.json: not a transformers model folder")
-        return path
-    try:
-        from huggingface_hub import try_to_load_from_cache
-
-        hit = try_to_load_from_cache(ref, "config.json")
-    except ValueError:
-        hit = None
-    if not isinstance(hit, str):
-        raise InputError(f"model {ref} not found locally (no hub access on this machine); "
-                         "download it elsewhere and give its folder")
-    return Path(hit).parent
-
-
-def _dtype(name: str, device: torch.device) -> torch.dtype:
-    if name == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    return getattr(torch, name)
-
-
-def remote_code_files(path: Path) -> list[str]:
-    """The files of a model folder that name Python code of its own (an ``auto_map``), read as plain
-    JSON: nothing of the folder is imported to find out."""
-    out = []
-    for name in ("config.json", "tokenizer_config.json"):
-        try:
-            data = json.loads((path / name).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if isinstance(data, dict) and data.get("auto_map"):
-            out.append(name)
-    return out
-
-
-def check_remote_code(path: Path, trust_remote_code: bool) -> None:
-    """InputError, one line, when the folder ships code and the user has not allowed it."""
-    files = remote_code_files(path)
-    if files and not trust_remote_code:
-        raise InputError(f"{path} ships its own Python code ({' and '.join(files)} name it in auto_map), which "
-                         "runs when the model loads; it is not loaded unless you allow it for this model: "
-                         "--trust-remote-code (or --gen-opt trust_remote_code=true; in the app, the Models page "
-                         "checkbox 'Trust this model folder's code')")
-
-
-def load_dlm(path: Path, device: torch.device, dtype: torch.dtype, *,
-             trust_remote_code: bool = False) -> tuple[Any, Any, dict[str, Any]]:
-    """(model, tokenizer, facts) for a masked DLM folder; InputError when it is not one, or when it
-    ships code of its own and ``trust_remote_code`` is off."""
-    from transformers import AutoConfig, AutoModelForMaskedLM, AutoTokenizer
-    from transformers.dynamic_module_utils import get_class_from_dynamic_module
-
-    from aod_core.diffusion import mdm  # noqa: F401  registers the aod-mdm model type with transformers
-
-    check_remote_code(path, trust_remote_code)
-    shims = hf_compat.apply()
-    try:
-        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code, local_files_only=True)
-        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code, local_files_only=True)
-    except (OSError, ValueError) as e:
-        raise InputError(f"cannot read the model config or tokenizer in {path}: {str(e).splitlines()[0]}") from None
-    mask_id = getattr(config, "mask_token_id", None)
-    if mask_id is None:
-        mask_id = tokenizer.mask_token_id
-    archs = list(getattr(config, "architectures", None) or [])
-    if mask_id is None:
-        kind = "a causal LM" if any(a.endswith("ForCausalLM") for a in archs) else "not a masked diffusion LM"
-        raise InputError(f"{path.name} is {kind}: neither its config nor its tokenizer has a mask token "
-                         "(use it as a chat model, e.g. --judge hf:…, or as the difflm decoder)")
-    auto_map = getattr(config, "auto_map", None) or {}
-    remote_key = next((k for k in ("AutoModelForMaskedLM", "AutoModel") if k in auto_map), None)
-    try:
-        if remote_key:
-            cls = get_class_from_dynamic_module(auto_map[remote_key], str(path), local_files_only=True)
-            if hf_compat.fix_model_class(cls):
-                shims.append("tied_weights_list")
-            model = cls.from_pretrained(path, config=config, dtype=dtype, local_files_only=True)
-        else:
-            model = AutoModelForMaskedLM.from_pretrained(path, dtype=dtype, local_files_only=True)
-    except torch.cuda.OutOfMemoryError:
-        raise InputError(f"out of GPU memory loading {path.name}: use a smaller model or free the GPU") from None
-    except OSError as e:
-        raise InputError(f"weights of {path.name} missing or unreadable (no hub access here): "
-                         f"{str(e).splitlines()[0]}") from None
-    except ValueError as e:
-        raise InputError(f"cannot load {path.name} as a masked diffusion LM: {str(e).splitlines()[0]}") from None
-    except Exception as e:  # damaged weights (e.g. a truncated safetensors file): one line, never a traceback
-        raise InputError(f"cannot load the weights of {path.name}: {type(e).__name__}: "
-                         f"{(str(e).splitlines() or [''])[0][:300]}") from None
-    if hf_compat.tie_after_load(model):
-        shims.append("tied_weights_list")
-    model = model.to(device).eval()
-    end_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else getattr(config, "eos_token_id", None)
-    if isinstance(end_id, list):
-        end_id = end_id[0]
-    if end_id is None:
-        end_id = tokenizer.pad_token_id
-    if end_id is None:
-        raise InputError(f"{path.name}: the tokenizer has no EOS or PAD token to end values with")
-    facts = _facts_of(model, tokenizer, end_id=int(end_id), shims=sorted(set(shims)))
-    return model, tokenizer, facts
 
 
 # ---- the model as a logits function ----------------------------------------------------------------
@@ -233,7 +134,7 @@ class _RunState:
     done: bool = False
 
 
-class _Lang:
+class _LanguageTables:
     """A language's tables on the model device (masks) and on the CPU (bookkeeping)."""
 
     def __init__(self, lang: SlotLanguage, device: torch.device):
@@ -250,11 +151,25 @@ class _Lang:
 
 
 @torch.no_grad()
-def denoise(runner: ModelRunner, plans: list[RowPlan], *, mask_id: int, end_id: int, sampling: Sampling,
-            decode: str, threshold: float, block_length: int, cache: bool, vanilla_k: int,
-            generator: torch.Generator, device: torch.device, prompt_lengths: list[int] | None = None,
-            on_step: StepFn | None = None, stats: DecodeStats | None = None,
-            lang_cache: dict[int, _Lang] | None = None) -> list[list[int]]:
+def denoise(
+    runner: ModelRunner,
+    plans: list[RowPlan],
+    *,
+    mask_id: int,
+    end_id: int,
+    sampling: Sampling,
+    decode: str,
+    threshold: float,
+    block_length: int,
+    cache: bool,
+    vanilla_k: int,
+    generator: torch.Generator,
+    device: torch.device,
+    prompt_lengths: list[int] | None = None,
+    on_step: StepFn | None = None,
+    stats: DecodeStats | None = None,
+    lang_cache: dict[int, _LanguageTables] | None = None,
+) -> list[list[int]]:
     """Fill every run of every plan; returns the filled canvases (one list of ids per row).
 
     ``lang_cache`` keeps each language's device and CPU tables between calls (keyed by the id of a
@@ -266,13 +181,13 @@ def denoise(runner: ModelRunner, plans: list[RowPlan], *, mask_id: int, end_id: 
     for b, p in enumerate(plans):
         x[b, : len(p.ids)] = torch.tensor(p.ids)
     x = x.to(device)
-    langs: dict[int, _Lang] = lang_cache if lang_cache is not None else {}
+    langs: dict[int, _LanguageTables] = lang_cache if lang_cache is not None else {}
     runs: list[_RunState] = []
     for b, p in enumerate(plans):
         for r in p.runs:
             key = id(r.language)
             if key not in langs:
-                langs[key] = _Lang(r.language, device)
+                langs[key] = _LanguageTables(r.language, device)
             runs.append(_RunState(b, r.start, r.width, r.language, key, state=r.language.start))
     if not runs:
         return [row[: len(p.ids)] for row, p in zip(x.tolist(), plans)]
@@ -327,9 +242,7 @@ def denoise(runner: ModelRunner, plans: list[RowPlan], *, mask_id: int, end_id: 
                 un = x.clone()
                 for b, n in enumerate(prompt_lengths):
                     un[b, :n] = mask_id
-                both = runner.full(torch.cat([x, un]), torch.cat([at, at]))
-                cond, uncond = both.chunk(2)
-                logits = uncond + (sampling.cfg_scale + 1) * (cond - uncond)
+                logits = guided_logits(lambda both: runner.full(both, torch.cat([at, at])), x, un, sampling.cfg_scale)
             else:
                 logits = runner.full(x, at)
             stats.forwards += 1
@@ -346,11 +259,9 @@ def denoise(runner: ModelRunner, plans: list[RowPlan], *, mask_id: int, end_id: 
                 allowed[rows.unsqueeze(1), lang.cands.unsqueeze(0)] = lang.allowed(states, remaining)
                 allowed[rows, end_id] = lang.accept[states]
             logits = logits.masked_fill(~allowed, -math.inf)
-            x0 = add_gumbel_noise(logits, sampling.temperature, generator).argmax(-1)
-            conf = torch.softmax(logits, -1).gather(-1, x0.unsqueeze(-1)).squeeze(-1)
-            score = conf if sampling.remasking == "low_confidence" else torch.rand(
-                len(ready), dtype=torch.float64, generator=generator).to(device)
-            chosen = _select(ready, conf, score, fast=fast, tau=tau, k=vanilla_k)
+            x0, conf = propose(logits, sampling.temperature, generator)
+            score = commit_order(conf, sampling.remasking, generator)
+            chosen = _chosen(at, conf, score, fast=fast, tau=tau, k=vanilla_k)
             tokens = x0.tolist()
             for i in chosen:
                 commit(ready[i], tokens[i])
@@ -363,22 +274,16 @@ def denoise(runner: ModelRunner, plans: list[RowPlan], *, mask_id: int, end_id: 
     return [row[: len(p.ids)] for row, p in zip(x.tolist(), plans)]
 
 
-def _select(ready: list[_RunState], conf: torch.Tensor, score: torch.Tensor, *, fast: bool, tau: float,
-            k: int) -> list[int]:
-    """Indices of the proposals to commit this step (at least one per row with a ready run)."""
-    conf_l, score_l = conf.tolist(), score.tolist()
-    by_row: dict[int, list[int]] = {}
-    for i, r in enumerate(ready):
-        by_row.setdefault(r.row, []).append(i)
-    chosen = []
-    for idx in by_row.values():
-        ranked = sorted(idx, key=lambda i: -score_l[i])
-        if fast:
-            pick = {i for i in idx if conf_l[i] >= tau} | {ranked[0]}
-        else:
-            pick = set(ranked[:k])
-        chosen.extend(sorted(pick))
-    return chosen
+def _chosen(at: torch.Tensor, conf: torch.Tensor, score: torch.Tensor, *, fast: bool, tau: float, k: int) -> list[int]:
+    """Indices of the proposals to commit this step (at least one per row with a ready run): the
+    sampler's ``select_commits`` on the canvas grid, where ``at`` [B, L] marks the ready runs'
+    positions and ``conf``/``score`` hold one value per ready run in ``at``'s row-major order."""
+    dense_conf = torch.zeros(at.shape, dtype=conf.dtype, device=conf.device)
+    dense_conf[at] = conf
+    dense_score = torch.full(at.shape, -math.inf, dtype=score.dtype, device=score.device)
+    dense_score[at] = score
+    select = select_commits(at, dense_conf, dense_score, threshold=tau if fast else None, k=k, stable=True)
+    return select[at].nonzero().squeeze(1).tolist()
 
 
 # ---- the generator -------------------------------------------------------------------------------
@@ -387,8 +292,17 @@ def _select(ready: list[_RunState], conf: torch.Tensor, score: torch.Tensor, *, 
 class HFGenerator:
     """A frozen HF masked DLM behind the Generator protocol (spec ``hf:<id-or-path>``)."""
 
-    def __init__(self, ref: str, schema: dict, seeds: list[dict], *, config: HFConfig | None = None,
-                 device: str | None = None, model: Any = None, tokenizer: Any = None):
+    def __init__(
+        self,
+        ref: str,
+        schema: dict,
+        seeds: list[dict],
+        *,
+        config: HFConfig | None = None,
+        device: str | None = None,
+        model: Any = None,
+        tokenizer: Any = None,
+    ):
         self.ref = ref
         self.spec = f"hf:{ref}"
         self.config = config or HFConfig()
@@ -397,14 +311,16 @@ class HFGenerator:
         if len(seeds) < 1:
             raise InputError("the hf: generator needs at least one seed record")
         self.scaffold = Scaffold.build(schema, seeds)
-        self.device = torch.device(device if device and device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = torch.device(
+            device if device and device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+        )
         self.model, self.tokenizer = model, tokenizer  # injected: tests and benchmarks build their own
         self.facts: dict[str, Any] = {}
         self.tokens: TokenScaffold | None = None
         self.last_stats = DecodeStats()
         self.batch_now: int | None = None  # the batch that fits: config.batch, halved on GPU out-of-memory
         self.oom_halvings = 0
-        self._lang_tables: dict[int, _Lang] = {}  # languages live in the token table for good
+        self._lang_tables: dict[int, _LanguageTables] = {}  # languages live in the token table for good
         self._report: dict[str, Any] = {}
         self._lock = threading.RLock()
         if model is None:
@@ -418,20 +334,34 @@ class HFGenerator:
             t0 = time.perf_counter()
             if on_progress:
                 on_progress(Progress("load", 0, 1, {"model": self.ref}))
-            dtype = _dtype(self.config.dtype, self.device)
+            dtype = pick_dtype(self.config.dtype, self.device)
             if self.model is None:
-                self.model, self.tokenizer, self.facts = load_dlm(self.path, self.device, dtype,
-                                                                  trust_remote_code=self.config.trust_remote_code)
+                self.model, self.tokenizer, self.facts = load_dlm(
+                    self.path, self.device, dtype, trust_remote_code=self.config.trust_remote_code
+                )
             else:
-                self.facts = _facts_of(self.model, self.tokenizer)
+                self.facts = facts_of(self.model, self.tokenizer)
                 self.model = self.model.to(self.device).eval()
             table = build_token_table(self.tokenizer, self.facts["vocab_size"])
-            self.tokens = TokenScaffold(self.scaffold, self.seeds, self.tokenizer, table,
-                                        mask_id=self.facts["mask_id"], end_id=self.facts["end_id"])
-            self.runner = ModelRunner(self.model, shifted=self.facts["shifted_logits"],
-                                      window_cache=self.facts["window_cache"])
-            self._report = {"generator": self.spec, "trained": False, "device": str(self.device), "dtype": str(dtype),
-                            "seconds": round(time.perf_counter() - t0, 2), **self.facts}
+            self.tokens = TokenScaffold(
+                self.scaffold,
+                self.seeds,
+                self.tokenizer,
+                table,
+                mask_id=self.facts["mask_id"],
+                end_id=self.facts["end_id"],
+            )
+            self.runner = ModelRunner(
+                self.model, shifted=self.facts["shifted_logits"], window_cache=self.facts["window_cache"]
+            )
+            self._report = {
+                "generator": self.spec,
+                "trained": False,
+                "device": str(self.device),
+                "dtype": str(dtype),
+                "seconds": round(time.perf_counter() - t0, 2),
+                **self.facts,
+            }
             if on_progress:
                 on_progress(Progress("load", 1, 1, {"model": self.ref}))
             return self._report
@@ -443,26 +373,26 @@ class HFGenerator:
         for path in list(prompt.pins) + list(prompt.forbid) + list(prompt.ranges):
             # unknown paths fail with the list of fields
             if any(s.role in ("count", "present") for s in self.scaffold.slots_for(path)):
-                raise InputError(f"{path}: the hf: generator draws array lengths and optional keys from the "
-                                 "seeds; it takes no pins or forbids on them")
+                raise InputError(
+                    f"{path}: the hf: generator draws array lengths and optional keys from the seeds; it takes no pins or forbids on them"
+                )
 
     def instruction(self, prompt: Prompt, rng: random.Random) -> str:
         shown = rng.sample(self.seeds, min(self.config.examples, len(self.seeds)))
         task = prompt.text.strip() or "Synthetic records like the examples."
         lines = "\n".join(json.dumps(s, ensure_ascii=False, separators=(",", ":")) for s in shown)
-        return (f"{task}\nWrite one new JSON record with the same fields as these examples, "
-                f"realistic and not a copy of any of them.\nExamples:\n{lines}")
+        return f"{task}\nWrite one new JSON record with the same fields as these examples, realistic and not a copy of any of them.\nExamples:\n{lines}"
 
     def prompt_ids(self, text: str) -> list[int]:
         tok = self.tokenizer
         if getattr(tok, "chat_template", None):
-            rendered = tok.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
-                                               add_generation_prompt=True)
+            rendered = tok.apply_chat_template(
+                [{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True
+            )
             return list(tok.encode(rendered, add_special_tokens=False))
         return list(tok.encode(text + "\n", add_special_tokens=True))  # no template: the plain prompt
 
-    def sample(self, prompt: Prompt | None = None, n: int = 32, *, seed: int = 0,
-               on_step: StepFn | None = None) -> list[Candidate]:
+    def sample(self, prompt: Prompt | None = None, n: int = 32, *, seed: int = 0, on_step=None) -> list[Candidate]:
         prompt = prompt or Prompt()
         self.check_prompt(prompt)
         with self._lock:
@@ -483,20 +413,33 @@ class HFGenerator:
         def chunk(start: int, b: int) -> list[Candidate]:
             head = self.prompt_ids(self.instruction(prompt, rng))
             plans = [self.tokens.plan(head, prompt, langs, rng) for _ in range(b)]
-            filled = denoise(self.runner, plans, mask_id=self.facts["mask_id"], end_id=self.facts["end_id"],
-                             sampling=prompt.sampling, decode=self.config.decode, threshold=self.config.threshold,
-                             block_length=self.config.block_length, cache=self.config.cache,
-                             vanilla_k=self.config.vanilla_k, generator=gen, device=self.device,
-                             prompt_lengths=[len(head)] * b, on_step=on_step, stats=stats,
-                             lang_cache=self._lang_tables)
+            filled = denoise(
+                self.runner,
+                plans,
+                mask_id=self.facts["mask_id"],
+                end_id=self.facts["end_id"],
+                sampling=prompt.sampling,
+                decode=self.config.decode,
+                threshold=self.config.threshold,
+                block_length=self.config.block_length,
+                cache=self.config.cache,
+                vanilla_k=self.config.vanilla_k,
+                generator=gen,
+                device=self.device,
+                prompt_lengths=[len(head)] * b,
+                on_step=on_step,
+                stats=stats,
+                lang_cache=self._lang_tables,
+            )
             out = []
             for plan, row in zip(plans, filled):
                 text, record, error = self.tokens.read(plan, row)
                 out.append(Candidate(text=text, record=record, error=error))
             return out
 
-        out, self.batch_now = in_batches(n, self.batch_now or self.config.batch, chunk,
-                                         what=f"{self.spec}", on_halve=self._halved)
+        out, self.batch_now = in_batches(
+            n, self.batch_now or self.config.batch, chunk, what=f"{self.spec}", on_halve=self._halved
+        )
         self.last_stats = stats
         return out
 
@@ -511,27 +454,6 @@ class HFGenerator:
         return out
 
 
-def _facts_of(model: Any, tokenizer: Any, *, end_id: int | None = None, shims: list[str] | None = None) -> dict[str, Any]:
-    """What decoding needs to know about a loaded model: special ids, logit layout, cache support."""
-    config = model.config
-    mask_id = getattr(config, "mask_token_id", None)
-    if mask_id is None:
-        mask_id = tokenizer.mask_token_id
-    if mask_id is None:
-        raise InputError("the model has no mask token: not a masked diffusion LM")
-    if end_id is None:
-        end_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.pad_token_id
-    model_type = str(getattr(config, "model_type", "")).lower()
-    return {"model_type": model_type, "mask_id": int(mask_id), "end_id": int(end_id),
-            "shifted_logits": model_type in SHIFTED_MODEL_TYPES,
-            "window_cache": bool(getattr(model, "supports_window_cache", False)),
-            "chat_template": bool(getattr(tokenizer, "chat_template", None)),
-            "vocab_size": _vocab_size(model),
-            "params": sum(p.numel() for p in model.parameters()), "shims": shims or []}
-
-
-
-def _vocab_size(model: Any) -> int:
-    """Rows of the output head (may exceed the tokenizer's vocabulary: padded for GPU efficiency)."""
-    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    return int(head.weight.shape[0]) if head is not None else int(model.config.vocab_size)
+def build(target: str, schema: Any, seeds: list[dict], *, config=None, device=None, **_: Any) -> HFGenerator:
+    """The registry's builder for ``hf:<id-or-path>`` (``aod_core.generators``)."""
+    return HFGenerator(target, schema.resolved, seeds, config=config, device=device)

@@ -1,6 +1,6 @@
 """``aod bench``: AoD against its baselines on one dataset, same seed, same budget of records.
 
-Methods (DESIGN.md §5):
+Methods (docs/CLI.md):
 
 * ``static_dlm``: the diffusion generator with the initial prompt, no agents.
 * ``ar_only``: the judge's chat model writes the records itself (``generators/ar.py``).
@@ -23,51 +23,58 @@ uses, so task success means the same thing for all of them. The metrics are the 
 AoD methods, the whole loop including its probe batches and the optimizer). Outputs in ``out``:
 ``results.json``, ``results.md`` and ``charts.html``; AoD run folders under ``runs/``.
 """
+
 from __future__ import annotations
 
 import json
-import platform
 import os
+import platform
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from aod_core.agents.judge import DEFAULT_RUBRIC, Judge, JudgeSettings, passed_checks, verdict_row
+from aod_core.agents.compiler import calibrate, compiler_for, needs_calibration, should_compile
+from aod_core.agents.judge import Judge, JudgeSettings, passed_checks, verdict_row
+from aod_core.canvas.prompt import Prompt
 from aod_core.chat import load_chat_model
 from aod_core.chat.base import ChatModel
+from aod_core.data.seeds import Dataset, load_dataset
 from aod_core.errors import InputError
 from aod_core.files import atomic_write_text
 from aod_core.generators import load_generator
 from aod_core.generators.ar import ARGenerator
-from aod_core.generators.base import Candidate, Generator
+from aod_core.generators.base import Generator
+from aod_core.records import Candidate, canonical_json
 from aod_core.runs.loop import LoopSettings
-from aod_core.eval.metrics import canonical_record
-from aod_core.canvas.prompt import Prompt
-from aod_core.agents.compiler import calibrate, compiler_for, needs_calibration, should_compile
 from aod_core.runs.setup import RunConfig, create_run_from, open_loop
 from aod_core.runs.store import RunStore
-from aod_core.data.seeds import Dataset, load_dataset
 
 METHODS = ("static_dlm", "ar_only", "aod", "aod_scalar", "aod_no_scaffold", "difflm")
 DEFAULT_METHODS = ("static_dlm", "ar_only", "aod", "aod_scalar")
 HEADLINE = ("task_success_rate", "schema_valid_rate", "field_overlap", "distinct_2", "dcr_median", "seconds")
 
 
+_RUN = RunConfig()  # a bench's models and loop budget default to a run's: one source for each
+
+
 @dataclass
 class BenchConfig:
+    """One comparison: which methods, and the run settings every method shares (defaults: a run's,
+    except a shorter budget of iterations)."""
+
     methods: tuple[str, ...] = DEFAULT_METHODS
-    seed: int = 0
+    seed: int = _RUN.loop.seed
     iterations: int = 3
-    batch: int = 32
-    proposals: int = 2
-    probe: int = LoopSettings().probe
-    generator: str = "embedded"
-    judge: str = "embedded"
-    optimizer: str = "embedded"
-    task: str = ""
-    rubric: str = DEFAULT_RUBRIC
-    device: str | None = None
+    batch: int = _RUN.loop.batch
+    proposals: int = _RUN.loop.proposals
+    probe: int = _RUN.loop.probe
+    generator: str = _RUN.generator
+    judge: str = _RUN.judge
+    optimizer: str = _RUN.optimizer
+    task: str = _RUN.task
+    rubric: str = _RUN.rubric
+    device: str | None = _RUN.device
     generator_config: dict[str, Any] = field(default_factory=dict)
     difflm: str = "difflm"  # the generator spec of the ``difflm`` method
     difflm_config: dict[str, Any] = field(default_factory=dict)
@@ -92,13 +99,13 @@ def _judge_rows(judge: Judge, cands: list[Candidate], batch: int) -> list[dict[s
     """Judge in loop-sized batches with the loop's notion of 'accepted before', so TSR compares."""
     rows, accepted = [], set()
     for start in range(0, len(cands), batch):
-        part = cands[start:start + batch]
+        part = cands[start : start + batch]
         j = judge.judge(part, prior=accepted, summarise=False)
         for i, (c, ch, v) in enumerate(zip(part, j.checks, j.verdicts)):
             row = dict(verdict_row(c, ch, v), index=start + i, iteration=start // batch, phase="main")
             row["success"] = ch.passed and v.accept
             if row["success"]:
-                accepted.add(canonical_record(c.record))
+                accepted.add(canonical_json(c.record))
             rows.append(row)
     return rows
 
@@ -121,12 +128,23 @@ def method_metrics(rows: list[dict[str, Any]], dataset, seed: int = 0) -> dict[s
     before', and the judge accepted), so it is the same number the AoD runs report."""
     from aod_core.eval.audit import audit
 
-    cands = [Candidate(text=r.get("text"), record=r.get("record"),
-                       error=None if r.get("record") is not None else (r.get("decode_error") or "did not parse"))
-             for r in rows]
+    cands = [
+        Candidate(
+            text=r.get("text"),
+            record=r.get("record"),
+            error=None if r.get("record") is not None else (r.get("decode_error") or "did not parse"),
+        )
+        for r in rows
+    ]
     holdout = dataset.holdout.records if dataset.holdout else None
-    out = audit(cands, dataset.seeds.records, schema=dataset.schema, holdout=holdout,
-                verdicts=[r.get("verdict") == "accept" for r in rows], seed=seed)
+    out = audit(
+        cands,
+        dataset.seeds.records,
+        schema=dataset.schema,
+        holdout=holdout,
+        verdicts=[r.get("verdict") == "accept" for r in rows],
+        seed=seed,
+    )
     n = len(rows)
     out["task_success_rate"] = sum(r["success"] for r in rows) / n if n else 0.0
     out["judge_accept_rate"] = sum(r.get("verdict") == "accept" for r in rows) / n if n else 0.0
@@ -136,8 +154,15 @@ def method_metrics(rows: list[dict[str, Any]], dataset, seed: int = 0) -> dict[s
 class Bench:
     """One comparison; ``run()`` writes everything into ``out`` as it goes."""
 
-    def __init__(self, dataset: str | os.PathLike | Dataset, out: str | os.PathLike, config: BenchConfig, *,
-                 chat_cache: dict[str, ChatModel] | None = None, log: Callable[[str], None] = lambda s: None):
+    def __init__(
+        self,
+        dataset: str | os.PathLike | Dataset,
+        out: str | os.PathLike,
+        config: BenchConfig,
+        *,
+        chat_cache: dict[str, ChatModel] | None = None,
+        log: Callable[[str], None] = lambda s: None,
+    ):
         """``dataset``: a dataset folder, or one already loaded (the app's Design page)."""
         config.check()
         self.config, self.log = config, log
@@ -156,12 +181,26 @@ class Bench:
         for spec in {config.judge, config.optimizer}:
             if spec not in self.cache:
                 self.cache[spec] = load_chat_model(spec, device=config.device)
-        self.judge = Judge.build(config.judge, self.cache[config.judge], self.dataset.schema, self.dataset.seeds.records,
-                                 config.judge_settings, task=config.task, rubric=config.rubric, seed=config.seed)
+        self.judge = Judge.build(
+            config.judge,
+            self.cache[config.judge],
+            self.dataset.schema,
+            self.dataset.seeds.records,
+            config.judge_settings,
+            task=config.task,
+            rubric=config.rubric,
+            seed=config.seed,
+        )
 
     def _generator(self, scaffold: bool = True) -> Generator:
-        return load_generator(self.config.generator, self.dataset.schema, self.dataset.seeds.records,
-                              device=self.config.device, scaffold=scaffold, options=self.config.generator_config)
+        return load_generator(
+            self.config.generator,
+            self.dataset.schema,
+            self.dataset.seeds.records,
+            device=self.config.device,
+            scaffold=scaffold,
+            options=self.config.generator_config,
+        )
 
     def _static(self, gen: Generator, reports: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
         gen.fit()
@@ -182,8 +221,13 @@ class Bench:
         prompt = Prompt(text=c.task)
         if not c.task.strip() or not should_compile("auto", getattr(gen, "spec", c.generator)):
             return prompt
-        comp = compiler_for(getattr(gen, "scaffold", None), self.dataset.schema.resolved, self.dataset.seeds.records,
-                            self.cache.get(c.optimizer), seed=c.seed)
+        comp = compiler_for(
+            getattr(gen, "scaffold", None),
+            self.dataset.schema.resolved,
+            self.dataset.seeds.records,
+            self.cache.get(c.optimizer),
+            seed=c.seed,
+        )
         prompt = comp.apply(prompt, check=gen.check_prompt)
         if needs_calibration(prompt, gen.spec):
             prompt = calibrate(prompt, lambda q, n, s: gen.sample(q, n, seed=s), spec=gen.spec, seed=c.seed)
@@ -191,24 +235,34 @@ class Bench:
 
     def _difflm(self) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         c = self.config
-        gen = load_generator(c.difflm, self.dataset.schema, self.dataset.seeds.records, device=c.device,
-                             options=c.difflm_config)
+        gen = load_generator(
+            c.difflm, self.dataset.schema, self.dataset.seeds.records, device=c.device, options=c.difflm_config
+        )
         reports: list[dict[str, Any]] = []
         rows = self._static(gen, reports)
         first = sum(r.get("first_pass_valid", 0) for r in reports)
         n = sum(r.get("n", 0) for r in reports)
-        return rows, {"prefilter_schema_valid_rate": first / n if n else None,
-                      "draws": sum(r.get("drawn", 0) for r in reports),
-                      "fit_seconds": getattr(gen, "fit_report", {}).get("seconds"),
-                      "fit_cached": bool(getattr(gen, "fit_report", {}).get("cached"))}
+        return rows, {
+            "prefilter_schema_valid_rate": first / n if n else None,
+            "draws": sum(r.get("drawn", 0) for r in reports),
+            "fit_seconds": getattr(gen, "fit_report", {}).get("seconds"),
+            "fit_cached": bool(getattr(gen, "fit_report", {}).get("cached")),
+        }
 
     def _aod(self, name: str, *, verbal: bool = True, scaffold: bool = True) -> tuple[list[dict], RunStore]:
         c = self.config
-        loop = LoopSettings(iterations=c.iterations, batch=c.batch, proposals=c.proposals, probe=c.probe,
-                            seed=c.seed, verbal_feedback=verbal)
-        config = RunConfig(generator=c.generator, judge=c.judge, optimizer=c.optimizer, task=c.task, rubric=c.rubric,
-                           prompt=Prompt(text=c.task).to_dict(), loop=loop, device=c.device, scaffold=scaffold,
-                           generator_config=dict(c.generator_config), judge_settings=c.judge_settings)
+        shared = {k: getattr(c, k) for k in ("iterations", "batch", "proposals", "probe", "seed")}
+        loop = LoopSettings(**shared, verbal_feedback=verbal)
+        same = {
+            k: getattr(c, k) for k in ("generator", "judge", "optimizer", "task", "rubric", "device", "judge_settings")
+        }
+        config = RunConfig(
+            **same,
+            prompt=Prompt(text=c.task).to_dict(),
+            loop=loop,
+            scaffold=scaffold,
+            generator_config=dict(c.generator_config),
+        )
         (self.out / "runs").mkdir(exist_ok=True)
         store = create_run_from(self.dataset.schema, self.dataset.seeds.records, self.out / "runs" / name, config)
         open_loop(store, chat_cache=self.cache).loop.run()
@@ -218,8 +272,13 @@ class Bench:
         c = self.config
         self.out.mkdir(exist_ok=True)
         results: dict[str, Any] = {
-            "dataset": self.dataset.folder, "seed": c.seed, "budget": c.budget, "config": asdict(c),
-            "machine": {"platform": platform.platform(), "cpus": os.cpu_count()}, "methods": {}, "curves": {},
+            "dataset": self.dataset.folder,
+            "seed": c.seed,
+            "budget": c.budget,
+            "config": asdict(c),
+            "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+            "methods": {},
+            "curves": {},
         }
         for name in c.methods:
             self.log(f"{name}: generating {c.budget} records and judging them")
@@ -230,8 +289,9 @@ class Bench:
             elif name == "difflm":
                 rows, extra = self._difflm()
             elif name == "ar_only":
-                ar = ARGenerator(c.judge, self.dataset.schema, self.dataset.seeds.records, device=c.device,
-                                 chat=self.cache[c.judge])
+                ar = ARGenerator(
+                    c.judge, self.dataset.schema, self.dataset.seeds.records, device=c.device, chat=self.cache[c.judge]
+                )
                 rows = self._static(ar)
             else:
                 rows, store = self._aod(name, verbal=name != "aod_scalar", scaffold=name != "aod_no_scaffold")
@@ -241,8 +301,10 @@ class Bench:
             m["seconds"] = round(seconds, 2)
             m.update(extra)
             results["methods"][name] = m
-            self.log(f"{name}: TSR {m['task_success_rate']:.3f}, schema-valid {m['schema_valid_rate']:.3f}, "
-                     f"field overlap {_fmt(m.get('field_overlap'))}, {seconds:.0f} s")
+            self.log(
+                f"{name}: TSR {m['task_success_rate']:.3f}, schema-valid {m['schema_valid_rate']:.3f}, "
+                f"field overlap {_fmt(m.get('field_overlap'))}, {seconds:.0f} s"
+            )
             self._write(results)  # after every method: a crash keeps what finished
         return results
 
@@ -251,8 +313,12 @@ class Bench:
         atomic_write_text(self.out / "results.md", markdown_table(results))
         from aod_core.runs.charts import bench_figures
 
-        html = "".join(f.to_html(full_html=False, include_plotlyjs=i == 0) for i, f in enumerate(bench_figures(results)))
-        atomic_write_text(self.out / "charts.html", f"<!doctype html><meta charset='utf-8'><title>aod bench</title>{html}")
+        html = "".join(
+            f.to_html(full_html=False, include_plotlyjs=i == 0) for i, f in enumerate(bench_figures(results))
+        )
+        atomic_write_text(
+            self.out / "charts.html", f"<!doctype html><meta charset='utf-8'><title>aod bench</title>{html}"
+        )
 
 
 def _fmt(v: Any) -> str:
@@ -264,8 +330,16 @@ def markdown_table(results: dict[str, Any]) -> str:
     from aod_core.eval.audit import METRICS
 
     cols = [k for k in HEADLINE]
-    arrow = {k: ("↑" if getattr(METRICS.get(k), "direction", "") == "higher" else "↓"
-                 if getattr(METRICS.get(k), "direction", "") == "lower" else "") for k in cols}
+    arrow = {
+        k: (
+            "↑"
+            if getattr(METRICS.get(k), "direction", "") == "higher"
+            else "↓"
+            if getattr(METRICS.get(k), "direction", "") == "lower"
+            else ""
+        )
+        for k in cols
+    }
     arrow["task_success_rate"], arrow["schema_valid_rate"], arrow["seconds"] = "↑", "↑", "↓"
     head = "| method | " + " | ".join(f"{k} {arrow[k]}".strip() for k in cols) + " |"
     lines = [head, "|" + "---|" * (len(cols) + 1)]

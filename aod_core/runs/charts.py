@@ -5,6 +5,7 @@ Pure functions from rows of the run store (``RunStore.metrics()``, ``.candidates
 No streamlit here. Empty or degenerate input gives a figure with an annotation saying so, never an
 exception or a NaN. Iterations are shown 1-based, as the CLI prints them.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,15 +17,22 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-# (key in metrics.jsonl, label, higher is better); every one is a fraction in [0, 1]
-CURVES = (
-    ("reward", "reward", True),
-    ("task_success_rate", "task success rate", True),
-    ("schema_valid_rate", "schema-valid rate", True),
-    ("field_overlap", "field overlap with seeds", False),
-    ("duplicate_rate", "duplicate rate", False),
-    ("distinct_2", "distinct-2", True),
-)
+from aod_core.records import canonical_json, render_path, walk
+
+# key in metrics.jsonl / bench results.json -> (label, higher is better)
+SERIES = {
+    "reward": ("reward", True),
+    "task_success_rate": ("task success rate", True),
+    "schema_valid_rate": ("schema-valid rate", True),
+    "field_overlap": ("field overlap with seeds", False),
+    "duplicate_rate": ("duplicate rate", False),
+    "distinct_2": ("distinct-2", True),
+    "dcr_median": ("median distance to closest seed", True),
+    "seconds": ("wall time (s)", False),
+}
+# the curves per iteration (every one a fraction in [0, 1]) and the ``aod bench`` bar panels
+CURVES = ("reward", "task_success_rate", "schema_valid_rate", "field_overlap", "duplicate_rate", "distinct_2")
+BENCH_BARS = ("task_success_rate", "schema_valid_rate", "field_overlap", "distinct_2", "dcr_median", "seconds")
 VERDICT_COLOURS = {"accept": "#2ca02c", "reject": "#d62728", "reject (failed checks)": "#ff9896"}
 GROUP_COLOURS = ["#1f77b4", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
 TOP_VALUES = 20  # categorical values kept per field in the projection; the rest become "other"
@@ -41,6 +49,10 @@ def _number(v: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
+def _titles(keys: Sequence[str]) -> list[str]:
+    return [f"{SERIES[k][0]} ({'higher' if SERIES[k][1] else 'lower'} is better)" for k in keys]
+
+
 def _message(text: str, title: str | None = None) -> go.Figure:
     fig = go.Figure()
     fig.add_annotation(text=text, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False, font={"size": 15})
@@ -52,6 +64,7 @@ def _message(text: str, title: str | None = None) -> go.Figure:
 
 # -- metric curves -------------------------------------------------------------------------------
 
+
 def metric_curves(metrics: list[dict]) -> go.Figure:
     """Per-iteration curves of the six batch metrics in a 2x3 grid, y in [0, 1].
 
@@ -59,14 +72,24 @@ def metric_curves(metrics: list[dict]) -> go.Figure:
     rows = [m for m in metrics if isinstance(m, dict) and _number(m.get("iteration")) is not None]
     if not rows:
         return _message("No finished iteration yet", "Metrics per iteration")
-    titles = [f"{label} ({'higher' if up else 'lower'} is better)" for _, label, up in CURVES]
-    fig = make_subplots(rows=2, cols=3, subplot_titles=titles, horizontal_spacing=0.07, vertical_spacing=0.18)
-    for i, (key, label, _) in enumerate(CURVES):
+    fig = make_subplots(rows=2, cols=3, subplot_titles=_titles(CURVES), horizontal_spacing=0.07, vertical_spacing=0.18)
+    for i, key in enumerate(CURVES):
+        label = SERIES[key][0]
         points = [(int(m["iteration"]) + 1, _number(m.get(key))) for m in rows]
         points = [(x, y) for x, y in points if y is not None]
-        fig.add_trace(go.Scatter(x=[x for x, _ in points], y=[y for _, y in points], name=label, mode="lines+markers",
-                                 cliponaxis=False, showlegend=False, hovertemplate=f"{label}<br>iteration %{{x}}: %{{y:.3f}}<extra></extra>"),
-                      row=i // 3 + 1, col=i % 3 + 1)
+        fig.add_trace(
+            go.Scatter(
+                x=[x for x, _ in points],
+                y=[y for _, y in points],
+                name=label,
+                mode="lines+markers",
+                cliponaxis=False,
+                showlegend=False,
+                hovertemplate=f"{label}<br>iteration %{{x}}: %{{y:.3f}}<extra></extra>",
+            ),
+            row=i // 3 + 1,
+            col=i % 3 + 1,
+        )
     fig.update_yaxes(range=[0, 1])
     fig.update_xaxes(dtick=1 if len(rows) <= 20 else None)
     fig.update_xaxes(title_text="iteration", row=2)
@@ -76,6 +99,7 @@ def metric_curves(metrics: list[dict]) -> go.Figure:
 
 
 # -- judge scores --------------------------------------------------------------------------------
+
 
 def score_histogram(candidates: list[dict]) -> go.Figure:
     """Judge scores (0-1) stacked by verdict. Records rejected by the exact checks get score 0 without
@@ -98,10 +122,23 @@ def score_histogram(candidates: list[dict]) -> go.Figure:
         return _message("No judged candidates yet", title)
     fig = go.Figure()
     for verdict in [v for v in VERDICT_COLOURS if v in groups] + sorted(set(groups) - set(VERDICT_COLOURS)):
-        fig.add_trace(go.Histogram(x=groups[verdict], name=f"{verdict} ({len(groups[verdict])})", legendgroup=verdict,
-                                   marker_color=VERDICT_COLOURS.get(verdict, "#7f7f7f"), xbins={"start": 0, "end": 1.0001, "size": 0.05}))
-    fig.update_layout(title=title, barmode="stack", height=360, template="plotly_white",
-                      xaxis={"title": "judge score", "range": [0, 1.0001]}, yaxis={"title": "candidates"})
+        fig.add_trace(
+            go.Histogram(
+                x=groups[verdict],
+                name=f"{verdict} ({len(groups[verdict])})",
+                legendgroup=verdict,
+                marker_color=VERDICT_COLOURS.get(verdict, "#7f7f7f"),
+                xbins={"start": 0, "end": 1.0001, "size": 0.05},
+            )
+        )
+    fig.update_layout(
+        title=title,
+        barmode="stack",
+        height=360,
+        template="plotly_white",
+        xaxis={"title": "judge score", "range": [0, 1.0001]},
+        yaxis={"title": "candidates"},
+    )
     return fig
 
 
@@ -119,32 +156,46 @@ def rejection_chart(rows: list[dict], top: int = 8) -> go.Figure:
     for reason in keep + (["other reasons"] if len(totals) > top else []):
         ys = []
         for it in iterations:
-            ys.append(sum(r["records"] for r in rows if r["iteration"] == it
-                          and (r["reason"] == reason or (reason == "other reasons" and r["reason"] not in keep))))
+            ys.append(
+                sum(
+                    r["records"]
+                    for r in rows
+                    if r["iteration"] == it
+                    and (r["reason"] == reason or (reason == "other reasons" and r["reason"] not in keep))
+                )
+            )
         label = reason if len(reason) <= 60 else reason[:59] + "…"
         fig.add_trace(go.Bar(x=iterations, y=ys, name=label))
-    fig.update_layout(title="Why records were rejected", barmode="stack", height=360, template="plotly_white",
-                      xaxis={"title": "iteration", "dtick": 1}, yaxis={"title": "records"},
-                      legend={"font": {"size": 10}})
+    fig.update_layout(
+        title="Why records were rejected",
+        barmode="stack",
+        height=360,
+        template="plotly_white",
+        xaxis={"title": "iteration", "dtick": 1},
+        yaxis={"title": "records"},
+        legend={"font": {"size": 10}},
+    )
     return fig
 
 
 # -- projection ----------------------------------------------------------------------------------
 
-def _collect(value: Any, path: str, nums: dict[str, list[float]], cats: dict[str, list[str]]) -> None:
-    """Leaves of one JSON value: objects by dotted path; an array adds its length as ``path[#]`` and
-    its items' leaves under ``path[]`` (so all items of an array pool into the same features)."""
-    if isinstance(value, dict):
-        for k, v in value.items():
-            _collect(v, f"{path}.{k}" if path else str(k), nums, cats)
-    elif isinstance(value, list):
-        nums.setdefault(f"{path}[#]", []).append(float(len(value)))
-        for v in value:
-            _collect(v, f"{path}[]", nums, cats)
-    elif _number(value) is not None:
-        nums.setdefault(path or "$", []).append(_number(value))
-    else:  # strings, booleans, null (and NaN/inf, which JSON cannot hold anyway) are categories
-        cats.setdefault(path or "$", []).append(json.dumps(value, ensure_ascii=False))
+
+def _features(record: Any) -> tuple[dict[str, list[float]], dict[str, list[str]]]:
+    """The leaves of one JSON value (``records.walk``) as numbers and categories by path: ``a.b``; an
+    array adds its length as ``path[#]`` and its items' leaves under ``path[]`` (so all items of an
+    array pool into the same features); an empty object adds nothing."""
+    nums: dict[str, list[float]] = {}
+    cats: dict[str, list[str]] = {}
+    for path, value in walk(record, lengths=True):
+        if isinstance(value, dict):
+            continue
+        key = render_path(path, root="", items="") or "$"
+        if _number(value) is not None:
+            nums.setdefault(key, []).append(_number(value))
+        else:  # strings, booleans, null (and NaN/inf, which JSON cannot hold anyway) are categories
+            cats.setdefault(key, []).append(canonical_json(value))
+    return nums, cats
 
 
 def featurise(records: Sequence[Any]) -> tuple[np.ndarray, list[str]]:
@@ -160,9 +211,7 @@ def featurise(records: Sequence[Any]) -> tuple[np.ndarray, list[str]]:
     Columns that are constant over all records carry no information and are dropped."""
     per_record = []
     for r in records:
-        nums: dict[str, list[float]] = {}
-        cats: dict[str, list[str]] = {}
-        _collect(r, "", nums, cats)
+        nums, cats = _features(r)
         per_record.append(({k: float(np.mean(v)) for k, v in nums.items()}, {k: Counter(v) for k, v in cats.items()}))
     n = len(per_record)
     columns: list[np.ndarray] = []
@@ -190,7 +239,9 @@ def featurise(records: Sequence[Any]) -> tuple[np.ndarray, list[str]]:
             for i, (_, cats) in enumerate(per_record):
                 counts = cats.get(path)
                 if counts:
-                    hit = sum(c for v, c in counts.items() if v not in keep) if value == "other" else counts.get(value, 0)
+                    hit = (
+                        sum(c for v, c in counts.items() if v not in keep) if value == "other" else counts.get(value, 0)
+                    )
                     col[i] = hit / sum(counts.values())
             columns.append(col)
             names.append(f"{path}={value}")
@@ -206,8 +257,9 @@ def _hover(record: Any, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def projection(seeds: list[dict], generated: list[dict], *, labels: list[str] | None = None,
-               max_points: int = 2000, seed: int = 0) -> tuple[go.Figure, str]:
+def projection(
+    seeds: list[dict], generated: list[dict], *, labels: list[str] | None = None, max_points: int = 2000, seed: int = 0
+) -> tuple[go.Figure, str]:
     """2-D PCA of seed and generated records (features: ``featurise``), coloured by group.
 
     ``labels`` (one per generated record, e.g. "accepted"/"rejected") name the generated groups;
@@ -217,7 +269,9 @@ def projection(seeds: list[dict], generated: list[dict], *, labels: list[str] | 
     if labels is not None and len(labels) != len(generated):
         raise ValueError(f"labels has {len(labels)} entries for {len(generated)} generated records")
     records = list(seeds) + list(generated)
-    groups = ["seed"] * len(seeds) + ([str(x) for x in labels] if labels is not None else ["generated"] * len(generated))
+    groups = ["seed"] * len(seeds) + (
+        [str(x) for x in labels] if labels is not None else ["generated"] * len(generated)
+    )
     total = len(records)
     order = list(dict.fromkeys(groups))  # legend and colours follow the input, not the subsample
     sub = ""
@@ -232,11 +286,12 @@ def projection(seeds: list[dict], generated: list[dict], *, labels: list[str] | 
         return _message("Need at least 2 records to project", title), f"Nothing projected: {what}."
     x, names = featurise(records)
     if x.shape[1] == 0:
-        return _message("All records are identical in every feature: nothing to project", title), \
-            f"Nothing projected: {what}, no feature varies{sub}."
+        return _message(
+            "All records are identical in every feature: nothing to project", title
+        ), f"Nothing projected: {what}, no feature varies{sub}."
     x = x - x.mean(axis=0)  # PCA = SVD of the centred matrix
     u, s, _ = np.linalg.svd(x, full_matrices=False)
-    var = s ** 2
+    var = s**2
     ratio = var / var.sum() if var.sum() > 0 else np.zeros_like(var)
     coords = np.zeros((len(records), 2))
     k = min(2, len(s))
@@ -248,22 +303,31 @@ def projection(seeds: list[dict], generated: list[dict], *, labels: list[str] | 
             continue
         idx = [i for i, g in enumerate(groups) if g == group]
         colour = "#ff7f0e" if group == "seed" else GROUP_COLOURS[j % len(GROUP_COLOURS)]
-        fig.add_trace(go.Scatter(x=coords[idx, 0], y=coords[idx, 1], mode="markers", name=f"{group} ({len(idx)})",
-                                 marker={"size": 7 if group == "seed" else 6, "color": colour, "opacity": 0.75,
-                                         "symbol": "diamond" if group == "seed" else "circle"},
-                                 text=[_hover(records[i]) for i in idx], hovertemplate="%{text}"))
-    fig.update_layout(title=title, height=480, template="plotly_white",
-                      xaxis={"title": f"PC1 ({evr[0]:.0%} of variance)", "zeroline": False},
-                      yaxis={"title": f"PC2 ({evr[1]:.0%} of variance)", "zeroline": False})
-    caption = (f"PCA of {what} over {len(names)} feature{'s' if len(names) != 1 else ''} (numbers z-scored, other values one-hot); "
-               f"PC1 explains {evr[0]:.0%} and PC2 {evr[1]:.0%} of the variance{sub}.")
+        marker = {
+            "size": 7 if group == "seed" else 6,
+            "color": colour,
+            "opacity": 0.75,
+            "symbol": "diamond" if group == "seed" else "circle",
+        }
+        _points(fig, coords[idx], f"{group} ({len(idx)})", marker, [_hover(records[i]) for i in idx])
+    _pca_axes(fig, title, evr, "variance")
+    caption = (
+        f"PCA of {what} over {len(names)} feature{'s' if len(names) != 1 else ''} (numbers z-scored, other values one-hot); "
+        f"PC1 explains {evr[0]:.0%} and PC2 {evr[1]:.0%} of the variance{sub}."
+    )
     return fig, caption
 
 
 # -- DiffLM latent space ---------------------------------------------------------------------------
 
-def latent_projection(seed_latents: Any, sampled_latents: Any, *, seed_records: Sequence[Any] | None = None,
-                      labels: Sequence[str] | None = None) -> tuple[go.Figure, str]:
+
+def latent_projection(
+    seed_latents: Any,
+    sampled_latents: Any,
+    *,
+    seed_records: Sequence[Any] | None = None,
+    labels: Sequence[str] | None = None,
+) -> tuple[go.Figure, str]:
     """2-D PCA of DiffLM latents: the seeds' encoder means and latents drawn by the latent diffusion.
 
     The axes are the seeds' principal directions (PCA fitted on the seed latents only), so a sampled
@@ -272,7 +336,11 @@ def latent_projection(seed_latents: Any, sampled_latents: Any, *, seed_records: 
     points into groups. Returns the figure and a one-line caption."""
     title = "DiffLM latent space (PCA of the seeds' latents)"
     s = np.asarray(seed_latents, dtype=float).reshape(len(seed_latents), -1) if len(seed_latents) else np.zeros((0, 0))
-    g = np.asarray(sampled_latents, dtype=float).reshape(len(sampled_latents), -1) if len(sampled_latents) else np.zeros((0, s.shape[1] if s.size else 0))
+    g = (
+        np.asarray(sampled_latents, dtype=float).reshape(len(sampled_latents), -1)
+        if len(sampled_latents)
+        else np.zeros((0, s.shape[1] if s.size else 0))
+    )
     if labels is not None and len(labels) != len(g):
         raise ValueError(f"labels has {len(labels)} entries for {len(g)} sampled latents")
     if len(s) < 2:
@@ -281,10 +349,12 @@ def latent_projection(seed_latents: Any, sampled_latents: Any, *, seed_records: 
         raise ValueError(f"sampled latents have {g.shape[1]} dimensions, seed latents {s.shape[1]}")
     finite = np.isfinite(s).all() and np.isfinite(g).all()
     if not finite:
-        return _message("Latents contain NaN or infinity: nothing to project", title), "Nothing projected: non-finite latents."
+        return _message(
+            "Latents contain NaN or infinity: nothing to project", title
+        ), "Nothing projected: non-finite latents."
     mean = s.mean(axis=0)
     _, sv, vt = np.linalg.svd(s - mean, full_matrices=False)
-    var = sv ** 2
+    var = sv**2
     ratio = var / var.sum() if var.sum() > 0 else np.zeros_like(var)
     k = min(2, vt.shape[0])
     basis = np.zeros((2, s.shape[1]))
@@ -292,36 +362,37 @@ def latent_projection(seed_latents: Any, sampled_latents: Any, *, seed_records: 
     ps, pg = (s - mean) @ basis.T, (g - mean) @ basis.T if len(g) else np.zeros((0, 2))
     evr = [float(ratio[i]) if i < len(ratio) else 0.0 for i in range(2)]
     fig = go.Figure()
-    hover = [_hover(r) for r in seed_records] if seed_records is not None and len(seed_records) == len(s) \
+    hover = (
+        [_hover(r) for r in seed_records]
+        if seed_records is not None and len(seed_records) == len(s)
         else [f"seed {i + 1}" for i in range(len(s))]
-    fig.add_trace(go.Scatter(x=ps[:, 0], y=ps[:, 1], mode="markers", name=f"seed latents ({len(s)})",
-                             marker={"size": 7, "color": "#ff7f0e", "opacity": 0.75, "symbol": "diamond"},
-                             text=hover, hovertemplate="%{text}"))
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=ps[:, 0],
+            y=ps[:, 1],
+            mode="markers",
+            name=f"seed latents ({len(s)})",
+            marker={"size": 7, "color": "#ff7f0e", "opacity": 0.75, "symbol": "diamond"},
+            text=hover,
+            hovertemplate="%{text}",
+        )
+    )
     groups = [str(x) for x in labels] if labels is not None else ["sampled"] * len(g)
     for j, group in enumerate(dict.fromkeys(groups)):
         idx = [i for i, x in enumerate(groups) if x == group]
-        fig.add_trace(go.Scatter(x=pg[idx, 0], y=pg[idx, 1], mode="markers", name=f"{group} latents ({len(idx)})",
-                                 marker={"size": 6, "color": GROUP_COLOURS[j % len(GROUP_COLOURS)], "opacity": 0.7},
-                                 text=[f"sampled latent {i + 1}" for i in idx], hovertemplate="%{text}"))
-    fig.update_layout(title=title, height=480, template="plotly_white",
-                      xaxis={"title": f"PC1 ({evr[0]:.0%} of seed variance)", "zeroline": False},
-                      yaxis={"title": f"PC2 ({evr[1]:.0%} of seed variance)", "zeroline": False})
-    caption = (f"PCA of {len(s)} seed latents (encoder means, {s.shape[1]} dimensions) with {len(g)} latents drawn "
-               f"by the latent diffusion model projected on the same axes; PC1 explains {evr[0]:.0%} and PC2 "
-               f"{evr[1]:.0%} of the seeds' latent variance.")
+        marker = {"size": 6, "color": GROUP_COLOURS[j % len(GROUP_COLOURS)], "opacity": 0.7}
+        _points(fig, pg[idx], f"{group} latents ({len(idx)})", marker, [f"sampled latent {i + 1}" for i in idx])
+    _pca_axes(fig, title, evr, "seed variance")
+    caption = (
+        f"PCA of {len(s)} seed latents (encoder means, {s.shape[1]} dimensions) with {len(g)} latents drawn "
+        f"by the latent diffusion model projected on the same axes; PC1 explains {evr[0]:.0%} and PC2 "
+        f"{evr[1]:.0%} of the seeds' latent variance."
+    )
     return fig, caption
 
 
 # -- aod bench -----------------------------------------------------------------------------------
-
-BENCH_BARS = (  # (key in results.json, label, higher is better)
-    ("task_success_rate", "task success rate", True),
-    ("schema_valid_rate", "schema-valid rate", True),
-    ("field_overlap", "field overlap with seeds", False),
-    ("distinct_2", "distinct-2", True),
-    ("dcr_median", "median distance to closest seed", True),
-    ("seconds", "wall time (s)", False),
-)
 
 
 def bench_figures(results: dict[str, Any]) -> list[go.Figure]:
@@ -331,21 +402,54 @@ def bench_figures(results: dict[str, Any]) -> list[go.Figure]:
     if not methods:
         return [_message("No method finished yet", "aod bench")]
     names = list(methods)
-    titles = [f"{label} ({'higher' if up else 'lower'} is better)" for _, label, up in BENCH_BARS]
-    fig = make_subplots(rows=2, cols=3, subplot_titles=titles, horizontal_spacing=0.07, vertical_spacing=0.22)
-    for i, (key, label, _) in enumerate(BENCH_BARS):
+    fig = make_subplots(
+        rows=2, cols=3, subplot_titles=_titles(BENCH_BARS), horizontal_spacing=0.07, vertical_spacing=0.22
+    )
+    for i, key in enumerate(BENCH_BARS):
+        label = SERIES[key][0]
         ys = [_number(methods[n].get(key)) for n in names]
-        fig.add_trace(go.Bar(x=names, y=[0 if y is None else y for y in ys], name=label, showlegend=False,
-                             marker_color=[GROUP_COLOURS[j % len(GROUP_COLOURS)] for j in range(len(names))],
-                             text=["n/a" if y is None else f"{y:.3g}" for y in ys], textposition="outside",
-                             cliponaxis=False),
-                      row=i // 3 + 1, col=i % 3 + 1)
+        fig.add_trace(
+            go.Bar(
+                x=names,
+                y=[0 if y is None else y for y in ys],
+                name=label,
+                showlegend=False,
+                marker_color=[GROUP_COLOURS[j % len(GROUP_COLOURS)] for j in range(len(names))],
+                text=["n/a" if y is None else f"{y:.3g}" for y in ys],
+                textposition="outside",
+                cliponaxis=False,
+            ),
+            row=i // 3 + 1,
+            col=i % 3 + 1,
+        )
     fig.update_annotations(font_size=12)
-    fig.update_layout(title=f"aod bench: {len(names)} methods, {results.get('budget')} records each",
-                      height=560, template="plotly_white", margin={"t": 90})
+    fig.update_layout(
+        title=f"aod bench: {len(names)} methods, {results.get('budget')} records each",
+        height=560,
+        template="plotly_white",
+        margin={"t": 90},
+    )
     out = [fig]
     for name, curve in (results.get("curves") or {}).items():
         f = metric_curves(curve)
         f.update_layout(title=f"{name}: metrics per iteration")
         out.append(f)
     return out
+
+
+def _pca_axes(fig: Any, title: str, evr: Any, of: str) -> None:
+    """The layout of a two-component PCA scatter: each axis says the share of ``of`` it explains."""
+    fig.update_layout(
+        title=title,
+        height=480,
+        template="plotly_white",
+        xaxis={"title": f"PC1 ({evr[0]:.0%} of {of})", "zeroline": False},
+        yaxis={"title": f"PC2 ({evr[1]:.0%} of {of})", "zeroline": False},
+    )
+
+
+def _points(fig: Any, xy: Any, name: str, marker: dict, text: list[str]) -> None:
+    """One group of a 2-D projection as a marker trace, its hover text per point."""
+    fig.add_trace(
+        go.Scatter(x=xy[:, 0], y=xy[:, 1], mode="markers", name=name, marker=marker, text=text, hovertemplate="%{text}")
+    )

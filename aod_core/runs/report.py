@@ -4,6 +4,7 @@ The page works offline: plotly.js is embedded once, with the first figure. Recor
 prompts and reasons come from models and users, so every piece of text goes through
 ``html.escape``; the figures' JSON is escaped by plotly itself (``<`` becomes ``\\u003c``).
 """
+
 from __future__ import annotations
 
 import html
@@ -14,10 +15,10 @@ from typing import Any
 import plotly.graph_objects as go
 
 from aod_core.agents.optimizer import prompt_summary
-from aod_core.runs.charts import metric_curves, score_histogram
-from aod_core.errors import InputError
-from aod_core.runs.fingerprint import flatten
 from aod_core.canvas.prompt import Prompt
+from aod_core.errors import InputError
+from aod_core.runs.charts import metric_curves, score_histogram
+from aod_core.runs.fingerprint import flatten
 from aod_core.runs.store import RunStore, scrub_secrets
 
 SAMPLE_RECORDS = 20
@@ -93,8 +94,9 @@ def _prompt_rows(prompts: list[dict[str, Any]]) -> str:
         role = r.get("role")
         rows.append(
             f"<tr><td>{_e(it + 1 if isinstance(it, int) else it)}</td>"
-            f"<td title=\"{_e(ROLES.get(role, ''))}\">{_e(role)}</td><td>{_e(r.get('author'))}</td>"
-            f"<td>{_num(r.get('reward'))}</td><td>{_prompt_cell(r.get('prompt'))}</td><td>{'<br>'.join(notes)}</td></tr>")
+            f'<td title="{_e(ROLES.get(role, ""))}">{_e(role)}</td><td>{_e(r.get("author"))}</td>'
+            f"<td>{_num(r.get('reward'))}</td><td>{_prompt_cell(r.get('prompt'))}</td><td>{'<br>'.join(notes)}</td></tr>"
+        )
     return "\n".join(rows)
 
 
@@ -112,16 +114,25 @@ def build_report(store: RunStore, *, overrides: dict | None = None) -> str:
     last = metrics[-1] if metrics else {}
     name = store.path.resolve().name
 
-    parts = [f"<h1>AoD run report: {_e(name)}</h1>",
-             f'<p><span class="status">status: {_e(state.get("status", "unknown"))}</span> '
-             f'<span class="muted">report generated {_e(time.strftime("%Y-%m-%d %H:%M:%S"))} '
-             f"from {_e(store.path.resolve())}; iterations are numbered from 1</span></p>"]
+    parts = [
+        f"<h1>AoD run report: {_e(name)}</h1>",
+        f'<p><span class="status">status: {_e(state.get("status", "unknown"))}</span> '
+        f'<span class="muted">report generated {_e(time.strftime("%Y-%m-%d %H:%M:%S"))} '
+        f"from {_e(store.path.resolve())}; iterations are numbered from 1</span></p>",
+    ]
 
-    cards = [("iterations done", store.iterations_done()), ("accepted records", len(accepted)),
-             ("candidates judged", len(candidates)), ("last reward", _num(last.get("reward"))),
-             ("last task success rate", _num(last.get("task_success_rate"), ".1%"))]
-    parts.append("<h2>Summary</h2><div class=\"cards\">"
-                 + "".join(f'<div class="card"><b>{_e(v)}</b>{_e(k)}</div>' for k, v in cards) + "</div>")
+    cards = [
+        ("iterations done", store.iterations_done()),
+        ("accepted records", len(accepted)),
+        ("candidates judged", len(candidates)),
+        ("last reward", _num(last.get("reward"))),
+        ("last task success rate", _num(last.get("task_success_rate"), ".1%")),
+    ]
+    parts.append(
+        '<h2>Summary</h2><div class="cards">'
+        + "".join(f'<div class="card"><b>{_e(v)}</b>{_e(k)}</div>' for k, v in cards)
+        + "</div>"
+    )
 
     parts.append("<h2>Metrics</h2>" + _figure(metric_curves(metrics), first=True))
     parts.append("<h2>Judge scores</h2>" + _figure(score_histogram(candidates), first=False))
@@ -130,9 +141,11 @@ def build_report(store: RunStore, *, overrides: dict | None = None) -> str:
     parts.append("<h2>Prompt history</h2>")
     if prompts:
         legend = "; ".join(f"<b>{_e(k)}</b>: {_e(v)}" for k, v in ROLES.items())
-        parts.append(f'<p class="muted">{legend}. Rewards of probe rows are on the probe batch.</p>'
-                     "<table><tr><th>iteration</th><th>role</th><th>author</th><th>reward</th><th>prompt</th>"
-                     f"<th>edit / rationale / error</th></tr>\n{_prompt_rows(prompts)}</table>")
+        parts.append(
+            f'<p class="muted">{legend}. Rewards of probe rows are on the probe batch.</p>'
+            "<table><tr><th>iteration</th><th>role</th><th>author</th><th>reward</th><th>prompt</th>"
+            f"<th>edit / rationale / error</th></tr>\n{_prompt_rows(prompts)}</table>"
+        )
     else:
         parts.append('<p class="muted">No prompts recorded yet.</p>')
 
@@ -141,7 +154,9 @@ def build_report(store: RunStore, *, overrides: dict | None = None) -> str:
     if feedback:
         for f in feedback:
             it = f.get("iteration")
-            parts.append(f"<h3>Iteration {_e(it + 1 if isinstance(it, int) else it)}</h3><pre>{_e(f.get('feedback') or '(none)')}</pre>")
+            parts.append(
+                f"<h3>Iteration {_e(it + 1 if isinstance(it, int) else it)}</h3><pre>{_e(f.get('feedback') or '(none)')}</pre>"
+            )
     else:
         parts.append('<p class="muted">No feedback recorded yet.</p>')
 
@@ -155,21 +170,30 @@ def build_report(store: RunStore, *, overrides: dict | None = None) -> str:
     fp, changed = config.pop("fingerprint", None), config.pop("fingerprint_changes", None) or []
     parts.append("<h2>Reproducibility</h2>")
     if fp:
-        parts.append('<p class="muted">What decides this run\'s output, recorded when it started (fingerprint.py): '
-                     "input, weight and model-file hashes, package versions, device and seed.</p>"
-                     "<table><tr><th>part</th><th>value</th></tr>"
-                     + "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in flatten(fp).items()) + "</table>")
+        parts.append(
+            '<p class="muted">What decides this run\'s output, recorded when it started (fingerprint.py): '
+            "input, weight and model-file hashes, package versions, device and seed.</p>"
+            "<table><tr><th>part</th><th>value</th></tr>"
+            + "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in flatten(fp).items())
+            + "</table>"
+        )
     else:
         parts.append('<p class="muted">No fingerprint recorded (the run was never opened by this version).</p>')
     for c in changed:
         it = c.get("iteration")
-        parts.append(f"<p><b>Resumed after iteration {_e(it)} with changes:</b></p><ul>"
-                     + "".join(f"<li>{_e(x)}</li>" for x in c.get("changes", [])) + "</ul>")
+        parts.append(
+            f"<p><b>Resumed after iteration {_e(it)} with changes:</b></p><ul>"
+            + "".join(f"<li>{_e(x)}</li>" for x in c.get("changes", []))
+            + "</ul>"
+        )
     if fp and not changed:
         parts.append('<p class="muted">Nothing changed between the start and any resume.</p>')
 
     parts.append(f"<h2>Configuration</h2><pre>{_json(scrub_secrets(config))}</pre>")
 
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>AoD run report: {_e(name)}</title><style>{CSS}</style></head>\n<body>\n"
-            + "\n".join(parts) + "\n</body></html>\n")
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>AoD run report: {_e(name)}</title><style>{CSS}</style></head>\n<body>\n"
+        + "\n".join(parts)
+        + "\n</body></html>\n"
+    )

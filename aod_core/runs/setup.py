@@ -5,6 +5,7 @@ configuration (no secrets) into ``config.json``, so ``aod resume RUN_DIR`` needs
 Everything that can be checked before minutes of work (inputs, model specs, the initial prompt)
 is checked before the folder is created.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,22 +14,21 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
-from aod_core.runs import fingerprint
+from aod_core.agents.breaker import AgentBreaker
 from aod_core.agents.compiler import compiler_for, should_compile
 from aod_core.agents.judge import DEFAULT_RUBRIC, Judge, JudgeSettings
 from aod_core.agents.optimizer import PromptOptimizer
-from aod_core.agents.breaker import AgentBreaker
-from aod_core.chat import load_chat_model
-from aod_core.errors import InputError
-from aod_core.generators import Progress, load_generator
-from aod_core.runs.loop import AoDLoop, Event, LoopSettings
-from aod_core.canvas.prompt import Prompt
 from aod_core.agents.reward import RewardWeights
-from aod_core.runs.store import RunStore
-from aod_core.files import atomic_write_text
+from aod_core.canvas.prompt import Prompt
+from aod_core.chat import load_chat_model
 from aod_core.data.schema import LoadedSchema, load_schema
 from aod_core.data.seeds import load_records
-
+from aod_core.errors import InputError
+from aod_core.files import atomic_write_text
+from aod_core.generators import Progress, load_generator
+from aod_core.runs import fingerprint
+from aod_core.runs.loop import AoDLoop, Event, LoopSettings
+from aod_core.runs.store import RunStore
 
 # Keys of config.json that the runner records about a run rather than settings (fingerprint.py).
 RECORDED = ("fingerprint", "fingerprint_changes")
@@ -71,8 +71,8 @@ class RunConfig:
 
 
 def _generator(config: RunConfig, schema, seeds, api_key: str | None = None):
-    return load_generator(config.generator, schema, seeds, device=config.device, scaffold=config.scaffold,
-                          options=config.generator_config, api_key=api_key)
+    how = {"device": config.device, "scaffold": config.scaffold, "options": config.generator_config}
+    return load_generator(config.generator, schema, seeds, **how, api_key=api_key)
 
 
 def check_settings(s: LoopSettings) -> None:
@@ -144,9 +144,11 @@ def open_loop(
     config = RunConfig.from_dict(store.config)
     missing = [n for n in ("schema.json", "seeds.jsonl") if not (store.path / "inputs" / n).is_file()]
     if missing:  # killed between config.json and the inputs (create_run_from), or removed by hand
-        raise InputError(f"inputs/{' and inputs/'.join(missing)} missing: the run was interrupted while it was "
-                         "being created (or the file was removed); delete the folder and start the run again",
-                         where=str(store.path))
+        raise InputError(
+            f"inputs/{' and inputs/'.join(missing)} missing: the run was interrupted while it was "
+            "being created (or the file was removed); delete the folder and start the run again",
+            where=str(store.path),
+        )
     schema = load_schema(store.path / "inputs" / "schema.json")
     seeds = load_records(store.path / "inputs" / "seeds.jsonl", schema).records
     gen = _generator(config, schema, seeds, api_key)
@@ -160,32 +162,69 @@ def open_loop(
         cspec = config.compiler_spec()
         if cspec is not None and cspec not in cache:
             cache[cspec] = load_chat_model(cspec, device=config.device, api_key=api_key)
-        compiler = compiler_for(getattr(gen, "scaffold", None), schema.resolved, seeds,
-                                breaker.wrap(cache.get(cspec)) if cspec else None, seed=config.loop.seed)
+        compiler = compiler_for(
+            getattr(gen, "scaffold", None),
+            schema.resolved,
+            seeds,
+            breaker.wrap(cache.get(cspec)) if cspec else None,
+            seed=config.loop.seed,
+        )
     initial = Prompt.from_dict(config.prompt)
     if compiler is not None and initial.text.strip() and not initial.compiled:
         initial = compiler.apply(initial, check=gen.check_prompt)
         if on_event:
             on_event(Event("compiled", store.iterations_done(), {"compiled": initial.compiled}))
     gen.fit(on_progress=on_fit)
-    chats = {role: (spec, cache.get(spec)) for role, spec in
-             (("judge", config.judge), ("optimizer", config.optimizer), ("compiler", config.compiler_spec()))
-             if spec is not None and (role != "compiler" or compiler is not None)
-             and (role != "judge" or config.judge_settings.resolved_mode(config.judge) != "plausibility")}
-    _check_fingerprint(store, fingerprint.run_fingerprint(
-        store.path, gen, chats, generator_spec=config.generator, generator_options=config.generator_config,
-        device=config.device, seed=config.loop.seed), on_event)
+    chats = {
+        role: (spec, cache.get(spec))
+        for role, spec in (
+            ("judge", config.judge),
+            ("optimizer", config.optimizer),
+            ("compiler", config.compiler_spec()),
+        )
+        if spec is not None
+        and (role != "compiler" or compiler is not None)
+        and (role != "judge" or config.judge_settings.resolved_mode(config.judge) != "plausibility")
+    }
+    _check_fingerprint(
+        store,
+        fingerprint.run_fingerprint(
+            store.path,
+            gen,
+            chats,
+            generator_spec=config.generator,
+            generator_options=config.generator_config,
+            device=config.device,
+            seed=config.loop.seed,
+        ),
+        on_event,
+    )
 
     def judge_progress(done: int, total: int) -> None:
         if on_fit:
             on_fit(Progress("judge", done, total))
 
-    judge = Judge.build(config.judge, breaker.wrap(cache.get(config.judge)), schema, seeds, config.judge_settings, task=config.task,
-                        rubric=config.rubric, seed=config.loop.seed, on_progress=judge_progress)
-    optimizer = PromptOptimizer(breaker.wrap(cache[config.optimizer]), getattr(gen, "scaffold", None), task=config.task,
-                                seed=config.loop.seed, compiler=compiler)
-    loop = AoDLoop(store, gen, judge, optimizer, config.loop, initial_prompt=initial, on_event=on_event,
-                  breaker=breaker)
+    judge = Judge.build(
+        config.judge,
+        breaker.wrap(cache.get(config.judge)),
+        schema,
+        seeds,
+        config.judge_settings,
+        task=config.task,
+        rubric=config.rubric,
+        seed=config.loop.seed,
+        on_progress=judge_progress,
+    )
+    optimizer = PromptOptimizer(
+        breaker.wrap(cache[config.optimizer]),
+        getattr(gen, "scaffold", None),
+        task=config.task,
+        seed=config.loop.seed,
+        compiler=compiler,
+    )
+    loop = AoDLoop(
+        store, gen, judge, optimizer, config.loop, initial_prompt=initial, on_event=on_event, breaker=breaker
+    )
     return RunHandle(store, loop, config)
 
 
@@ -202,8 +241,13 @@ def _check_fingerprint(store: RunStore, now: dict[str, Any], on_event: Callable[
             history.append({"iteration": store.iterations_done(), "time": time.time(), "changes": found})
             store.update_config(fingerprint_changes=history)
         if on_event:
-            on_event(Event("warning", store.iterations_done(), {"warning": fingerprint.describe_changes(found),
-                                                                "changes": found}))
+            on_event(
+                Event(
+                    "warning",
+                    store.iterations_done(),
+                    {"warning": fingerprint.describe_changes(found), "changes": found},
+                )
+            )
     return found
 
 

@@ -1,4 +1,4 @@
-"""RunStore: one run's folder, append-only and crash-safe (contract in DESIGN.md §5).
+"""RunStore: one run's folder, append-only and crash-safe (contract in docs/RUN_FOLDER.md).
 
 Files (JSON Lines unless noted):
 
@@ -18,6 +18,7 @@ A killed run loses at most the iteration in flight: ``RunStore.open`` cuts every
 last committed iteration (``accepted.jsonl`` by the committed count, the others by their
 ``iteration`` field, a torn last line in any of them), so resuming never duplicates a record.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,7 +30,7 @@ from typing import Any, Iterator
 
 from aod_core.errors import InputError
 from aod_core.files import atomic_write_text
-from aod_core.eval.metrics import canonical_record
+from aod_core.records import canonical_json
 
 ITERATION_FILES = ("candidates.jsonl", "prompts.jsonl", "feedback.jsonl")
 SECRET_KEYS = ("api_key", "key", "token", "password", "secret")
@@ -101,7 +102,10 @@ def _append(path: Path, rows: list[Any]) -> None:
 def scrub_secrets(obj: Any) -> Any:
     """A copy without values under secret-looking keys (API keys never reach the disk)."""
     if isinstance(obj, dict):
-        return {k: ("<redacted>" if any(s in k.lower() for s in SECRET_KEYS) and v else scrub_secrets(v)) for k, v in obj.items()}
+        return {
+            k: ("<redacted>" if any(s in k.lower() for s in SECRET_KEYS) and v else scrub_secrets(v))
+            for k, v in obj.items()
+        }
     if isinstance(obj, list):
         return [scrub_secrets(v) for v in obj]
     return obj
@@ -151,29 +155,37 @@ class RunStore:
         missing = [n for n in names if not (self.path / n).is_file()]
         has_work = any((self.path / n).is_file() and (self.path / n).stat().st_size for n in names)
         if missing and has_work:
-            raise InputError(f"{', '.join(missing)} missing from the run folder (removed by hand?): the run cannot "
-                             "be continued safely; restore the file(s) or start a new run", where=str(self.path))
+            raise InputError(
+                f"{', '.join(missing)} missing from the run folder (removed by hand?): the run cannot "
+                "be continued safely; restore the file(s) or start a new run",
+                where=str(self.path),
+            )
         for n in missing:  # a run killed before its first commit: nothing to lose
             (self.path / n).touch()
         for n in names:
             bad = _damage(self.path / n)
             if bad is not None:
-                raise InputError(f"line {bad} of {n} is not valid JSON and more lines follow it (edited by hand?); "
-                                 "resume would have to drop what follows: fix or remove that line",
-                                 where=str(self.path / n))
+                raise InputError(
+                    f"line {bad} of {n} is not valid JSON and more lines follow it (edited by hand?); "
+                    "resume would have to drop what follows: fix or remove that line",
+                    where=str(self.path / n),
+                )
         metrics, _ = _read_jsonl(self.path / "metrics.jsonl")
         for i, m in enumerate(metrics):
             if not isinstance(m, dict) or m.get("iteration") != i:
-                raise InputError(f"metrics.jsonl line {i + 1} should be iteration {i}, found "
-                                 f"{m.get('iteration') if isinstance(m, dict) else m!r} (edited by hand?)",
-                                 where=str(self.path / "metrics.jsonl"))
+                raise InputError(
+                    f"metrics.jsonl line {i + 1} should be iteration {i}, found {m.get('iteration') if isinstance(m, dict) else m!r} (edited by hand?)",
+                    where=str(self.path / "metrics.jsonl"),
+                )
         if metrics:
             want = metrics[-1].get("accepted_total", 0)
             have = len(_read_jsonl(self.path / "accepted.jsonl")[0])
             if have < want:
-                raise InputError(f"accepted.jsonl holds {have} records but {want} were accepted by iteration "
-                                 f"{metrics[-1]['iteration']}: accepted records were removed; restore the file",
-                                 where=str(self.path / "accepted.jsonl"))
+                raise InputError(
+                    f"accepted.jsonl holds {have} records but {want} were accepted by iteration "
+                    f"{metrics[-1]['iteration']}: accepted records were removed; restore the file",
+                    where=str(self.path / "accepted.jsonl"),
+                )
 
     def repair(self) -> int:
         """Drop whatever the iteration in flight left behind; returns lines removed. Refuses
@@ -217,12 +229,19 @@ class RunStore:
             self._commit(log)
         except OSError as e:
             done = self.iterations_done()
-            raise StoreWriteError(f"cannot write the run folder ({e.strerror or e}) while saving iteration "
-                                  f"{log.iteration}; the {done} iteration(s) saved before are intact: make room, "
-                                  f"then run: aod resume {self.path}", where=str(self.path)) from None
+            raise StoreWriteError(
+                f"cannot write the run folder ({e.strerror or e}) while saving iteration "
+                f"{log.iteration}; the {done} iteration(s) saved before are intact: make room, "
+                f"then run: aod resume {self.path}",
+                where=str(self.path),
+            ) from None
 
     def _commit(self, log: IterationLog) -> None:
-        for name, rows in (("candidates.jsonl", log.candidates), ("prompts.jsonl", log.prompts), ("feedback.jsonl", log.feedback)):
+        for name, rows in (
+            ("candidates.jsonl", log.candidates),
+            ("prompts.jsonl", log.prompts),
+            ("feedback.jsonl", log.feedback),
+        ):
             _append(self.path / name, [dict(r, iteration=log.iteration) for r in rows])
         _append(self.path / "accepted.jsonl", log.accepted)
         total = sum(1 for _ in self._lines("accepted.jsonl"))
@@ -232,7 +251,9 @@ class RunStore:
         """Add or replace top-level keys of ``config.json`` (atomically; secrets scrubbed)."""
         config = dict(self.config, **keys)
         try:
-            atomic_write_text(self.path / "config.json", json.dumps(scrub_secrets(config), indent=2, ensure_ascii=False))
+            atomic_write_text(
+                self.path / "config.json", json.dumps(scrub_secrets(config), indent=2, ensure_ascii=False)
+            )
         except OSError as e:
             raise StoreWriteError(f"cannot write config.json ({e.strerror or e})", where=str(self.path)) from None
 
@@ -312,12 +333,12 @@ class RunStore:
         for c in self.candidates():
             decision = ov.get(candidate_key(c))
             if decision == "reject" and c.get("record") is not None:
-                rejected.add(canonical_record(c["record"]))
+                rejected.add(canonical_json(c["record"]))
             elif decision == "accept" and c.get("record") is not None and not c.get("accepted"):
                 added.append(c["record"])
         out, seen = [], set()
         for r in self.accepted() + added:
-            k = canonical_record(r)
+            k = canonical_json(r)
             if k not in rejected and k not in seen:
                 seen.add(k)
                 out.append(r)

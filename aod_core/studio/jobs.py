@@ -1,16 +1,15 @@
-"""Runs working in the background for the app: one worker thread per run, observed through snapshots.
+"""Work the app does in the background: AoD runs, ``aod bench`` comparisons and ``aod generate``
+bulk jobs, one worker thread each, observed through snapshots.
 
 The loop never calls a UI; the worker turns its events into a small, lock-protected view (status,
 progress bars, the newest verdicts, a timeline of feedback / proposals / chosen prompts) that a
 page reads with ``job.view()`` as often as it likes. Jobs live in a process-wide ``JobRegistry``
 keyed by run folder, so a refreshed page or a second tab finds the job it started and attaches to
 it; a session only ever looks at the run folder it started or opened, so two sessions with two
-jobs do not see each other's state.
-
-Chat models are loaded once per process (``ModelPool``) and shared by every job: each local model
-serialises its own calls, so sharing is safe. ``openai:`` models are built per job because they
-carry that session's key, which lives in memory only.
+jobs do not see each other's state. The chat models every job shares are the registry's
+:class:`~aod_core.studio.models.ModelPool`.
 """
+
 from __future__ import annotations
 
 import logging
@@ -22,111 +21,24 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aod_core.agents.judge import DEFAULT_RUBRIC, JudgeSettings
-from aod_core import chat
-from aod_core.chat import load_chat_model
+from aod_core.canvas.prompt import Prompt
 from aod_core.chat.base import ChatModel
 from aod_core.errors import InputError
-from aod_core.generators import check_options, parse_options
 from aod_core.generators.base import Progress
-from aod_core.runs.loop import Event, LoopSettings, Stopped
-from aod_core.canvas.prompt import Prompt
-from aod_core.agents.reward import RewardWeights
-from aod_core.runs.setup import RunConfig, check_settings, needs_chat, open_loop, run_is_alive
+from aod_core.runs.loop import Event, Stopped
+from aod_core.runs.setup import RunConfig, needs_chat, open_loop, run_is_alive
 from aod_core.runs.store import RunStore
+from aod_core.studio.models import ModelPool
 
 log = logging.getLogger(__name__)
 
 ACTIVE = ("starting", "loading", "fitting", "running", "paused", "stopping")
-STAGE_LABELS = {"fit": "Fitting the generator", "load": "Loading the generator model",
-                "judge": "Calibrating the judge on the seeds"}
-TIMELINE_KEEP = 300  # newest timeline entries kept in memory (the run folder has everything)
-
-
-_JUDGE = JudgeSettings()
-
-#: The app's run settings (Models & settings page) and their defaults.
-SETTINGS_DEFAULTS: dict[str, Any] = {
-    "generator": "embedded", "judge": "embedded", "optimizer": "embedded", "device": "auto",
-    "iterations": 5, "batch": 32, "target": None, "proposals": 2, "probe": LoopSettings().probe, "seed": 0,
-    "w_tsr": 0.4, "w_judge": 0.3, "w_novelty": 0.2, "w_diversity": 0.1, "train_steps": None, "scaffold": True,
-    "gen_options": "", "string_modes": {}, "judge_mode": _JUDGE.mode, "accept_share": _JUDGE.accept_share, "near_copy": _JUDGE.near_copy,
-    "veto": _JUDGE.veto, "compile": "auto", "compiler": "",
-    "trust_remote_code": False,  # an hf: folder's own Python runs only when the Models page box is ticked
+STAGE_LABELS = {
+    "fit": "Fitting the generator",
+    "load": "Loading the generator model",
+    "judge": "Calibrating the judge on the seeds",
 }
-
-
-def config_from_settings(settings: dict[str, Any], *, task: str = "", rubric: str | None = None,
-                         prompt: Prompt | None = None) -> RunConfig:
-    """A RunConfig from the app's settings (missing keys take the defaults); InputError if unusable."""
-    s = {**SETTINGS_DEFAULTS, **{k: v for k, v in settings.items() if k in SETTINGS_DEFAULTS}}
-    weights = RewardWeights(tsr=float(s["w_tsr"]), judge=float(s["w_judge"]), novelty=float(s["w_novelty"]),
-                            diversity=float(s["w_diversity"]))
-    loop = LoopSettings(iterations=int(s["iterations"]), batch=int(s["batch"]),
-                        target=None if s["target"] in (None, 0, "") else int(s["target"]),
-                        proposals=int(s["proposals"]), probe=int(s["probe"]), seed=int(s["seed"]), weights=weights)
-    check_settings(loop)
-    gen_config = parse_options(str(s["gen_options"] or ""))
-    if s["train_steps"] not in (None, "", 0) and not str(s["generator"] or "").strip().startswith(("hf:", "ar:")):
-        gen_config["train_steps"] = int(s["train_steps"])  # only generators that train take it
-    if s["string_modes"] and str(s["generator"] or "").strip() == "embedded":
-        gen_config.setdefault("string_modes", dict(s["string_modes"]))  # the Design page's per-field choices
-    if s["trust_remote_code"] and str(s["generator"] or "").strip().startswith("hf:"):
-        gen_config["trust_remote_code"] = True
-    check_options(str(s["generator"] or ""), gen_config)
-    for key in ("generator", "judge", "optimizer"):
-        if not str(s[key] or "").strip():
-            raise InputError(f"the {key} model is empty; use embedded, hf:<id-or-path> or openai:<model>@<url>")
-    for key in ("judge", "optimizer"):
-        chat.load_chat_model(s[key].strip())  # a bad spec fails here (nothing is loaded yet)
-    from aod_core.agents.compiler import should_compile
-
-    should_compile(str(s["compile"] or "auto"), str(s["generator"] or ""))
-    if str(s["compiler"] or "").strip().lower() not in ("", "none"):
-        chat.load_chat_model(str(s["compiler"]).strip())
-    judge = JudgeSettings(mode=str(s["judge_mode"]), accept_share=float(s["accept_share"]),
-                          near_copy=float(s["near_copy"]), veto=float(s["veto"]))
-    judge.check()
-    return RunConfig(generator=s["generator"].strip(), judge=s["judge"].strip(), optimizer=s["optimizer"].strip(),
-                     task=task, rubric=rubric if rubric and rubric.strip() else DEFAULT_RUBRIC,
-                     prompt=(prompt or Prompt(text=task)).to_dict(), loop=loop,
-                     device=None if s["device"] in (None, "", "auto") else s["device"], scaffold=bool(s["scaffold"]),
-                     generator_config=gen_config, judge_settings=judge, compile=str(s["compile"] or "auto"),
-                     compiler=str(s["compiler"] or "").strip())
-
-
-class ModelPool:
-    """Chat models shared by all jobs of this process, loaded on first use."""
-
-    def __init__(self) -> None:
-        self._models: dict[tuple[str, str | None], ChatModel] = {}
-        self._lock = threading.Lock()
-
-    def get(self, spec: str, device: str | None = None, api_key: str | None = None) -> ChatModel:
-        if spec.strip().lower().startswith("openai:"):
-            return load_chat_model(spec, api_key=api_key)
-        key = (spec, device)
-        with self._lock:
-            if key not in self._models:
-                self._models[key] = load_chat_model(spec, device=device)
-            return self._models[key]
-
-    def add(self, spec: str, model: ChatModel, device: str | None = None) -> None:
-        """Put an already built model in the pool (a model the caller loaded, or a scripted one)."""
-        with self._lock:
-            self._models[(spec, device)] = model
-
-    def describe(self) -> list[dict[str, Any]]:
-        """What is loaded and where (the Models page shows this)."""
-        with self._lock:
-            models = list(self._models.items())
-        rows = []
-        for (spec, device), m in models:
-            info = m.describe() if hasattr(m, "describe") else {}
-            rows.append({"spec": spec, "loaded": bool(info.get("loaded")), "device": info.get("device", device or "auto"),
-                         "model": str(info.get("model", "")), "parameters": info.get("parameters"),
-                         "load_seconds": info.get("load_seconds")})
-        return rows
+TIMELINE_KEEP = 300  # newest timeline entries kept in memory (the run folder has everything)
 
 
 @dataclass
@@ -176,10 +88,21 @@ class RunJob:
         self._pending: Prompt | None = None
         config = RunConfig.from_dict(store.config)
         self._iterations = config.loop.iterations
-        self._v = dict(status="starting", phase="Starting", iteration=None, error=None,
-                       accepted_total=len(store.accepted()), fit=Bar(), denoise=Bar(), judging=Bar(),
-                       live_rows=[], pending_texts=[], started=time.time(), updated=time.time(),
-                       warnings=[])
+        self._v = dict(
+            status="starting",
+            phase="Starting",
+            iteration=None,
+            error=None,
+            accepted_total=len(store.accepted()),
+            fit=Bar(),
+            denoise=Bar(),
+            judging=Bar(),
+            live_rows=[],
+            pending_texts=[],
+            started=time.time(),
+            updated=time.time(),
+            warnings=[],
+        )
         self._timeline: deque[dict[str, Any]] = deque(maxlen=TIMELINE_KEEP)
         self.thread = threading.Thread(target=self._work, name=f"aod-run-{store.path.name}", daemon=True)
 
@@ -188,12 +111,19 @@ class RunJob:
     def view(self) -> JobView:
         with self._lock:
             v = dict(self._v)
-            return JobView(run_dir=str(self.store.path), iterations=self._iterations,
-                           fit=Bar(**asdict(v.pop("fit"))), denoise=Bar(**asdict(v.pop("denoise"))),
-                           judging=Bar(**asdict(v.pop("judging"))), live_rows=list(v.pop("live_rows")),
-                           pending_texts=list(v.pop("pending_texts")), timeline=list(self._timeline),
-                           warnings=list(v.pop("warnings")),
-                           pending_prompt=self._pending is not None, **v)
+            return JobView(
+                run_dir=str(self.store.path),
+                iterations=self._iterations,
+                fit=Bar(**asdict(v.pop("fit"))),
+                denoise=Bar(**asdict(v.pop("denoise"))),
+                judging=Bar(**asdict(v.pop("judging"))),
+                live_rows=list(v.pop("live_rows")),
+                pending_texts=list(v.pop("pending_texts")),
+                timeline=list(self._timeline),
+                warnings=list(v.pop("warnings")),
+                pending_prompt=self._pending is not None,
+                **v,
+            )
 
     @property
     def active(self) -> bool:
@@ -280,11 +210,16 @@ class RunJob:
         elif e.kind == "iteration_started":
             with self._lock:
                 self._pending = None  # a pending human edit has been applied at this boundary
-            self._set(iteration=it, phase=f"Iteration {it + 1}: generating", denoise=Bar(), judging=Bar(),
-                      pending_texts=[])
-            self._add({"kind": "iteration_started", "iteration": it, "author": d.get("author"), "prompt": d.get("prompt")})
+            self._set(
+                iteration=it, phase=f"Iteration {it + 1}: generating", denoise=Bar(), judging=Bar(), pending_texts=[]
+            )
+            self._add(
+                {"kind": "iteration_started", "iteration": it, "author": d.get("author"), "prompt": d.get("prompt")}
+            )
         elif e.kind == "step":
-            what = {"generate": "main batch", "calibrate": "batch measuring the compiled shares"}.get(d["phase"], "probe batch")
+            what = {"generate": "main batch", "calibrate": "batch measuring the compiled shares"}.get(
+                d["phase"], "probe batch"
+            )
             frac = d["done"] / d["total"] if d["total"] else 1.0
             self._set(denoise=Bar(frac, f"Denoising the {what}: {d['done']}/{d['total']} positions"))
         elif e.kind == "batch_generated":
@@ -296,8 +231,15 @@ class RunJob:
         elif e.kind == "verdicts":
             self._set(live_rows=[dict(r, iteration=it) for r in d["rows"]], pending_texts=[])
         elif e.kind == "feedback":
-            self._add({"kind": "feedback", "iteration": it, "feedback": d.get("feedback", ""),
-                       "error": d.get("summary_error"), "facts": d.get("facts", [])})
+            self._add(
+                {
+                    "kind": "feedback",
+                    "iteration": it,
+                    "feedback": d.get("feedback", ""),
+                    "error": d.get("summary_error"),
+                    "facts": d.get("facts", []),
+                }
+            )
         elif e.kind == "compiled":
             self._add({"kind": "compiled", "iteration": it, "compiled": d.get("compiled")})
         elif e.kind == "proposals":
@@ -329,8 +271,9 @@ class RunJob:
                 # seeds. Without this, memory grew by megabytes per run (benchmarks/bench_load.py).
                 self._loop = None
                 if self._v["status"] in ACTIVE:
-                    self._v.update(status="failed", error=self._v["error"] or "the worker ended unexpectedly",
-                                   phase="Failed")
+                    self._v.update(
+                        status="failed", error=self._v["error"] or "the worker ended unexpectedly", phase="Failed"
+                    )
 
     def _run(self) -> None:
         try:
@@ -346,8 +289,9 @@ class RunJob:
                 if hasattr(cache[spec], "load"):
                     cache[spec].load()  # a load error shows now, not in the middle of judging
             self._set(status="fitting", phase="Fitting the generator on the seeds")
-            handle = open_loop(self.store, on_event=self._on_event, on_fit=self._on_fit, chat_cache=cache,
-                               api_key=self._api_key)
+            handle = open_loop(
+                self.store, on_event=self._on_event, on_fit=self._on_fit, chat_cache=cache, api_key=self._api_key
+            )
             with self._lock:
                 self._loop, pending, pause, stop = handle.loop, self._pending, self._pause, self._stop
             if pending is not None:
@@ -397,7 +341,9 @@ class JobRegistry:
             if old is not None and old.active:
                 raise InputError("this run is already working in this app", where=store.path.name)
             if run_is_alive(store):
-                raise InputError(f"another process (pid {store.state().get('pid')}) is running it", where=store.path.name)
+                raise InputError(
+                    f"another process (pid {store.state().get('pid')}) is running it", where=store.path.name
+                )
             job = RunJob(store, self.models, api_key=api_key)
             if prompt is not None:
                 job.set_prompt(prompt)
@@ -433,8 +379,10 @@ class JobRegistry:
         with self._lock:
             busy = [j for j in self.bulks.values() if j.active]
             if busy:  # one Ray instance per process: a second job would share (and shut down) the first's
-                raise InputError(f"a bulk job ({busy[0].run_dir.name}) is already working in this app; one at a time",
-                                 where=Path(run_dir).name)
+                raise InputError(
+                    f"a bulk job ({busy[0].run_dir.name}) is already working in this app; one at a time",
+                    where=Path(run_dir).name,
+                )
             job = BulkJob(run_dir, out, settings)
             self.bulks[key] = job
         job.thread.start()
@@ -444,16 +392,6 @@ class JobRegistry:
         """The newest bulk job of a run (working or finished) in this process."""
         with self._lock:
             return self.bulks.get(str(Path(run_dir).resolve()))
-
-
-
-def device_summary() -> str:
-    """Where models run in this process: the GPU if any, else the CPU and its threads."""
-    import torch
-
-    if torch.cuda.is_available():
-        return f"GPU: {torch.cuda.get_device_name(0)} (torch {torch.__version__}); `auto` uses it."
-    return f"No GPU: models run on the CPU with {torch.get_num_threads()} threads (torch {torch.__version__})."
 
 
 class BenchJob:
@@ -476,8 +414,10 @@ class BenchJob:
         from aod_core.runs.bench import Bench
 
         try:
-            cache = {spec: self.models.get(spec, self.config.device, self._api_key)
-                     for spec in {self.config.judge, self.config.optimizer}}
+            cache = {
+                spec: self.models.get(spec, self.config.device, self._api_key)
+                for spec in {self.config.judge, self.config.optimizer}
+            }
             Bench(self.dataset, self.out, self.config, chat_cache=cache, log=self._log).run()
             self.status = "finished"
         except InputError as e:
@@ -504,20 +444,29 @@ class BulkJob:
         self.run_dir, self.out, self.settings = Path(run_dir), Path(out), settings
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._v: dict[str, Any] = {"status": "starting", "progress": None, "manifest": None, "error": None,
-                                   "started": time.time(), "updated": time.time()}
+        self._v: dict[str, Any] = {
+            "status": "starting",
+            "progress": None,
+            "manifest": None,
+            "error": None,
+            "started": time.time(),
+            "updated": time.time(),
+        }
         self.thread = threading.Thread(target=self._work, name=f"aod-bulk-{self.run_dir.name}", daemon=True)
 
     def _on_progress(self, p: Any) -> None:
         with self._lock:
-            self._v.update(status="running" if p.stage != "done" else "finished", progress=asdict(p), updated=time.time())
+            self._v.update(
+                status="running" if p.stage != "done" else "finished", progress=asdict(p), updated=time.time()
+            )
 
     def _work(self) -> None:
         from aod_core.runs.bulk import generate
 
         try:
-            manifest = generate(self.run_dir, self.out, self.settings, on_progress=self._on_progress,
-                                should_stop=self._stop.is_set)
+            manifest = generate(
+                self.run_dir, self.out, self.settings, on_progress=self._on_progress, should_stop=self._stop.is_set
+            )
             with self._lock:
                 self._v.update(status="finished", manifest=manifest, updated=time.time())
         except InputError as e:

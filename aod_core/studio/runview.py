@@ -1,10 +1,12 @@
-"""Read-side views of run folders for the app's Run, Curate, Export and Runs pages.
+"""Read-side views of run folders (and ``aod bench`` output folders) for the app's Run, Curate,
+Export and Runs pages.
 
 Everything here reads a ``RunStore`` (committed iterations only, so a live run can be read at any
 moment) and returns plain rows or text; pages only lay them out. Curation decisions go through
 :func:`override` so that an accept override can never put a record into an export that the
 schema would refuse.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -13,12 +15,13 @@ import os
 import re
 import time
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from aod_core.agents.optimizer import prompt_summary
-from aod_core.errors import InputError
 from aod_core.canvas.prompt import Prompt
+from aod_core.errors import InputError
 from aod_core.runs.store import RunStore, candidate_key
 
 
@@ -68,17 +71,37 @@ def list_runs(root: Path | None = None) -> list[dict[str, Any]]:
             store = RunStore.open(p, repair=False)
             cfg, metrics = store.config, store.metrics()
             last = metrics[-1] if metrics else {}
-            rows.append({
-                "run": p.name, "status": status_of(store),
-                "iterations": f"{len(metrics)}/{cfg.get('loop', {}).get('iterations', '?')}",
-                "accepted": last.get("accepted_total", 0), "reward": last.get("reward"),
-                "tsr": last.get("task_success_rate"), "generator": cfg.get("generator"), "judge": cfg.get("judge"),
-                "updated": time.strftime("%Y-%m-%d %H:%M", time.localtime(store.state().get("updated", p.stat().st_mtime))),
-                "error": store.state().get("error"),
-            })
+            rows.append(
+                {
+                    "run": p.name,
+                    "status": status_of(store),
+                    "iterations": f"{len(metrics)}/{cfg.get('loop', {}).get('iterations', '?')}",
+                    "accepted": last.get("accepted_total", 0),
+                    "reward": last.get("reward"),
+                    "tsr": last.get("task_success_rate"),
+                    "generator": cfg.get("generator"),
+                    "judge": cfg.get("judge"),
+                    "updated": time.strftime(
+                        "%Y-%m-%d %H:%M", time.localtime(store.state().get("updated", p.stat().st_mtime))
+                    ),
+                    "error": store.state().get("error"),
+                }
+            )
         except (OSError, ValueError, InputError) as e:
-            rows.append({"run": p.name, "status": "unreadable", "iterations": "", "accepted": 0, "reward": None,
-                         "tsr": None, "generator": None, "judge": None, "updated": "", "error": str(e)})
+            rows.append(
+                {
+                    "run": p.name,
+                    "status": "unreadable",
+                    "iterations": "",
+                    "accepted": 0,
+                    "reward": None,
+                    "tsr": None,
+                    "generator": None,
+                    "judge": None,
+                    "updated": "",
+                    "error": str(e),
+                }
+            )
     return rows
 
 
@@ -89,7 +112,9 @@ def prompt_text(prompt: dict[str, Any] | None) -> str:
     """A prompt as indented JSON of its non-default parts (what the diffs compare)."""
     if prompt is None:
         return "(no valid prompt)"
-    return json.dumps(json.loads(prompt_summary(Prompt.from_dict(prompt))), indent=1, sort_keys=True, ensure_ascii=False)
+    return json.dumps(
+        json.loads(prompt_summary(Prompt.from_dict(prompt))), indent=1, sort_keys=True, ensure_ascii=False
+    )
 
 
 def prompt_diff(old: dict[str, Any] | None, new: dict[str, Any] | None) -> str:
@@ -104,9 +129,16 @@ def prompt_history(store: RunStore) -> list[dict[str, Any]]:
     for p in store.prompts():
         if p.get("role") != "used":
             continue
-        rows.append({"iteration": p["iteration"], "author": p.get("author", ""), "reward": p.get("reward"),
-                     "prompt": prompt_text(p.get("prompt")), "change": prompt_diff(prev, p.get("prompt")) if prev else "",
-                     "compiled edits": compiled_summary((p.get("prompt") or {}).get("compiled"))})
+        rows.append(
+            {
+                "iteration": p["iteration"],
+                "author": p.get("author", ""),
+                "reward": p.get("reward"),
+                "prompt": prompt_text(p.get("prompt")),
+                "change": prompt_diff(prev, p.get("prompt")) if prev else "",
+                "compiled edits": compiled_summary((p.get("prompt") or {}).get("compiled")),
+            }
+        )
         prev = p.get("prompt")
     return rows
 
@@ -120,13 +152,20 @@ def compiled_summary(compiled: dict[str, Any] | None) -> str:
         return ""
     parts = [f"{Edit.from_dict(e).describe()} [{e.get('author', 'compiler')}]" for e in compiled.get("edits") or []]
     head = f"from {compiled.get('text', '')!r}: "
-    return head + ("; ".join(parts) if parts else "no edits") + (
-        f" ({len(compiled.get('unmapped') or [])} phrase(s) not mapped)" if compiled.get("unmapped") else "")
+    return (
+        head
+        + ("; ".join(parts) if parts else "no edits")
+        + (f" ({len(compiled.get('unmapped') or [])} phrase(s) not mapped)" if compiled.get("unmapped") else "")
+    )
 
 
 def proposal_rows(store: RunStore, iteration: int) -> list[dict[str, Any]]:
     """The incumbent and the optimizer's candidates of one iteration with their probe rewards."""
-    rows = [p for p in store.prompts() if p.get("iteration") == iteration and p.get("role") in ("incumbent_probe", "proposal")]
+    rows = [
+        p
+        for p in store.prompts()
+        if p.get("iteration") == iteration and p.get("role") in ("incumbent_probe", "proposal")
+    ]
     chosen = next((p for p in store.prompts() if p.get("iteration") == iteration and p.get("role") == "next"), None)
     used = next((p for p in store.prompts() if p.get("iteration") == iteration and p.get("role") == "used"), None)
     return proposal_table(rows, used and used.get("prompt"), chosen and chosen.get("prompt"))
@@ -135,12 +174,20 @@ def proposal_rows(store: RunStore, iteration: int) -> list[dict[str, Any]]:
 def proposal_table(rows: list[dict[str, Any]], used: dict | None, chosen: dict | None) -> list[dict[str, Any]]:
     out = []
     for p in rows:
-        won = p.get("role") == "proposal" and p.get("prompt") is not None and p.get("prompt") == chosen and chosen != used
-        out.append({"candidate": "incumbent" if p.get("role") == "incumbent_probe" else "proposal",
-                    "reward": p.get("reward"), "chosen": won or (p.get("role") == "incumbent_probe" and chosen == used),
-                    "edit": json.dumps(p.get("edit"), ensure_ascii=False) if p.get("edit") else "",
-                    "rationale": p.get("rationale") or "", "error": p.get("error") or "",
-                    "diff": prompt_diff(used, p.get("prompt")) if p.get("prompt") is not None else ""})
+        won = (
+            p.get("role") == "proposal" and p.get("prompt") is not None and p.get("prompt") == chosen and chosen != used
+        )
+        out.append(
+            {
+                "candidate": "incumbent" if p.get("role") == "incumbent_probe" else "proposal",
+                "reward": p.get("reward"),
+                "chosen": won or (p.get("role") == "incumbent_probe" and chosen == used),
+                "edit": json.dumps(p.get("edit"), ensure_ascii=False) if p.get("edit") else "",
+                "rationale": p.get("rationale") or "",
+                "error": p.get("error") or "",
+                "diff": prompt_diff(used, p.get("prompt")) if p.get("prompt") is not None else "",
+            }
+        )
     return out
 
 
@@ -157,19 +204,29 @@ def candidate_rows(store: RunStore, *, include_probes: bool = False) -> list[dic
         key = candidate_key(c)
         checks = c.get("checks") or {}
         decision = ov.get(key)
-        rows.append({
-            "key": key, "iteration": c.get("iteration"), "index": c.get("index"), "verdict": c.get("verdict"),
-            "score": c.get("score"), "accepted": bool(c.get("accepted")), "override": decision or "",
-            "decision": decision or ("accept" if c.get("accepted") else "reject"),
-            "reasons": "; ".join(c.get("reasons") or []),
-            "schema_errors": len(checks.get("schema_errors") or []) + (0 if checks.get("parses", True) else 1),
-            "record": json.dumps(c["record"], ensure_ascii=False) if c.get("record") is not None else c.get("text", ""),
-        })
+        rows.append(
+            {
+                "key": key,
+                "iteration": c.get("iteration"),
+                "index": c.get("index"),
+                "verdict": c.get("verdict"),
+                "score": c.get("score"),
+                "accepted": bool(c.get("accepted")),
+                "override": decision or "",
+                "decision": decision or ("accept" if c.get("accepted") else "reject"),
+                "reasons": "; ".join(c.get("reasons") or []),
+                "schema_errors": len(checks.get("schema_errors") or []) + (0 if checks.get("parses", True) else 1),
+                "record": json.dumps(c["record"], ensure_ascii=False)
+                if c.get("record") is not None
+                else c.get("text", ""),
+            }
+        )
     return rows
 
 
-def filter_rows(rows: list[dict[str, Any]], *, decision: str = "all", iterations: list[int] | None = None,
-                search: str = "") -> list[dict[str, Any]]:
+def filter_rows(
+    rows: list[dict[str, Any]], *, decision: str = "all", iterations: list[int] | None = None, search: str = ""
+) -> list[dict[str, Any]]:
     """The Curate page's filters: decision (all / accept / reject / overridden), iterations, text search."""
     needle = search.strip().lower()
     out = []
@@ -219,7 +276,9 @@ def rejection_reasons(store: RunStore) -> list[dict[str, Any]]:
         totals[it] = totals.get(it, 0) + 1
         for reason in rejection_reason_keys(c):
             counts[(it, reason)] = counts.get((it, reason), 0) + 1
-    rows = [{"iteration": it + 1, "reason": reason, "records": k, "of": totals[it]} for (it, reason), k in counts.items()]
+    rows = [
+        {"iteration": it + 1, "reason": reason, "records": k, "of": totals[it]} for (it, reason), k in counts.items()
+    ]
     return sorted(rows, key=lambda r: (r["iteration"], -r["records"], r["reason"]))
 
 
@@ -244,16 +303,40 @@ def override(store: RunStore, key: str, decision: str | None) -> None:
     store.set_override(key, decision)
 
 
+def override_changes(keys: Iterable[str], before: Iterable[Any], after: Iterable[Any]) -> list[tuple[str, str | None]]:
+    """(key, new decision or None) for each row of the Curate table whose override cell changed
+    (an empty cell and None both mean "no override")."""
+    return [(k, new or None) for k, old, new in zip(keys, before, after) if (old or "") != (new or "")]
+
+
+def apply_overrides(store: RunStore, changes: Iterable[tuple[str, str | None]]) -> list[str]:
+    """Record each change through :func:`override`; the messages of those refused, in order."""
+    errors = []
+    for key, decision in changes:
+        try:
+            override(store, key, decision)
+        except InputError as e:
+            errors.append(str(e))
+    return errors
+
+
 def run_summary(store: RunStore) -> dict[str, Any]:
     """Headline numbers of a run: iterations, accepted (agents / after overrides), last metrics."""
     metrics = store.metrics()
     last, first = (metrics[-1], metrics[0]) if metrics else ({}, {})
     cfg = store.config
-    return {"iterations_done": len(metrics), "iterations": cfg.get("loop", {}).get("iterations"),
-            "accepted": len(store.accepted()), "curated": len(store.curated()), "overrides": len(store.overrides()),
-            "reward": last.get("reward"), "reward_first": first.get("reward"),
-            "task_success_rate": last.get("task_success_rate"), "schema_valid_rate": last.get("schema_valid_rate"),
-            "status": status_of(store)}
+    return {
+        "iterations_done": len(metrics),
+        "iterations": cfg.get("loop", {}).get("iterations"),
+        "accepted": len(store.accepted()),
+        "curated": len(store.curated()),
+        "overrides": len(store.overrides()),
+        "reward": last.get("reward"),
+        "reward_first": first.get("reward"),
+        "task_success_rate": last.get("task_success_rate"),
+        "schema_valid_rate": last.get("schema_valid_rate"),
+        "status": status_of(store),
+    }
 
 
 # ---- a run's inputs and current prompt -------------------------------------------------------
@@ -267,11 +350,22 @@ def run_seeds(store: RunStore) -> list[Any]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def projection_inputs(store: RunStore, limit: int = 1000) -> tuple[list[Any], list[Any], list[str]]:
+    """What the Run page's projection plots: the seeds, the newest ``limit`` main-batch records and
+    their labels ("accepted" / "rejected")."""
+    main = [c for c in store.candidates() if c.get("record") is not None and c.get("phase", "main") == "main"][-limit:]
+    return (
+        run_seeds(store),
+        [c["record"] for c in main],
+        ["accepted" if c.get("accepted") else "rejected" for c in main],
+    )
+
+
 def run_field_keys(store: RunStore) -> list[str]:
     """Leaf field paths of the run's scaffold (what pins and forbids can name)."""
     from aod_core.canvas.scaffold import Scaffold
     from aod_core.data.schema import load_schema
-    from aod_core.studio.workspace import scaffold_field_keys
+    from aod_core.studio.design import scaffold_field_keys
 
     schema = load_schema(store.path / "inputs" / "schema.json")
     return scaffold_field_keys(Scaffold.build(schema.resolved, run_seeds(store)))
@@ -308,17 +402,40 @@ def live_candidates(store: RunStore, rows: list[dict[str, Any]]) -> list[dict[st
     fresh = [r for r in rows if r.get("iteration", -1) > last]
     out = []
     for c in list(reversed(fresh)) + list(reversed([c for c in committed if c.get("phase", "main") == "main"])):
-        out.append({"iteration": c.get("iteration"), "verdict": c.get("verdict"), "score": c.get("score"),
-                    "accepted": c.get("accepted"), "reasons": "; ".join(c.get("reasons") or []),
-                    "record": json.dumps(c["record"], ensure_ascii=False) if c.get("record") is not None else c.get("text", "")})
+        out.append(
+            {
+                "iteration": c.get("iteration"),
+                "verdict": c.get("verdict"),
+                "score": c.get("score"),
+                "accepted": c.get("accepted"),
+                "reasons": "; ".join(c.get("reasons") or []),
+                "record": json.dumps(c["record"], ensure_ascii=False)
+                if c.get("record") is not None
+                else c.get("text", ""),
+            }
+        )
     return out
+
+
+def feedback_rows(store: RunStore, timeline: Iterable[dict[str, Any]]) -> list[tuple[int, str | None, str | None]]:
+    """The judge's feedback newest first, as (iteration, feedback, summary error): a job's timeline
+    entries of iterations not committed yet, then the committed ones from the run folder."""
+    feedback = list(store.feedback())
+    last = feedback[-1]["iteration"] if feedback else -1
+    rows = [
+        (e["iteration"], e.get("feedback"), e.get("error"))
+        for e in timeline
+        if e["kind"] == "feedback" and e["iteration"] > last
+    ]
+    rows += [(f["iteration"], f.get("feedback"), f.get("summary_error")) for f in reversed(feedback)]
+    return rows
 
 
 def audit_rows(store: RunStore, records: list[Any]) -> tuple[list[dict[str, Any]], list[str]]:
     """The Data Auditor suite over ``records`` (e.g. the curated export) against the run's seeds, as
     (metric, value, better, range, meaning) rows, and the suite's notes."""
-    from aod_core.eval.audit import METRICS, audit
     from aod_core.data.schema import load_schema
+    from aod_core.eval.audit import METRICS, audit
 
     schema = load_schema(store.path / "inputs" / "schema.json")
     result = audit(records, run_seeds(store), schema=schema)
@@ -328,6 +445,27 @@ def audit_rows(store: RunStore, records: list[Any]) -> tuple[list[dict[str, Any]
         if value is None or name.endswith("_holdout") or name.startswith("dcr_holdout"):
             continue
         lo, hi = info.range
-        rows.append({"metric": name, "value": value, "better": info.direction,
-                     "range": f"[{lo}, {'∞' if hi is None else hi}]", "meaning": info.description})
-    return rows, list(result.get("notes") or []) + [f"embedder: {(result.get('embedder') or {}).get('name', 'lexical')}"]
+        rows.append(
+            {
+                "metric": name,
+                "value": value,
+                "better": info.direction,
+                "range": f"[{lo}, {'∞' if hi is None else hi}]",
+                "meaning": info.description,
+            }
+        )
+    return rows, list(result.get("notes") or []) + [
+        f"embedder: {(result.get('embedder') or {}).get('name', 'lexical')}"
+    ]
+
+
+# ---- comparisons (aod bench) -----------------------------------------------------------------
+
+
+def bench_results(out: str | Path) -> dict[str, Any] | None:
+    """An ``aod bench`` output folder's ``results.json`` (rewritten after every method), or None
+    while there is none or it cannot be read."""
+    try:
+        return json.loads((Path(out) / "results.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None

@@ -1,5 +1,6 @@
 """A one-block bidirectional transformer written against transformers-4.4x APIs that v5 removed:
 ``is_torch_fx_available``, ``ROPE_INIT_FUNCTIONS["default"]`` and a list-valued ``_tied_weights_keys``."""
+
 import torch
 from torch import nn
 from transformers import PreTrainedModel

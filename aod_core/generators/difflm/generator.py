@@ -4,7 +4,8 @@ Spec forms: ``difflm`` decodes with the embedded SmolLM2-135M-Instruct (from the
 loaded through ``LocalChatModel.embedded``); ``difflm:<folder or cached hub id>`` with any local
 transformers causal LM (meant for a GPU; on a CPU a 135M model is about the limit).
 
-Fitting (the pieces live in ``aod_core/difflm.py``):
+Fitting (the networks are ``model.py``, their training ``train.py``, sampling and decoding
+``decode.py``):
 
 1. a small transformer encoder over each seed's compact JSON, tokenised with the decoder's own
    tokenizer, gives (mu, log sigma^2); z = mu + sigma * eps;
@@ -29,10 +30,10 @@ The trainable parts (encoder, soft-prompt MLP, latent denoiser) and the seeds' l
 disk by a hash of (schema, seeds, training settings, decoder weights): refitting the same data is a
 file read. The decoder itself is never written (the embedded one has its own converted cache).
 """
+
 from __future__ import annotations
 
 import os
-import pickle
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -42,13 +43,33 @@ from typing import Any
 import numpy as np
 import torch
 
-from aod_core.generators.difflm import model as D
-from aod_core.errors import InputError
 from aod_core.canvas.prompt import Prompt
-from aod_core.diffusion.sampler import StepInfo
 from aod_core.data.schema import LoadedSchema, parse_schema
-from aod_core.generators.base import Candidate, Progress, ProgressFn, StepFn, content_key, save_fitted
+from aod_core.diffusion.sampler import StepInfo
+from aod_core.errors import InputError
+from aod_core.generators.base import (
+    CachedFit,
+    Progress,
+    ProgressFn,
+    StepFn,
+    content_key,
+    load_fitted,
+    option,
+    save_fitted,
+)
+from aod_core.generators.difflm.decode import compile_grammar, decode_records, sample_latents
+from aod_core.generators.difflm.model import FrozenDecoder, LatentDenoiser, RecordEncoder, SoftPrompt, prefix_embeddings
+from aod_core.generators.difflm.train import (
+    BetaSchedule,
+    RecordBatch,
+    encode_means,
+    standardise,
+    tokenize_records,
+    train_latent_diffusion,
+    train_vae,
+)
 from aod_core.generators.embedded import default_cache_dir
+from aod_core.records import Candidate
 
 CACHE_VERSION = 1
 MIN_SEEDS = 8
@@ -61,8 +82,8 @@ class DiffLMConfig:
     # Sized for the ~300-record flat demo on 2 CPU cores: one VAE step (8 records of ~70 tokens
     # through the frozen 135M decoder, forward and backward) takes ~3-5 s there, so 150 steps (four
     # epochs) take ~12.5 minutes; the latent diffusion trains in ~25 s (benchmarks/bench_difflm.py).
-    latent_dim: int = 32
-    soft_tokens: int = 8  # k soft-prompt embeddings before the record
+    latent_dim: int = option(32, "Size of the VAE's latent vector per record.", minimum=4, maximum=256)
+    soft_tokens: int = option(8, "Soft-prompt embeddings the latent becomes before the record.", minimum=1, maximum=64)
     encoder_dim: int = 128
     encoder_layers: int = 2
     encoder_heads: int = 4
@@ -78,7 +99,7 @@ class DiffLMConfig:
     val_fraction: float = 0.1  # seeds held out for early stopping (none below 20 seeds)
     eval_every: int = 25
     stop_patience: int = 2
-    structure_weight: float = 0.1  # loss weight of fixed JSON structure vs values (see difflm.py)
+    structure_weight: float = 0.1  # loss weight of fixed JSON structure vs values (see difflm/train.py)
     max_tokens: int = 256  # records longer than this (decoder tokens) are cut for training
     diffusion_steps: int = 2000
     diffusion_hidden: int = 256
@@ -94,16 +115,34 @@ class DiffLMConfig:
     grammar: bool = True
 
     def check(self) -> None:
-        positive = ("latent_dim", "soft_tokens", "encoder_dim", "encoder_layers", "encoder_heads", "injector_hidden",
-                    "train_steps", "batch_size", "beta_window", "beta_patience", "eval_every", "stop_patience",
-                    "max_tokens", "diffusion_steps", "diffusion_hidden", "diffusion_layers", "diffusion_batch",
-                    "ode_steps", "sample_batch")
+        positive = (
+            "latent_dim",
+            "soft_tokens",
+            "encoder_dim",
+            "encoder_layers",
+            "encoder_heads",
+            "injector_hidden",
+            "train_steps",
+            "batch_size",
+            "beta_window",
+            "beta_patience",
+            "eval_every",
+            "stop_patience",
+            "max_tokens",
+            "diffusion_steps",
+            "diffusion_hidden",
+            "diffusion_layers",
+            "diffusion_batch",
+            "ode_steps",
+            "sample_batch",
+        )
         for name in positive:
             if int(getattr(self, name)) < 1:
                 raise InputError(f"difflm setting {name} must be >= 1, got {getattr(self, name)}")
         if self.encoder_dim % self.encoder_heads:
-            raise InputError(f"difflm encoder_dim ({self.encoder_dim}) must be a multiple of encoder_heads "
-                             f"({self.encoder_heads})")
+            raise InputError(
+                f"difflm encoder_dim ({self.encoder_dim}) must be a multiple of encoder_heads ({self.encoder_heads})"
+            )
         if not 0 < self.beta_min <= self.beta_max:
             raise InputError(f"difflm needs 0 < beta_min <= beta_max, got {self.beta_min}, {self.beta_max}")
         if not 0 < self.beta_factor < 1:
@@ -116,6 +155,10 @@ class DiffLMConfig:
             raise InputError("difflm learning rates must be > 0 and structure_weight >= 0")
 
 
+def _seconds_since(t0: float) -> float:
+    return round(time.perf_counter() - t0, 2)
+
+
 @dataclass
 class LatentView:
     """Seed latents (encoder means) and sampled latents (latent diffusion), both in latent units."""
@@ -125,8 +168,10 @@ class LatentView:
     seed_records: list[Any]
 
 
-class DiffLMGenerator:
+class DiffLMGenerator(CachedFit):
     """The DiffLM generator (spec ``difflm`` or ``difflm:<causal LM>``)."""
+
+    cache_prefix = "difflm"
 
     def __init__(
         self,
@@ -145,8 +190,9 @@ class DiffLMGenerator:
         self.config = config or DiffLMConfig()
         self.config.check()
         if len(self.seeds) < MIN_SEEDS:
-            raise InputError(f"difflm needs at least {MIN_SEEDS} seed records to train its encoder, "
-                             f"got {len(self.seeds)}")
+            raise InputError(
+                f"difflm needs at least {MIN_SEEDS} seed records to train its encoder, got {len(self.seeds)}"
+            )
         self.requested_device = device
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self._decoder_source = decoder
@@ -156,10 +202,10 @@ class DiffLMGenerator:
         else:
             self.spec = "difflm"
             self._chat = None
-        self.decoder: D.FrozenDecoder | None = None
-        self.encoder: D.RecordEncoder | None = None
-        self.soft: D.SoftPrompt | None = None
-        self.denoiser: D.LatentDenoiser | None = None
+        self.decoder: FrozenDecoder | None = None
+        self.encoder: RecordEncoder | None = None
+        self.soft: SoftPrompt | None = None
+        self.denoiser: LatentDenoiser | None = None
         self.latents: torch.Tensor | None = None  # seeds' mu, [N, latent_dim]
         self._mean = self._std = None
         self._grammar: Any = None
@@ -180,7 +226,7 @@ class DiffLMGenerator:
 
     # -- building ---------------------------------------------------------------------------------
 
-    def _load_decoder(self) -> D.FrozenDecoder:
+    def _load_decoder(self) -> FrozenDecoder:
         if self.decoder is None:
             if self._chat is not None:
                 chat = self._chat.load()
@@ -189,43 +235,50 @@ class DiffLMGenerator:
                 model, tok = self._decoder_source  # type: ignore[misc]
                 name = type(model).__name__
             try:
-                self.decoder = D.FrozenDecoder(model, tok, name=name)
+                self.decoder = FrozenDecoder(model, tok, name=name)
             except ValueError as e:
                 raise InputError(f"cannot use {name} as the DiffLM decoder: {e}") from None
         return self.decoder
 
-    def _build(self, dec: D.FrozenDecoder) -> None:
+    def _build(self, dec: FrozenDecoder) -> None:
         cfg = self.config
         torch.manual_seed(cfg.seed)  # module initialisation is part of what the cache key names
         title = self.schema.raw.get("title") if isinstance(self.schema.raw, dict) else None
-        init = D.prefix_embeddings(dec, f"{title or 'Record'} as JSON:", cfg.soft_tokens)
-        self.encoder = D.RecordEncoder(dec.d_model, cfg.encoder_dim, cfg.encoder_layers, cfg.encoder_heads,
-                                       cfg.latent_dim, cfg.max_tokens).to(dec.device)
-        self.soft = D.SoftPrompt(cfg.latent_dim, cfg.injector_hidden, cfg.soft_tokens, dec.d_model, init).to(dec.device)
-        self.denoiser = D.LatentDenoiser(cfg.latent_dim, cfg.diffusion_hidden, cfg.diffusion_layers).to(dec.device)
+        init = prefix_embeddings(dec, f"{title or 'Record'} as JSON:", cfg.soft_tokens)
+        self.encoder = RecordEncoder(
+            dec.d_model, cfg.encoder_dim, cfg.encoder_layers, cfg.encoder_heads, cfg.latent_dim, cfg.max_tokens
+        ).to(dec.device)
+        self.soft = SoftPrompt(cfg.latent_dim, cfg.injector_hidden, cfg.soft_tokens, dec.d_model, init).to(dec.device)
+        self.denoiser = LatentDenoiser(cfg.latent_dim, cfg.diffusion_hidden, cfg.diffusion_layers).to(dec.device)
 
-    def _data(self, dec: D.FrozenDecoder) -> D.RecordBatch:
+    def _data(self, dec: FrozenDecoder) -> RecordBatch:
         cfg = self.config
         limit = cfg.max_tokens
         if dec.max_positions:
             limit = min(limit, int(dec.max_positions) - cfg.soft_tokens)
-        return D.tokenize_records(self.seeds, dec.tokenizer, self.schema.raw, eos_id=dec.eos_id,
-                                  structure_weight=cfg.structure_weight, max_tokens=limit)
+        return tokenize_records(
+            self.seeds,
+            dec.tokenizer,
+            self.schema.raw,
+            eos_id=dec.eos_id,
+            structure_weight=cfg.structure_weight,
+            max_tokens=limit,
+        )
 
     def cache_key(self) -> str:
         dec = self._load_decoder()
         train_cfg = {k: v for k, v in asdict(self.config).items() if k not in SAMPLING_ONLY}
-        return content_key({"v": CACHE_VERSION, "schema": self.schema.raw, "seeds": self.seeds, "config": train_cfg,
-                            "decoder": dec.fingerprint()})
+        return content_key(
+            {
+                "v": CACHE_VERSION,
+                "schema": self.schema.raw,
+                "seeds": self.seeds,
+                "config": train_cfg,
+                "decoder": dec.fingerprint(),
+            }
+        )
 
-    def cache_path(self) -> Path:
-        return self.cache_dir / f"difflm-{self.cache_key()}.pt"
-
-    # -- fitting ----------------------------------------------------------------------------------
-
-    def fit(self, on_progress: ProgressFn | None = None) -> dict[str, Any]:
-        with self._lock:
-            return self._fit(on_progress)
+    # -- fitting (``fit`` and ``cache_path`` come from base.CachedFit) -----------------------------
 
     def _fit(self, on_progress: ProgressFn | None) -> dict[str, Any]:
         if self.fitted:
@@ -240,49 +293,63 @@ class DiffLMGenerator:
         data = self._data(dec)
         self.max_new_tokens = cfg.max_new_tokens or int(int(data.lengths.max()) * 1.25) + 8
         path = self.cache_path()
-        report: dict[str, Any] = {}
-        if path.exists():
-            try:
-                blob = torch.load(path, map_location=dec.device, weights_only=True)
-                self.encoder.load_state_dict(blob["encoder"])
-                self.soft.load_state_dict(blob["soft_prompt"])
-                self.denoiser.load_state_dict(blob["denoiser"])
-                self.latents, self._mean, self._std = blob["latents"].cpu(), blob["mean"].cpu(), blob["std"].cpu()
-                report = dict(blob["report"], cached=True)
-            except (RuntimeError, KeyError, OSError, EOFError, ValueError, pickle.UnpicklingError):
-                path.unlink(missing_ok=True)  # a damaged cache entry is refitted, not trusted
-                self._build(dec)  # from fresh weights, not from whatever part of it had loaded
-        if not report:
+        had_entry = path.exists()
+        report = load_fitted(path, dec.device, self._restore)
+        if report is None:
+            if had_entry:  # a damaged entry (now deleted): refit from fresh weights, not what part of it loaded
+                self._build(dec)
             report = self._train(dec, data, on_progress)
             self._save(path, report)
         for m in (self.encoder, self.soft, self.denoiser):
             m.eval()
-        self._grammar = D.compile_grammar(dec, self.schema.raw) if cfg.grammar else None
+        self._grammar = compile_grammar(dec, self.schema.raw) if cfg.grammar else None
         report["grammar"] = self._grammar is not None
         if on_progress:
-            on_progress(Progress("fit", cfg.train_steps, cfg.train_steps,
-                                 {"loss": report.get("final_loss"), "cached": report.get("cached", False)}))
+            on_progress(
+                Progress(
+                    "fit",
+                    cfg.train_steps,
+                    cfg.train_steps,
+                    {"loss": report.get("final_loss"), "cached": report.get("cached", False)},
+                )
+            )
         self.fit_report = report
         self.fitted = True
         return report
 
-    def _train(self, dec: D.FrozenDecoder, data: D.RecordBatch, on_progress: ProgressFn | None) -> dict[str, Any]:
+    def _train(self, dec: FrozenDecoder, data: RecordBatch, on_progress: ProgressFn | None) -> dict[str, Any]:
         cfg = self.config
         t0 = time.perf_counter()
 
         def vae_step(step: int, total: int, row: dict[str, float]) -> None:
             if on_progress:
-                on_progress(Progress("fit", step, total, {"stage": "VAE", "loss": row["recon"], "kl": row["kl"],
-                                                          "beta": row["beta"]}))
+                on_progress(
+                    Progress(
+                        "fit", step, total, {"stage": "VAE", "loss": row["recon"], "kl": row["kl"], "beta": row["beta"]}
+                    )
+                )
 
-        schedule = D.BetaSchedule(cfg.beta_max, cfg.beta_min, cfg.beta_factor, cfg.beta_patience)
-        vae = D.train_vae(dec, self.encoder, self.soft, data, steps=cfg.train_steps, batch_size=cfg.batch_size,
-                          lr=cfg.lr, schedule=schedule, window=cfg.beta_window, val_fraction=cfg.val_fraction,
-                          eval_every=cfg.eval_every, stop_patience=cfg.stop_patience, seed=cfg.seed, on_step=vae_step)
-        vae_s = D.seconds_since(t0)
-        mu = D.encode_means(dec, self.encoder, data, batch_size=max(cfg.batch_size, 16))
+        schedule = BetaSchedule(cfg.beta_max, cfg.beta_min, cfg.beta_factor, cfg.beta_patience)
+        vae = train_vae(
+            dec,
+            self.encoder,
+            self.soft,
+            data,
+            steps=cfg.train_steps,
+            batch_size=cfg.batch_size,
+            lr=cfg.lr,
+            schedule=schedule,
+            window=cfg.beta_window,
+            val_fraction=cfg.val_fraction,
+            eval_every=cfg.eval_every,
+            stop_patience=cfg.stop_patience,
+            seed=cfg.seed,
+            on_step=vae_step,
+        )
+        vae_s = _seconds_since(t0)
+        mu = encode_means(dec, self.encoder, data, batch_size=max(cfg.batch_size, 16))
         self.latents = mu
-        z, self._mean, self._std = D.standardise(mu)
+        z, self._mean, self._std = standardise(mu)
         t1 = time.perf_counter()
 
         def diff_step(step: int, total: int, loss: float) -> None:
@@ -290,15 +357,22 @@ class DiffLMGenerator:
                 on_progress(Progress("fit", step, total, {"stage": "latent diffusion", "loss": loss}))
 
         torch.manual_seed(cfg.seed)
-        losses = D.train_latent_diffusion(self.denoiser, z, steps=cfg.diffusion_steps, lr=cfg.diffusion_lr,
-                                          batch_size=cfg.diffusion_batch, seed=cfg.seed, on_step=diff_step)
+        losses = train_latent_diffusion(
+            self.denoiser,
+            z,
+            steps=cfg.diffusion_steps,
+            lr=cfg.diffusion_lr,
+            batch_size=cfg.diffusion_batch,
+            seed=cfg.seed,
+            on_step=diff_step,
+        )
         trainable = sum(p.numel() for m in (self.encoder, self.soft, self.denoiser) for p in m.parameters())
         return {
             "generator": self.spec,
             "decoder": dec.name,
-            "seconds": D.seconds_since(t0),
+            "seconds": _seconds_since(t0),
             "vae_seconds": vae_s,
-            "diffusion_seconds": D.seconds_since(t1),
+            "diffusion_seconds": _seconds_since(t1),
             "steps": vae.steps,
             "final_loss": vae.recon_last,
             "vae": {k: v for k, v in asdict(vae).items() if k != "history"},
@@ -310,28 +384,45 @@ class DiffLMGenerator:
             "cached": False,
         }
 
+    def _restore(self, blob: dict[str, Any]) -> None:
+        self.encoder.load_state_dict(blob["encoder"])
+        self.soft.load_state_dict(blob["soft_prompt"])
+        self.denoiser.load_state_dict(blob["denoiser"])
+        self.latents, self._mean, self._std = blob["latents"].cpu(), blob["mean"].cpu(), blob["std"].cpu()
+
     def _save(self, path: Path, report: dict[str, Any]) -> None:
-        save_fitted(path, {"encoder": self.encoder.state_dict(), "soft_prompt": self.soft.state_dict(),
-                           "denoiser": self.denoiser.state_dict(), "latents": self.latents, "mean": self._mean,
-                           "std": self._std, "report": report})
+        save_fitted(
+            path,
+            {
+                "encoder": self.encoder.state_dict(),
+                "soft_prompt": self.soft.state_dict(),
+                "denoiser": self.denoiser.state_dict(),
+                "latents": self.latents,
+                "mean": self._mean,
+                "std": self._std,
+                "report": report,
+            },
+        )
 
     # -- sampling ---------------------------------------------------------------------------------
 
     def check_prompt(self, prompt: Prompt) -> None:
         if prompt.pins or prompt.forbid or prompt.ranges or prompt.bias:
-            raise InputError("the difflm generator is steered by its latent space, not scaffold edits "
-                             "(pins, forbids, ranges, biases); only the sampling temperature applies")
+            raise InputError(
+                "the difflm generator is steered by its latent space, not scaffold edits (pins, forbids, ranges, biases); only the sampling temperature applies"
+            )
         prompt.sampling.check()
 
     def _draw_latents(self, n: int, seed: int) -> torch.Tensor:
-        z = D.sample_latents(self.denoiser, n, self.config.latent_dim, steps=self.config.ode_steps, seed=seed)
+        z = sample_latents(self.denoiser, n, self.config.latent_dim, steps=self.config.ode_steps, seed=seed)
         return z * self._std + self._mean
 
     def _valid(self, c: Candidate) -> bool:
         return c.parsed and self.schema.is_valid(c.record)
 
-    def _decode(self, z: torch.Tensor, temperature: float, gen: torch.Generator,
-                on_step: StepFn | None) -> list[Candidate]:
+    def _decode(
+        self, z: torch.Tensor, temperature: float, gen: torch.Generator, on_step: StepFn | None
+    ) -> list[Candidate]:
         dec = self.decoder
         out: list[Candidate] = []
         bs = self.config.sample_batch
@@ -340,10 +431,20 @@ class DiffLMGenerator:
             with torch.no_grad():
                 soft = self.soft(part.to(dec.device))
             b = len(part)
-            on_token = None if on_step is None else (
-                lambda step, left: on_step(StepInfo(step=step, block=0, num_blocks=1, masked=left, total=b)))
-            rows = D.decode(dec, soft, grammar=self._grammar, temperature=temperature,
-                            max_new_tokens=self.max_new_tokens, generator=gen, on_token=on_token)
+            on_token = (
+                None
+                if on_step is None
+                else (lambda step, left: on_step(StepInfo(step=step, block=0, num_blocks=1, masked=left, total=b)))
+            )
+            rows = decode_records(
+                dec,
+                soft,
+                grammar=self._grammar,
+                temperature=temperature,
+                max_new_tokens=self.max_new_tokens,
+                generator=gen,
+                on_token=on_token,
+            )
             for text, finished in rows:
                 c = Candidate.from_text(text)
                 if not finished and not c.parsed:  # a complete record cut just before its end token is kept
@@ -351,8 +452,7 @@ class DiffLMGenerator:
                 out.append(c)
         return out
 
-    def sample(self, prompt: Prompt | None = None, n: int = 100, *, seed: int = 0,
-               on_step: StepFn | None = None) -> list[Candidate]:
+    def sample(self, prompt: Prompt | None = None, n: int = 100, *, seed: int = 0, on_step=None) -> list[Candidate]:
         prompt = prompt or Prompt()
         self.check_prompt(prompt)
         with self._lock:
@@ -375,9 +475,12 @@ class DiffLMGenerator:
             for i, c in zip(bad, redo):
                 cands[i] = c
         self.last_sample_report = {
-            "n": n, "drawn": drawn, "first_pass_valid": first_valid,
+            "n": n,
+            "drawn": drawn,
+            "first_pass_valid": first_valid,
             "first_pass_valid_rate": first_valid / n if n else 0.0,
-            "returned_valid": sum(self._valid(c) for c in cands), "seconds": D.seconds_since(t0),
+            "returned_valid": sum(self._valid(c) for c in cands),
+            "seconds": _seconds_since(t0),
         }
         return cands
 
@@ -388,5 +491,11 @@ class DiffLMGenerator:
         with self._lock:
             self._fit(None)
             sampled = self._draw_latents(n, seed)
-            return LatentView(seeds=self.latents.numpy().copy(), sampled=sampled.numpy(),
-                              seed_records=list(self.seeds))
+            return LatentView(seeds=self.latents.numpy().copy(), sampled=sampled.numpy(), seed_records=list(self.seeds))
+
+
+def build(target: str, schema: LoadedSchema, seeds: list[dict], *, config=None, device=None, cache_dir=None, **_: Any):
+    """The registry's builder for ``difflm[:<causal LM folder>]`` (``aod_core.generators``)."""
+    return DiffLMGenerator(
+        schema, seeds, config=config or DiffLMConfig(), decoder=target or "embedded", device=device, cache_dir=cache_dir
+    )

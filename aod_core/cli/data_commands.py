@@ -1,0 +1,209 @@
+"""The ``aod`` commands that read data already made: ``export``, ``report``, ``judge``, ``audit`` and
+``generate`` (bulk generation from a finished run's prompt)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from aod_core.cli.parser import judge_settings, settings_from_args
+from aod_core.cli.progress import _Progress
+from aod_core.data.export import export_records
+from aod_core.data.schema import load_schema
+from aod_core.data.seeds import load_records
+from aod_core.errors import InputError
+from aod_core.files import atomic_write_text
+from aod_core.runs.store import RunStore
+
+
+def _read_rubric(path: str | None, default: str) -> str:
+    """The judge's rubric from ``--rubric-file`` (the default rubric without one)."""
+    if not path:
+        return default
+    try:
+        return Path(path).read_text(encoding="utf-8").strip()
+    except OSError as e:
+        raise InputError(f"cannot read rubric file: {e.strerror}", where=path) from None
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    store = RunStore.open(args.run_dir, repair=False)
+    overrides = {} if args.ignore_overrides else store.overrides()
+    records = store.accepted() if args.ignore_overrides else store.curated()
+    n = export_records(records, args.format, args.out)
+    note = f" (with {len(overrides)} human override(s))" if overrides else ""
+    print(f"exported {n} accepted records{note} to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _check_out_file(out: Path) -> None:
+    if out.is_dir():
+        raise InputError("is a folder; give a file path", where=str(out))
+    if not out.parent.exists():
+        raise InputError(f"output folder {out.parent} does not exist", where=str(out))
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from aod_core.runs.report import build_report  # plotly loads only for this command
+
+    out = Path(args.out)
+    _check_out_file(out)
+    store = RunStore.open(args.run_dir, repair=False)  # read-only: the run may still be going
+    atomic_write_text(out, build_report(store, overrides={"accepted": store.curated()}))
+    print(f"wrote the report of {store.iterations_done()} iterations to {out}", file=sys.stderr)
+    return 0
+
+
+def _judged_records(path: Path, schema) -> list:
+    """The records to judge as candidates, in file order: a JSONL line that does not parse is a
+    candidate that fails the exact checks (judged, not refused); .json and .csv files are read whole."""
+    from aod_core.data.seeds import read_records
+    from aod_core.records import Candidate
+
+    if not path.is_file():
+        raise InputError("records file not found", where=str(path))
+    if path.suffix.lower() in (".jsonl", ".ndjson"):
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except UnicodeDecodeError as e:
+            raise InputError(f"file is not UTF-8 text ({e.reason} at byte {e.start})", where=str(path)) from None
+        cands = [Candidate.from_text(line) for line in text.split("\n") if line.strip()]
+    else:
+        records, _lines = read_records(path, schema)
+        cands = [Candidate(text=json.dumps(r, ensure_ascii=False), record=r) for r in records]
+    if not cands:
+        raise InputError("no records", where=str(path))
+    return cands
+
+
+def cmd_judge(args: argparse.Namespace) -> int:
+    from aod_core.agents.judge import DEFAULT_RUBRIC, Judge
+    from aod_core.chat import load_chat_model
+
+    out = Path(args.out)
+    _check_out_file(out)
+    schema = load_schema(args.schema)
+    seeds = load_records(args.seeds, schema, on_invalid="drop" if args.drop_invalid else "stop")
+    cands = _judged_records(Path(args.records), schema)
+    settings = judge_settings(args)
+    settings.check()
+    rubric = _read_rubric(args.rubric_file, DEFAULT_RUBRIC)
+    mode = settings.resolved_mode(args.judge)
+    chat = load_chat_model(args.judge, device=args.device) if mode != "plausibility" else None
+    progress = _Progress(args.quiet)
+    judge = Judge.build(
+        args.judge,
+        chat,
+        schema,
+        seeds.records,
+        settings,
+        task=args.task or "",
+        rubric=rubric,
+        seed=args.seed,
+        on_progress=lambda d, t: progress.show("calibrate", d, t, force=d >= t),
+    )
+    t0 = time.perf_counter()
+    j = judge.judge(cands, summarise=False, on_progress=lambda d, t: progress.show("judge", d, t, force=d >= t))
+    seconds = time.perf_counter() - t0
+    lines = []
+    for i, (c, ch, v) in enumerate(zip(cands, j.checks, j.verdicts)):
+        lines.append(
+            json.dumps(
+                {
+                    "index": i,
+                    "verdict": "accept" if v.accept else "reject",
+                    "score": v.score,
+                    "reasons": v.reasons,
+                    "judged_by": v.source,
+                    "checks": asdict(ch),
+                    "evidence": v.evidence,
+                },
+                ensure_ascii=False,
+                allow_nan=False,
+            )
+        )
+    atomic_write_text(out, "".join(line + "\n" for line in lines))
+    accepted = sum(v.accept for v in j.verdicts)
+    calib = judge.plausibility.describe() if judge.plausibility is not None else None
+    note = (
+        f"; calibration on {calib['seeds']} seeds: held-out accept rate {calib['heldout_accept_rate']:.0%} (target {calib['accept_share_target']:.0%})"
+        if calib and calib.get("heldout_accept_rate") is not None
+        else ""
+    )
+    print(
+        f"judged {len(cands)} records in {seconds:.1f}s ({mode} judge): {accepted} accepted, {len(cands) - accepted} rejected{note}; wrote {out}",
+        file=sys.stderr,
+    )
+    for fact in j.facts[:6]:
+        print(f"  {fact}", file=sys.stderr)
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from aod_core.eval.audit import audit
+
+    if args.out:
+        _check_out_file(Path(args.out))
+    schema = load_schema(args.schema)
+    seeds = load_records(args.seeds, schema, on_invalid="drop").records
+    holdout = load_records(args.holdout, schema, on_invalid="drop").records if args.holdout else None
+    path = Path(args.records)
+    if not path.is_file():
+        raise InputError("records file not found", where=str(path))
+    records: list[Any] = []
+    # Generated records are audited as they are: a line that does not parse counts against them.
+    from aod_core.records import Candidate
+
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            records.append(Candidate.from_text(line))
+    result = audit(records, seeds, schema=schema, holdout=holdout, seed=args.seed)
+    text = json.dumps(result, indent=2, ensure_ascii=False, allow_nan=False)
+    if args.out:
+        atomic_write_text(args.out, text + "\n")
+        print(f"audited {len(records)} records; wrote {args.out}", file=sys.stderr)
+    else:
+        print(text)
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from aod_core.runs.bulk import BulkSettings, generate  # Ray loads only for this command
+
+    settings = settings_from_args(BulkSettings, args)
+    settings.check()
+    if not Path(args.run).is_dir():
+        raise InputError("run folder not found", where=args.run)
+    progress = _Progress(args.quiet)
+    last = {"stage": None}
+
+    def show(p) -> None:
+        if args.quiet:
+            return
+        if p.stage != last["stage"] and p.stage in ("fit", "dedup", "audit"):
+            print(f"{p.stage}: {p.message}", file=sys.stderr, flush=True)
+        last["stage"] = p.stage
+        if p.stage == "generate":
+            share = f"{p.accepted_share:.0%}" if p.accepted_share is not None else "-"
+            eta = f"{p.eta_s:.0f}s" if p.eta_s is not None else "-"
+            progress.show(
+                "generate",
+                min(p.records, p.target),
+                p.target,
+                f"{p.records_per_s:.1f} records/s, accepted {share}, ETA {eta}, shards {p.shards_done}/{p.shards_total}",
+            )
+
+    m = generate(args.run, args.out, settings, on_progress=show)
+    skipped = f"; {len(m['skipped_shards'])} finished shard(s) skipped" if m["skipped_shards"] else ""
+    rate = f"{m['records_per_s']:.1f} records/s" if m["records_per_s"] else "no new shards"
+    print(
+        f"wrote {m['records']} unique records in {len(m['shards'])} shards to {args.out} ({rate}, accepted "
+        f"{m['accepted_share']:.0%} of {m['candidates']} candidates{skipped}); manifest.json and audit.json beside them",
+        file=sys.stderr,
+    )
+    return 0

@@ -1,0 +1,121 @@
+"""The app's run settings (the Models & settings page) and how they become a run's configuration.
+
+Every default is read from the engine's own dataclasses (RunConfig, LoopSettings, RewardWeights,
+JudgeSettings) and the generator registry, so the app and ``aod run`` start from the same values;
+:func:`config_from_settings` checks everything a run needs before any model is loaded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aod_core import chat
+from aod_core.agents.judge import DEFAULT_RUBRIC, JudgeSettings
+from aod_core.agents.reward import RewardWeights
+from aod_core.canvas.prompt import Prompt
+from aod_core.errors import InputError
+from aod_core.generators import check_options, kind_of, option_names, parse_options, spec_forms
+from aod_core.runs.loop import LoopSettings
+from aod_core.runs.setup import RunConfig, check_settings
+
+_RUN, _LOOP, _WEIGHTS, _JUDGE = RunConfig(), LoopSettings(), RewardWeights(), JudgeSettings()
+
+#: The app's run settings (Models & settings page) and their defaults, all read from the engine's
+#: dataclasses (RunConfig, LoopSettings, RewardWeights, JudgeSettings): one source for every default.
+SETTINGS_DEFAULTS: dict[str, Any] = {
+    "generator": _RUN.generator,
+    "judge": _RUN.judge,
+    "optimizer": _RUN.optimizer,
+    "device": "auto",
+    "iterations": _LOOP.iterations,
+    "batch": _LOOP.batch,
+    "target": _LOOP.target,
+    "proposals": _LOOP.proposals,
+    "probe": _LOOP.probe,
+    "seed": _LOOP.seed,
+    "w_tsr": _WEIGHTS.tsr,
+    "w_judge": _WEIGHTS.judge,
+    "w_novelty": _WEIGHTS.novelty,
+    "w_diversity": _WEIGHTS.diversity,
+    "train_steps": None,
+    "scaffold": _RUN.scaffold,
+    "gen_options": "",
+    "gen_fields": {},
+    "string_modes": {},
+    "judge_mode": _JUDGE.mode,
+    "accept_share": _JUDGE.accept_share,
+    "near_copy": _JUDGE.near_copy,
+    "veto": _JUDGE.veto,
+    "compile": _RUN.compile,
+    "compiler": _RUN.compiler,
+    "trust_remote_code": False,  # an hf: folder's own Python runs only when the Models page box is ticked
+}
+
+
+def config_from_settings(
+    settings: dict[str, Any], *, task: str = "", rubric: str | None = None, prompt: Prompt | None = None
+) -> RunConfig:
+    """A RunConfig from the app's settings (missing keys take the defaults); InputError if unusable."""
+    s = {**SETTINGS_DEFAULTS, **{k: v for k, v in settings.items() if k in SETTINGS_DEFAULTS}}
+    weights = RewardWeights(
+        tsr=float(s["w_tsr"]),
+        judge=float(s["w_judge"]),
+        novelty=float(s["w_novelty"]),
+        diversity=float(s["w_diversity"]),
+    )
+    loop = LoopSettings(
+        iterations=int(s["iterations"]),
+        batch=int(s["batch"]),
+        target=None if s["target"] in (None, 0, "") else int(s["target"]),
+        proposals=int(s["proposals"]),
+        probe=int(s["probe"]),
+        seed=int(s["seed"]),
+        weights=weights,
+    )
+    check_settings(loop)
+    for key in ("generator", "judge", "optimizer"):
+        if not str(s[key] or "").strip():
+            forms = spec_forms() if key == "generator" else chat.SPEC_FORMS
+            raise InputError(f"the {key} model is empty; use {forms}")
+    gen_config = parse_options(str(s["gen_options"] or ""))  # the text box wins over the widgets below
+    kind = kind_of(str(s["generator"]))
+    takes = option_names(kind)
+    if s["train_steps"] not in (None, "", 0) and "train_steps" in takes:
+        gen_config["train_steps"] = int(s["train_steps"])  # only generators that train take it
+    for name, value in dict(s["gen_fields"] or {}).items():  # the Models page's widgets for this kind
+        if name in takes:
+            gen_config.setdefault(name, value)
+    if s["string_modes"] and "string_modes" in takes:
+        gen_config.setdefault("string_modes", dict(s["string_modes"]))  # the Design page's per-field choices
+    if s["trust_remote_code"] and "trust_remote_code" in takes:
+        gen_config["trust_remote_code"] = True
+    check_options(str(s["generator"]), gen_config)
+    for key in ("judge", "optimizer"):
+        chat.load_chat_model(s[key].strip())  # a bad spec fails here (nothing is loaded yet)
+    from aod_core.agents.compiler import should_compile
+
+    should_compile(str(s["compile"] or "auto"), str(s["generator"] or ""))
+    if str(s["compiler"] or "").strip().lower() not in ("", "none"):
+        chat.load_chat_model(str(s["compiler"]).strip())
+    judge = JudgeSettings(
+        mode=str(s["judge_mode"]),
+        accept_share=float(s["accept_share"]),
+        near_copy=float(s["near_copy"]),
+        veto=float(s["veto"]),
+    )
+    judge.check()
+    return RunConfig(
+        generator=s["generator"].strip(),
+        judge=s["judge"].strip(),
+        optimizer=s["optimizer"].strip(),
+        task=task,
+        rubric=rubric if rubric and rubric.strip() else DEFAULT_RUBRIC,
+        prompt=(prompt or Prompt(text=task)).to_dict(),
+        loop=loop,
+        device=None if s["device"] in (None, "", "auto") else s["device"],
+        scaffold=bool(s["scaffold"]),
+        generator_config=gen_config,
+        judge_settings=judge,
+        compile=str(s["compile"] or "auto"),
+        compiler=str(s["compiler"] or "").strip(),
+    )
