@@ -59,16 +59,11 @@ PENGUINS_SCHEMA: dict[str, Any] = {
     "$schema": DRAFT,
     "title": "Palmer penguin",
     "description": (
-        "One adult penguin measured near Palmer Station, Antarctica "
-        "(Palmer Station LTER, 2007-2009). Missing measurements are null."
+        "One adult penguin measured near Palmer Station, Antarctica (Palmer Station LTER, 2007-2009). Missing measurements are null."
     ),
     "type": "object",
     "properties": {
-        "species": {
-            "description": "Penguin species.",
-            "type": "string",
-            "enum": SPECIES,
-        },
+        "species": {"description": "Penguin species.", "type": "string", "enum": SPECIES},
         "island": {
             "description": "Island in the Palmer Archipelago where the bird was sampled.",
             "type": "string",
@@ -127,8 +122,7 @@ WEATHER_SCHEMA: dict[str, Any] = {
     "$schema": DRAFT,
     "title": "Seattle daily weather",
     "description": (
-        "One day of weather observations in Seattle, WA (2012-2015), "
-        "as shipped with the vega_datasets package."
+        "One day of weather observations in Seattle, WA (2012-2015), as shipped with the vega_datasets package."
     ),
     "type": "object",
     "properties": {
@@ -162,11 +156,7 @@ WEATHER_SCHEMA: dict[str, Any] = {
             "minimum": 0,  # observed 0.4
             "maximum": 10,  # observed 9.5
         },
-        "weather": {
-            "description": "Dominant weather condition of the day.",
-            "type": "string",
-            "enum": WEATHER,
-        },
+        "weather": {"description": "Dominant weather condition of the day.", "type": "string", "enum": WEATHER},
     },
     "required": ["date", "precipitation", "temp_max", "temp_min", "wind", "weather"],
     "additionalProperties": False,
@@ -176,11 +166,7 @@ BIRD_SCHEMA: dict[str, Any] = {
     "description": "One bird in the group, with its measurements.",
     "type": "object",
     "properties": {
-        "species": {
-            "description": "Penguin species.",
-            "type": "string",
-            "enum": SPECIES,
-        },
+        "species": {"description": "Penguin species.", "type": "string", "enum": SPECIES},
         "sex": {
             "description": "Sex of the bird; null where not determined.",
             "type": ["string", "null"],
@@ -247,8 +233,7 @@ AIRPORTS_SCHEMA: dict[str, Any] = {
     "$schema": DRAFT,
     "title": "US airport",
     "description": (
-        "One US airport or airfield (FAA location identifier, name, city, state and "
-        "coordinates), as shipped with the vega_datasets package."
+        "One US airport or airfield (FAA location identifier, name, city, state and coordinates), as shipped with the vega_datasets package."
     ),
     "type": "object",
     "properties": {
@@ -312,12 +297,7 @@ CARS_SCHEMA: dict[str, Any] = {
             "minimum": 5,  # observed 9.0
             "maximum": 60,  # observed 46.6
         },
-        "cylinders": {
-            "description": "Number of engine cylinders.",
-            "type": "integer",
-            "minimum": 3,
-            "maximum": 8,
-        },
+        "cylinders": {"description": "Number of engine cylinders.", "type": "integer", "minimum": 3, "maximum": 8},
         "displacement": {
             "description": "Engine displacement in cubic inches.",
             "type": "number",
@@ -342,20 +322,20 @@ CARS_SCHEMA: dict[str, Any] = {
             "minimum": 6,  # observed 8.0
             "maximum": 26,  # observed 24.8
         },
-        "year": {
-            "description": "Model year.",
-            "type": "integer",
-            "minimum": 1970,
-            "maximum": 1982,
-        },
-        "origin": {
-            "description": "Region of manufacture.",
-            "type": "string",
-            "enum": ["USA", "Europe", "Japan"],
-        },
+        "year": {"description": "Model year.", "type": "integer", "minimum": 1970, "maximum": 1982},
+        "origin": {"description": "Region of manufacture.", "type": "string", "enum": ["USA", "Europe", "Japan"]},
     },
-    "required": ["name", "miles_per_gallon", "cylinders", "displacement", "horsepower",
-                 "weight_lbs", "acceleration", "year", "origin"],
+    "required": [
+        "name",
+        "miles_per_gallon",
+        "cylinders",
+        "displacement",
+        "horsepower",
+        "weight_lbs",
+        "acceleration",
+        "year",
+        "origin",
+    ],
     "additionalProperties": False,
 }
 
@@ -415,8 +395,7 @@ def check_bounds(rows: list[dict[str, Any]], schema: dict[str, Any], name: str) 
         lo, hi = min(values), max(values)
         if lo < sub["minimum"] or hi > sub["maximum"]:
             raise SystemExit(
-                f"{name}.{field}: data range [{lo}, {hi}] outside schema "
-                f"[{sub['minimum']}, {sub['maximum']}]"
+                f"{name}.{field}: data range [{lo}, {hi}] outside schema [{sub['minimum']}, {sub['maximum']}]"
             )
 
 
@@ -429,8 +408,7 @@ def validate_all(records: list[dict[str, Any]], schema: dict[str, Any], where: s
         for err in errors:
             bad += 1
             print(
-                f"INVALID {where} line {i + 1}: {'/'.join(map(str, err.path)) or '<root>'}: "
-                f"{err.message}",
+                f"INVALID {where} line {i + 1}: {'/'.join(map(str, err.path)) or '<root>'}: {err.message}",
                 file=sys.stderr,
             )
         _check_order(record, schema, f"{where} line {i + 1}")
@@ -439,11 +417,7 @@ def validate_all(records: list[dict[str, Any]], schema: dict[str, Any], where: s
 
 
 def write_folder(
-    out: Path,
-    name: str,
-    schema: dict[str, Any],
-    seeds: list[dict[str, Any]],
-    holdout: list[dict[str, Any]],
+    out: Path, name: str, schema: dict[str, Any], seeds: list[dict[str, Any]], holdout: list[dict[str, Any]]
 ) -> None:
     validate_all(seeds, schema, f"{name}/seeds.jsonl")
     validate_all(holdout, schema, f"{name}/holdout.jsonl")
@@ -453,9 +427,7 @@ def write_folder(
 
     folder = out / name
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "schema.json").write_text(
-        json.dumps(schema, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
-    )
+    (folder / "schema.json").write_text(json.dumps(schema, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     for fname, records in (("seeds.jsonl", seeds), ("holdout.jsonl", holdout)):
         text = "".join(_dump(r) + "\n" for r in records)
         (folder / fname).write_text(text, encoding="utf-8")
@@ -581,11 +553,7 @@ def build_groups(rows: list[dict[str, Any]]) -> tuple[list, list]:
     # Per-bird fields: species, sex, bill_length_mm, body_mass_g. Drop birds whose
     # non-nullable measures are NA (species is never NA; sex stays nullable).
     birds = [
-        r
-        for r in rows
-        if r["species"] is not None
-        and r["bill_length_mm"] is not None
-        and r["body_mass_g"] is not None
+        r for r in rows if r["species"] is not None and r["bill_length_mm"] is not None and r["body_mass_g"] is not None
     ]
     check_bounds(birds, BIRD_SCHEMA, "penguin-groups.birds")
 
@@ -628,13 +596,14 @@ def build_groups(rows: list[dict[str, Any]]) -> tuple[list, list]:
     return groups[:n_seeds], groups[n_seeds:]
 
 
-def build_shuffled(rows: list[dict[str, Any]], schema: dict[str, Any], name: str, seeds: int,
-                   holdout: int) -> tuple[list, list]:
+def build_shuffled(
+    rows: list[dict[str, Any]], schema: dict[str, Any], name: str, seeds: int, holdout: int
+) -> tuple[list, list]:
     """Shuffle with random.Random(SEED); the first ``seeds`` rows are seeds, the next ``holdout`` the holdout."""
     check_bounds(rows, schema, name)
     unique = list({_key(r): r for r in rows}.values())  # a repeated source row must not sit on both sides
     random.Random(SEED).shuffle(unique)
-    return unique[:seeds], unique[seeds:seeds + holdout]
+    return unique[:seeds], unique[seeds : seeds + holdout]
 
 
 # --------------------------------------------------------------------------
