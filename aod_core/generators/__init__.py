@@ -43,7 +43,7 @@ class GeneratorKind:
     # The prompt's sampling controls this kind honours (the pages show only these): steps,
     # temperature, blocks, remasking, threshold, pins (pins and forbids).
     controls: frozenset[str] = frozenset({"steps", "temperature", "blocks", "remasking", "threshold", "pins"})
-    builder: str = "build"  # ``module.build(target, schema, seeds, options=..., ...)`` -> Generator
+    builder: str = "build"  # ``module.build(target, schema, seeds, config=, device=, cache_dir=, api_key=)``
 
     @property
     def form(self) -> str:
