@@ -31,7 +31,8 @@ chosen = f2.multiselect("Iterations", [i + 1 for i in iterations], key="curate_i
 search = f3.text_input("Search records and reasons", key="curate_search", placeholder="e.g. Torgersen")
 shown = runview.filter_rows(rows, decision=decision, iterations=[i - 1 for i in chosen], search=search)
 st.caption(
-    f"{len(shown)} of {len(rows)} candidates shown. Change **Override** to accept or reject a record yourself; clear it to go back to the agents' decision."
+    f"{len(shown)} of {len(rows)} candidates shown. Change **Override** to accept or reject a record yourself; clear "
+    "it to go back to the agents' decision."
 )
 
 table = pd.DataFrame(shown, columns=list(rows[0]))
@@ -113,11 +114,13 @@ if key:
             for e in errs:
                 st.markdown(f"- `{e}`")
         if checks.get("near_copy"):
-            st.markdown(f"**Near copy** of {checks.get('near_copy_of')} (shingle Jaccard {checks.get('near_copy_similarity')})")
+            st.markdown(f"**Near copy** of {checks.get('near_copy_of')} (shingle Jaccard "
+                        f"{checks.get('near_copy_similarity')})")
         evidence = c.get("evidence")
         if evidence:
             st.markdown(
-                f"**Plausibility evidence:** score {evidence['score']} (the share of real records at least as unusual as this one)"
+                f"**Plausibility evidence:** score {evidence['score']} (the share of real records at least as "
+                "unusual as this one)"
             )
             if evidence.get("findings"):
                 st.dataframe(

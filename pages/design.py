@@ -12,7 +12,8 @@ ON_INVALID_LABELS = {"stop": "Stop on invalid seeds", "drop": "Drop invalid seed
 
 st.title("Design")
 st.caption(
-    "Bring a JSON Schema and a handful of seed records; the generator learns from the seeds and fills the schema's scaffold."
+    "Bring a JSON Schema and a handful of seed records; the generator learns from the seeds and fills the schema's "
+    "scaffold."
 )
 
 # ---- choose --------------------------------------------------------------------------------------
@@ -68,7 +69,8 @@ if request is not None and request[0] != st.session_state.get("dataset_signature
             fix_rows = datasets.seed_fix_rows(e)
             if fix_rows:
                 st.markdown(
-                    "**Fix them here**: edit each record's JSON (empty it to drop that seed), then use the fixed seeds. The file itself is not changed."
+                    "**Fix them here**: edit each record's JSON (empty it to drop that seed), then use the fixed "
+                    "seeds. The file itself is not changed."
                 )
                 fixed = st.data_editor(fix_rows, hide_index=True, disabled=["line", "problems"],
                                        key=f"design_fix_{hash(signature)}",
@@ -118,7 +120,8 @@ st.text_area(
     "Task description",
     key="prompt_text",
     persist_state="session",
-    placeholder="What should the records be like? e.g. 'Field observations of penguin groups; realistic measurements, varied islands.'",
+    placeholder="What should the records be like? e.g. 'Field observations of penguin groups; realistic "
+                "measurements, varied islands.'",
     help="The text half of the prompt. The embedded model takes its instruction from the scaffold and "
     "the seeds; agents and text-conditioned generators read this text.",
 )
@@ -136,7 +139,8 @@ for title, records in (("seeds", dataset.seeds), ("holdout records", dataset.hol
         continue
     kept = len(records.records)
     st.warning(
-        f"Dropped {records.dropped} invalid {title} ({len(records.issues)} problem(s)); {kept} kept. Choose *Stop on invalid seeds* to refuse the file instead."
+        f"Dropped {records.dropped} invalid {title} ({len(records.issues)} problem(s)); {kept} kept. Choose *Stop on "
+        "invalid seeds* to refuse the file instead."
     )
     st.dataframe(datasets.seed_issue_rows(records), hide_index=True, key=f"design_issues_{title.split()[0]}")
 if not dataset.seeds.issues:
@@ -153,7 +157,8 @@ fields_tab, stats_tab, scaffold_tab, judge_tab, seeds_tab = st.tabs(
 )
 with fields_tab:
     st.caption(
-        "**notes**: what the scaffold does not enforce there, or approximates (records are still validated against the whole schema)."
+        "**notes**: what the scaffold does not enforce there, or approximates (records are still validated against "
+        "the whole schema)."
     )
     st.dataframe(fields.field_table(dataset.schema, preview.notes if preview else ()), hide_index=True, key="design_fields")
 with stats_tab:
@@ -214,7 +219,8 @@ with judge_tab:
         k1.metric(
             "Held-out seeds accepted",
             f"{c['heldout_accept_rate']:.0%}",
-            help=f"target {c['accept_share_target']:.0%}: the threshold from half of the cross-validation folds, applied to the other half",
+            help=f"target {c['accept_share_target']:.0%}: the threshold from half of the cross-validation folds, "
+                 "applied to the other half",
         )
         k2.metric("Holdout accepted",
                   "—" if result.holdout_accept_rate is None else f"{result.holdout_accept_rate:.0%}",

@@ -27,7 +27,8 @@ m3.metric("Records to export", len(records))
 
 st.subheader("Records")
 if not records:
-    st.info("Nothing to export yet: no record has been accepted. Accept records on the Curate page, or let the run go on.")
+    st.info("Nothing to export yet: no record has been accepted. Accept records on the Curate page, or let the run "
+            "go on.")
 else:
     st.caption("JSONL keeps each record as generated. CSV and Parquet have one column per leaf field (arrays as "
                "JSON text); CSV cells that a spreadsheet would run as a formula are prefixed with a quote.")
@@ -57,7 +58,8 @@ if audited and audited[0] == store.path.name:
 
 st.subheader("Run report")
 st.caption(
-    "One self-contained HTML page (works offline): configuration without secrets, prompt history, metric charts, the judge's feedback and sample records."
+    "One self-contained HTML page (works offline): configuration without secrets, prompt history, metric charts, the "
+    "judge's feedback and sample records."
 )
 if st.button("Build report", key="export_report_build", icon=":material/description:"):
     with st.spinner("Building the report…"):
@@ -107,7 +109,8 @@ def bulk_panel() -> None:
         return
     v = job.view()
     p = v["progress"] or {}
-    st.caption(f"Bulk job → `{v['out']}` · status `{v['status']}`" + (f" · {p.get('message')}" if p.get("message") else ""))
+    st.caption(f"Bulk job → `{v['out']}` · status "
+               f"`{v['status']}`" + (f" · {p.get('message')}" if p.get("message") else ""))
     if p:
         st.progress(min(1.0, p["records"] / max(1, p["target"])),
                     text=f"{min(p['records'], p['target'])}/{p['target']} records ({p['stage']})")
@@ -123,7 +126,8 @@ def bulk_panel() -> None:
     manifest = v["manifest"]
     if manifest:
         st.success(f"{manifest['records']} unique records in {len(manifest['shards'])} shards · "
-                   f"{manifest['records_per_s'] or 0:.1f} records/s · accepted {manifest['accepted_share'] or 0:.0%} of "
+                   f"{manifest['records_per_s'] or 0:.1f} records/s · accepted {manifest['accepted_share'] or 0:.0%} "
+                   "of "
                    f"{manifest['candidates']} candidates")
         st.dataframe(bulk.shard_rows(manifest), hide_index=True, key="bulk_shards")
         with st.expander("Manifest"):

@@ -15,7 +15,8 @@ from ui.state import registry, settings
 D = SETTINGS_DEFAULTS
 
 st.title("Models & settings")
-st.caption("Everything here applies to the next run you start on the Run page. `embedded` models run offline on this machine.")
+st.caption("Everything here applies to the next run you start on the Run page. `embedded` models run offline on this "
+           "machine.")
 
 st.subheader("Models")
 m1, m2, m3 = st.columns(3)
@@ -62,7 +63,8 @@ j2.number_input(
     0.01,
     key="set_accept_share",
     persist_state="session",
-    help="The plausibility threshold is calibrated on held-out seeds so that this share of real records is accepted. The Design page shows the calibration.",
+    help="The plausibility threshold is calibrated on held-out seeds so that this share of real records is accepted. "
+         "The Design page shows the calibration.",
 )
 j3.number_input(
     "Near-copy threshold",
@@ -72,7 +74,8 @@ j3.number_input(
     0.05,
     key="set_near_copy",
     persist_state="session",
-    help="Token-shingle Jaccard similarity to a seed (or an accepted record) from which a record is rejected as a near copy. Above 1 turns the check off.",
+    help="Token-shingle Jaccard similarity to a seed (or an accepted record) from which a record is rejected as a "
+         "near copy. Above 1 turns the check off.",
 )
 j4.number_input(
     "Veto",
@@ -83,13 +86,15 @@ j4.number_input(
     format="%.3f",
     key="set_veto",
     persist_state="session",
-    help="combined mode: a record whose plausibility score is below this is rejected whatever the LLM says. Not used in the other modes.",
+    help="combined mode: a record whose plausibility score is below this is rejected whatever the LLM says. Not used "
+         "in the other modes.",
 )
 mode_now = st.session_state.get("set_judge_mode", D["judge_mode"])
 judge_now = (st.session_state.get("set_judge", D["judge"]) or "").strip().lower()
 if mode_now in ("auto", "plausibility") and (judge_now == "embedded" or mode_now == "plausibility"):
     st.caption(
-        "The plausibility judge reads no rubric and no LLM: the Design page's rubric and the veto apply to LLM judges only."
+        "The plausibility judge reads no rubric and no LLM: the Design page's rubric and the veto apply to LLM "
+        "judges only."
     )
 
 st.subheader("Loop")
@@ -117,7 +122,8 @@ c2.text_input(
     key="set_compiler",
     persist_state="session",
     placeholder="the optimizer's model",
-    help="Chat model asked about the clauses the compiler's rules cannot map; its edits are kept only when grounded in the clause's words. none: rules only.",
+    help="Chat model asked about the clauses the compiler's rules cannot map; its edits are kept only when grounded "
+         "in the clause's words. none: rules only.",
 )
 gen_kind = kind_of(st.session_state.get("set_generator", D["generator"]))
 if gen_kind is not None and gen_kind.options:
@@ -155,5 +161,6 @@ if loaded:
     st.dataframe(loaded, hide_index=True, key="models_loaded")
 else:
     st.caption(
-        "No chat model loaded yet: the first run loads them (the embedded judge takes a few seconds once its converted copy is cached)."
+        "No chat model loaded yet: the first run loads them (the embedded judge takes a few seconds once its "
+        "converted copy is cached)."
     )

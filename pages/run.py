@@ -83,7 +83,8 @@ if c4.button("New run", key="run_new", icon=":material/add:",
 
 if view and view.error:
     st.error(
-        f"The run failed: {view.error}. Every finished iteration is kept in {store.path}; fix the cause (e.g. start the model server) and resume."
+        f"The run failed: {view.error}. Every finished iteration is kept in {store.path}; fix the cause (e.g. start "
+        "the model server) and resume."
     )
 elif not view and store.state().get("error"):
     st.error(f"The run failed: {store.state()['error']}")
@@ -91,7 +92,8 @@ for warning in view.warnings if view else []:
     st.warning(f"Resumed with a difference: {warning}. The report lists the run's fingerprint.")
 if status == "interrupted":
     st.warning(
-        "The process working on this run stopped before it finished (the app was restarted?). Finished iterations are kept: press **Resume run** to go on."
+        "The process working on this run stopped before it finished (the app was restarted?). Finished iterations "
+        "are kept: press **Resume run** to go on."
     )
 
 
@@ -214,7 +216,8 @@ with st.form(f"run_edit_{pk}", border=True):
     if compile_on and compiled:
         if compiled.get("text") != text:
             st.caption("The text changed since it was compiled: it is compiled again when you use it.")
-        st.caption(f"Compiled from *{compiled.get('text', '')}* (edit, delete or add rows; a changed row counts as yours):")
+        st.caption(f"Compiled from *{compiled.get('text', '')}* (edit, delete or add rows; a changed row counts as "
+                   "yours):")
         compiled_edits = compiled_editor(compiled, f"edit_compiled_{pk}_{cells.content_hash(compiled)}")
         for line in prompt_forms.compiled_messages(compiled):
             st.warning(line, icon=":material/help:")

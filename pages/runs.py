@@ -35,13 +35,15 @@ default = names.index(current.rsplit("/", 1)[-1]) if current and current.rsplit(
 name = st.selectbox("Run", names, index=default, key="runs_pick")
 row = rows[names.index(name)]
 c1, c2 = st.columns(2)
-if c1.button("Open", key="runs_open", icon=":material/folder_open:", help="Show it on the Run, Curate and Export pages."):
+if c1.button("Open", key="runs_open", icon=":material/folder_open:", help="Show it on the Run, Curate and Export "
+                                                                          "pages."):
     open_run(root / name)
     st.switch_page("pages/run.py")
 if row["status"] in ("interrupted", "stopped", "failed", "created") and c2.button("Resume", key="runs_resume",
                                                                                   icon=":material/play_arrow:",
                                                                                   type="primary",
-                                                                                  help="Go on from the last finished iteration."):
+                                                                                  help="Go on from the last finished "
+                                                                                       "iteration."):
     try:
         registry().start(RunStore.open(root / name), api_key=st.session_state.get("set_api_key") or None)
     except InputError as e:

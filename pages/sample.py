@@ -107,7 +107,8 @@ mode = str(settings()["compile"] or "auto")
 st.caption(compile_note(gen_spec, mode))
 instruction = st.text_area("Instruction text", value=prompt_text, key="sample_instruction",
                            placeholder="e.g. mostly Torgersen penguins, body mass above 4 kg, no nulls in sex",
-                           help="What you want from the records, in words. Starts as the Design page's task description.")
+                           help="What you want from the records, in words. Starts as the Design page's task "
+                                "description.")
 compile_on = should_compile(mode, gen_spec)
 signature = st.session_state.get("dataset_signature")
 held = st.session_state.get("sample_compiled")
@@ -146,7 +147,8 @@ else:
             step=10,
             key="sample_train_steps" if kind.name == "embedded" else f"sample_{kind.name}_train_steps",
             persist_state="session",
-            help="Optimizer steps when the model is fitted. A fitted model is cached on disk, so the same data and settings are fitted only once.",
+            help="Optimizer steps when the model is fitted. A fitted model is cached on disk, so the same data and "
+                 "settings are fitted only once.",
         )
 
 # ---- run -----------------------------------------------------------------------------------------
