@@ -26,8 +26,6 @@ import argparse
 import json
 import os
 import platform
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,16 +34,9 @@ from pathlib import Path
 import jsonschema
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = os.environ.get("AOD_CHROMIUM", "/usr/bin/chromium")
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+sys.path.insert(0, str(ROOT))
+from tests.app_server import CHROMIUM, FLAGS, app_server  # noqa: E402
+
 DATASETS = ("penguins", "seattle-weather", "cars", "penguin-groups")
 BUDGET = (
     ("Iterations", 2),
@@ -54,12 +45,6 @@ BUDGET = (
     ("Proposals per iteration", 0),
     ("Generator training steps", 60),
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _mem_kb(pid: int) -> dict[str, int]:
@@ -72,46 +57,6 @@ def _mem_kb(pid: int) -> dict[str, int]:
     except OSError:
         pass
     return out
-
-
-def start_server(runs: Path, log_path: Path) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    env = dict(os.environ, AOD_RUNS_DIR=str(runs))
-    log = open(log_path, "w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "app.py",
-            "--server.address",
-            "127.0.0.1",
-            "--server.port",
-            str(port),
-            "--server.headless",
-            "true",
-            "--browser.gatherUsageStats",
-            "false",
-            "--server.fileWatcherType",
-            "none",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    end = time.time() + 90
-    while time.time() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return proc, f"http://127.0.0.1:{port}"
-        except OSError:
-            if proc.poll() is not None:
-                raise SystemExit(f"streamlit exited: {log_path.read_text()[-2000:]}")
-            time.sleep(0.3)
-    proc.kill()
-    raise SystemExit("streamlit did not start within 90 s")
 
 
 class Session:
@@ -232,10 +177,9 @@ def main() -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-browser-load-"))
     runs_dir = tmp / "runs"
-    proc, url = start_server(runs_dir, tmp / "streamlit.log")
     mem: list[tuple[float, int]] = []
     t_start = time.time()
-    try:
+    with app_server(runs_dir, tmp / "streamlit.log") as (proc, url):
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
             sessions = [Session(browser, url, DATASETS[i % len(DATASETS)]) for i in range(args.sessions)]
@@ -259,12 +203,6 @@ def main() -> int:
                 time.sleep(1.0)
             browser.close()
         peak = _mem_kb(proc.pid).get("VmHWM", 0)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
     elapsed = time.time() - t_start
     result = check(sessions, runs_dir)
     q = max(1, len(mem) // 4)

@@ -132,3 +132,22 @@ def test_option_widgets_come_from_the_options_class_and_reach_the_run_settings()
     assert cfg.generator_config == {"batch": 4}
     with pytest.raises(InputError, match="threshold"):
         config_from_settings({"generator": "hf:/models/x", "gen_fields": {"threshold": 2.0}})
+
+
+def test_the_sample_page_builds_its_generator_from_the_same_settings_as_a_run():
+    import json as _json
+
+    from aod_core.studio import sampling
+
+    hf = generators.kind_of("hf:x")
+    s = {"generator": "hf:/m", "gen_fields": {"batch": 8}, "gen_options": "decode=vanilla", "trust_remote_code": True}
+    opts = _json.loads(sampling.spec_options_text(s, hf))
+    assert opts == {"batch": 8, "decode": "vanilla", "trust_remote_code": True}
+    assert opts == config_from_settings(s).generator_config  # one rule for both
+    # a kind the Models page does not name gets nothing of its settings (ar: is sampled as embedded)
+    assert (
+        sampling.spec_options_text(
+            {"generator": "ar:embedded", "gen_options": "x=1"}, generators.GENERATORS["embedded"]
+        )
+        == "{}"
+    )

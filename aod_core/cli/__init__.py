@@ -19,6 +19,7 @@ from pathlib import Path
 from aod_core.canvas.prompt import Prompt, Sampling, parse_path_value
 from aod_core.cli.data_commands import _read_rubric, cmd_audit, cmd_export, cmd_generate, cmd_judge, cmd_report
 from aod_core.cli.parser import judge_settings, settings_from_args
+from aod_core.cli.parser import make_parser as build_parser
 from aod_core.cli.progress import _Progress
 from aod_core.data.schema import load_schema, loads_json
 from aod_core.data.seeds import load_records
@@ -313,9 +314,8 @@ COMMANDS = {
 
 
 def make_parser():
-    from aod_core.cli.parser import make_parser as build
-
-    return build(COMMANDS)
+    """The ``aod`` parser with every command wired to its handler here."""
+    return build_parser(COMMANDS)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,6 +9,7 @@ handler in ``aod_core.cli``.
 from __future__ import annotations
 
 import argparse
+from dataclasses import fields
 from typing import Callable, NoReturn
 
 from aod_core.agents.compiler import COMPILE_MODES
@@ -32,8 +33,6 @@ class _Parser(argparse.ArgumentParser):
 
 def settings_from_args(cls, args: argparse.Namespace, **overrides):
     """``cls`` (a settings dataclass) from the flags named like its fields, plus ``overrides``."""
-    from dataclasses import fields
-
     given = {f.name: getattr(args, f.name) for f in fields(cls) if f.name not in overrides and hasattr(args, f.name)}
     return cls(**given, **overrides)
 

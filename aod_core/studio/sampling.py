@@ -22,19 +22,11 @@ from aod_core.data.seeds import Dataset
 from aod_core.diffusion.sampler import StepInfo
 from aod_core.errors import InputError
 from aod_core.eval.metrics import batch_summary, duplicates, exact_copies
-from aod_core.generators import (
-    GENERATORS,
-    EmbeddedConfig,
-    GeneratorKind,
-    config_from_options,
-    kind_of,
-    load_generator,
-    option_names,
-    parse_options,
-)
+from aod_core.generators import GENERATORS, EmbeddedConfig, GeneratorKind, config_from_options, kind_of, load_generator
 from aod_core.generators.base import Generator, Progress
 from aod_core.generators.embedded import default_cache_dir
 from aod_core.records import Candidate
+from aod_core.studio.settings import generator_options
 
 # ---- generator --------------------------------------------------------------------------------
 
@@ -59,10 +51,10 @@ def build_generator(
     options: str = "",
 ) -> Generator:
     """The embedded generator (not fitted) for the texts :func:`generator_inputs` returns; ``options``
-    is :func:`spec_options_text` (the Models page's settings for it)."""
+    is :func:`spec_options_text` (the Models page's settings for it, JSON)."""
     schema = parse_schema(json.loads(schema_text), "<schema>")
     seeds = json.loads(seeds_text)
-    opts = {**parse_options(options or ""), "string_modes": dict(string_modes or {})}
+    opts = {**json.loads(options or "{}"), "string_modes": dict(string_modes or {})}
     cfg = config_from_options(EmbeddedConfig, opts, "embedded")
     cfg.check()
     if train_steps is not None:
@@ -125,11 +117,9 @@ def build_spec_generator(
     cache_dir: str | None = None,
 ) -> Generator:
     """The generator a spec names (not fitted) for the texts :func:`generator_inputs` returns;
-    ``options`` is the Models page's "Generator options" text (KEY=VALUE, comma-separated) and
+    ``options`` is :func:`spec_options_text` (the Models page's settings for it, JSON) and
     ``train_steps`` applies to generators that train (DiffLM)."""
-    from aod_core.generators import parse_options
-
-    opts = parse_options(options or "")
+    opts = json.loads(options or "{}")
     if train_steps is not None and is_difflm(spec):
         if train_steps < 1:
             raise InputError(f"training steps must be >= 1, got {train_steps}")
@@ -302,14 +292,9 @@ def records_jsonl(candidates: Iterable[Candidate], *, only_valid_for: LoadedSche
 
 
 def spec_options_text(settings: Mapping[str, Any], kind: GeneratorKind) -> str:
-    """The Models page's generator settings as the options text the Sample page builds ``kind`` from:
-    its widgets' values first, then the text box (which wins), plus the trust checkbox where it
-    applies. Empty when the Models page names another kind (``ar:`` is sampled as the embedded DLM)."""
+    """The Models page's settings for ``kind`` (``settings.generator_options``) as JSON text, the form
+    the Sample page's generator cache is keyed by; ``{}`` when the Models page names another kind
+    (``ar:`` is sampled as the embedded DLM)."""
     if kind_of(str(settings.get("generator") or "")) is not kind:
-        return ""
-    takes = option_names(kind)
-    items = [f"{k}={json.dumps(v)}" for k, v in dict(settings.get("gen_fields") or {}).items() if k in takes]
-    text = ", ".join([*items, str(settings.get("gen_options") or "")]).strip(", ")
-    if settings.get("trust_remote_code") and "trust_remote_code" in takes:
-        text = f"{text}, trust_remote_code=true".strip(", ")  # the Models page checkbox
-    return text
+        return "{}"
+    return json.dumps(generator_options(settings, kind), sort_keys=True)

@@ -7,6 +7,7 @@ JudgeSettings) and the generator registry, so the app and ``aod run`` start from
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from aod_core import chat
@@ -14,7 +15,7 @@ from aod_core.agents.judge import DEFAULT_RUBRIC, JudgeSettings
 from aod_core.agents.reward import RewardWeights
 from aod_core.canvas.prompt import Prompt
 from aod_core.errors import InputError
-from aod_core.generators import check_options, kind_of, option_names, parse_options, spec_forms
+from aod_core.generators import GeneratorKind, check_options, kind_of, option_names, parse_options, spec_forms
 from aod_core.runs.loop import LoopSettings
 from aod_core.runs.setup import RunConfig, check_settings
 
@@ -52,6 +53,25 @@ SETTINGS_DEFAULTS: dict[str, Any] = {
 }
 
 
+def generator_options(settings: Mapping[str, Any], kind: GeneratorKind | None) -> dict[str, Any]:
+    """The generator's own settings from the app's: the Models page's text box (which wins), its
+    training steps, its widgets for this kind, the Design page's string modes and the trust box, each
+    only where the kind takes it."""
+    s = {**SETTINGS_DEFAULTS, **settings}
+    takes = option_names(kind)
+    opts = parse_options(str(s["gen_options"] or ""))
+    if s["train_steps"] not in (None, "", 0) and "train_steps" in takes:
+        opts["train_steps"] = int(s["train_steps"])
+    for name, value in dict(s["gen_fields"] or {}).items():
+        if name in takes:
+            opts.setdefault(name, value)
+    if s["string_modes"] and "string_modes" in takes:
+        opts.setdefault("string_modes", dict(s["string_modes"]))
+    if s["trust_remote_code"] and "trust_remote_code" in takes:
+        opts["trust_remote_code"] = True
+    return opts
+
+
 def config_from_settings(
     settings: dict[str, Any], *, task: str = "", rubric: str | None = None, prompt: Prompt | None = None
 ) -> RunConfig:
@@ -77,18 +97,7 @@ def config_from_settings(
         if not str(s[key] or "").strip():
             forms = spec_forms() if key == "generator" else chat.SPEC_FORMS
             raise InputError(f"the {key} model is empty; use {forms}")
-    gen_config = parse_options(str(s["gen_options"] or ""))  # the text box wins over the widgets below
-    kind = kind_of(str(s["generator"]))
-    takes = option_names(kind)
-    if s["train_steps"] not in (None, "", 0) and "train_steps" in takes:
-        gen_config["train_steps"] = int(s["train_steps"])  # only generators that train take it
-    for name, value in dict(s["gen_fields"] or {}).items():  # the Models page's widgets for this kind
-        if name in takes:
-            gen_config.setdefault(name, value)
-    if s["string_modes"] and "string_modes" in takes:
-        gen_config.setdefault("string_modes", dict(s["string_modes"]))  # the Design page's per-field choices
-    if s["trust_remote_code"] and "trust_remote_code" in takes:
-        gen_config["trust_remote_code"] = True
+    gen_config = generator_options(s, kind_of(str(s["generator"])))
     check_options(str(s["generator"]), gen_config)
     for key in ("judge", "optimizer"):
         chat.load_chat_model(s[key].strip())  # a bad spec fails here (nothing is loaded yet)
