@@ -158,8 +158,11 @@ def test_number_bins_partition_the_range_and_round_trip():
     data = seeds(200)
     sc = Scaffold.build(SCHEMA.resolved, data, REAL)
     mass = slot(sc, "$.mass")
-    assert mass.bins and 8 <= len(mass.bins) <= 16
+    assert mass.bins and 8 <= len(mass.bins) <= 18
     assert mass.bins[0][0] == 0 and mass.bins[-1][1] == 9999  # the whole schema range, seeds' quantiles inside
+    # the schema's range beyond the seeds' is a bin of its own on each side, holding no seed
+    masses = [r["mass"] for r in data]
+    assert mass.bins[0][1] == min(masses) and mass.bins[-1][0] == max(masses) + 1
     assert all(a[1] == b[0] for a, b in zip(mass.bins, mass.bins[1:]))
     assert all(sc.decode(sc.encode(r)) == r for r in data)
     assert "bins at the seeds' quantiles" in next(r["constraint"] for r in sc.describe() if r["path"] == "$.mass")

@@ -67,7 +67,14 @@ _TRIPLE_CHUNK = 4096  # (row, slot, state) triples walked at once in _slot_allow
 class CanvasConstraint:
     """The scaffold plus one prompt's edits, as tensors the sampler can query each step."""
 
-    def __init__(self, scaffold: Scaffold, prompt: Prompt | None = None, device: str | torch.device = "cpu"):
+    def __init__(
+        self,
+        scaffold: Scaffold,
+        prompt: Prompt | None = None,
+        device: str | torch.device = "cpu",
+        *,
+        text_left_to_right: bool = False,
+    ):
         self.scaffold = scaffold
         self.prompt = prompt or Prompt()
         self.device = torch.device(device)
@@ -92,13 +99,18 @@ class CanvasConstraint:
         self.depth = _gate_depth(scaffold)
         # Coarse to fine: when the canvas has number bins, the sampler commits choices and bin marks
         # before digits and word pieces (within a block), so categories and magnitudes are planned
-        # together first. ``priority`` is added to the sampler's commit order.
+        # together first. With ``text_left_to_right``, a free-text slot's pieces after the first are
+        # committed in order, one offset after another (each piece is chosen knowing the one before
+        # it). ``priority`` is added to the sampler's commit order (whose own scores lie in [0, 1]).
         self.priority: torch.Tensor | None = None
-        if any(s.bins for s in scaffold.slots):
+        texts = [s for s in scaffold.slots if s.pieces is not None and s.width > 1] if text_left_to_right else []
+        if texts or any(s.bins for s in scaffold.slots):
             self.priority = torch.zeros(L, dtype=torch.float64)
             for s in scaffold.slots:
                 if s.kind == "choice" or s.bins:
                     self.priority[s.start] = 2.0
+            for s in texts:
+                self.priority[s.start + 1 : s.start + s.width] = -torch.arange(1, s.width, dtype=torch.float64)
 
         # Value slots stacked into padded DFA tensors [K, S, V]; positions [K, W] (L = padding).
         values = [s for s in scaffold.slots if s.kind == "value"]

@@ -21,9 +21,10 @@ real, not only valid:
   trained on its seed values (``textpieces.py``), still under its character-level language (lengths,
   pattern), so the model composes the seeds' words instead of spelling letters;
 * **coarse-to-fine numbers**: a number slot with enough seeds starts with a *bin* symbol, one of
-  ``number_bins`` ranges between the seeds' quantiles, followed by the digits, which the slot's
-  language keeps inside that bin. The model decides magnitude in one token it can relate to other
-  fields (body mass given species), then the digits.
+  ``number_bins`` ranges between the seeds' quantiles (plus one bin on each side for the schema's
+  range beyond the seeds'), followed by the digits, which the slot's language keeps inside that bin.
+  The model decides magnitude in one token it can relate to other fields (body mass given species),
+  then the digits.
 
 ``LeafBuilder`` holds these steps as the leaf half of the layout builder (``layout.LayoutBuilder``
 inherits it and provides ``add``, ``choice``, ``options``, ``notes``, ``chars`` and ``pieces``).
@@ -34,7 +35,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
 from aod_core.canvas.automaton import STRING_CHAR, compile_fsm, pattern_regex, string_regex
@@ -224,6 +225,15 @@ class LeafBuilder:
                 cuts.append(c)
         if not cuts:
             return
+        # The schema's range beyond the seeds' gets a bin of its own on each side, so the bins at the
+        # ends hold the seeds' extremes tightly instead of stretching to the schema's bounds (values
+        # out there stay possible; the model has simply never seen their mark).
+        below = ds[0].quantize(unit, rounding=ROUND_FLOOR)
+        above = ds[-1].quantize(unit, rounding=ROUND_CEILING) + unit
+        if lo < below < cuts[0]:
+            cuts.insert(0, below)
+        if cuts[-1] < above <= hi:
+            cuts.append(above)
         edges = [lo] + cuts + [hi]
         bins: list[tuple[Any, Any, str]] = []
         first = BIN_MARKS + 64 * len([sl for sl in self.slots if sl.bins])

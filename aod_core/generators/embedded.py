@@ -46,13 +46,22 @@ from aod_core.generators.base import (
     option,
     save_fitted,
 )
+from aod_core.generators.seed_prior import SeedPrior, TextPrior
 from aod_core.records import Candidate
 
 log = logging.getLogger(__name__)
 
 # 2: canvases of unions, map keys, bounded numbers; batch floor of 1 on long canvases
 # 3: realistic canvas (vocabularies, word pieces, number bins)
-CACHE_VERSION = 3
+# 4: a bin of its own for the schema's range beyond the seeds' on each side
+CACHE_VERSION = 4
+SAMPLING_ONLY = (
+    "sample_batch",
+    "seed_prior",
+    "text_order",
+    "text_prior",
+    "prior_bandwidth",
+)  # settings that do not change the fit
 MIN_MASK_RATE = 1e-3
 
 
@@ -80,6 +89,36 @@ class EmbeddedConfig:
     string_modes: dict = field(default_factory=dict)  # field path -> vocabulary | text | chars
     text_pieces: int = 400  # BPE vocabulary size for free text (0: characters)
     number_bins: int = 16  # coarse-to-fine numbers: bins per number slot (0: plain digits)
+    # Sampling only (not part of the fit's cache key): the seeds' coarse conditional (seed_prior.py)
+    seed_prior: float = option(
+        2.0,
+        "Weight of the seeds' coarse conditional added to the model while sampling: keeps categories, "
+        "number bins and counts consistent across fields as in the seeds (0: the model alone).",
+        minimum=0.0,
+        maximum=4.0,
+        step=0.25,
+    )
+    text_order: str = option(
+        "left_to_right",
+        "Order in which free-text pieces are written: left to right (each piece sees the one before it) "
+        "or in any order, like every other position.",
+        choices=("left_to_right", "any"),
+    )
+    text_prior: float = option(
+        1.0,
+        "Weight of the seeds' word-piece bigrams added to the model while sampling free text, so "
+        "neighbouring pieces join as in the seeds' words (0: the model alone).",
+        minimum=0.0,
+        maximum=4.0,
+        step=0.25,
+    )
+    prior_bandwidth: float = option(
+        0.25,
+        "How closely a seed must match a record's coarse plan to shape it (smaller: nearer seeds only).",
+        minimum=0.05,
+        maximum=10.0,
+        step=0.05,
+    )
 
     def check(self) -> None:
         """Raise InputError for settings no fit can use (checked before anything is loaded)."""
@@ -92,6 +131,12 @@ class EmbeddedConfig:
             )
         if self.number_bins == 1:
             raise InputError("embedded setting number_bins must be 0 (plain digits) or >= 2")
+        if self.text_order not in ("left_to_right", "any"):
+            raise InputError(f"embedded setting text_order must be left_to_right or any, got {self.text_order!r}")
+        for name, lo in (("seed_prior", 0.0), ("text_prior", 0.0), ("prior_bandwidth", 1e-9)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < lo:
+                raise InputError(f"embedded setting {name} must be a number {'>= 0' if lo == 0 else '> 0'}, got {v!r}")
         self.canvas_options()
 
     def canvas_options(self) -> CanvasOptions:
@@ -142,8 +187,8 @@ class _ScaffoldCanvas:
     def encode(self, record: dict) -> list[int]:
         return self.scaffold.encode(record)
 
-    def constraint(self, prompt: Prompt, device: torch.device) -> CanvasConstraint:
-        return CanvasConstraint(self.scaffold, prompt, device)
+    def constraint(self, prompt: Prompt, device: torch.device, text_left_to_right: bool = False) -> CanvasConstraint:
+        return CanvasConstraint(self.scaffold, prompt, device, text_left_to_right=text_left_to_right)
 
     def decode(self, tokens: list[int]) -> Candidate:
         try:
@@ -171,7 +216,7 @@ class _TextCanvas:
         ids = [self.ids[ch] for ch in json.dumps(record, ensure_ascii=False)][: self.length]
         return ids + [END] * (self.length - len(ids))
 
-    def constraint(self, prompt: Prompt, device: torch.device) -> None:
+    def constraint(self, prompt: Prompt, device: torch.device, text_left_to_right: bool = False) -> None:
         if prompt.pins or prompt.forbid or prompt.ranges or prompt.bias:
             raise InputError("pins, forbids, ranges and biases need the scaffold (it is switched off)")
         return None
@@ -218,6 +263,7 @@ class EmbeddedGenerator(CachedFit):
         self.fit_report: dict[str, Any] = {}
         # One model may be shared by several app sessions: fitting and sampling take turns.
         self._lock = threading.RLock()
+        self._prior: tuple[SeedPrior, TextPrior] | None = None
         self.batch_now: int | None = None  # the sample batch that fits: halved on GPU out-of-memory
         self.oom_halvings = 0
 
@@ -226,9 +272,8 @@ class EmbeddedGenerator(CachedFit):
         return getattr(self.canvas, "scaffold", None)
 
     def cache_key(self) -> str:
-        return content_key(
-            {"v": CACHE_VERSION, "schema": self.schema, "seeds": self.seeds, "config": asdict(self.config)}
-        )
+        config = {k: v for k, v in asdict(self.config).items() if k not in SAMPLING_ONLY}
+        return content_key({"v": CACHE_VERSION, "schema": self.schema, "seeds": self.seeds, "config": config})
 
     def _fit(self, on_progress: ProgressFn | None) -> dict[str, Any]:
         if self.fitted:
@@ -339,9 +384,27 @@ class EmbeddedGenerator(CachedFit):
             self._fit(None)
             return self._sample(prompt, n, seed, on_step)
 
+    def seed_priors(self) -> tuple[SeedPrior, TextPrior] | None:
+        """The seeds' coarse conditional and word-piece bigrams used while sampling (None without a
+        scaffold or with both weights at 0)."""
+        cfg = self.config
+        if self.scaffold is None or (cfg.seed_prior <= 0 and cfg.text_prior <= 0):
+            return None
+        if self._prior is None:
+            tokens = torch.tensor([self.canvas.encode(r) for r in self.seeds], dtype=torch.long)
+            coarse = SeedPrior(self.scaffold, tokens, weight=cfg.seed_prior, bandwidth=cfg.prior_bandwidth)
+            text = TextPrior(self.scaffold, tokens, weight=cfg.text_prior)
+            self._prior = (coarse.to(self.device), text.to(self.device))
+        return self._prior
+
     def _sample(self, prompt: Prompt, n: int, seed: int, on_step: StepFn | None) -> list[Candidate]:
-        constraint = self.canvas.constraint(prompt, self.device)
+        constraint = self.canvas.constraint(prompt, self.device, self.config.text_order == "left_to_right")
         gen = torch.Generator(device="cpu").manual_seed(seed)
+        logits_fn = self.logits
+        priors = self.seed_priors()
+        if priors is not None:  # the prompt's own biases win over the seeds' frequencies
+            coarse, text = priors
+            logits_fn = coarse.wrap(self.logits, skip=(constraint.bias != 0).any(1), text=text)
 
         def chunk(start: int, b: int) -> list[Candidate]:
             if constraint is not None:
@@ -351,7 +414,7 @@ class EmbeddedGenerator(CachedFit):
                 canvas = torch.full((b, self.canvas.length), MASK, dtype=torch.long, device=self.device)
                 prompt_mask = None
             filled = generate(
-                self.logits,
+                logits_fn,
                 canvas,
                 mask_id=MASK,
                 settings=prompt.sampling,
