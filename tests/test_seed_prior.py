@@ -10,12 +10,11 @@ import torch
 
 from aod_core.canvas.prompt import Prompt
 from aod_core.canvas.scaffold import Scaffold
-from aod_core.canvas.slots import MASK
+from aod_core.canvas.slots import END, MASK
 from aod_core.canvas.values import CanvasOptions
 from aod_core.data.schema import parse_schema
 from aod_core.errors import InputError
 from aod_core.generators import check_options, load_generator
-from aod_core.canvas.slots import END
 from aod_core.generators.seed_prior import SeedPrior, TextPrior, coarse_positions
 
 SCHEMA = parse_schema(
