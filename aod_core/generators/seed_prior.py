@@ -1,27 +1,29 @@
-"""The seeds' coarse conditional: a kernel estimate that keeps a record's plan consistent across fields.
+"""The seeds' priors while sampling: what the seeds say about a record's plan and its words.
 
 A small denoiser fitted in a minute learns each field's marginal well but cross-field facts only
-partly: on airports it puts a state's coordinates anywhere in the country (about six seeds per
-state is too little for 900 steps), on cars weight and horsepower drift apart. This prior carries
-those facts for the *coarse* tokens of a canvas, the ones that fix a record's plan: choice slots (an
-enum, a vocabulary value, an array length, a key's presence), a number slot's bin mark, the digits
-of a short integer, the year and month of a date. At each sampling step, for each row:
+partly: on airports it put a state's coordinates anywhere in the country (about six seeds per state
+is too few for 900 steps), on cars weight and horsepower drifted apart. Two counts from the seeds are
+added to its logits at every sampling step (a product of experts; the model still decides):
 
-* every seed is weighted by how close its coarse tokens are to the ones the row has committed so
-  far, ``w_s ∝ exp(-d_s / bandwidth)``; ``d_s`` sums, over committed coarse positions, 0 for the same
-  token, 1 for another one, and for bin marks the distance in bins over ``BIN_SPAN`` (capped at 1), so
-  a neighbouring bin is nearly a match;
-* the prior of each coarse position still masked is the weighted share of seeds holding each token,
-  mixed with ``MARGINAL`` of that position's marginal and floored at ``FLOOR`` (a value no seed
-  shows stays possible, only unlikely);
-* ``weight × log prior`` is added to the denoiser's logits there (a product of experts). The model
-  still decides; the prior moves it towards what the seeds say given the rest of the plan.
+``SeedPrior``, for the *coarse* positions, the ones that fix a record's plan: choice slots (an enum,
+a vocabulary value, an array length, a key's presence), a number slot's bin mark, the digits of a
+short integer, the year and month of a date, the first word piece of a free text. For each row:
 
-With nothing committed the prior is the seeds' marginal; once the species is committed it is the
-species' distribution of body-mass bins, and so on. Digits inside a bin and free text stay the
-model's, so values are new: the prior never copies a seed's value, only its coarse shape.
+* every seed is weighted by how many of the row's committed coarse tokens it does not share,
+  ``w_s ∝ exp(-mismatches_s / bandwidth)`` (softmax over seeds, so the nearest seeds dominate and the
+  weights are defined however unusual the plan);
+* each still-masked coarse position gets the weighted share of seeds holding each token (mixed with
+  ``MARGINAL`` of the position's marginal, floored at ``FLOOR``), divided by that token's share over
+  all seeds: what the committed tokens *add* to what the model already knows of the position alone.
+  ``weight × log`` of that ratio is added to the logits (zero while nothing is committed).
+
+So once a state is committed its coordinates' bins follow that state's seeds, a species pulls its
+body-mass bins, a group's size its number of birds. Digits inside a bin and the rest of a text stay
+the model's, so values are new: the prior never copies a seed's value, only its coarse shape.
 Positions whose tokens the prompt biases (a compiled "mostly Torgersen") are left alone, so the
 user's steering wins over the seeds' frequencies; pins are committed positions and condition it.
+
+``TextPrior``: each free-text field's word-piece bigrams in both directions (see the class).
 """
 
 from __future__ import annotations
@@ -31,31 +33,25 @@ import torch
 from aod_core.canvas.scaffold import Scaffold
 from aod_core.canvas.slots import END, MASK
 
-BIN_SPAN = 1.0  # bins apart that count as a full mismatch
 MARGINAL = 0.01  # share of the position's marginal mixed into every conditional
 FLOOR = 1e-4  # the smallest prior probability of a token
 SHORT_INTEGER = 4  # unbinned integer slots this wide or narrower are coarse digit by digit
 DATE_COARSE = 7  # a date's coarse characters: YYYY-MM
-FIRST_PIECE = True
 SMOOTH = 2.0  # text bigrams: pseudo-counts of the field's unigram added to every context
-MAX_SEEDS = 2000  # more seeds than this: a fixed random subset of them
+MAX_SEEDS = 2000  # more seeds than this: a fixed random subset of them (distinct text values: the first)
+COPY_PENALTY = 3.0  # nats an END costs where it would complete a seed's text value exactly
 
 
-def coarse_positions(scaffold: Scaffold) -> list[tuple[int, dict[int, int] | None]]:
-    """(canvas position, bin ordinal of each bin-mark token or None) for every coarse position."""
-    out: list[tuple[int, dict[int, int] | None]] = []
-    ids = scaffold.vocab.piece_ids
+def coarse_positions(scaffold: Scaffold) -> list[int]:
+    """The canvas positions of every coarse token, in canvas order."""
+    out: list[int] = []
     for s in scaffold.slots:
-        if s.kind == "choice":
-            out.append((s.start, None))
-        elif s.bins:
-            out.append((s.start, {ids[mark]: k for k, (_lo, _hi, mark) in enumerate(s.bins)}))
+        if s.kind == "choice" or s.bins or s.pieces is not None:
+            out.append(s.start)  # the choice, the bin mark, a text's first piece (a car's make)
         elif s.vtype == "integer" and s.width <= SHORT_INTEGER:
-            out.extend((p, None) for p in s.positions)
-        elif s.pieces is not None and FIRST_PIECE:
-            out.append((s.start, None))  # a text's first word piece (a car's make, a town's first word)
+            out.extend(s.positions)
         elif s.vtype == "date":
-            out.extend((p, None) for p in range(s.start, s.start + min(s.width, DATE_COARSE)))
+            out.extend(range(s.start, s.start + min(s.width, DATE_COARSE)))
     return out
 
 
@@ -69,18 +65,11 @@ class SeedPrior:
             pick = torch.randperm(len(seed_tokens), generator=torch.Generator().manual_seed(0))[:MAX_SEEDS]
             seed_tokens = seed_tokens[pick.sort().values]
         self.weight, self.bandwidth = float(weight), float(bandwidth)
-        cols = coarse_positions(scaffold)
-        self.positions = torch.tensor([p for p, _ in cols], dtype=torch.long)
+        self.positions = torch.tensor(coarse_positions(scaffold), dtype=torch.long)
         V = len(scaffold.vocab)
         self.V = V
         self.seeds = seed_tokens[:, self.positions].long()  # [S, K]
-        K = len(cols)
-        # bin ordinal per (coarse position, token); -1 where the token is not a bin mark
-        self.ordinal = torch.full((K, V), -1.0)
-        for j, (_p, bins) in enumerate(cols):
-            for tok, k in (bins or {}).items():
-                self.ordinal[j, tok] = float(k)
-        self.seed_ord = self.ordinal.gather(1, self.seeds.T).T  # [S, K]
+        K = len(self.positions)
         # flat (position, token) index of every seed's coarse token, for a scatter instead of a one-hot
         self.flat = (torch.arange(K).unsqueeze(0) * V + self.seeds).reshape(-1)  # [S * K]
         S = len(self.seeds)
@@ -92,19 +81,14 @@ class SeedPrior:
         return self.weight > 0 and len(self.positions) > 0 and len(self.seeds) > 0
 
     def to(self, device: torch.device) -> SeedPrior:
-        for name in ("positions", "seeds", "ordinal", "seed_ord", "flat", "marginal"):
+        for name in ("positions", "seeds", "flat", "marginal"):
             setattr(self, name, getattr(self, name).to(device))
         return self
 
     def distances(self, coarse: torch.Tensor) -> torch.Tensor:
-        """[B, S]: each seed's distance to each row's committed coarse tokens ``coarse`` [B, K]."""
-        committed = coarse != MASK  # [B, K]
-        differ = (self.seeds.unsqueeze(0) != coarse.unsqueeze(1)).float()  # [B, S, K]
-        row_ord = self.ordinal.gather(1, coarse.T.clamp(min=0)).T  # [B, K]
-        both = (row_ord >= 0).unsqueeze(1) & (self.seed_ord >= 0).unsqueeze(0)
-        apart = ((row_ord.unsqueeze(1) - self.seed_ord.unsqueeze(0)).abs() / BIN_SPAN).clamp(max=1.0)
-        d = torch.where(both, apart, differ)
-        return (d * committed.unsqueeze(1)).sum(-1)
+        """[B, S]: how many of each row's committed coarse tokens ``coarse`` [B, K] each seed lacks."""
+        committed = (coarse != MASK).unsqueeze(1)  # [B, 1, K]
+        return ((self.seeds.unsqueeze(0) != coarse.unsqueeze(1)) & committed).sum(-1).float()
 
     def log_prior(self, x: torch.Tensor) -> torch.Tensor:
         """[B, K, V]: the log prior of every token at every coarse position, given the canvas ``x`` [B, L]."""
@@ -154,17 +138,23 @@ class TextPrior:
     field's unigram). The denoiser learns which pieces a field uses; these counts make the pieces it
     puts next to each other the ones the seeds put together, so words come out whole. The start of
     the text is a neighbour too (which pieces begin a value), and so is the END that closes it
-    (which pieces end one)."""
+    (which pieces end one). Bigrams of whole-word pieces also chain back into the seeds' own values,
+    so an END that would complete a seed's value exactly (every piece before it committed and equal
+    to that seed's) costs ``weight × COPY_PENALTY`` nats: new values are preferred, not forbidden."""
 
     def __init__(self, scaffold: Scaffold, seed_tokens: torch.Tensor, *, weight: float = 1.0):
         self.weight = float(weight)
         V = len(scaffold.vocab)
-        self.slots: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # (positions, left, right)
+        # (positions, left, right, the seeds' distinct values, where each value's END is)
+        self.slots: list[tuple[torch.Tensor, ...]] = []
         for s in scaffold.slots:
             if s.pieces is None or s.width < 2:
                 continue
             rows = seed_tokens[:, s.start : s.start + s.width].long()
-            self.slots.append((torch.arange(s.start, s.start + s.width), *_bigrams(rows, V)))
+            values = torch.unique(rows, dim=0)[:MAX_SEEDS]
+            ends = values == END
+            ends[:, 1:] &= values[:, :-1] != END  # the END that closes the value, not the padding after it
+            self.slots.append((torch.arange(s.start, s.start + s.width), *_bigrams(rows, V), values, ends))
 
     @property
     def active(self) -> bool:
@@ -178,7 +168,7 @@ class TextPrior:
         """``logits`` [B, L, V] with each slot's bigram terms added where a neighbour is committed."""
         out = None
         V = logits.shape[-1]
-        for pos, left, right in self.slots:
+        for pos, left, right, values, ends in self.slots:
             cur = x[:, pos]  # [B, W]
             B, W = cur.shape
             start = torch.full((B, 1), V, dtype=cur.dtype, device=cur.device)  # index V: the text's start
@@ -187,11 +177,23 @@ class TextPrior:
             rhs = torch.cat([cur[:, 1:], end], 1)
             open_ = cur == MASK
             add = left[lhs] * ((lhs != MASK) & open_).unsqueeze(-1) + right[rhs] * ((rhs != MASK) & open_).unsqueeze(-1)
+            copy = self._completes_a_seed(cur, values, ends) & open_
+            if bool(copy.any()):
+                add[..., END] -= COPY_PENALTY * copy
             if not bool(add.any()):
                 continue
             out = logits.clone() if out is None else out
             out[:, pos] += (self.weight * add).to(out.dtype)
         return logits if out is None else out
+
+    @staticmethod
+    def _completes_a_seed(cur: torch.Tensor, values: torch.Tensor, ends: torch.Tensor) -> torch.Tensor:
+        """[B, W] bool: an END at this position would make the row's text exactly a seed's value."""
+        B, W = cur.shape
+        # mismatches before each position, per (row, seed value): 0 means the prefix is that value's
+        differ = (cur.unsqueeze(1) != values.unsqueeze(0)).to(torch.int32)  # [B, S, W]
+        before = torch.cat([torch.zeros(B, len(values), 1, dtype=torch.int32, device=cur.device), differ[:, :, :-1]], 2)
+        return ((before.cumsum(2) == 0) & ends.unsqueeze(0)).any(1)
 
 
 def _bigrams(rows: torch.Tensor, V: int) -> tuple[torch.Tensor, torch.Tensor]:
