@@ -68,7 +68,7 @@ class CanvasOptions:
 
     @classmethod
     def realistic(cls, **kw: Any) -> CanvasOptions:
-        return cls(**{"strings": "auto", "pieces": 400, "number_bins": 16, **kw})
+        return cls(**{"strings": "auto", "pieces": 400, "number_bins": 32, **kw})
 
     def check(self) -> None:
         if self.strings not in ("auto", "chars"):

@@ -88,7 +88,7 @@ class EmbeddedConfig:
     strings: str = "auto"
     string_modes: dict = field(default_factory=dict)  # field path -> vocabulary | text | chars
     text_pieces: int = 400  # BPE vocabulary size for free text (0: characters)
-    number_bins: int = 16  # coarse-to-fine numbers: bins per number slot (0: plain digits)
+    number_bins: int = 32  # coarse-to-fine numbers: bins per number slot (0: plain digits)
     # Sampling only (not part of the fit's cache key): the seeds' coarse conditional (seed_prior.py)
     seed_prior: float = option(
         2.0,
