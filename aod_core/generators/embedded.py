@@ -101,13 +101,14 @@ class EmbeddedConfig:
     text_order: str = option(
         "left_to_right",
         "Order in which free-text pieces are written: left to right (each piece sees the one before it) "
-        "or in any order, like every other position.",
+        "or in any order, like every other position (no effect without free-text fields).",
         choices=("left_to_right", "any"),
     )
     text_prior: float = option(
         1.0,
         "Weight of the seeds' word-piece bigrams added to the model while sampling free text, so "
-        "neighbouring pieces join as in the seeds' words (0: the model alone).",
+        "neighbouring pieces join as in the seeds' words (0: the model alone; no effect on a schema "
+        "without free-text fields).",
         minimum=0.0,
         maximum=4.0,
         step=0.25,
