@@ -106,8 +106,8 @@ class SeedPrior:
         return self.log_prior(x) - self.marginal.clamp(min=FLOOR).log().unsqueeze(0)
 
     def wrap(self, logits_fn, skip: torch.Tensor | None = None, text: TextPrior | None = None):
-        """``logits_fn`` with ``weight × log prior`` added at the coarse positions still masked,
-        except those marked in ``skip`` [L] (positions the prompt biases)."""
+        """``logits_fn`` with ``weight × log_ratio`` added at the coarse positions still masked, except
+        those marked in ``skip`` [L] (positions the prompt biases), and ``text``'s bigram terms."""
         keep = torch.ones(len(self.positions), dtype=torch.bool, device=self.positions.device)
         if skip is not None:
             keep &= ~skip.to(self.positions.device)[self.positions]
