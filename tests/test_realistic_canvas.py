@@ -248,3 +248,11 @@ def test_bad_canvas_settings_are_refused_before_loading(opts, words):
     with pytest.raises(InputError, match=re.escape(words)):
         check_options("embedded", opts)
     check_options("embedded", {"strings": "chars", "text_pieces": 0, "number_bins": 0})
+
+
+def test_a_large_bin_count_stays_within_one_slots_block_of_marks():
+    data = seeds(600)
+    sc = Scaffold.build(SCHEMA.resolved, data, CanvasOptions.realistic(number_bins=500))
+    mass = slot(sc, "$.mass")
+    assert mass.bins and len(mass.bins) <= 64 and len({m for _lo, _hi, m in mass.bins}) == len(mass.bins)
+    assert all(sc.decode(sc.encode(r)) == r for r in data)

@@ -52,6 +52,7 @@ SLOT_STATES = 600  # a value language with more automaton states is drawn from t
 STRING_MODES = ("vocabulary", "text", "chars")
 BIN_MARKS = 0xF0000  # private-use code points: one per (number slot, bin), never in real text
 PIECE_SLACK = 2  # positions over the seeds' longest value, in pieces
+MAX_BINS = 64  # bin marks per number slot (each slot has its own block of code points)
 MIN_BIN_SEEDS = 20  # a number slot needs this many seed values to be split into bins
 MIN_BIN_DISTINCT = 16  # ... and this many distinct ones
 
@@ -215,7 +216,7 @@ class LeafBuilder:
         ds = sorted(dec(v) for v in nums)
         if len(ds) < MIN_BIN_SEEDS or len(set(ds)) < MIN_BIN_DISTINCT:
             return  # few values (a year, a count): the digits are already as coarse as a bin
-        k = min(self.options.number_bins, len(set(ds)) // 4)
+        k = min(self.options.number_bins, len(set(ds)) // 4, MAX_BINS - 2)  # 2: the range beyond the seeds'
         unit = Decimal(1).scaleb(-slot.number.digits)
         lo, hi = dec(slot.lo), dec(slot.hi)
         cuts: list[Decimal] = []
@@ -236,7 +237,7 @@ class LeafBuilder:
             cuts.append(above)
         edges = [lo] + cuts + [hi]
         bins: list[tuple[Any, Any, str]] = []
-        first = BIN_MARKS + 64 * len([sl for sl in self.slots if sl.bins])
+        first = BIN_MARKS + MAX_BINS * len([sl for sl in self.slots if sl.bins])
         for i in range(len(edges) - 1):
             bins.append((plain_number(edges[i]), plain_number(edges[i + 1]), chr(first + i)))
         slot.bins = bins
