@@ -386,6 +386,7 @@ class PlausibilityModel:
         surprise = self._surprise(nats)
         score = self.surprise_tail.rarity(surprise)
         out = []
+        primed: set[int] = set()  # omnibus rules whose full model has scored this batch once
         for i in range(n):
             accept = bool(surprise[i] <= self.threshold)
             order = np.argsort(-nats[i])
@@ -395,6 +396,11 @@ class PlausibilityModel:
             findings = []
             for k in picked[:6]:
                 rule = self.rules[k]
+                if rule.kind in OMNIBUS and k not in primed:
+                    # one pass over the batch: its explanations then read their row from it
+                    # (evidence.whole.WholeRowRule.remembered) instead of one pass per record
+                    _row_stats(rule, tables[rule.table], ctx)
+                    primed.add(k)
                 key, text = rule.explain(tables[rule.table], int(rows[i, k]), ctx)
                 findings.append(
                     Finding(

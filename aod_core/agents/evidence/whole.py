@@ -121,6 +121,21 @@ class WholeRowRule(Rule):
         """How an explanation names the row: ``record`` for a root row, else one of the record's items."""
         return record if self.table == "$" else f"one of its {label(self.table[:-3])} items"
 
+    def remembered(self, cols: Columns, i: int, compute) -> np.ndarray:
+        """Row ``i`` of what ``compute`` gave for the batch ``cols`` when it was last scored (stored as
+        ``_last`` by one assignment, so a concurrent batch replaces it whole); otherwise ``compute``
+        on that row alone. Explaining a rejected row then costs no second pass of the forest or of
+        the neighbour search, which dominated judging batches of implausible records."""
+        last = getattr(self, "_last", None)
+        if last is not None and last[0] is cols:
+            return last[1][i]
+        return compute(cols.subset(np.arange(cols.n) == i))[0]
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_last", None)  # a scored batch is not part of the fitted model
+        return state
+
 
 @dataclass
 class CombinationRule(WholeRowRule):
@@ -160,14 +175,16 @@ class CombinationRule(WholeRowRule):
         self.prior = math.log(self.copies)  # the log-odds of a row the forest cannot tell apart
 
     def _proba(self, cols: Columns) -> np.ndarray:
-        return self.clf.predict_proba(self.space.transform(cols))[:, 1]
+        p = self.clf.predict_proba(self.space.transform(cols))[:, 1]
+        self._last = (cols, p)  # the batch last scored (see WholeRowRule.remembered)
+        return p
 
     def _stat(self, cols, ctx):
         p = np.clip(self._proba(cols), 1e-3, 1 - 1e-3)
         return np.log(p / (1 - p)) - self.prior
 
     def explain(self, cols, i, ctx):
-        p = float(self._proba(cols.subset(np.arange(cols.n) == i))[0])
+        p = float(self.remembered(cols, i, self._proba))
         what = self._subject("its combination of values")
         return (
             "combination of values unlike the seeds",
@@ -196,14 +213,19 @@ class NeighbourhoodRule(WholeRowRule):
         self.typical = float(np.median(own))
         self.rows = cols.rows
 
-    def _distances(self, cols: Columns) -> tuple[np.ndarray, np.ndarray]:
-        return self.nn.kneighbors(self.space.transform(cols))
+    def _distances(self, cols: Columns) -> np.ndarray:
+        """[n, 2k]: the distances, then the indices, of each row's ``k`` nearest seeds."""
+        d, idx = self.nn.kneighbors(self.space.transform(cols))
+        got = np.concatenate([d, idx], axis=1)
+        self._last = (cols, got)  # the batch last scored (see WholeRowRule.remembered)
+        return got
 
     def _stat(self, cols, ctx):
-        return self._distances(cols)[0].mean(axis=1)
+        return self._distances(cols)[:, : self.k].mean(axis=1)
 
     def explain(self, cols, i, ctx):
-        d, idx = self._distances(cols.subset(np.arange(cols.n) == i))
+        got = self.remembered(cols, i, self._distances)
+        d, idx = got[None, : self.k], got[None, self.k :]
         near = self.rows[int(idx[0, 0])]
         shown = ", ".join(f"{label(k)} = {show(v, 20)}" for k, v in list(near.items())[:4])
         what = self._subject("it")
