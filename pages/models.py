@@ -105,13 +105,21 @@ l2.number_input("Batch size", 1, 1000, D["batch"], key="set_batch", persist_stat
 l3.number_input("Target accepted", 0, 100_000, 0, key="set_target", persist_state="session",
                 help="Stop once this many records are accepted. 0: no target, run every iteration.")
 l4.number_input("Random seed", 0, 2**31 - 1, D["seed"], key="set_seed", persist_state="session")
-p1, p2, p3 = st.columns(3)
+p1, p4, p2, p3 = st.columns(4)
 p1.number_input("Proposals per iteration", 0, 8, D["proposals"], key="set_proposals", persist_state="session",
-                help="Candidate prompts the optimizer writes each iteration (0: no optimizer).")
+                help="Candidate prompts the optimizer's chat model writes each iteration (0: none).")
+p4.number_input("Repairs per iteration", 0, 2, D["repairs"], key="set_repairs", persist_state="session",
+                help="More candidate prompts read off the judge's findings: a lower temperature when records were "
+                "implausible (a higher one when they repeated), and the most flagged number kept in the seeds' "
+                "usual range. Each is probed like a proposal and kept only if it wins. 0: none.")
 p2.number_input("Probe batch", 1, 256, D["probe"], key="set_probe", persist_state="session",
                 help="Records on which the incumbent and each proposal are compared (same seed for all).")
 p3.number_input("Generator training steps", 0, 100_000, 0, key="set_train_steps", persist_state="session",
                 help="0: the default. Fewer steps fit faster but learn the seeds less well.")
+st.checkbox("Confirm a winning proposal on a second probe batch", value=D["confirm"], key="set_confirm",
+            persist_state="session",
+            help="The best of several proposals on one probe batch is partly the luckiest. On: it replaces the "
+            "incumbent only if it wins again on a second batch of another seed (two more probe batches).")
 c1, c2 = st.columns(2)
 c1.selectbox("Compile instruction text into scaffold edits", ["auto", "on", "off"], key="set_compile",
              persist_state="session",

@@ -29,7 +29,7 @@ def start_new() -> None:
     st.markdown(f"**Dataset:** {st.session_state.dataset_label} · {len(dataset.seeds.records)} seeds")
     st.markdown(f"**Models:** generator `{s['generator']}` · judge `{s['judge']}` · optimizer `{s['optimizer']}` · "
                 f"**Loop:** {s['iterations']} iterations × {s['batch']} candidates, {s['proposals']} proposals "
-                f"on probes of {s['probe']}")
+                f"and up to {s['repairs']} repairs on probes of {s['probe']}")
     st.page_link("pages/models.py", label="Change models and settings", icon=":material/tune:")
     if st.button("Start run", type="primary", key="run_start", icon=":material/play_arrow:"):
         try:
@@ -166,13 +166,14 @@ def live() -> None:
             props = runview.proposal_rows(store, it)
             if props:
                 st.dataframe(pd.DataFrame(props), hide_index=True, key="run_props",
-                             column_config={"reward": st.column_config.NumberColumn(format="%.3f")})
+                             column_config={"reward": st.column_config.NumberColumn(format="%.3f"),
+                                            "second probe": st.column_config.NumberColumn(format="%.3f")})
                 for p in props:
-                    if p["chosen"] and p["candidate"] == "proposal" and p["diff"]:
+                    if p["chosen"] and p["candidate"] != "incumbent" and p["diff"]:
                         st.markdown("**Winning proposal: change to the prompt**")
                         st.code(p["diff"], language="diff")
             else:
-                st.caption("No proposals in this iteration (the last iteration, or proposals set to 0).")
+                st.caption("No proposals in this iteration (the last iteration, or proposals and repairs set to 0).")
             st.markdown("**Prompt history**")
             st.dataframe(pd.DataFrame(runview.prompt_history(store)), hide_index=True, key="run_history")
     with records_tab:

@@ -96,6 +96,7 @@ def test_resume_continues_a_stopped_run(tmp_path, seeds):
         (["--weights", "tsr=-1"], "reward weights"),
         (["--fit-steps", "0"], "--fit-steps must be >= 1"),
         (["--pin", "island=Atlantis"], "Atlantis"),
+        (["--repairs", "3"], "--repairs must be 0 to 2"),
     ],
 )
 def test_run_bad_input_exits_2_and_creates_nothing(tmp_path, seeds, capsys, extra, message):

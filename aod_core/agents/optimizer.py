@@ -5,6 +5,8 @@ operation, whose paths and values are enumerations built from the scaffold and t
 so even a small model can only name real fields, real values and edits that apply. An edit that still does not fit (a value the field cannot hold, a range outside the
 schema) is recorded as a failed proposal, never repaired into something else. The loop tries every
 valid proposal on the same probe batch as the incumbent and keeps the best (see ``loop.py``).
+Beside the model's proposals come the *repairs*: edits read off the judge's findings in code
+(``repairs.py``), vetted and probed the same way.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from aod_core.agents.repairs import repairs as find_repairs
 from aod_core.canvas.prompt import Prompt, Sampling
 from aod_core.canvas.scaffold import Scaffold
 from aod_core.canvas.slots import canonical
@@ -31,12 +34,18 @@ OPS = {
 }
 
 
+# A rationale is shown beside its edit; the cap keeps a small model from spending most of a
+# proposal's tokens on it (SmolLM2-135M wrote 150-200 characters of filler when allowed 200).
+RATIONALE_CHARS = 120
+
+
 @dataclass
 class Proposal:
     edit: dict[str, Any] | None
     prompt: Prompt | None  # None when the edit was unusable
     error: str | None = None
     rationale: str = ""
+    source: str = "model"  # "model": the optimizer's chat model; "repair": read off the findings (repairs.py)
 
 
 def _branch(
@@ -53,7 +62,7 @@ def _branch(
     return {
         "type": "object",
         "properties": {
-            "rationale": {"type": "string", "maxLength": 200},
+            "rationale": {"type": "string", "maxLength": RATIONALE_CHARS},
             "op": {"const": op},
             "path": {"const": path},
             "value": value or {"type": "string", "maxLength": 80},
@@ -181,9 +190,29 @@ class PromptOptimizer:
     compiler: Any = None
 
     def propose(
-        self, prompt: Prompt, feedback: str, history: Sequence[tuple[str, float]], k: int, *, check=None, seed: int = 0
+        self,
+        prompt: Prompt,
+        feedback: str,
+        history: Sequence[tuple[str, float]],
+        k: int,
+        *,
+        check=None,
+        seed: int = 0,
+        judgement: Any = None,
+        seeds: Sequence[Any] = (),
+        repairs: int = 0,
     ) -> list[Proposal]:
-        """``k`` proposals; ``check(prompt)`` (the generator's) vets each edited prompt."""
+        """At most ``repairs`` edits read off ``judgement``'s findings (``repairs.py``), then ``k``
+        from the chat model; ``check(prompt)`` (the generator's) vets each edited prompt."""
+        out: list[Proposal] = []
+        seen: set[str] = set()
+        for r in find_repairs(prompt, judgement, seeds, self.scaffold, limit=repairs):
+            out.append(self._vetted(prompt, r.edit, r.rationale, "repair", check, seen))
+        return out + self._model_proposals(prompt, feedback, history, k, check=check, seed=seed, seen=seen)
+
+    def _model_proposals(self, prompt, feedback, history, k, *, check, seed, seen) -> list[Proposal]:
+        if k <= 0:
+            return []
         ops = "\n".join(f"- {name}: {what}" for name, what in OPS.items())
         hist = "\n".join(f"- reward {r:.3f}: {s}" for s, r in history[-5:]) or "- (none yet)"
         system = (
@@ -204,28 +233,33 @@ class PromptOptimizer:
         replies = self.chat.complete_many(
             [conv] * k, json_schema=schema, max_tokens=self.max_tokens, temperature=self.temperature, seed=seed
         )
-        out, seen = [], set()
-        for i, reply in enumerate(replies):
+        out = []
+        for reply in replies:
             if not reply.ok:
                 out.append(Proposal(None, None, f"optimizer gave no usable answer: {reply.error}"))
                 continue
             edit = {k2: v for k2, v in reply.data.items() if k2 != "rationale"}
-            try:
-                new = apply_edit(prompt, edit)
-                if edit.get("op") == "text" and self.compiler is not None:
-                    new = self._compiled(new, check)
-                if check is not None:
-                    check(new)
-            except (InputError, ValueError, TypeError, KeyError) as e:
-                out.append(Proposal(edit, None, str(e), reply.data.get("rationale", "")))
-                continue
-            key = new.to_json()
-            if key in seen:
-                out.append(Proposal(edit, None, "same as an earlier proposal", reply.data.get("rationale", "")))
-                continue
-            seen.add(key)
-            out.append(Proposal(edit, new, None, reply.data.get("rationale", "")))
+            out.append(self._vetted(prompt, edit, reply.data.get("rationale", ""), "model", check, seen))
         return out
+
+    def _vetted(self, prompt: Prompt, edit: dict, rationale: str, source: str, check, seen: set[str]) -> Proposal:
+        """The proposal of one edit: applied, compiled (text edits), checked by the generator, and
+        refused when it makes a prompt already proposed this iteration."""
+        try:
+            new = apply_edit(prompt, edit)
+            if edit.get("op") == "text" and self.compiler is not None:
+                new = self._compiled(new, check)
+            if check is not None:
+                check(new)
+        except (InputError, ValueError, TypeError, KeyError) as e:
+            return Proposal(edit, None, str(e), rationale, source)
+        key = new.to_json()
+        if key == prompt.to_json():
+            return Proposal(edit, None, "the edit leaves the prompt unchanged", rationale, source)
+        if key in seen:
+            return Proposal(edit, None, "same as an earlier proposal", rationale, source)
+        seen.add(key)
+        return Proposal(edit, new, None, rationale, source)
 
     def _compiled(self, prompt: Prompt, check) -> Prompt:
         from aod_core.agents.compiler import CompiledInstruction

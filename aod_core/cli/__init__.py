@@ -188,6 +188,8 @@ def _loop_printer(quiet: bool):
             )
         elif e.kind == "prompt_chosen":
             what = "new prompt from the optimizer" if d["changed"] else "incumbent kept"
+            if d.get("confirmed") is False:
+                what = "incumbent kept: the probe's best proposal lost on the second probe"
             print(
                 f"  {what} (probe reward {d['best_reward']:.3f} vs incumbent {d['incumbent_reward']:.3f})",
                 file=sys.stderr,

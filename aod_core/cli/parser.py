@@ -155,8 +155,21 @@ def make_parser(commands: dict[str, Callable[[argparse.Namespace], int]]) -> arg
     _opt(p, "--iterations", LOOP.iterations, "iteration budget")
     _opt(p, "--batch", LOOP.batch, "candidates per iteration")
     p.add_argument("--target", type=int, default=LOOP.target, help="stop once this many records are accepted")
-    _opt(p, "--proposals", LOOP.proposals, "candidate prompts per iteration")
+    _opt(p, "--proposals", LOOP.proposals, "candidate prompts per iteration from the optimizer's chat model")
+    _opt(
+        p,
+        "--repairs",
+        LOOP.repairs,
+        "more candidate prompts per iteration read off the judge's findings "
+        "(lower or raise the temperature, keep the most flagged number in the seeds' usual range): 0, 1 or 2",
+    )
     _opt(p, "--probe", LOOP.probe, "probe batch size for comparing prompts")
+    p.add_argument(
+        "--no-confirm",
+        dest="confirm",
+        action="store_false",
+        help="let the probe's best proposal replace the incumbent without winning again on a second probe batch",
+    )
     w = LOOP.weights
     p.add_argument(
         "--weights",
@@ -208,6 +221,8 @@ def make_parser(commands: dict[str, Callable[[argparse.Namespace], int]]) -> arg
     _opt(p, "--iterations", BENCH.iterations, "AoD iterations; every method gets iterations x batch records")
     p.add_argument("--batch", type=int, default=BENCH.batch)
     p.add_argument("--proposals", type=int, default=BENCH.proposals)
+    p.add_argument("--repairs", type=int, default=BENCH.repairs, help=f"as for run (default {BENCH.repairs})")
+    p.add_argument("--no-confirm", dest="confirm", action="store_false", help="as for run")
     p.add_argument("--probe", type=int, default=BENCH.probe)
     p.add_argument("--generator", default=BENCH.generator)
     p.add_argument("--judge", default=BENCH.judge, help="chat model of the judge (and of ar_only)")

@@ -47,7 +47,7 @@ from aod_core.generators.ar import ARGenerator
 from aod_core.generators.base import Generator
 from aod_core.records import Candidate, canonical_json
 from aod_core.runs.loop import LoopSettings
-from aod_core.runs.setup import RunConfig, create_run_from, open_loop
+from aod_core.runs.setup import RunConfig, check_settings, create_run_from, open_loop
 from aod_core.runs.store import RunStore
 
 METHODS = ("static_dlm", "ar_only", "aod", "aod_scalar", "aod_no_scaffold", "difflm")
@@ -68,6 +68,8 @@ class BenchConfig:
     iterations: int = 3
     batch: int = _RUN.loop.batch
     proposals: int = _RUN.loop.proposals
+    repairs: int = _RUN.loop.repairs
+    confirm: bool = _RUN.loop.confirm
     probe: int = _RUN.loop.probe
     generator: str = _RUN.generator
     judge: str = _RUN.judge
@@ -92,6 +94,7 @@ class BenchConfig:
             raise InputError("no methods given")
         if self.iterations < 1 or self.batch < 1 or self.probe < 1 or self.proposals < 0:
             raise InputError("--iterations, --batch and --probe must be >= 1, --proposals >= 0")
+        check_settings(LoopSettings(repairs=self.repairs))
         self.judge_settings.check()
 
 
@@ -251,7 +254,7 @@ class Bench:
 
     def _aod(self, name: str, *, verbal: bool = True, scaffold: bool = True) -> tuple[list[dict], RunStore]:
         c = self.config
-        shared = {k: getattr(c, k) for k in ("iterations", "batch", "proposals", "probe", "seed")}
+        shared = {k: getattr(c, k) for k in ("iterations", "batch", "proposals", "repairs", "confirm", "probe", "seed")}
         loop = LoopSettings(**shared, verbal_feedback=verbal)
         same = {
             k: getattr(c, k) for k in ("generator", "judge", "optimizer", "task", "rubric", "device", "judge_settings")

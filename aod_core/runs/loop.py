@@ -7,9 +7,11 @@ One iteration:
 2. **Judge** them: exact checks, LLM verdicts, batch feedback; compute the batch metrics and the
    reward (``reward.py``); accept the candidates that pass every test of task success and were not
    accepted before, up to the target count.
-3. **Optimize**: the optimizer proposes ``proposals`` edited prompts; the incumbent and every valid
-   proposal are evaluated on the *same* probe batch (same size, same sampling seed); a proposal
-   replaces the incumbent only if its probe reward is strictly higher.
+3. **Optimize**: the optimizer proposes up to ``repairs`` edits read off the judge's findings
+   (``agents/repairs.py``) and ``proposals`` from its chat model; the incumbent and every valid
+   proposal are evaluated on the *same* probe batch (same size, same sampling seed); the best
+   proposal replaces the incumbent only if its probe reward is strictly higher, and (``confirm``)
+   higher again on a second probe batch of another seed, sampled for the incumbent and it alone.
 4. **Commit** the iteration to the store (metrics last) and emit events.
 
 The loop never calls a UI. It reports through ``on_event`` (a callback, safe to point at a queue),
@@ -42,7 +44,13 @@ class LoopSettings:
     iterations: int = 5
     batch: int = 32
     target: int | None = None  # stop once this many records are accepted
-    proposals: int = 2  # K candidate prompts per iteration
+    proposals: int = 2  # K candidate prompts per iteration from the optimizer's chat model
+    # At most this many more, read off the judge's findings (agents/repairs.py: lower or raise the
+    # temperature, keep the most flagged number in the seeds' usual range); 0 = none.
+    repairs: int = 2
+    # A probe's winner replaces the incumbent only if it beats it again on a second probe batch of
+    # another seed (the best of several on one batch is partly the luckiest).
+    confirm: bool = True
     # Probe batch size for comparing prompts: big enough that a proposal wins on more than noise (the
     # plausibility judge scores 32 records in a fraction of a second).
     probe: int = 32
@@ -207,6 +215,33 @@ class AoDLoop:
 
         return report
 
+    def _probe_reward(self, prompt: Prompt, seed: int, it: int, times: dict[str, float]) -> float:
+        """The reward of one probe batch of ``prompt``; its sampling and judging seconds go to ``times``."""
+        self._checkpoint(it)
+        t0 = time.perf_counter()
+        pc = self._sample(prompt, self.s.probe, seed, it, "probe")
+        t1 = time.perf_counter()
+        pj = self.judge.judge(pc, prior=self.accepted_keys, summarise=False, on_progress=self._judging(it, "probe"))
+        times["gen"] += t1 - t0
+        times["judge"] += time.perf_counter() - t1
+        return evaluate(pc, pj, self.judge.seeds, self.s.weights)["reward"]
+
+    def _confirmed(
+        self, incumbent: Prompt, winner: Prompt, it: int, log: IterationLog, times: dict[str, float]
+    ) -> bool:
+        """Whether the probe's winner beats the incumbent again on a fresh probe batch (another seed).
+        The best of several proposals on one batch is partly the luckiest one; a batch the choice did
+        not see tells a real gain from that luck. Always True with ``confirm`` off."""
+        if not self.s.confirm:
+            return True
+        seed = self._seed(it, 4)
+        rewards = []
+        for role, cand in (("incumbent_confirm", incumbent), ("proposal_confirm", winner)):
+            r = self._probe_reward(cand, seed, it, times)
+            rewards.append(r)
+            log.prompts.append({"role": role, "prompt": cand.to_dict(), "reward": r, "probe_seed": seed})
+        return rewards[1] > rewards[0]
+
     def _iteration(self, it: int) -> None:
         s, log = self.s, IterationLog(it)
         with self._lock:
@@ -252,12 +287,20 @@ class AoDLoop:
         t_opt = t_probe_gen = t_probe_judge = 0.0
         last = it == s.iterations - 1 or (s.target is not None and len(self.accepted_keys) >= s.target)
         nxt, nxt_author = prompt, author
-        if not last and s.proposals > 0:
+        if not last and (s.proposals > 0 or s.repairs > 0):
             self._checkpoint(it)
             t0 = time.perf_counter()
             feedback = judgement.feedback if s.verbal_feedback else SCALAR_ONLY
             proposals = self.opt.propose(
-                prompt, feedback, self.history, s.proposals, check=self.gen.check_prompt, seed=self._seed(it, 1)
+                prompt,
+                feedback,
+                self.history,
+                s.proposals,
+                check=self.gen.check_prompt,
+                seed=self._seed(it, 1),
+                judgement=judgement if s.verbal_feedback else None,
+                seeds=self.judge.seeds,
+                repairs=s.repairs,
             )
             t_opt = time.perf_counter() - t0
             t0 = time.perf_counter()
@@ -267,19 +310,10 @@ class AoDLoop:
             t_probe_gen += time.perf_counter() - t0
             self.on_event(Event("proposals", it, {"proposals": [_proposal_row(p) for p in proposals]}))
             probe_seed = self._seed(it, 2)
+            times = {"gen": 0.0, "judge": 0.0}
             scored: list[tuple[float, Prompt | None, Proposal | None]] = []
             for cand_prompt, prop in [(prompt, None)] + [(p.prompt, p) for p in proposals if p.prompt is not None]:
-                self._checkpoint(it)
-                t0 = time.perf_counter()
-                pc = self._sample(cand_prompt, s.probe, probe_seed, it, "probe")
-                t_probe_gen += time.perf_counter() - t0
-                t0 = time.perf_counter()
-                pj = self.judge.judge(
-                    pc, prior=self.accepted_keys, summarise=False, on_progress=self._judging(it, "probe")
-                )
-                t_probe_judge += time.perf_counter() - t0
-                r = evaluate(pc, pj, self.judge.seeds, s.weights)["reward"]
-                scored.append((r, cand_prompt, prop))
+                scored.append((self._probe_reward(cand_prompt, probe_seed, it, times), cand_prompt, prop))
             incumbent_reward = scored[0][0]
             best = max(scored, key=lambda x: x[0])
             for r, cp, prop in scored:
@@ -295,8 +329,13 @@ class AoDLoop:
             for prop in proposals:
                 if prop.prompt is None:
                     log.prompts.append({"role": "proposal", "prompt": None, "reward": None, **_proposal_row(prop)})
+            confirmed = None  # no proposal beat the incumbent on the probe: nothing to confirm
             if best[2] is not None and best[0] > incumbent_reward:
-                nxt, nxt_author = best[1], "optimizer"
+                confirmed = self._confirmed(prompt, best[1], it, log, times)
+                if confirmed:
+                    nxt, nxt_author = best[1], "optimizer"
+            t_probe_gen += times["gen"]
+            t_probe_judge += times["judge"]
             self.on_event(
                 Event(
                     "prompt_chosen",
@@ -307,6 +346,7 @@ class AoDLoop:
                         "changed": nxt is not prompt,
                         "incumbent_reward": incumbent_reward,
                         "best_reward": best[0],
+                        "confirmed": confirmed,
                     },
                 )
             )
@@ -330,7 +370,7 @@ class AoDLoop:
 
 
 def _proposal_row(p: Proposal) -> dict[str, Any]:
-    return {"edit": p.edit, "error": p.error, "rationale": p.rationale}
+    return {"edit": p.edit, "error": p.error, "rationale": p.rationale, "source": p.source}
 
 
 def _compiled_key(row: dict[str, Any]) -> str:

@@ -26,6 +26,8 @@ ROLES = {
     "used": "generated this iteration's batch",
     "incumbent_probe": "incumbent, sampled on the probe batch",
     "proposal": "optimizer's edit, sampled on the probe batch",
+    "incumbent_confirm": "incumbent, sampled on the second probe batch (confirming the probe's winner)",
+    "proposal_confirm": "the probe's winning edit, sampled on the second probe batch",
     "next": "chosen for the next iteration",
     "compiled": "instruction text compiled into scaffold edits (for a generator that cannot read text)",
 }

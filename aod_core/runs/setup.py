@@ -18,6 +18,7 @@ from aod_core.agents.breaker import AgentBreaker
 from aod_core.agents.compiler import compiler_for, should_compile
 from aod_core.agents.judge import DEFAULT_RUBRIC, Judge, JudgeSettings
 from aod_core.agents.optimizer import PromptOptimizer
+from aod_core.agents.repairs import MAX_REPAIRS
 from aod_core.agents.reward import RewardWeights
 from aod_core.canvas.prompt import Prompt
 from aod_core.chat import load_chat_model
@@ -84,6 +85,10 @@ def check_settings(s: LoopSettings) -> None:
         raise InputError(f"--target must be >= 1, got {s.target}")
     if s.proposals < 0 or s.probe < 1:
         raise InputError("--proposals must be >= 0 and --probe >= 1")
+    if not 0 <= s.repairs <= MAX_REPAIRS:
+        raise InputError(
+            f"--repairs must be 0 to {MAX_REPAIRS} (one temperature and one range repair), got {s.repairs}"
+        )
     if s.max_agent_failures < 1:
         raise InputError(f"--max-agent-failures must be >= 1, got {s.max_agent_failures}")
     s.weights.check()

@@ -160,27 +160,38 @@ def compiled_summary(compiled: dict[str, Any] | None) -> str:
 
 
 def proposal_rows(store: RunStore, iteration: int) -> list[dict[str, Any]]:
-    """The incumbent and the optimizer's candidates of one iteration with their probe rewards."""
-    rows = [
-        p
-        for p in store.prompts()
-        if p.get("iteration") == iteration and p.get("role") in ("incumbent_probe", "proposal")
-    ]
-    chosen = next((p for p in store.prompts() if p.get("iteration") == iteration and p.get("role") == "next"), None)
-    used = next((p for p in store.prompts() if p.get("iteration") == iteration and p.get("role") == "used"), None)
-    return proposal_table(rows, used and used.get("prompt"), chosen and chosen.get("prompt"))
+    """The incumbent and the optimizer's candidates of one iteration with their probe rewards
+    (``candidate``: incumbent, proposal from the chat model, or repair read off the findings;
+    ``second probe``: the confirming batch's reward, for the incumbent and the probe's winner)."""
+    mine = [p for p in store.prompts() if p.get("iteration") == iteration]
+    rows = [p for p in mine if p.get("role") in ("incumbent_probe", "proposal")]
+    chosen = next((p for p in mine if p.get("role") == "next"), None)
+    used = next((p for p in mine if p.get("role") == "used"), None)
+    confirm = {p["role"]: p for p in mine if p.get("role") in ("incumbent_confirm", "proposal_confirm")}
+    return proposal_table(rows, used and used.get("prompt"), chosen and chosen.get("prompt"), confirm)
 
 
-def proposal_table(rows: list[dict[str, Any]], used: dict | None, chosen: dict | None) -> list[dict[str, Any]]:
+def proposal_table(
+    rows: list[dict[str, Any]], used: dict | None, chosen: dict | None, confirm: dict[str, dict] | None = None
+) -> list[dict[str, Any]]:
+    confirm = confirm or {}
     out = []
     for p in rows:
         won = (
             p.get("role") == "proposal" and p.get("prompt") is not None and p.get("prompt") == chosen and chosen != used
         )
+        second = None
+        if p.get("role") == "incumbent_probe" and "incumbent_confirm" in confirm:
+            second = confirm["incumbent_confirm"].get("reward")
+        elif p.get("prompt") is not None and p.get("prompt") == confirm.get("proposal_confirm", {}).get("prompt"):
+            second = confirm["proposal_confirm"].get("reward")
         out.append(
             {
-                "candidate": "incumbent" if p.get("role") == "incumbent_probe" else "proposal",
+                "candidate": "incumbent"
+                if p.get("role") == "incumbent_probe"
+                else ("repair" if p.get("source") == "repair" else "proposal"),
                 "reward": p.get("reward"),
+                "second probe": second,
                 "chosen": won or (p.get("role") == "incumbent_probe" and chosen == used),
                 "edit": json.dumps(p.get("edit"), ensure_ascii=False) if p.get("edit") else "",
                 "rationale": p.get("rationale") or "",
