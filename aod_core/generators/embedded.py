@@ -31,7 +31,7 @@ from aod_core.canvas.nodes import DecodeError
 from aod_core.canvas.prompt import Prompt
 from aod_core.canvas.scaffold import Scaffold
 from aod_core.canvas.slots import ABSENT, END, MASK
-from aod_core.canvas.values import CanvasOptions
+from aod_core.canvas.values import MAX_BINS, CanvasOptions
 from aod_core.diffusion.denoiser import Denoiser, DenoiserConfig
 from aod_core.diffusion.sampler import generate
 from aod_core.errors import InputError
@@ -130,8 +130,11 @@ class EmbeddedConfig:
             raise InputError(
                 f"embedded setting d_model ({self.d_model}) must be a multiple of n_heads ({self.n_heads})"
             )
-        if self.number_bins == 1:
-            raise InputError("embedded setting number_bins must be 0 (plain digits) or >= 2")
+        if self.number_bins == 1 or self.number_bins > MAX_BINS - 2:
+            raise InputError(
+                f"embedded setting number_bins must be 0 (plain digits) or 2 to {MAX_BINS - 2} "
+                f"(2 more bins hold the schema's range beyond the seeds'), got {self.number_bins}"
+            )
         if self.text_order not in ("left_to_right", "any"):
             raise InputError(f"embedded setting text_order must be left_to_right or any, got {self.text_order!r}")
         for name, lo in (("seed_prior", 0.0), ("text_prior", 0.0), ("prior_bandwidth", 1e-9)):
