@@ -160,10 +160,18 @@ def pattern_regex(pattern: str) -> str:
 
 class _Budget(threading.local):
     active: bool = False
+    spent: int = 0  # states' worth of transitions crawled on this thread (``spent()``, the layout's budget)
 
 
 _budget = _Budget()
 _crawl = interegular.fsm.crawl
+
+
+def spent() -> int:
+    """States' worth of transitions this thread's compilations have cost so far: a count, so a
+    budget over it (the layout's) answers the same on a busy machine as on an idle one. A
+    compilation served from the cache costs what it cost the first time."""
+    return _budget.spent
 
 
 def _budgeted_crawl(alphabet, initial, final, follow):
@@ -181,7 +189,10 @@ def _budgeted_crawl(alphabet, initial, final, follow):
             raise _OverBudget
         return follow(state, transition)
 
-    return _crawl(alphabet, initial, final, guarded)
+    try:
+        return _crawl(alphabet, initial, final, guarded)
+    finally:
+        _budget.spent += seen[0]
 
 
 class _OverBudget(Exception):
@@ -191,13 +202,33 @@ class _OverBudget(Exception):
 interegular.fsm.crawl = _budgeted_crawl
 
 
-@lru_cache(maxsize=512)
 def compile_fsm(regex: str, extra: tuple[str, ...] = (), forbid: tuple[str, ...] = ()):
     """interegular FSM for ``regex`` ∩ every regex in ``extra``, minus the literal strings in ``forbid``.
 
     Raises ``BudgetExceeded`` when building it crawls more than ``MAX_STATES`` states' worth of
-    transitions or the result has more than ``MAX_STATES`` states.
+    transitions or the result has more than ``MAX_STATES`` states. A *marked union* (a number slot
+    split into bins: ``(m1(...)|m2(...)|...)``, each alternative a distinct bin mark then a group)
+    is compiled bin by bin and joined on its first symbol, which costs the sum of its parts instead
+    of the product interegular's generic union would crawl.
     """
+    before = _budget.spent
+    try:
+        fsm, cost = _compile(regex, tuple(extra), tuple(forbid))
+    except BudgetExceeded:
+        _budget.spent = before + MAX_STATES
+        raise
+    _budget.spent = before + cost
+    return fsm
+
+
+@lru_cache(maxsize=512)
+def _compile(regex: str, extra: tuple[str, ...], forbid: tuple[str, ...]):
+    before = _budget.spent
+    marked = _marked(regex)
+    if marked is not None:
+        fsm = _compile_marked(marked, extra, forbid)
+        if fsm is not None:
+            return fsm, _budget.spent - before
     outer = _budget.active
     _budget.active = True
     try:
@@ -217,7 +248,123 @@ def compile_fsm(regex: str, extra: tuple[str, ...] = (), forbid: tuple[str, ...]
         raise BudgetExceeded(
             f"the automaton of this value's language has {len(fsm.states)} states (budget {MAX_STATES})"
         )
-    return fsm
+    return fsm, _budget.spent - before
+
+
+compile_fsm.cache_clear = _compile.cache_clear  # type: ignore[attr-defined]  # lru_cache's, as before
+
+
+# -- marked unions: number bins ------------------------------------------------------------------
+
+MARKS_FROM = 0xF0000  # bin marks are private-use code points from here on (``values.BIN_MARKS``)
+
+
+def marked_union(parts: list[tuple[str, str]]) -> str:
+    """The regex of a choice among ``(mark, body)`` parts: one mark symbol, then that part's body."""
+    return "(" + "|".join(f"{mark}({body})" for mark, body in parts) + ")"
+
+
+def _marked(regex: str) -> dict[str, str] | None:
+    """``{mark: body}`` when ``regex`` is a marked union (``marked_union``), else None."""
+    if not (regex.startswith("(") and regex.endswith(")")) or len(regex) < 4 or ord(regex[1]) < MARKS_FROM:
+        return None
+    alts = _top_level_alternatives(regex[1:-1])
+    out: dict[str, str] = {}
+    for alt in alts:
+        if len(alt) < 3 or ord(alt[0]) < MARKS_FROM or alt[1] != "(" or not alt.endswith(")") or alt[0] in out:
+            return None
+        body = alt[2:-1]
+        if _top_level_alternatives(f"({body})") != [f"({body})"] or not _balanced(body):
+            return None
+        out[alt[0]] = body
+    return out
+
+
+def _balanced(text: str) -> bool:
+    depth, i, in_class = 0, 0, False
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = ch != "]"
+        elif ch == "[":
+            in_class = True
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth < 0:
+                return False
+        i += 1
+    return depth == 0
+
+
+def _compile_marked(parts: dict[str, str], extra: tuple[str, ...], forbid: tuple[str, ...]):
+    """The marked union ∩ extras − forbids, part by part (None: an extra that is not itself a
+    marked union, for the generic path)."""
+    extras = []
+    for other in extra:
+        m = _marked(other)
+        if m is None:
+            return None
+        extras.append(m)
+    fsms = []
+    for mark, body in parts.items():
+        if any(mark not in m for m in extras):
+            continue  # an extra leaves this bin out
+        mine = tuple(lit[1:] for lit in forbid if lit[:1] == mark)
+        fsms.append((mark, compile_fsm(body, tuple(m[mark] for m in extras), mine)))
+    return _minimized(_join_marked(fsms))
+
+
+def _join_marked(parts: list[tuple[str, interegular.FSM]]) -> interegular.FSM:
+    """One FSM reading a mark, then the part that mark starts (parts' states kept apart)."""
+    marks = interegular.fsm.Alphabet({mark: i for i, (mark, _) in enumerate(parts)})
+    alphabet, new_to_old = interegular.fsm.Alphabet.union(marks, *[f.alphabet for _, f in parts])
+    initial = ("start",)
+    states, finals, table = {initial}, set(), {initial: {}}
+    for i, (mark, f) in enumerate(parts):
+        table[initial][alphabet[mark]] = (i, f.initial)
+        back = new_to_old[i + 1]
+        for s in f.states:
+            row, src = {}, f.map.get(s, {})
+            for t in alphabet.by_transition:
+                old = back.get(t)
+                if old is not None and old in src:
+                    row[t] = (i, src[old])
+            states.add((i, s))
+            table[(i, s)] = row
+            if s in f.finals:
+                finals.add((i, s))
+    return _fsm(alphabet, states, initial, finals, table)
+
+
+def _fsm(alphabet, states, initial, finals, table) -> interegular.FSM:
+    return interegular.FSM(alphabet, states, initial, finals, table, __no_validation__=True)
+
+
+def _minimized(fsm: interegular.FSM) -> interegular.FSM:
+    """The minimal DFA of ``fsm`` (Moore's partition refinement; a missing transition is the dead
+    state), so bins that end alike share their states."""
+    keys = sorted(fsm.alphabet.by_transition)
+    states = sorted(fsm.states, key=str)
+    block = {s: int(s in fsm.finals) for s in states}
+    count = len(set(block.values()))
+    while True:
+        sig = {s: (block[s], *(block.get(fsm.map.get(s, {}).get(k), -1) for k in keys)) for s in states}
+        ids: dict[tuple, int] = {}
+        new = {s: ids.setdefault(sig[s], len(ids)) for s in states}
+        block = new
+        if len(ids) == count:
+            break
+        count = len(ids)
+    table: dict[int, dict] = {}
+    for s in states:
+        row = fsm.map.get(s, {})
+        table.setdefault(block[s], {k: block[row[k]] for k in keys if k in row})
+    return _fsm(fsm.alphabet, set(table), block[fsm.initial], {block[s] for s in fsm.finals}, table)
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,10 @@ by their controlling choice slot: once the controller is decided, positions it s
 filled with ABSENT and ignored. Widths, array lengths, the keys of map-like objects, the
 alternatives used and the depth of recursive schemas come from the seeds (what the data actually
 uses), bounded by the schema and by budgets: a schema and seeds whose canvas would exceed them are
-refused with one line (``MAX_CANVAS`` positions, ``BUILD_SECONDS`` of layout time,
-``MAX_LEARNED_KEYS`` learned keys per object, ``MAX_RECURSION`` levels per recursive ``$ref``).
+refused with one line (``MAX_CANVAS`` positions, ``MAX_LAYOUT_STATES`` automaton states' worth of
+compiling, ``MAX_LEARNED_KEYS`` learned keys per object, ``MAX_RECURSION`` levels per recursive
+``$ref``). Every budget is a count, never a clock: the same schema and seeds get the same canvas
+(or the same refusal) on a busy machine as on an idle one.
 Leaves are written by ``values.LeafBuilder``.
 """
 
@@ -16,10 +18,10 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections import Counter
 from typing import Any
 
+from aod_core.canvas.automaton import spent
 from aod_core.canvas.nodes import ArrayNode, ChoiceNode, ConstNode, Node, ObjectNode, UnionNode
 from aod_core.canvas.slots import Slot, canonical
 from aod_core.canvas.values import CanvasOptions, LeafBuilder
@@ -30,7 +32,9 @@ from aod_core.errors import BudgetExceeded, InputError
 _DIGITS = "0123456789-."  # in every vocabulary: numbers are spelled with them
 # Budgets: a schema and seeds whose canvas would exceed them are refused with one line.
 MAX_CANVAS = 1536  # positions: on one CPU core a longer canvas takes more than 2 minutes to fit and sample
-BUILD_SECONDS = 30.0
+# States' worth of transitions all the slots' automata may cost to compile (``automaton.spent``):
+# about half a minute of compiling on one core, counted instead of timed.
+MAX_LAYOUT_STATES = 8_000_000
 MAX_LEARNED_KEYS = 32  # keys of one map-like object learned from the seeds
 MAX_RECURSION = 24  # unrolled levels of one recursive $ref
 
@@ -112,7 +116,7 @@ class LayoutBuilder(LeafBuilder):
         self.choice_keys: list[tuple[str, Any]] = []  # (slot key, value) in first-seen order
         self._choice_seen: set[tuple[str, str]] = set()
         self._depth: Counter = Counter()  # recursive $ref -> levels unrolled on the current path
-        self._deadline = time.monotonic() + BUILD_SECONDS
+        self._spent_before = spent()
         self._valid_cache: dict[tuple[int, str], bool] = {}
 
     def add(self, slot: Slot) -> Slot:
@@ -123,8 +127,11 @@ class LayoutBuilder(LeafBuilder):
                 f"the scaffold for this schema and seeds grows past {MAX_CANVAS} positions "
                 f"at {slot.path} (too many fields, array items or alternatives in the seeds)"
             )
-        if time.monotonic() > self._deadline:
-            raise BudgetExceeded(f"laying out the scaffold took more than {BUILD_SECONDS:g} s (at {slot.path})")
+        if spent() - self._spent_before > MAX_LAYOUT_STATES:
+            raise BudgetExceeded(
+                f"laying out the scaffold needs more than {MAX_LAYOUT_STATES:,} automaton states' worth of "
+                f"compiling (at {slot.path}): simplify the patterns or formats of the schema"
+            )
         return slot
 
     def choice(self, path: str, key: str, role: str, choices: list[Any], gate) -> Slot:

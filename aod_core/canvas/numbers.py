@@ -27,6 +27,7 @@ from typing import Any
 from aod_core.canvas.automaton import int_range_regex, number_regex
 
 MAX_DECIMALS = 6
+SIGNIFICANT = 12  # digits of a seed value that count when reading its decimals (the rest is float noise)
 MAX_MANTISSA = 6
 MAX_INT_DIGITS = {"integer": 19, "number": 15}
 MAX_WIDTH = 32
@@ -188,12 +189,33 @@ def _exact(v: Decimal, fmt: NumberFormat) -> Any:
 
 
 def _decimals(nums: list[Decimal]) -> int:
+    """Fraction digits the seeds use, read from each value rounded to ``SIGNIFICANT`` digits, so the
+    noise of binary floats (1150.9274779999996, 0.30000000000000004) does not count as decimals."""
     d = 0
     for n in nums:
-        exp = n.as_tuple().exponent
+        if not n.is_finite() or n == 0:
+            continue
+        exp = n.quantize(Decimal(1).scaleb(n.adjusted() - SIGNIFICANT + 1)).normalize().as_tuple().exponent
         if isinstance(exp, int):
             d = max(d, -exp)
     return min(d, MAX_DECIMALS)
+
+
+def round_number(x: Decimal, lo: Decimal, hi: Decimal, unit: Decimal) -> Decimal:
+    """The number in [lo, hi] with the fewest significant digits, nearest ``x`` among those, on the
+    grid of ``unit``; ``x`` on that grid when none is rounder. Bin edges use it: an edge like 1100
+    costs a number's language a state or two, an edge like 1150.927478 one per digit."""
+    lo, hi = min(lo, hi), max(lo, hi)
+    top = max(abs(lo), abs(hi))
+    e = top.adjusted() + 1 if top else 0
+    while Decimal(1).scaleb(e) >= unit:
+        q = Decimal(1).scaleb(e)
+        near = (x / q).to_integral_value() * q
+        for c in sorted({near, near - q, near + q}, key=lambda c: abs(c - x)):
+            if lo <= c <= hi:
+                return c.quantize(unit)
+        e -= 1
+    return x.quantize(unit)
 
 
 def _wants_exponent(nums: list[Decimal], lo: Any, hi: Any) -> bool:

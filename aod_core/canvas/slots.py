@@ -12,10 +12,10 @@ is ``nodes.py``.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from aod_core.canvas.automaton import marked_union
 from aod_core.canvas.numbers import NumberFormat, dec
 from aod_core.errors import InputError
 from aod_core.records import canonical_json
@@ -129,16 +129,13 @@ class Slot:
                 continue
             try:
                 parts.append(
-                    re.escape(mark)
-                    + "("
-                    + self.number.regex(plain_number(a), plain_number(b), False, k < last and b == dec(bhi))
-                    + ")"
+                    (mark, self.number.regex(plain_number(a), plain_number(b), False, k < last and b == dec(bhi)))
                 )
             except ValueError:
                 continue
         if not parts:
             raise ValueError(f"no value in [{lo}, {hi}] fits the field")
-        return "(" + "|".join(parts) + ")"
+        return marked_union(parts)
 
 
 @dataclass

@@ -38,10 +38,10 @@ from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
-from aod_core.canvas.automaton import STRING_CHAR, compile_fsm, pattern_regex, string_regex
+from aod_core.canvas.automaton import MARKS_FROM, STRING_CHAR, compile_fsm, pattern_regex, string_regex
 from aod_core.canvas.formats import FORMATS
 from aod_core.canvas.nodes import ChoiceNode, ConstNode, Node, UnionNode, ValueNode
-from aod_core.canvas.numbers import dec, plan_number
+from aod_core.canvas.numbers import dec, plan_number, round_number
 from aod_core.canvas.slots import Slot, canonical, is_number, plain_number
 from aod_core.errors import BudgetExceeded, InputError
 
@@ -50,7 +50,7 @@ MAX_STRING_WIDTH = 256
 SLOT_STATES = 600  # a value language with more automaton states is drawn from the seeds' values
 
 STRING_MODES = ("vocabulary", "text", "chars")
-BIN_MARKS = 0xF0000  # private-use code points: one per (number slot, bin), never in real text
+BIN_MARKS = MARKS_FROM  # private-use code points: one per (number slot, bin), never in real text
 PIECE_SLACK = 2  # positions over the seeds' longest value, in pieces
 MAX_BINS = 64  # bin marks per number slot (each slot has its own block of code points)
 MIN_BIN_SEEDS = 20  # a number slot needs this many seed values to be split into bins
@@ -115,7 +115,7 @@ class LeafBuilder:
                 and slot.lo is not None
                 and slot.hi is not None
             ):
-                self.binned(slot, [v for v in vals if is_number(v)])
+                return self.binned_checked(slot, schema, [v for v in vals if is_number(v)], gate)
             return self.checked(slot, schema, vals, gate)
         strs = [v for v in vals if isinstance(v, str)]
         min_len = int(schema.get("minLength", 0))
@@ -210,18 +210,24 @@ class LeafBuilder:
         self.pieces.update(pieces.pieces)
         slot.width = max(1, min(slot.width, longest_split(pieces, strs) + PIECE_SLACK))
 
-    def binned(self, slot: Slot, nums: list[Any]) -> None:
-        """Split a number slot's range at the seeds' quantiles into bins, each a mark symbol that
-        starts the value and a range the digits after it must stay in."""
+    def binned(self, slot: Slot, nums: list[Any], bins: int = 0) -> None:
+        """Split a number slot's range near the seeds' quantiles into ``bins`` bins (default: the
+        options'), each a mark symbol that starts the value and a range the digits after it must
+        stay in."""
         ds = sorted(dec(v) for v in nums)
         if len(ds) < MIN_BIN_SEEDS or len(set(ds)) < MIN_BIN_DISTINCT:
             return  # few values (a year, a count): the digits are already as coarse as a bin
-        k = min(self.options.number_bins, len(set(ds)) // 4, MAX_BINS - 2)  # 2: the range beyond the seeds'
+        k = min(bins or self.options.number_bins, len(set(ds)) // 4, MAX_BINS - 2)  # 2: the range beyond the seeds'
         unit = Decimal(1).scaleb(-slot.number.digits)
         lo, hi = dec(slot.lo), dec(slot.hi)
+        quantiles = [ds[min(len(ds) - 1, (j * len(ds)) // k)] for j in range(1, k)]
         cuts: list[Decimal] = []
-        for j in range(1, k):
-            c = ds[min(len(ds) - 1, (j * len(ds)) // k)].quantize(unit)
+        for j, q in enumerate(quantiles):
+            # A round number near the quantile (within a quarter of the way to its neighbours): an
+            # edge with few significant digits keeps the bin's language small whatever the decimals.
+            left = quantiles[j - 1] if j else ds[0]
+            right = quantiles[j + 1] if j + 1 < len(quantiles) else ds[-1]
+            c = round_number(q, q - (q - left) / 4, q + (right - q) / 4, unit)
             if lo < c <= hi and (not cuts or c > cuts[-1]):
                 cuts.append(c)
         if not cuts:
@@ -229,8 +235,9 @@ class LeafBuilder:
         # The schema's range beyond the seeds' gets a bin of its own on each side, so the bins at the
         # ends hold the seeds' extremes tightly instead of stretching to the schema's bounds (values
         # out there stay possible; the model has simply never seen their mark).
-        below = ds[0].quantize(unit, rounding=ROUND_FLOOR)
-        above = ds[-1].quantize(unit, rounding=ROUND_CEILING) + unit
+        low, high = ds[0].quantize(unit, rounding=ROUND_FLOOR), ds[-1].quantize(unit, rounding=ROUND_CEILING) + unit
+        below = round_number(low, min(low, max(lo, low - (cuts[0] - low) / 4)), low, unit)
+        above = round_number(high, high, max(high, min(hi, high + (high - cuts[-1]) / 4)), unit)
         if lo < below < cuts[0]:
             cuts.insert(0, below)
         if cuts[-1] < above <= hi:
@@ -303,6 +310,39 @@ class LeafBuilder:
             if rare
             else ChoiceNode(seen)
         )
+
+    def binned_checked(self, slot: Slot, schema: dict, nums: list[Any], gate) -> Node:
+        """A number slot in bins, with fewer bins (halved each time, down to none) while its
+        language is over budget: a number is always written digit by digit, never drawn from the
+        seeds' values because its bins cost too many states."""
+        plain_regex, plain_width = slot.regex, slot.width
+        asked = 0
+        while True:
+            self.binned(slot, nums, asked)
+            if not slot.bins:
+                return self.checked(slot, schema, nums, gate)
+            n, why = len(slot.bins), self.over_budget(slot)
+            if why is None:
+                if asked:
+                    self.notes.append(f"{slot.path}: {n} number bins (more would be over the automaton budget)")
+                return self.checked(slot, schema, nums, gate)
+            self.pieces.difference_update(b[2] for b in slot.bins)
+            slot.bins, slot.regex, slot.width = None, plain_regex, plain_width
+            asked = (n - 2) // 2  # the two bins beyond the seeds' range come back on their own
+            if asked < 2:
+                self.notes.append(f"{slot.path}: no number bins ({why})")
+                return self.checked(slot, schema, nums, gate)
+
+    @staticmethod
+    def over_budget(slot: Slot) -> str | None:
+        """Why the slot's language is over its budget (None: within it)."""
+        try:
+            fsm = compile_fsm(slot.regex, slot.extra)
+        except BudgetExceeded as e:
+            return str(e)
+        if len(fsm.states) > SLOT_STATES:
+            return f"its automaton has {len(fsm.states)} states (budget {SLOT_STATES})"
+        return None
 
     def checked(self, slot: Slot, schema: dict, vals: list[Any], gate) -> Node:
         """The slot, once its whole language compiles within budget; else the seeds' values."""
