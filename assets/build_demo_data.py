@@ -15,9 +15,11 @@ Datasets:
 * ``penguin-groups/``  -- nested, derived from the penguins data
 * ``airports/``        -- text-heavy, US airports from ``vega_datasets`` (names, cities, states, coordinates)
 * ``cars/``            -- car models from ``vega_datasets`` (a name, dependent measurements, origin)
+* ``countries/``       -- countries by year from ``plotly`` (Gapminder: ISO codes and continent fixed by
+  the country, yearly indicators; (country, year) names one row)
 
-Requirements: ``pip install palmerpenguins vega_datasets jsonschema``.
-Works offline (both packages ship their data). Fully deterministic: every
+Requirements: ``pip install palmerpenguins vega_datasets plotly pandas jsonschema``.
+Works offline (the packages ship their data). Fully deterministic: every
 random step uses ``random.Random(0)``.
 
 Usage::
@@ -340,6 +342,49 @@ CARS_SCHEMA: dict[str, Any] = {
 }
 
 
+CONTINENTS = ["Africa", "Americas", "Asia", "Europe", "Oceania"]
+
+COUNTRIES_SCHEMA: dict[str, Any] = {
+    "$schema": DRAFT,
+    "title": "Country indicators in one year",
+    "description": (
+        "Life expectancy, population and GDP per capita of one country in one year (Gapminder, "
+        "1952-2007 in steps of five years), with the country's ISO 3166 codes."
+    ),
+    "type": "object",
+    "properties": {
+        "country": {"description": "Country name as Gapminder spells it.", "type": "string", "minLength": 1},
+        "continent": {"description": "Continent of the country.", "type": "string", "enum": CONTINENTS},
+        "year": {"description": "Year of the observation.", "type": "integer", "minimum": 1950, "maximum": 2010},
+        "lifeExp": {
+            "description": "Life expectancy at birth in years.",
+            "type": "number",
+            "minimum": 20,  # observed 23.599
+            "maximum": 90,  # observed 82.603
+        },
+        "pop": {"description": "Population.", "type": "integer", "minimum": 0},  # observed 60011 - 1.32e9
+        # Left open above on purpose, as a user would write it; observed 241.17 - 113523.13.
+        "gdpPercap": {"description": "GDP per capita in 2005 US dollars (PPP).", "type": "number", "minimum": 0},
+        "iso_alpha": {
+            "description": "ISO 3166-1 alpha-3 code of the country.",
+            "type": "string",
+            "pattern": "^[A-Z]{3}$",
+        },
+        "iso_num": {
+            "description": "ISO 3166-1 numeric code of the country.",
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 999,
+        },
+    },
+    "required": ["country", "continent", "year", "lifeExp", "pop", "gdpPercap", "iso_alpha", "iso_num"],
+    "additionalProperties": False,
+}
+
+# plotly's copy of the table gives North Korea the South's codes (KOR, 410); ISO 3166 gives it PRK, 408.
+ISO_FIXES = {"Korea, Dem. Rep.": ("PRK", 408)}
+
+
 # --------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------
@@ -393,7 +438,7 @@ def check_bounds(rows: list[dict[str, Any]], schema: dict[str, Any], name: str) 
             continue
         values = [r[field] for r in rows if r[field] is not None]
         lo, hi = min(values), max(values)
-        if lo < sub["minimum"] or hi > sub["maximum"]:
+        if lo < sub["minimum"] or hi > sub.get("maximum", math.inf):
             raise SystemExit(
                 f"{name}.{field}: data range [{lo}, {hi}] outside schema [{sub['minimum']}, {sub['maximum']}]"
             )
@@ -530,6 +575,31 @@ def load_car_rows() -> list[dict[str, Any]]:
     return rows
 
 
+def load_country_rows() -> list[dict[str, Any]]:
+    # plotly ships the Gapminder table inside the package (package_data/datasets): no network access.
+    import plotly.express as px
+
+    df = px.data.gapminder()
+    if len(df) != 1704:
+        raise SystemExit(f"plotly gapminder: expected 1704 rows, got {len(df)}")
+    rows = []
+    for rec in df.to_dict(orient="records"):
+        alpha, num = ISO_FIXES.get(rec["country"], (rec["iso_alpha"], rec["iso_num"]))
+        rows.append(
+            {
+                "country": _str(rec["country"]),
+                "continent": _str(rec["continent"]),
+                "year": _int(rec["year"]),
+                "lifeExp": round(float(rec["lifeExp"]), 3),
+                "pop": _int(rec["pop"]),
+                "gdpPercap": round(float(rec["gdpPercap"]), 6),
+                "iso_alpha": _str(alpha),
+                "iso_num": _int(num),
+            }
+        )
+    return rows
+
+
 # --------------------------------------------------------------------------
 # Builders
 # --------------------------------------------------------------------------
@@ -623,6 +693,7 @@ def main(argv: list[str] | None = None) -> int:
     weather_rows = load_weather_rows()
     airport_rows = load_airport_rows()
     car_rows = load_car_rows()
+    country_rows = load_country_rows()
 
     plan = [
         ("penguins", PENGUINS_SCHEMA, build_penguins(penguin_rows)),
@@ -630,6 +701,7 @@ def main(argv: list[str] | None = None) -> int:
         ("penguin-groups", GROUPS_SCHEMA, build_groups(penguin_rows)),
         ("airports", AIRPORTS_SCHEMA, build_shuffled(airport_rows, AIRPORTS_SCHEMA, "airports", 300, 200)),
         ("cars", CARS_SCHEMA, build_shuffled(car_rows, CARS_SCHEMA, "cars", 300, 100)),
+        ("countries", COUNTRIES_SCHEMA, build_shuffled(country_rows, COUNTRIES_SCHEMA, "countries", 300, 200)),
     ]
     for name, schema, (seeds, holdout) in plan:
         write_folder(args.out, name, schema, seeds, holdout)
