@@ -173,7 +173,7 @@ def test_sampling_settings_leave_the_cache_key_alone_and_bad_ones_are_refused(tm
     for bad, words in (
         ({"seed_prior": -1}, "seed_prior must be a number >= 0"),
         ({"text_prior": "x"}, "text_prior must be a number"),
-        ({"prior_bandwidth": 0}, "> 0"),
+        ({"prior_bandwidth": -0.5}, "prior_bandwidth must be a number >= 0"),
     ):
         with pytest.raises(InputError, match=words):
             check_options("embedded", bad)
@@ -196,3 +196,25 @@ def test_a_barely_fitted_model_keeps_the_cross_field_fact_with_the_prior(tmp_pat
     gen = load_generator("embedded", SCHEMA, data, options=opts, cache_dir=tmp_path)
     pinned = [c.record for c in gen.sample(Prompt(pins={"$.species": "large"}), 40, seed=1)]
     assert sum(r["mass"] >= 7000 for r in pinned) >= 36
+
+
+def test_the_relevance_of_each_field_to_each_other_is_fitted_on_the_seeds():
+    """Positions 0-2 follow a hidden kind, 3-5 are noise: the fitted relevance of one kind position to
+    another is high, of noise to anything low, and a key's fields are held apart."""
+    from aod_core.generators.seed_prior import fit_relevance
+
+    g = torch.Generator().manual_seed(0)
+    kind = torch.randint(0, 4, (200, 1), generator=g)
+    tokens = torch.cat([kind + 10, kind + 20, kind + 30, torch.randint(40, 44, (200, 3), generator=g)], 1)
+    rel = fit_relevance(tokens, torch.arange(6))
+    assert rel[0, 1] > 1.0 and rel[0, 2] > 1.0 and rel[1, 0] > 1.0
+    assert rel[0, 3:].max() < rel[0, 1] / 2 and rel[4, :3].max() < rel[0, 1] / 2
+    assert torch.all(rel.diagonal() == 0)
+    apart = torch.zeros(6, 6, dtype=torch.bool)
+    apart[0, 1] = apart[1, 0] = True
+    held = fit_relevance(tokens, torch.arange(6), apart)
+    assert held[0, 1] == 0 and held[1, 0] == 0 and held[0, 2] > 1.0
+    sc = Scaffold.build(SCHEMA.resolved, seeds(60), CanvasOptions.realistic())
+    toks = torch.tensor([sc.encode(r) for r in seeds(60)])
+    fixed = SeedPrior(sc, toks, bandwidth=0.5)
+    assert torch.allclose(fixed.relevance, (1 - torch.eye(len(fixed.positions))) * 2.0)

@@ -13,7 +13,9 @@ The sampler asks three things each step (see ``sampler.Constraint``):
 
 All of it is prompt-dependent: pins are pre-committed tokens, forbidden values are removed from a
 choice or subtracted from a slot's language, ranges narrow a number slot's language, and choice
-biases shift logits.
+biases shift logits. The order fields are decided in, and the seeds' dependencies and keys kept
+while they are, is ``conditioning.py``'s: steered fields first, then keys, dependents after the
+field that fixes them.
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ import numpy as np
 import torch
 
 from aod_core.canvas.automaton import SlotDFA, build_slot_dfa, compile_fsm
+from aod_core.canvas.conditioning import Conditioning
 from aod_core.canvas.prompt import Prompt
 from aod_core.canvas.scaffold import Scaffold
 from aod_core.canvas.slots import ABSENT, END, MASK, NULL, Slot, canonical
+from aod_core.data.dependencies import Dependencies
 from aod_core.errors import InputError
 
 
@@ -74,6 +78,8 @@ class CanvasConstraint:
         device: str | torch.device = "cpu",
         *,
         text_left_to_right: bool = False,
+        dependencies: Dependencies | None = None,
+        seed_tokens: torch.Tensor | None = None,
     ):
         self.scaffold = scaffold
         self.prompt = prompt or Prompt()
@@ -102,15 +108,19 @@ class CanvasConstraint:
         # together first. With ``text_left_to_right``, a free-text slot's pieces after the first are
         # committed in order, one offset after another (each piece is chosen knowing the one before
         # it). ``priority`` is added to the sampler's commit order (whose own scores lie in [0, 1]).
+        # Steered fields, then keys, before everything else, and dependencies kept exact
+        # (``conditioning.py``): the classes are added on top of that order.
         self.priority: torch.Tensor | None = None
+        self.conditioning = Conditioning(scaffold, self.prompt, dependencies, seed_tokens)
         texts = [s for s in scaffold.slots if s.pieces is not None and s.width > 1] if text_left_to_right else []
-        if texts or any(s.bins for s in scaffold.slots):
+        if texts or any(s.bins for s in scaffold.slots) or self.conditioning.active:
             self.priority = torch.zeros(L, dtype=torch.float64)
             for s in scaffold.slots:
                 if s.kind == "choice" or s.bins:
                     self.priority[s.start] = 2.0
             for s in texts:
                 self.priority[s.start + 1 : s.start + s.width] = -torch.arange(1, s.width, dtype=torch.float64)
+            self.priority += self.conditioning.boost
 
         # Value slots stacked into padded DFA tensors [K, S, V]; positions [K, W] (L = padding).
         values = [s for s in scaffold.slots if s.kind == "value"]
@@ -252,6 +262,7 @@ class CanvasConstraint:
             setattr(self, name, getattr(self, name).to(device))
         if self.priority is not None:
             self.priority = self.priority.to(device)
+        self.conditioning.to(device)
         if self.value_slots:
             for name in ("T", "accept", "start", "reach", "pos"):
                 setattr(self, name, getattr(self, name).to(device))
@@ -280,10 +291,10 @@ class CanvasConstraint:
 
     def ready(self, x: torch.Tensor) -> torch.Tensor:
         masked = x == MASK
-        if not bool(self.gated.any()):
-            return masked
-        ctrl = x[:, self.gate_pos.clamp(min=0)]
-        return masked & (~self.gated | (ctrl != MASK))
+        if bool(self.gated.any()):
+            ctrl = x[:, self.gate_pos.clamp(min=0)]
+            masked = masked & (~self.gated | (ctrl != MASK))
+        return self.conditioning.ready(x, masked) if self.conditioning.active else masked
 
     def allowed(self, x: torch.Tensor) -> torch.Tensor:
         """[B, L, V] bool: tokens each masked position may take now."""
@@ -294,10 +305,12 @@ class CanvasConstraint:
             flat = self.pos.reshape(-1)
             real = flat < L
             out[:, flat[real]] &= dyn.reshape(B, -1, dyn.shape[-1])[:, real]
-        return out
+        return self.conditioning.restrict(x, out) if self.conditioning.active else out
 
     def commit(self, x: torch.Tensor, select: torch.Tensor, x0: torch.Tensor, conf: torch.Tensor) -> torch.Tensor:
         """Apply the proposals ``x0`` at ``select`` so every slot stays completable; then gates."""
+        if self.conditioning.keys:
+            select = self.conditioning.hold(x, select, conf)
         x = x.clone()
         choice_sel = select & (self.slot_of < 0)
         x = torch.where(choice_sel, x0, x)

@@ -16,6 +16,7 @@ import os
 from dataclasses import dataclass, fields, replace
 from typing import Any, Callable, Mapping, TypeVar
 
+from aod_core.data.dependencies import DependencySettings
 from aod_core.data.schema import LoadedSchema
 from aod_core.errors import InputError
 from aod_core.generators.base import Generator, Progress
@@ -43,6 +44,9 @@ class GeneratorKind:
     # The prompt's sampling controls this kind honours (the pages show only these): steps,
     # temperature, blocks, remasking, threshold, pins (pins and forbids).
     controls: frozenset[str] = frozenset({"steps", "temperature", "blocks", "remasking", "threshold", "pins"})
+    # Keeps the seeds' dependencies and keys while sampling, and decides steered fields first
+    # (canvas/conditioning.py); for other kinds only the judge checks dependencies.
+    conditions: bool = False
     builder: str = "build"  # ``module.build(target, schema, seeds, config=, device=, cache_dir=, api_key=)``
 
     @property
@@ -69,6 +73,7 @@ register(
         "aod_core.generators.embedded",
         "EmbeddedConfig",
         trains=True,
+        conditions=True,
         help="a small diffusion model fitted on your seeds (offline; CPU is fine)",
     )
 )
@@ -94,6 +99,7 @@ register(
         reads_text=True,
         scaffold_optional=False,
         sample_view="hf",
+        conditions=True,
         controls=frozenset({"temperature", "blocks", "remasking", "threshold", "pins"}),
         help="a pretrained masked diffusion LM (LLaDA, Dream, ModernBERT chat DLMs) from a local "
         "folder or the local HF cache, best on a GPU",
@@ -124,6 +130,7 @@ __all__ = [
     "GeneratorKind",
     "Progress",
     "check_options",
+    "conditioning_note",
     "config_from_options",
     "kind_of",
     "load_generator",
@@ -183,12 +190,14 @@ def load_generator(
     config: Any = None,
     options: Mapping[str, Any] | None = None,
     api_key: str | None = None,
+    dependencies: DependencySettings | None = None,
 ) -> Generator:
     """The generator a spec names, built on the schema and the seeds (not yet fitted).
 
     ``options`` are the generator's own settings by name (a run's ``generator_config``, e.g.
     ``{"train_steps": 300}``), checked against the kind's options class; ``config`` is an options
-    object already built (it wins over ``options``).
+    object already built (it wins over ``options``). ``dependencies``: what the user says about the
+    seeds' dependencies and keys, for the kinds that keep them while sampling (``conditions``).
     """
     kind, target = split_spec(spec)
     if not scaffold and not kind.scaffold_optional:
@@ -201,7 +210,21 @@ def load_generator(
     cfg = config if config is not None else (config_from_options(cls, options, spec) if cls else None)
     if cfg is not None and any(f.name == "scaffold" for f in fields(cfg)):
         cfg = replace(cfg, scaffold=scaffold)  # never edit the caller's config
-    return kind.build_function()(target, schema, seeds, config=cfg, device=device, cache_dir=cache_dir, api_key=api_key)
+    extra = {"dependencies": dependencies} if kind.conditions and dependencies is not None else {}
+    return kind.build_function()(
+        target, schema, seeds, config=cfg, device=device, cache_dir=cache_dir, api_key=api_key, **extra
+    )
+
+
+def conditioning_note(spec: str | None) -> str:
+    """What the seeds' dependencies and keys do for this generator, in one sentence ("" when it keeps them)."""
+    kind = kind_of(spec)
+    if kind is None or kind.conditions:
+        return ""
+    return (
+        f"the {kind.name} generator does not keep the seeds' dependencies and keys while sampling "
+        "(nor decide steered fields first): the judge still checks them and rejects a broken dependency"
+    )
 
 
 def config_from_options(cls: type[C], options: Mapping[str, Any] | None, spec: str) -> C:

@@ -26,12 +26,14 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
+from aod_core.canvas.conditioning import field_slots
 from aod_core.canvas.constraints import CanvasConstraint, static_allowed
 from aod_core.canvas.nodes import DecodeError
 from aod_core.canvas.prompt import Prompt
 from aod_core.canvas.scaffold import Scaffold
 from aod_core.canvas.slots import ABSENT, END, MASK
 from aod_core.canvas.values import MAX_BINS, CanvasOptions
+from aod_core.data.dependencies import Dependencies, DependencySettings, detect, schema_order
 from aod_core.diffusion.denoiser import Denoiser, DenoiserConfig
 from aod_core.diffusion.sampler import generate
 from aod_core.errors import InputError
@@ -54,7 +56,8 @@ log = logging.getLogger(__name__)
 # 2: canvases of unions, map keys, bounded numbers; batch floor of 1 on long canvases
 # 3: realistic canvas (vocabularies, word pieces, number bins)
 # 4: a bin of its own for the schema's range beyond the seeds' on each side
-CACHE_VERSION = 4
+# 5: round bin edges, decimals read without float noise, numbers never drawn from the seeds' values
+CACHE_VERSION = 5
 SAMPLING_ONLY = (
     "sample_batch",
     "seed_prior",
@@ -114,9 +117,10 @@ class EmbeddedConfig:
         step=0.25,
     )
     prior_bandwidth: float = option(
-        0.25,
-        "How closely a seed must match a record's coarse plan to shape it (smaller: nearer seeds only).",
-        minimum=0.05,
+        0.0,
+        "How closely a seed must match a record's coarse plan to shape it (smaller: nearer seeds only, "
+        "records closer to copies). 0 chooses it on the seeds by leave-one-out likelihood.",
+        minimum=0.0,
         maximum=10.0,
         step=0.05,
     )
@@ -137,10 +141,10 @@ class EmbeddedConfig:
             )
         if self.text_order not in ("left_to_right", "any"):
             raise InputError(f"embedded setting text_order must be left_to_right or any, got {self.text_order!r}")
-        for name, lo in (("seed_prior", 0.0), ("text_prior", 0.0), ("prior_bandwidth", 1e-9)):
+        for name in ("seed_prior", "text_prior", "prior_bandwidth"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < lo:
-                raise InputError(f"embedded setting {name} must be a number {'>= 0' if lo == 0 else '> 0'}, got {v!r}")
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise InputError(f"embedded setting {name} must be a number >= 0, got {v!r}")
         self.canvas_options()
 
     def canvas_options(self) -> CanvasOptions:
@@ -191,8 +195,22 @@ class _ScaffoldCanvas:
     def encode(self, record: dict) -> list[int]:
         return self.scaffold.encode(record)
 
-    def constraint(self, prompt: Prompt, device: torch.device, text_left_to_right: bool = False) -> CanvasConstraint:
-        return CanvasConstraint(self.scaffold, prompt, device, text_left_to_right=text_left_to_right)
+    def constraint(
+        self,
+        prompt: Prompt,
+        device: torch.device,
+        text_left_to_right: bool = False,
+        dependencies: Dependencies | None = None,
+        seed_tokens: torch.Tensor | None = None,
+    ) -> CanvasConstraint:
+        return CanvasConstraint(
+            self.scaffold,
+            prompt,
+            device,
+            text_left_to_right=text_left_to_right,
+            dependencies=dependencies,
+            seed_tokens=seed_tokens,
+        )
 
     def decode(self, tokens: list[int]) -> Candidate:
         try:
@@ -220,7 +238,7 @@ class _TextCanvas:
         ids = [self.ids[ch] for ch in json.dumps(record, ensure_ascii=False)][: self.length]
         return ids + [END] * (self.length - len(ids))
 
-    def constraint(self, prompt: Prompt, device: torch.device, text_left_to_right: bool = False) -> None:
+    def constraint(self, prompt: Prompt, device: torch.device, text_left_to_right: bool = False, **_: Any) -> None:
         if prompt.pins or prompt.forbid or prompt.ranges or prompt.bias:
             raise InputError("pins, forbids, ranges and biases need the scaffold (it is switched off)")
         return None
@@ -244,8 +262,11 @@ class EmbeddedGenerator(CachedFit):
         config: EmbeddedConfig | None = None,
         device: str | None = None,
         cache_dir: str | os.PathLike | None = None,
+        dependencies: DependencySettings | None = None,
     ):
         self.config = config or EmbeddedConfig()
+        self.dependency_settings = dependencies or DependencySettings()
+        self.dependency_settings.check()
         self.device = pick_device(device)
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self.schema, self.seeds = schema, seeds
@@ -268,6 +289,8 @@ class EmbeddedGenerator(CachedFit):
         # One model may be shared by several app sessions: fitting and sampling take turns.
         self._lock = threading.RLock()
         self._prior: tuple[SeedPrior, TextPrior] | None = None
+        self._seed_tokens: torch.Tensor | None = None
+        self._dependencies: Dependencies | None = None
         self.batch_now: int | None = None  # the sample batch that fits: halved on GPU out-of-memory
         self.oom_halvings = 0
 
@@ -388,6 +411,23 @@ class EmbeddedGenerator(CachedFit):
             self._fit(None)
             return self._sample(prompt, n, seed, on_step)
 
+    @property
+    def dependencies(self) -> Dependencies:
+        """The seeds' dependencies and keys this generator keeps while sampling (none without a
+        scaffold: the raw-text ablation keeps nothing)."""
+        if self._dependencies is None:
+            if self.scaffold is None:
+                self._dependencies = Dependencies()
+            else:
+                self._dependencies = detect(self.seeds, self.dependency_settings, schema_order(self.schema))
+        return self._dependencies
+
+    def seed_tokens(self) -> torch.Tensor:
+        """The seeds encoded on the canvas [S, L] (CPU)."""
+        if self._seed_tokens is None:
+            self._seed_tokens = torch.tensor([self.canvas.encode(r) for r in self.seeds], dtype=torch.long)
+        return self._seed_tokens
+
     def seed_priors(self) -> tuple[SeedPrior, TextPrior] | None:
         """The seeds' coarse conditional and word-piece bigrams used while sampling (None without a
         scaffold or with both weights at 0)."""
@@ -395,14 +435,21 @@ class EmbeddedGenerator(CachedFit):
         if self.scaffold is None or (cfg.seed_prior <= 0 and cfg.text_prior <= 0):
             return None
         if self._prior is None:
-            tokens = torch.tensor([self.canvas.encode(r) for r in self.seeds], dtype=torch.long)
-            coarse = SeedPrior(self.scaffold, tokens, weight=cfg.seed_prior, bandwidth=cfg.prior_bandwidth)
+            tokens = self.seed_tokens()
+            keys = [[list(_field_positions(self.scaffold, f)) for f in key] for key in self.dependencies.keys]
+            coarse = SeedPrior(self.scaffold, tokens, weight=cfg.seed_prior, bandwidth=cfg.prior_bandwidth, keys=keys)
             text = TextPrior(self.scaffold, tokens, weight=cfg.text_prior)
             self._prior = (coarse.to(self.device), text.to(self.device))
         return self._prior
 
     def _sample(self, prompt: Prompt, n: int, seed: int, on_step: StepFn | None) -> list[Candidate]:
-        constraint = self.canvas.constraint(prompt, self.device, self.config.text_order == "left_to_right")
+        constraint = self.canvas.constraint(
+            prompt,
+            self.device,
+            self.config.text_order == "left_to_right",
+            dependencies=self.dependencies,
+            seed_tokens=self.seed_tokens() if self.dependencies else None,
+        )
         gen = torch.Generator(device="cpu").manual_seed(seed)
         logits_fn = self.logits
         priors = self.seed_priors()
@@ -439,6 +486,22 @@ class EmbeddedGenerator(CachedFit):
         self.oom_halvings += 1
 
 
-def build(target: str, schema: Any, seeds: list[dict], *, config=None, device=None, cache_dir=None, **_: Any):
+def _field_positions(scaffold: Scaffold, path: str) -> list[int]:
+    return [p for s in field_slots(scaffold, path) for p in s.positions]
+
+
+def build(
+    target: str,
+    schema: Any,
+    seeds: list[dict],
+    *,
+    config=None,
+    device=None,
+    cache_dir=None,
+    dependencies=None,
+    **_: Any,
+):
     """The registry's builder for ``embedded`` (``aod_core.generators``)."""
-    return EmbeddedGenerator(schema.resolved, seeds, config=config, device=device, cache_dir=cache_dir)
+    return EmbeddedGenerator(
+        schema.resolved, seeds, config=config, device=device, cache_dir=cache_dir, dependencies=dependencies
+    )

@@ -13,7 +13,11 @@ the speed-ups of Fast-dLLM:
 
 ``vanilla`` decoding (fixed ``k`` per step, no threshold, no cache) is kept for the benchmark's
 comparison. Within a value run tokens are committed left to right (the automaton needs the text so
-far); different runs and different rows decode in parallel. The proposal, classifier-free guidance
+far); different runs and different rows decode in parallel. Fields the prompt steers (ranges,
+forbidden choices) are decoded before the blocks, so the rest is written knowing them; a field the
+seeds fix by another waits for it and is then written from the seeds' map; a pinned or steered
+dependent forbids the determinant values the seeds map elsewhere (``canvas/conditioning.py``; the
+seeds' keys are left to the judge's near-copy check here). The proposal, classifier-free guidance
 and the choice of commits are the canvas sampler's own functions (``diffusion/sampler.py``), so both
 loops decide alike; finding and loading the model is ``hf_load.py``.
 """
@@ -31,14 +35,17 @@ from typing import Any, Literal
 
 import torch
 
+from aod_core.canvas.conditioning import field_slots, implied_forbids, steered_slots
 from aod_core.canvas.prompt import Prompt, Sampling
 from aod_core.canvas.scaffold import Scaffold
+from aod_core.canvas.slots import canonical
 from aod_core.canvas.token_scaffold import RowPlan, SlotLanguage, TokenScaffold, build_token_table
+from aod_core.data.dependencies import Dependencies, DependencySettings, detect, schema_order
 from aod_core.diffusion.sampler import StepInfo, commit_order, guided_logits, propose, select_commits
 from aod_core.errors import InputError
 from aod_core.generators.base import Progress, ProgressFn, StepFn, in_batches, option
 from aod_core.generators.hf_load import check_remote_code, facts_of, load_dlm, pick_dtype, resolve_model_path
-from aod_core.records import Candidate
+from aod_core.records import Candidate, canonical_json
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +139,8 @@ class _RunState:
     pos: int = 0
     state: int = 0
     done: bool = False
+    slot: int = -1  # the scaffold slot's start: what conditioning names a field by
+    first: bool = False  # a steered field: decoded before every other run of its row
 
 
 class _LanguageTables:
@@ -148,6 +157,29 @@ class _LanguageTables:
         nxt = self.next[state]
         live = nxt >= 0
         return bool(live.any() and (self.dist[nxt[live]] <= remaining).any())
+
+
+@dataclass
+class Conditions:
+    """What ``denoise`` keeps of the seeds' dependencies and the prompt's steering: the slots decided
+    first, and for each (parent slot, child slot) the seeds' map of values (``canvas/conditioning.py``
+    is the canvas sampler's counterpart)."""
+
+    first: frozenset[int] = frozenset()
+    edges: tuple[tuple[int, int, dict[str, Any]], ...] = ()
+    parents: tuple[tuple[int, int], ...] = ()  # (parent slot, child slot): the child waits for its parent
+    encode: Any = None  # value -> token ids of its JSON text (the token scaffold's)
+    read: Any = None  # token ids -> JSON value, or raises ValueError
+
+    def waits(self, runs: list[_RunState]) -> dict[int, list[_RunState]]:
+        """Per run (by id), the parent runs of its row it waits for."""
+        by = {(r.row, r.slot): r for r in runs}
+        out: dict[int, list[_RunState]] = {}
+        for parent, child in self.parents:
+            for r in runs:
+                if r.slot == child and (r.row, parent) in by and not r.first:
+                    out.setdefault(id(r), []).append(by[(r.row, parent)])
+        return out
 
 
 @torch.no_grad()
@@ -169,12 +201,16 @@ def denoise(
     on_step: StepFn | None = None,
     stats: DecodeStats | None = None,
     lang_cache: dict[int, _LanguageTables] | None = None,
+    conditions: Conditions | None = None,
 ) -> list[list[int]]:
     """Fill every run of every plan; returns the filled canvases (one list of ids per row).
 
     ``lang_cache`` keeps each language's device and CPU tables between calls (keyed by the id of a
-    language its owner keeps alive), so a string field's large table is not rebuilt per batch."""
+    language its owner keeps alive), so a string field's large table is not rebuilt per batch.
+    ``conditions``: steered runs are decoded first (before the blocks), a dependent run waits for its
+    parent and is then written from the seeds' map when its parent's value is known there."""
     stats = stats if stats is not None else DecodeStats()
+    cond = conditions or Conditions()
     t0 = time.perf_counter()
     B, L = len(plans), max(len(p.ids) for p in plans)
     x = torch.full((B, L), end_id, dtype=torch.long)
@@ -188,7 +224,12 @@ def denoise(
             key = id(r.language)
             if key not in langs:
                 langs[key] = _LanguageTables(r.language, device)
-            runs.append(_RunState(b, r.start, r.width, r.language, key, state=r.language.start))
+            start = r.slot.start
+            runs.append(
+                _RunState(
+                    b, r.start, r.width, r.language, key, state=r.language.start, slot=start, first=start in cond.first
+                )
+            )
     if not runs:
         return [row[: len(p.ids)] for row, p in zip(x.tolist(), plans)]
     lo = min(r.start for r in runs)
@@ -200,6 +241,8 @@ def denoise(
     tau = sampling.threshold if sampling.threshold is not None else threshold
     total = sum(r.width for r in runs)
     cfg = sampling.cfg_scale > 0 and prompt_lengths is not None
+    waits = cond.waits(runs)
+    by_slot = {(r.row, r.slot): r for r in runs}
 
     def commit(run: _RunState, token: int) -> None:
         lang = langs[run.lang_id]
@@ -218,60 +261,113 @@ def denoise(
     def _finish(run: _RunState) -> None:
         x[run.row, run.start + run.pos : run.start + run.width] = end_id
         run.pos, run.done = run.width, True
+        children = [(c, m) for p, c, m in cond.edges if p == run.slot and (run.row, c) in by_slot]
+        if children:
+            row = x[run.row, run.start : run.start + run.width].tolist()
+            try:
+                value = cond.read(row[: row.index(end_id)] if end_id in row else row)
+            except ValueError:
+                return
+            for child, mapping in children:
+                _write(by_slot[(run.row, child)], mapping.get(canonical_json(value), _UNKNOWN))
 
+    def _write(child: _RunState, value: Any) -> None:
+        """The child's value from the seeds' map, token by token, when the map knows the parent's
+        value and the child's language takes it (else the model writes it)."""
+        if child.done or child.pos or value is _UNKNOWN:
+            return
+        toks = cond.encode(value)
+        lang = langs[child.lang_id]
+        state = child.state
+        for t in toks:
+            state = int(lang.next[state, lang.index[t]]) if t in lang.index else -1
+            if state < 0:
+                return
+        if len(toks) > child.width or not lang.accept[state]:
+            return
+        for t in toks:
+            if not child.done:
+                commit(child, t)
+        if not child.done:
+            _finish(child)
+
+    def step(ready: list[_RunState], bi: int, kv: Any, window: tuple[int, int] | None) -> Any:
+        at = torch.zeros(B, L, dtype=torch.bool, device=device)
+        pos_rows = torch.tensor([r.row for r in ready], device=device)
+        pos_cols = torch.tensor([r.start + r.pos for r in ready], device=device)
+        at[pos_rows, pos_cols] = True
+        # Row-major order of ``at`` is the order logits come back in.
+        order = sorted(range(len(ready)), key=lambda i: (ready[i].row, ready[i].start + ready[i].pos))
+        ready = [ready[i] for i in order]
+        if window is not None:
+            if kv is None:
+                logits, kv = runner.prefill(x, at)
+            else:
+                logits = runner.window(x, window[0], window[1], kv, at)
+        elif cfg:
+            un = x.clone()
+            for b, n in enumerate(prompt_lengths):
+                un[b, :n] = mask_id
+            logits = guided_logits(lambda both: runner.full(both, torch.cat([at, at])), x, un, sampling.cfg_scale)
+        else:
+            logits = runner.full(x, at)
+        stats.forwards += 1
+        logits = logits.to(torch.float64)
+        allowed = torch.zeros_like(logits, dtype=torch.bool)
+        by_lang: dict[int, list[int]] = {}
+        for i, r in enumerate(ready):
+            by_lang.setdefault(r.lang_id, []).append(i)
+        for key, idx in by_lang.items():
+            lang = langs[key].dev
+            states = torch.tensor([ready[i].state for i in idx], device=device)
+            remaining = torch.tensor([ready[i].width - ready[i].pos - 1 for i in idx], device=device)
+            rows = torch.tensor(idx, device=device)
+            allowed[rows.unsqueeze(1), lang.cands.unsqueeze(0)] = lang.allowed(states, remaining)
+            allowed[rows, end_id] = lang.accept[states]
+        logits = logits.masked_fill(~allowed, -math.inf)
+        x0, conf = propose(logits, sampling.temperature, generator)
+        score = commit_order(conf, sampling.remasking, generator)
+        chosen = _chosen(at, conf, score, fast=fast, tau=tau, k=vanilla_k)
+        tokens = x0.tolist()
+        for i in chosen:
+            commit(ready[i], tokens[i])
+        stats.steps += 1
+        if on_step is not None:
+            left = sum(r.width - r.pos for r in runs if not r.done)
+            on_step(StepInfo(stats.steps, bi, n_blocks, left, total))
+        return kv
+
+    def waiting(r: _RunState) -> bool:
+        return any(not p.done for p in waits.get(id(r), ()))
+
+    for parent, child, mapping in cond.edges:  # parents the prompt pins: their children now
+        for b, p in enumerate(plans):
+            if parent in p.fixed and (b, child) in by_slot:
+                _write(by_slot[(b, child)], mapping.get(canonical_json(p.fixed[parent]), _UNKNOWN))
+    while True:  # steered fields first, over the whole canvas
+        ready = [r for r in runs if r.first and not r.done]
+        if not ready:
+            break
+        step(ready, 0, None, None)
     for bi in range(n_blocks):
         b_lo, b_hi = edges[bi], edges[bi + 1]
         kv = None
         while True:
-            ready = [r for r in runs if not r.done and b_lo <= r.start + r.pos < b_hi]
+            ready = [r for r in runs if not r.done and b_lo <= r.start + r.pos < b_hi and not waiting(r)]
             if not ready:
                 break
-            at = torch.zeros(B, L, dtype=torch.bool, device=device)
-            pos_rows = torch.tensor([r.row for r in ready], device=device)
-            pos_cols = torch.tensor([r.start + r.pos for r in ready], device=device)
-            at[pos_rows, pos_cols] = True
-            # Row-major order of ``at`` is the order logits come back in.
-            order = sorted(range(len(ready)), key=lambda i: (ready[i].row, ready[i].start + ready[i].pos))
-            ready = [ready[i] for i in order]
-            if use_cache:
-                if kv is None:
-                    logits, kv = runner.prefill(x, at)
-                else:
-                    logits = runner.window(x, b_lo, b_hi, kv, at)
-            elif cfg:
-                un = x.clone()
-                for b, n in enumerate(prompt_lengths):
-                    un[b, :n] = mask_id
-                logits = guided_logits(lambda both: runner.full(both, torch.cat([at, at])), x, un, sampling.cfg_scale)
-            else:
-                logits = runner.full(x, at)
-            stats.forwards += 1
-            logits = logits.to(torch.float64)
-            allowed = torch.zeros_like(logits, dtype=torch.bool)
-            by_lang: dict[int, list[int]] = {}
-            for i, r in enumerate(ready):
-                by_lang.setdefault(r.lang_id, []).append(i)
-            for key, idx in by_lang.items():
-                lang = langs[key].dev
-                states = torch.tensor([ready[i].state for i in idx], device=device)
-                remaining = torch.tensor([ready[i].width - ready[i].pos - 1 for i in idx], device=device)
-                rows = torch.tensor(idx, device=device)
-                allowed[rows.unsqueeze(1), lang.cands.unsqueeze(0)] = lang.allowed(states, remaining)
-                allowed[rows, end_id] = lang.accept[states]
-            logits = logits.masked_fill(~allowed, -math.inf)
-            x0, conf = propose(logits, sampling.temperature, generator)
-            score = commit_order(conf, sampling.remasking, generator)
-            chosen = _chosen(at, conf, score, fast=fast, tau=tau, k=vanilla_k)
-            tokens = x0.tolist()
-            for i in chosen:
-                commit(ready[i], tokens[i])
-            stats.steps += 1
-            if on_step is not None:
-                left = sum(r.width - r.pos for r in runs if not r.done)
-                on_step(StepInfo(stats.steps, bi, n_blocks, left, total))
+            kv = step(ready, bi, kv, (b_lo, b_hi) if use_cache else None)
         del kv
+    while True:  # what waited for a parent decoded in a later block
+        ready = [r for r in runs if not r.done and not waiting(r)] or [r for r in runs if not r.done]
+        if not ready:
+            break
+        step(ready, n_blocks - 1, None, None)
     stats.seconds += time.perf_counter() - t0
     return [row[: len(p.ids)] for row, p in zip(x.tolist(), plans)]
+
+
+_UNKNOWN = object()  # a parent value the seeds' map does not know
 
 
 def _chosen(at: torch.Tensor, conf: torch.Tensor, score: torch.Tensor, *, fast: bool, tau: float, k: int) -> list[int]:
@@ -302,8 +398,11 @@ class HFGenerator:
         device: str | None = None,
         model: Any = None,
         tokenizer: Any = None,
+        dependencies: DependencySettings | None = None,
     ):
         self.ref = ref
+        self.dependency_settings = dependencies or DependencySettings()
+        self._dependencies: Dependencies | None = None
         self.spec = f"hf:{ref}"
         self.config = config or HFConfig()
         self.config.check()
@@ -403,10 +502,52 @@ class HFGenerator:
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()  # memory stays flat across loop iterations
 
+    @property
+    def dependencies(self) -> Dependencies:
+        """The seeds' dependencies this generator keeps while sampling (``data/dependencies.py``)."""
+        if self._dependencies is None:
+            self._dependencies = detect(self.seeds, self.dependency_settings, schema_order(self.schema))
+        return self._dependencies
+
+    def conditions(self, prompt: Prompt) -> tuple[Prompt, Conditions]:
+        """The prompt with the determinant values its edits on dependents rule out forbidden, and
+        what ``denoise`` keeps: steered fields first, dependents written from the seeds' map."""
+        assert self.tokens is not None
+        deps, sc = self.dependencies, self.scaffold
+        implied = implied_forbids(sc, prompt, deps)
+        if implied:
+            prompt = Prompt.from_dict(prompt.to_dict())
+            for path, values in implied.items():
+                have = prompt.forbid.setdefault(path, [])
+                have.extend(v for v in values if v not in have)
+        edges = []
+        for d in deps.fds:  # any decided determinant writes the dependents not yet decided
+            parent = [s.start for s in field_slots(sc, d.determinant) if s.role in ("enum", "")]
+            child = [s.start for s in field_slots(sc, d.dependent) if s.role in ("enum", "")]
+            if len(parent) == 1 and len(child) == 1:
+                edges.append((parent[0], child[0], d.mapping))
+        parents = []
+        for d in deps.generation():
+            pair = [
+                next((s.start for s in field_slots(sc, f) if s.role in ("enum", "")), None)
+                for f in (d.determinant, d.dependent)
+            ]
+            if None not in pair:
+                parents.append((pair[0], pair[1]))
+        tokens, table = self.tokens, self.tokens.table
+        return prompt, Conditions(
+            first=frozenset(s.start for s in steered_slots(sc, prompt)),
+            edges=tuple(edges),
+            parents=tuple(parents),
+            encode=lambda value: tokens.encode_text(canonical(value)),
+            read=lambda ids: json.loads(table.text(ids)),
+        )
+
     def _sample(self, prompt: Prompt, n: int, seed: int, on_step: StepFn | None) -> list[Candidate]:
         assert self.tokens is not None
         rng = random.Random(seed)
         gen = torch.Generator(device="cpu").manual_seed(seed)
+        prompt, conditions = self.conditions(prompt)
         langs = self.tokens.languages(prompt)
         stats = DecodeStats()
 
@@ -430,6 +571,7 @@ class HFGenerator:
                 on_step=on_step,
                 stats=stats,
                 lang_cache=self._lang_tables,
+                conditions=conditions,
             )
             out = []
             for plan, row in zip(plans, filled):
@@ -454,6 +596,8 @@ class HFGenerator:
         return out
 
 
-def build(target: str, schema: Any, seeds: list[dict], *, config=None, device=None, **_: Any) -> HFGenerator:
+def build(
+    target: str, schema: Any, seeds: list[dict], *, config=None, device=None, dependencies=None, **_: Any
+) -> HFGenerator:
     """The registry's builder for ``hf:<id-or-path>`` (``aod_core.generators``)."""
-    return HFGenerator(target, schema.resolved, seeds, config=config, device=device)
+    return HFGenerator(target, schema.resolved, seeds, config=config, device=device, dependencies=dependencies)
