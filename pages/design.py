@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from aod_core.errors import InputError
+from aod_core.generators import conditioning_note
 from aod_core.studio import datasets, design, fields
 
 ON_INVALID_LABELS = {"stop": "Stop on invalid seeds", "drop": "Drop invalid seeds"}
@@ -152,15 +153,57 @@ try:
 except InputError as e:
     preview, preview_error = None, e
 
-fields_tab, stats_tab, scaffold_tab, judge_tab, seeds_tab = st.tabs(
-    ["Fields", "Seed statistics", "Scaffold", "Judge calibration", "Seeds"]
+dep_settings = dict(st.session_state.get("set_dependencies") or {})
+try:
+    deps, deps_error = design.dataset_dependencies(dataset, dep_settings), None
+except InputError as e:  # an added dependency that names no field of these seeds
+    deps, deps_error = design.dataset_dependencies(dataset), e
+
+fields_tab, deps_tab, stats_tab, scaffold_tab, judge_tab, seeds_tab = st.tabs(
+    ["Fields", "Dependencies", "Seed statistics", "Scaffold", "Judge calibration", "Seeds"]
 )
 with fields_tab:
     st.caption(
+        "**dependencies**: which field fixes this one in the seeds, the keys it belongs to (see the Dependencies tab). "
         "**notes**: what the scaffold does not enforce there, or approximates (records are still validated against "
         "the whole schema)."
     )
-    st.dataframe(fields.field_table(dataset.schema, preview.notes if preview else ()), hide_index=True, key="design_fields")
+    st.dataframe(fields.field_table(dataset.schema, preview.notes if preview else (), deps), hide_index=True,
+                 key="design_fields")
+with deps_tab:
+    st.caption("Facts the seeds show exactly. A **dependency** A → B: every value of A comes with one B (a country's "
+               "ISO code). A **key**: fields no two seeds share (a country and a year), so a new record should not "
+               "reuse one. The embedded generator decides A first and writes B from the seeds' map, and never "
+               "completes a seed's key; the judge rejects a record that breaks a dependency. Untick what does not "
+               "hold; add what the seeds show too rarely to be found.")
+    generator = (st.session_state.get("set_generator") or "embedded").strip()
+    note = conditioning_note(generator)
+    if note:
+        st.info(f"The current generator is `{generator}`: {note}.")
+    if deps_error is not None:
+        st.error(str(deps_error))
+    for line in deps.notes:
+        st.warning(line)
+    mode = st.radio("Dependencies", ["auto", "off"], horizontal=True, key="design_dep_mode",
+                    index=0 if dep_settings.get("mode", "auto") == "auto" else 1,
+                    format_func={"auto": "Use them", "off": "Off: neither kept nor checked"}.get)
+    rows = design.dependency_rows(dataset, {**dep_settings, "mode": "auto"})
+    if rows:
+        edited = st.data_editor(rows, hide_index=True, key=f"design_deps_{hash(str(sorted(dep_settings.items())))}",
+                                disabled=["kind", "rule", "source", "evidence", "holdout breaking it"])
+    else:
+        edited = []
+        st.caption("The seeds show no dependency or key.")
+    added = st.text_input("Add dependencies or keys, separated by ';' (e.g. `$.city -> $.state; ($.site, $.date)`)",
+                          value="; ".join(dep_settings.get("add") or []), key="design_dep_add")
+    try:
+        chosen = design.dependency_settings_from(list(edited), mode, [a.strip() for a in added.split(";")])
+    except InputError as e:
+        st.error(str(e))
+    else:
+        if chosen != {**{"mode": "auto", "ignore": [], "add": []}, **dep_settings}:
+            st.session_state.set_dependencies = chosen
+            st.rerun()
 with stats_tab:
     st.dataframe(fields.seed_stats(dataset.seeds.records, dataset.schema), hide_index=True, key="design_stats")
 with scaffold_tab:

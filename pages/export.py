@@ -11,6 +11,7 @@ from aod_core.errors import InputError
 from aod_core.runs import bulk
 from aod_core.runs.report import build_report
 from aod_core.studio import runview
+from ui.copying import show_copying
 from ui.state import registry, require_run
 
 st.title("Export")
@@ -24,6 +25,11 @@ m1, m2, m3 = st.columns(3)
 m1.metric("Accepted by the agents", summary["accepted"])
 m2.metric("Your overrides", summary["overrides"])
 m3.metric("Records to export", len(records))
+
+if records:
+    st.caption("How new the records to export are: their distance to the closest seed against that of real records "
+               "(each seed's to the other seeds), the seeds' keys they reuse, and the dependencies they break.")
+    show_copying(*runview.copying_figures(store, records))
 
 st.subheader("Records")
 if not records:

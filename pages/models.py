@@ -89,6 +89,19 @@ j4.number_input(
     help="combined mode: a record whose plausibility score is below this is rejected whatever the LLM says. Not used "
          "in the other modes.",
 )
+st.number_input(
+    "Near copy by values",
+    -1.0,
+    0.5,
+    D["near_numbers"],
+    0.005,
+    format="%.3f",
+    key="set_near_numbers",
+    persist_state="session",
+    help="A record with a seed's key (country and year, a code; without keys, every value that is not a number equal "
+         "to one seed's) and every number within this share of the field's seed range is rejected as a near copy. "
+         "Negative turns the check off.",
+)
 mode_now = st.session_state.get("set_judge_mode", D["judge_mode"])
 judge_now = (st.session_state.get("set_judge", D["judge"]) or "").strip().lower()
 if mode_now in ("auto", "plausibility") and (judge_now == "embedded" or mode_now == "plausibility"):

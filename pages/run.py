@@ -16,6 +16,7 @@ from aod_core.studio import cells, prompt_forms, runview
 from aod_core.studio.settings import config_from_settings
 from ui.compare import compare_section
 from ui.compiled import compiled_editor
+from ui.copying import show_copying
 from ui.state import compiler_chat, current_run, open_run, registry, require_dataset, settings
 
 st.title("Run")
@@ -132,6 +133,8 @@ def live() -> None:
                 None if s["reward"] is None or s["reward_first"] is None else f"{s['reward'] - s['reward_first']:+.3f}")
     m[3].metric("Task success", "—" if s["task_success_rate"] is None else f"{s['task_success_rate']:.0%}")
     m[4].metric("Schema-valid", "—" if s["schema_valid_rate"] is None else f"{s['schema_valid_rate']:.0%}")
+    if s["iterations_done"]:
+        show_copying(s["copying"], s["dependency_violation_rate"])
 
     charts_tab, agents_tab, records_tab = st.tabs(["Charts", "Judge & optimizer", "Records"])
     with charts_tab:

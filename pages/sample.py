@@ -5,6 +5,8 @@ The embedded diffusion model by default; the Models page's generator when it is 
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import streamlit as st
 
@@ -13,6 +15,7 @@ from aod_core.canvas.prompt import DEFAULT_TEMPERATURE
 from aod_core.errors import InputError
 from aod_core.studio import cells, design, prompt_forms, sampling
 from ui.compiled import compiled_editor
+from ui.copying import show_copying
 from ui.state import compiler_chat, require_dataset, settings
 
 st.title("Sample")
@@ -27,6 +30,7 @@ controls = kind.controls
 st.caption(sampling.sample_caption(gen_spec, label, len(dataset.seeds.records)))
 
 string_modes = dict(settings()["string_modes"] or {})
+dep_text = json.dumps(settings()["dependencies"] or {}, sort_keys=True)
 try:
     field_keys = design.scaffold_preview(dataset, string_modes).field_keys
 except InputError as e:
@@ -36,19 +40,22 @@ except InputError as e:
 
 @st.cache_resource(show_spinner="Preparing the model…", max_entries=8)
 def get_generator(schema_text: str, seeds_text: str, scaffold: bool, train_steps: int, cache_dir: str,
-                  string_modes: tuple = (), options: str = ""):
+                  string_modes: tuple = (), options: str = "", dependencies: str = ""):
     """One generator per (inputs, scaffold flag, training steps, string modes, Models-page settings), shared by sessions (it
     is thread-safe); fitted weights are cached on disk by content hash as well."""
     return sampling.build_generator(schema_text, seeds_text, scaffold=scaffold, train_steps=train_steps,
-                                    cache_dir=cache_dir, string_modes=dict(string_modes), options=options)
+                                    cache_dir=cache_dir, string_modes=dict(string_modes), options=options,
+                                    dependencies=dependencies)
 
 
 @st.cache_resource(show_spinner="Preparing the model…", max_entries=4)
-def get_spec_generator(schema_text: str, seeds_text: str, spec: str, options: str, train_steps: int, cache_dir: str):
+def get_spec_generator(schema_text: str, seeds_text: str, spec: str, options: str, train_steps: int, cache_dir: str,
+                       dependencies: str = ""):
     """One DiffLM or pretrained-DLM generator per (inputs, spec, settings), shared by sessions (it is
     thread-safe)."""
     return sampling.build_spec_generator(
-        schema_text, seeds_text, spec=spec, options=options, train_steps=train_steps, cache_dir=cache_dir
+        schema_text, seeds_text, spec=spec, options=options, train_steps=train_steps, cache_dir=cache_dir,
+        dependencies=dependencies,
     )
 
 
@@ -170,12 +177,13 @@ if st.button("Fit & sample", type="primary", key="sample_go"):
         if kind.name != "embedded":
             gen_opts = sampling.spec_options_text(settings(), kind)
             gen = get_spec_generator(
-                *sampling.generator_inputs(dataset), gen_spec, gen_opts, int(train_steps), sampling.model_cache_dir()
+                *sampling.generator_inputs(dataset), gen_spec, gen_opts, int(train_steps), sampling.model_cache_dir(),
+                dep_text,
             )
         else:
             gen = get_generator(*sampling.generator_inputs(dataset), bool(use_scaffold), int(train_steps),
                                 sampling.model_cache_dir(), tuple(sorted(string_modes.items())),
-                                sampling.spec_options_text(settings(), kind))
+                                sampling.spec_options_text(settings(), kind), dep_text)
         if compile_on and instruction.strip():
             if not compiled or compiled.get("text") != instruction:
                 with st.spinner("Compiling the instruction…"):
@@ -200,7 +208,11 @@ if st.button("Fit & sample", type="primary", key="sample_go"):
             "train_steps": int(train_steps),
             "generator": gen_spec if kind.name != "embedded" else "embedded",
         }
-        result.summary = sampling.sample_summary(result.candidates, dataset.schema, dataset.seeds.records)
+        result.summary = sampling.sample_summary(
+            result.candidates, dataset.schema, dataset.seeds.records,
+            holdout=dataset.holdout.records if dataset.holdout else None,
+            dependencies=design.dataset_dependencies(dataset, json.loads(dep_text)),
+        )
         if kind.sample_view == "difflm":
             result.latent = sampling.latent_figure(gen, int(n), int(seed))
         st.session_state.sample_result = result
@@ -219,6 +231,7 @@ r2.metric("Schema-valid", f"{batch['schema_valid_rate']:.0%}")
 r3.metric("Seed copies", f"{batch['exact_copy_rate']:.0%}", help="Exact copies of a seed record (lower is better).")
 r4.metric("Duplicates", f"{batch['duplicate_rate']:.0%}", help="Repeats of an earlier record in the batch.")
 r5.metric("Seconds", f"{result.sample_seconds:.1f}", help=f"Sampling time; fitting took {result.fit_seconds:.1f} s.")
+show_copying(result.summary.copying, batch.get("dependency_violation_rate"))
 fit = result.fit_report
 how = "loaded from cache" if fit.get("cached") else f"ready in {fit.get('seconds', result.fit_seconds)} s"
 used = result.settings.get("generator", "embedded")
@@ -244,6 +257,7 @@ st.dataframe(
         "json": st.column_config.TextColumn("JSON", width="large"),
         "schema_valid": st.column_config.CheckboxColumn("schema-valid"),
         "seed_copy": st.column_config.CheckboxColumn("seed copy"),
+        "dependency": st.column_config.TextColumn("broken dependency"),
     },
 )
 d1, d2 = st.columns(2)

@@ -166,8 +166,11 @@ def test_sample_fit_and_sample_tiny_model(app):
     assert not app.error, texts(app.error)
 
     metrics = {m.label: m.value for m in app.metric}
-    assert set(metrics) == {"Valid JSON", "Schema-valid", "Seed copies", "Duplicates", "Seconds"}
+    copying = {"Closer to a seed than real", "Distance to seeds vs real", "Reused keys", "Broken dependencies"}
+    assert set(metrics) == {"Valid JSON", "Schema-valid", "Seed copies", "Duplicates", "Seconds"} | copying
     assert metrics["Valid JSON"] == "100%" and metrics["Schema-valid"] == "100%"
+    assert metrics["Reused keys"] == "—" and metrics["Broken dependencies"] == "0%"  # penguins: none to keep
+    assert metrics["Closer to a seed than real"].endswith("%") and metrics["Distance to seeds vs real"].endswith("×")
     records = find_table(app, "schema_valid")
     assert len(records) == 20
     assert all(json.loads(t)["island"] == "Dream" for t in records["json"])

@@ -15,7 +15,7 @@ from aod_core.eval.nearcopy import near_duplicates
 from aod_core.eval.registry import MetricInfo
 from aod_core.records import Candidate
 
-SECTIONS = {"notes", "embedder", "per_field", "per_pair", "subsampled", "settings"}
+SECTIONS = {"notes", "embedder", "per_field", "per_pair", "subsampled", "settings", "dependencies"}
 
 
 def strict_json(out: dict) -> dict:

@@ -221,6 +221,15 @@ BAD = {
         "the following arguments are required: --out",
     ),
     "no command": (lambda f: [], "required: command"),
+    "dependency without arrow": (
+        lambda f: sample_args(f, "--ignore-dependency", "species island"),
+        "expected 'A -> B' or '(A, B)'",
+    ),
+    "dependency on a missing field": (
+        lambda f: sample_args(f, "--add-dependency", "species -> wings"),
+        "no seed has a field $.wings",
+    ),
+    "bad dependencies mode": (lambda f: sample_args(f, "--dependencies", "maybe"), "invalid choice"),
 }
 
 
@@ -331,3 +340,48 @@ def test_sample_prompt_text_is_compiled_into_the_distribution(cli, files):
     assert code == 0 and any("does not read instruction text" in line for line in err)
     code, _, err = cli(*base, "--compile", "sometimes", "--out", files / "out" / "x.jsonl")
     assert code == 2 and "invalid choice" in err[-1]
+
+
+def test_audit_reports_dependencies_keys_and_copying_against_real_records(cli, tmp_path):
+    """``aod audit`` on the countries demo: records that break a dependency and records that reuse a
+    seed's (country, year) with nudged numbers are counted, next to the holdout's own figures."""
+    demo = PENGUINS.parent / "countries"
+    seeds = [json.loads(line) for line in (demo / "seeds.jsonl").read_text().splitlines()]
+    broken = [dict(s, iso_num=380 if s["country"] != "Italy" else 392) for s in seeds[:10]]
+    nudged = [dict(s, lifeExp=round(s["lifeExp"] + 0.01, 3)) for s in seeds[10:20]]
+    records = write(tmp_path / "r.jsonl", "".join(json.dumps(r) + "\n" for r in broken + nudged))
+    out = tmp_path / "audit.json"
+    code, _, err = cli(
+        "audit",
+        "--schema",
+        demo / "schema.json",
+        "--seeds",
+        demo / "seeds.jsonl",
+        "--records",
+        records,
+        "--holdout",
+        demo / "holdout.jsonl",
+        "--out",
+        out,
+    )
+    assert code == 0, err
+    a = json.loads(out.read_text())
+    assert a["dependency_violation_rate"] == 0.5 and a["dependency_violation_rate_holdout"] == 0.0
+    assert a["key_reuse_rate"] == 1.0 and a["key_reuse_rate_holdout"] == 0.0
+    assert a["near_copy_rate"] >= 0.5 and a["dcr_closer_than_reference_p05"] >= 0.5
+    assert "($.country, $.year)" in a["dependencies"]
+    code, _, err = cli(
+        "audit",
+        "--schema",
+        demo / "schema.json",
+        "--seeds",
+        demo / "seeds.jsonl",
+        "--records",
+        records,
+        "--dependencies",
+        "off",
+        "--out",
+        out,
+    )
+    a = json.loads(out.read_text())
+    assert code == 0 and a["dependency_violation_rate"] == 0.0 and a["key_reuse_rate"] is None

@@ -177,7 +177,16 @@ def test_field_table_nested_demo():
     rows = fields.field_table(datasets.load_demo("penguin-groups").schema)
     by_path = {r["path"]: r for r in rows}
     assert [r["path"] for r in rows][:5] == ["$.island", "$.year", "$.group_size", "$.birds", "$.birds[*]"]
-    assert set(rows[0]) == {"path", "type", "required", "nullable", "constraints", "description", "notes"}
+    assert set(rows[0]) == {
+        "path",
+        "type",
+        "required",
+        "nullable",
+        "constraints",
+        "description",
+        "dependencies",
+        "notes",
+    }
     assert all(r["notes"] == "" for r in rows)
     species = by_path["$.birds[*].species"]
     assert species["type"] == "string" and species["required"] is True
@@ -490,7 +499,7 @@ def test_sample_summary_rows_and_batch():
     summary = sampling.sample_summary(cands, schema, GOOD)
     rows = summary.rows
     assert [r["#"] for r in rows] == [1, 2, 3, 4, 5, 6]
-    assert set(rows[0]) == {"#", "json", "parsed", "schema_valid", "seed_copy", "duplicate", "error"}
+    assert set(rows[0]) == {"#", "json", "parsed", "schema_valid", "seed_copy", "duplicate", "dependency", "error"}
     assert rows[0] == {
         "#": 1,
         "json": cands[0].text,
@@ -498,6 +507,7 @@ def test_sample_summary_rows_and_batch():
         "schema_valid": True,
         "seed_copy": False,
         "duplicate": False,
+        "dependency": "",
         "error": "",
     }
     assert rows[1]["seed_copy"] and not rows[1]["duplicate"]

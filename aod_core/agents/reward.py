@@ -86,7 +86,15 @@ def evaluate(
         "judge_accept_rate": rate(sum(v.accept for v in verdicts), n),
         "judge_failures": sum(v.source == "failed" for v in verdicts),
         "task_success_rate": task_success_rate(outcomes),
+        "dependency_violation_rate": rate(sum(bool(c.dependency_errors) for c in checks), n),
+        "near_copy_rate": rate(sum(c.near_copy for c in checks), n),
     }
+    fig = getattr(judgement, "copying", None) or {}
+    if fig.get("keys"):
+        m["key_reuse_rate"] = rate(sum(c.key_reused for c in checks), n)
+    if fig.get("closer_than_reference_p05") is not None:
+        m["dcr_closer_share"] = fig["closer_than_reference_p05"]
+        m["dcr_median_ratio"] = fig["dcr_median_ratio"]
     total = sum(asdict(weights).values())
     m["reward"] = (
         weights.tsr * m["task_success_rate"]

@@ -18,12 +18,14 @@ from pathlib import Path
 
 from aod_core.canvas.prompt import Prompt, Sampling, parse_path_value
 from aod_core.cli.data_commands import _read_rubric, cmd_audit, cmd_export, cmd_generate, cmd_judge, cmd_report
-from aod_core.cli.parser import judge_settings, settings_from_args
+from aod_core.cli.parser import dependency_settings, judge_settings, settings_from_args
 from aod_core.cli.parser import make_parser as build_parser
 from aod_core.cli.progress import _Progress
+from aod_core.data.dependencies import Dependencies, detect, schema_order
 from aod_core.data.schema import load_schema, loads_json
 from aod_core.data.seeds import load_records
 from aod_core.errors import InputError
+from aod_core.eval.copying import copying, copying_lines
 from aod_core.eval.metrics import batch_summary
 from aod_core.files import atomic_write_text
 from aod_core.generators import load_generator, parse_options
@@ -125,6 +127,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if seeds.dropped:
         print(f"note: dropped {seeds.dropped} invalid seed(s); first: {seeds.issues[0]}", file=sys.stderr)
     prompt = build_prompt(args)
+    deps = dependency_settings(args)
     gen = load_generator(
         args.generator,
         schema,
@@ -132,9 +135,12 @@ def cmd_sample(args: argparse.Namespace) -> int:
         device=args.device,
         scaffold=not args.no_scaffold,
         options=generator_options(args),
+        dependencies=deps,
     )
     for note in getattr(getattr(gen, "scaffold", None), "notes", []) or []:
         print(f"note: {note}", file=sys.stderr)
+    found = detect(seeds.records, deps, schema_order(schema.resolved))
+    _print_dependencies(found, args.generator, quiet=args.quiet)
     gen.check_prompt(prompt)  # a mistyped pin is reported before minutes of fitting
     prompt = _compile_prompt(args, prompt, gen, schema, seeds.records)
     progress = _Progress(args.quiet)
@@ -161,7 +167,30 @@ def cmd_sample(args: argparse.Namespace) -> int:
         f"seed copies {stats['exact_copy_rate']:.1%}, duplicates {stats['duplicate_rate']:.1%})",
         file=sys.stderr,
     )
+    if not args.quiet:
+        parsed = [c.record for c in cands if c.parsed]
+        broken = sum(bool(found.violations(r)) for r in parsed)
+        if found.fds:
+            print(f"  dependencies: {broken}/{len(parsed)} records break one", file=sys.stderr)
+        for line in copying_lines(copying(parsed, seeds.records, None, found)):
+            print(f"  copying: {line}", file=sys.stderr)
     return 0
+
+
+def _print_dependencies(deps: Dependencies, generator: str, *, quiet: bool) -> None:
+    """The seeds' dependencies and keys in force, what the settings did not act on, and whether the
+    generator keeps them."""
+    from aod_core.generators import conditioning_note
+
+    for note in deps.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if not deps:
+        return
+    if not quiet:
+        print(f"dependencies: {deps.summary()}", file=sys.stderr)
+    note = conditioning_note(generator)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
 
 
 def _loop_printer(quiet: bool):
@@ -251,6 +280,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         judge_settings=judge_settings(args),
         compile=args.compile,
         compiler=args.compiler or "",
+        dependencies=dependency_settings(args),
     )
     store = create_run(args.schema, args.seeds, args.out, config)
     return _drive(store, args)
@@ -284,6 +314,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         task=args.task or "",
         generator_config=generator_options(args),
         judge_settings=judge_settings(args),
+        dependencies=dependency_settings(args),
     )
     log = (lambda s: None) if args.quiet else (lambda s: print(f"[bench] {s}", file=sys.stderr, flush=True))
     results = Bench(args.dataset, args.out, config, log=log).run()

@@ -11,7 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from aod_core.cli.parser import judge_settings, settings_from_args
+from aod_core.cli.parser import dependency_settings, judge_settings, settings_from_args
 from aod_core.cli.progress import _Progress
 from aod_core.data.export import export_records
 from aod_core.data.schema import load_schema
@@ -106,6 +106,7 @@ def cmd_judge(args: argparse.Namespace) -> int:
         rubric=rubric,
         seed=args.seed,
         on_progress=lambda d, t: progress.show("calibrate", d, t, force=d >= t),
+        dependencies=dependency_settings(args),
     )
     t0 = time.perf_counter()
     j = judge.judge(cands, summarise=False, on_progress=lambda d, t: progress.show("judge", d, t, force=d >= t))
@@ -162,7 +163,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.strip():
             records.append(Candidate.from_text(line))
-    result = audit(records, seeds, schema=schema, holdout=holdout, seed=args.seed)
+    result = audit(
+        records, seeds, schema=schema, holdout=holdout, seed=args.seed, dependencies=dependency_settings(args)
+    )
     text = json.dumps(result, indent=2, ensure_ascii=False, allow_nan=False)
     if args.out:
         atomic_write_text(args.out, text + "\n")

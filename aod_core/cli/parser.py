@@ -16,6 +16,8 @@ from aod_core.agents.compiler import COMPILE_MODES
 from aod_core.agents.judge import MODES, JudgeSettings
 from aod_core.canvas.prompt import Sampling
 from aod_core.chat import SPEC_FORMS as CHAT_FORMS
+from aod_core.data.dependencies import MODES as DEPENDENCY_MODES
+from aod_core.data.dependencies import DependencySettings
 from aod_core.data.export import FORMATS
 from aod_core.generators import EmbeddedConfig, spec_forms
 from aod_core.runs.bench import METHODS, BenchConfig
@@ -89,6 +91,7 @@ def _add_inputs(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress output")
     _add_gen_opt(p)
     _add_prompt_args(p)
+    _add_dependency_args(p)
 
 
 def _add_judge_args(p: argparse.ArgumentParser) -> None:
@@ -109,11 +112,57 @@ def _add_judge_args(p: argparse.ArgumentParser) -> None:
         help=f"shingle Jaccard similarity from which a record is a near copy of a seed or of an earlier "
         f"accepted record (default {d.near_copy}; above 1 turns the check off)",
     )
+    p.add_argument(
+        "--near-numbers",
+        type=float,
+        default=d.near_numbers,
+        help="a record with a seed's key (or, without keys, every value that is not a number equal to one seed's) "
+        "and every number within this share of the field's seed range is a near copy "
+        f"(default {d.near_numbers:g}; negative turns the check off)",
+    )
     _opt(p, "--veto", d.veto, "combined mode: plausibility score below which the LLM's verdict is overruled")
 
 
 def judge_settings(args: argparse.Namespace):
-    return JudgeSettings(mode=args.judge_mode, accept_share=args.accept_share, near_copy=args.near_copy, veto=args.veto)
+    return JudgeSettings(
+        mode=args.judge_mode,
+        accept_share=args.accept_share,
+        near_copy=args.near_copy,
+        near_numbers=args.near_numbers,
+        veto=args.veto,
+    )
+
+
+def _add_dependency_args(p: argparse.ArgumentParser) -> None:
+    d = DependencySettings()
+    p.add_argument(
+        "--dependencies",
+        choices=list(DEPENDENCY_MODES),
+        default=d.mode,
+        help="the seeds' dependencies (a field fixed by another: iso_num by country) and keys (fields no two "
+        "seeds share, like (country, year)): auto = found on the seeds, kept while sampling and checked by "
+        f"the judge; off = neither (default {d.mode})",
+    )
+    p.add_argument(
+        "--ignore-dependency",
+        action="append",
+        default=[],
+        metavar="'A -> B' | '(A, B)'",
+        help="a dependency or key found on the seeds that does not hold (repeatable)",
+    )
+    p.add_argument(
+        "--add-dependency",
+        action="append",
+        default=[],
+        metavar="'A -> B' | '(A, B)'",
+        help="a dependency or key that holds though the seeds show it too rarely to be found (repeatable)",
+    )
+
+
+def dependency_settings(args: argparse.Namespace) -> DependencySettings:
+    s = DependencySettings(mode=args.dependencies, ignore=list(args.ignore_dependency), add=list(args.add_dependency))
+    s.check()
+    return s
 
 
 def _add_gen_opt(p: argparse.ArgumentParser) -> None:
@@ -230,6 +279,7 @@ def make_parser(commands: dict[str, Callable[[argparse.Namespace], int]]) -> arg
     p.add_argument("--task", help="task description given to every method")
     p.add_argument("--fit-steps", type=int, help="embedded generator training steps (default: its own)")
     _add_judge_args(p)
+    _add_dependency_args(p)
     _add_gen_opt(p)
     p.add_argument("--device", default=None)
     p.add_argument("--quiet", action="store_true")
@@ -248,6 +298,7 @@ def make_parser(commands: dict[str, Callable[[argparse.Namespace], int]]) -> arg
     p.add_argument("--task", help="what the records are (read by LLM judges)")
     p.add_argument("--rubric-file", help="text file with the LLM judge's rubric")
     _add_judge_args(p)
+    _add_dependency_args(p)
     p.add_argument("--drop-invalid", action="store_true", help="drop seeds that fail the schema instead of stopping")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None)
@@ -309,5 +360,6 @@ def make_parser(commands: dict[str, Callable[[argparse.Namespace], int]]) -> arg
     )
     p.add_argument("--holdout", help="real records held out from the seeds (baselines for DCR and fidelity)")
     p.add_argument("--seed", type=int, default=0, help="seed of any subsampling")
+    _add_dependency_args(p)
     p.add_argument("--out", help="write the JSON here instead of stdout")
     return parser

@@ -43,9 +43,11 @@ from typing import Any
 
 import numpy as np
 
+from aod_core.data.dependencies import DependencySettings
 from aod_core.data.schema import LoadedSchema
 from aod_core.eval import metrics as M
 from aod_core.eval.audit_steps import MAX_PAIRS, AuditSteps
+from aod_core.eval.copying import NEAR_NUMBERS
 from aod_core.eval.distance import KNN_K
 from aod_core.eval.diversity import Embedder, self_cossim, vendi_score
 from aod_core.eval.fidelity import contingency_gaps, pearson_gaps
@@ -125,6 +127,18 @@ def _closer_than_holdout(a: AuditSteps) -> float | None:
     if a.dcr is None or a.dcr_holdout is None:
         return None
     return float(np.mean(a.dcr < _p05(a.dcr_holdout)))
+
+
+def _closer_than_reference(a: AuditSteps) -> float | None:
+    if a.dcr is None or a.dcr_reference is None:
+        return None
+    return float(np.mean(a.dcr < _p05(a.dcr_reference)))
+
+
+def _dcr_ratio(a: AuditSteps) -> float | None:
+    if a.dcr is None or a.dcr_reference is None or not np.median(a.dcr_reference) > 0:
+        return None
+    return float(np.median(a.dcr) / np.median(a.dcr_reference))
 
 
 # The fidelity metrics, each against the seeds and (``_holdout``) the holdout:
@@ -219,8 +233,47 @@ METRICS: dict[str, MetricInfo] = registry(
         0,
         1,
         "novelty",
-        "share of candidates with token-shingle Jaccard >= 0.8 to a seed",
+        "share of candidates with token-shingle Jaccard >= 0.8 to a seed, or a seed's key (else every value "
+        "that is not a number) with every number within 1% of the field's seed range",
         partial(_near_rate, which=1),
+    ),
+    metric(
+        "key_reuse_rate",
+        "lower",
+        0,
+        1,
+        "novelty",
+        "share of records whose key (a code, or fields such as (country, year) no two seeds share) a seed "
+        "has (compare key_reuse_rate_holdout)",
+        lambda a: a.key_reuse(a.recs),
+    ),
+    metric(
+        "key_reuse_rate_holdout",
+        "neutral",
+        0,
+        1,
+        "novelty",
+        "the same share for the holdout records (real baseline)",
+        lambda a: a.key_reuse(a.hold) if a.hold else None,
+    ),
+    metric(
+        "dependency_violation_rate",
+        "lower",
+        0,
+        1,
+        "validity",
+        "share of candidates breaking a dependency the seeds show (a field another field fixes holding "
+        "another value than the seeds')",
+        lambda a: M.rate(a.violations(a.recs), a.n),
+    ),
+    metric(
+        "dependency_violation_rate_holdout",
+        "neutral",
+        0,
+        1,
+        "validity",
+        "the same share for the holdout records (real baseline)",
+        lambda a: M.rate(a.violations(a.hold), len(a.hold)) if a.hold else None,
     ),
     metric(
         "duplicate_rate",
@@ -348,6 +401,26 @@ METRICS: dict[str, MetricInfo] = registry(
         "share of records closer to a seed than the holdout's 5th percentile (about 0.05 for real-like data)",
         _closer_than_holdout,
     ),
+    metric(
+        "dcr_closer_than_reference_p05",
+        "lower",
+        0,
+        1,
+        "distance",
+        "share of records closer to a seed than the 5th percentile of real distances: the holdout's, or "
+        "without one each seed's to its closest other seed (about 0.05 for real-like data)",
+        _closer_than_reference,
+    ),
+    metric(
+        "dcr_median_ratio",
+        "higher",
+        0,
+        None,
+        "distance",
+        "median distance to the closest seed over the real records' median (the holdout's, or the seeds' "
+        "out of fold); about 1 for real-like data, near 0 for perturbed seeds",
+        _dcr_ratio,
+    ),
     *_fidelity("seeds"),
     *_knn(
         "",
@@ -390,6 +463,7 @@ def audit(
     seed: int = 0,
     max_pairs: int | None = MAX_PAIRS,
     embedder: Embedder = "auto",
+    dependencies: DependencySettings | None = None,
 ) -> dict[str, Any]:
     """Run the whole Data Auditor suite (definitions in the module docstring and docs/METRICS.md).
 
@@ -411,8 +485,10 @@ def audit(
         seed=seed,
         max_pairs=max_pairs,
         embedder=embedder,
+        dependencies=dependencies,
     )
     result: dict[str, Any] = evaluate(METRICS, a)
+    result["dependencies"] = [r["rule"] for r in a.deps.rows()] if a.seeds else []
     result["notes"] = a.notes
     result["embedder"] = a.embedder_info
     result["per_field"] = a.per_field
@@ -425,6 +501,7 @@ def audit(
         "shingle_tokens": SHINGLE_TOKENS,
         "minhash_num_perm": NUM_PERM,
         "knn_k": KNN_K,
+        "near_numbers": NEAR_NUMBERS,
     }
     bad: list[str] = []
     result = _clean(result, bad)

@@ -16,9 +16,11 @@ from typing import Any
 
 import numpy as np
 
+from aod_core.data.dependencies import Dependencies, DependencySettings, detect, schema_order
 from aod_core.data.schema import LoadedSchema, parse_schema
 from aod_core.eval import metrics as M
-from aod_core.eval.distance import KNN_K, FeatureSpace, closest_distances, covered, knn_radii
+from aod_core.eval.copying import NEAR_NUMBERS, ValueNearCopies
+from aod_core.eval.distance import KNN_K, FeatureSpace, _sqdist, closest_distances, covered, knn_radii
 from aod_core.eval.diversity import Embedder, embed
 from aod_core.eval.fidelity import HIGH_CARDINALITY_MIN, FieldSets, field_report
 from aod_core.eval.nearcopy import near_duplicates
@@ -50,8 +52,11 @@ class AuditSteps:
         seed: int,
         max_pairs: int | None,
         embedder: Embedder,
+        dependencies: DependencySettings | None = None,
+        near_numbers: float = NEAR_NUMBERS,
     ):
         self.notes: list[str] = []
+        self.dependency_settings, self.near_numbers = dependencies, near_numbers
         self.subsampled: dict[str, dict[str, int]] = {}
         self.per_pair: dict[str, dict[str, Any]] = {}
         self.embedder_info: dict[str, Any] = {}
@@ -107,7 +112,42 @@ class AuditSteps:
 
     @cached_property
     def near(self) -> tuple[list[bool], list[bool]]:
-        return near_duplicates(self.recs, self.seeds)
+        """(near duplicate of an earlier record, near copy of a seed) per record: MinHash shingles
+        (``nearcopy.py``), and for seeds also near copies by values (``copying.py``)."""
+        dup, copy = near_duplicates(self.recs, self.seeds)
+        if self.seeds and self.near_numbers >= 0:
+            by_values = ValueNearCopies(self.seeds, self.deps, self.near_numbers)
+            copy = [c or by_values.find(r) is not None for c, r in zip(copy, self.recs)]
+        return dup, copy
+
+    @cached_property
+    def deps(self) -> Dependencies:
+        """The seeds' dependencies and keys (``data/dependencies.py``)."""
+        schema = self.schema.resolved if isinstance(self.schema, LoadedSchema) else self.schema
+        return detect(self.seeds, self.dependency_settings, schema_order(schema) if schema else ())
+
+    def violations(self, records: Sequence[Any]) -> int:
+        return sum(bool(self.deps.violations(r)) for r in records)
+
+    def key_reuse(self, records: Sequence[Any]) -> float | None:
+        if not self.deps.keys or not records:
+            return None
+        have = self.deps.seed_keys(self.seeds)
+        return float(np.mean([bool(self.deps.reused_keys(r, have)) for r in records]))
+
+    @cached_property
+    def dcr_reference(self) -> np.ndarray | None:
+        """The real records' distances to the seeds: the holdout's, or without one each seed's to
+        its closest other seed (out of fold)."""
+        if self.dcr_holdout is not None:
+            return self.dcr_holdout
+        if self.vectors is None or len(self.vectors[1]) < 2:
+            return None
+        self.notes.append("no holdout: the DCR reference is each seed's distance to its closest other seed")
+        fs = self.sample("dcr_reference", self.vectors[1], self.sq_cap)
+        d = np.sqrt(np.maximum(_sqdist(fs, fs), 0.0))
+        np.fill_diagonal(d, np.inf)
+        return d.min(1)
 
     @cached_property
     def value_sequences(self) -> list[list[str]]:

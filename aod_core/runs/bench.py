@@ -39,6 +39,7 @@ from aod_core.agents.judge import Judge, JudgeSettings, passed_checks, verdict_r
 from aod_core.canvas.prompt import Prompt
 from aod_core.chat import load_chat_model
 from aod_core.chat.base import ChatModel
+from aod_core.data.dependencies import DependencySettings
 from aod_core.data.seeds import Dataset, load_dataset
 from aod_core.errors import InputError
 from aod_core.files import atomic_write_text
@@ -81,6 +82,7 @@ class BenchConfig:
     difflm: str = "difflm"  # the generator spec of the ``difflm`` method
     difflm_config: dict[str, Any] = field(default_factory=dict)
     judge_settings: JudgeSettings = field(default_factory=JudgeSettings)
+    dependencies: DependencySettings = field(default_factory=DependencySettings)
 
     @property
     def budget(self) -> int:
@@ -96,6 +98,7 @@ class BenchConfig:
             raise InputError("--iterations, --batch and --probe must be >= 1, --proposals >= 0")
         check_settings(LoopSettings(repairs=self.repairs))
         self.judge_settings.check()
+        self.dependencies.check()
 
 
 def _judge_rows(judge: Judge, cands: list[Candidate], batch: int) -> list[dict[str, Any]]:
@@ -193,6 +196,7 @@ class Bench:
             task=config.task,
             rubric=config.rubric,
             seed=config.seed,
+            dependencies=config.dependencies,
         )
 
     def _generator(self, scaffold: bool = True) -> Generator:
@@ -203,6 +207,7 @@ class Bench:
             device=self.config.device,
             scaffold=scaffold,
             options=self.config.generator_config,
+            dependencies=self.config.dependencies,
         )
 
     def _static(self, gen: Generator, reports: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
@@ -239,7 +244,12 @@ class Bench:
     def _difflm(self) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         c = self.config
         gen = load_generator(
-            c.difflm, self.dataset.schema, self.dataset.seeds.records, device=c.device, options=c.difflm_config
+            c.difflm,
+            self.dataset.schema,
+            self.dataset.seeds.records,
+            device=c.device,
+            options=c.difflm_config,
+            dependencies=c.dependencies,
         )
         reports: list[dict[str, Any]] = []
         rows = self._static(gen, reports)
@@ -257,7 +267,8 @@ class Bench:
         shared = {k: getattr(c, k) for k in ("iterations", "batch", "proposals", "repairs", "confirm", "probe", "seed")}
         loop = LoopSettings(**shared, verbal_feedback=verbal)
         same = {
-            k: getattr(c, k) for k in ("generator", "judge", "optimizer", "task", "rubric", "device", "judge_settings")
+            k: getattr(c, k)
+            for k in ("generator", "judge", "optimizer", "task", "rubric", "device", "judge_settings", "dependencies")
         }
         config = RunConfig(
             **same,

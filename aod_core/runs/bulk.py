@@ -192,7 +192,13 @@ def generate(
     seeds = load_records(run / "inputs" / "seeds.jsonl", schema).records
     prompt, author = incumbent_prompt(store)
     gen = load_generator(
-        config.generator, schema, seeds, device=config.device, scaffold=config.scaffold, options=config.generator_config
+        config.generator,
+        schema,
+        seeds,
+        device=config.device,
+        scaffold=config.scaffold,
+        options=config.generator_config,
+        dependencies=config.dependencies,
     )
     gen.check_prompt(prompt)
     if prompt.text.strip() and not prompt.compiled and should_compile(config.compile, config.generator):
@@ -229,6 +235,8 @@ def generate(
         "model": model,
         "judge": {"spec": judge_spec, "mode": judge_mode},
         "near_copy": js.near_copy,
+        "near_numbers": js.near_numbers,
+        "dependencies": config.dependencies.to_dict(),
     }
     outp.mkdir(exist_ok=True)
     bo = BulkOutput(outp)

@@ -110,6 +110,7 @@ def start_job(settings, config, schema, seeds, prompt, gen, judge_spec, judge_mo
         "judge": judge_spec,
         "judge_mode": judge_mode,
         "judge_settings": asdict(js),
+        "dependencies": config.dependencies.to_dict(),
         "plausibility": plaus,
         "task": config.task,
         "rubric": config.rubric,

@@ -22,6 +22,7 @@ from aod_core.agents.repairs import MAX_REPAIRS
 from aod_core.agents.reward import RewardWeights
 from aod_core.canvas.prompt import Prompt
 from aod_core.chat import load_chat_model
+from aod_core.data.dependencies import DependencySettings
 from aod_core.data.schema import LoadedSchema, load_schema
 from aod_core.data.seeds import load_records
 from aod_core.errors import InputError
@@ -54,6 +55,8 @@ class RunConfig:
     # optimizer's model, "none" = the rules alone).
     compile: str = "auto"
     compiler: str = ""
+    # The seeds' dependencies and keys (data/dependencies.py): auto, off, and the user's ignores and additions.
+    dependencies: DependencySettings = field(default_factory=DependencySettings)
 
     def compiler_spec(self) -> str | None:
         spec = (self.compiler or self.optimizer).strip()
@@ -68,12 +71,13 @@ class RunConfig:
         loop = dict(d.get("loop") or {})
         loop["weights"] = RewardWeights(**(loop.get("weights") or {}))
         judge = JudgeSettings(**(d.get("judge_settings") or {}))
-        return cls(**{**d, "loop": LoopSettings(**loop), "judge_settings": judge})
+        deps = DependencySettings.from_dict(d.get("dependencies"))  # runs from before it: auto
+        return cls(**{**d, "loop": LoopSettings(**loop), "judge_settings": judge, "dependencies": deps})
 
 
 def _generator(config: RunConfig, schema, seeds, api_key: str | None = None):
     how = {"device": config.device, "scaffold": config.scaffold, "options": config.generator_config}
-    return load_generator(config.generator, schema, seeds, **how, api_key=api_key)
+    return load_generator(config.generator, schema, seeds, **how, api_key=api_key, dependencies=config.dependencies)
 
 
 def check_settings(s: LoopSettings) -> None:
@@ -119,6 +123,7 @@ def create_run_from(schema: LoadedSchema, seeds: list[Any], out: str | os.PathLi
     """``create_run`` for inputs already loaded and checked (the app's Design page)."""
     check_settings(config.loop)
     config.judge_settings.check()
+    config.dependencies.check()
     if not seeds:
         raise InputError("no valid seed records to learn from")
     prompt = Prompt.from_dict(config.prompt)
@@ -219,6 +224,7 @@ def open_loop(
         rubric=config.rubric,
         seed=config.loop.seed,
         on_progress=judge_progress,
+        dependencies=config.dependencies,
     )
     optimizer = PromptOptimizer(
         breaker.wrap(cache[config.optimizer]),

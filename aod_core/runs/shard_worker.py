@@ -47,6 +47,7 @@ class ShardWorker:
         torch.set_num_threads(max(1, int(job["cpus_per_worker"])))
         from aod_core.agents.judge import Judge, JudgeSettings
         from aod_core.canvas.prompt import Prompt
+        from aod_core.data.dependencies import DependencySettings, detect, schema_order
         from aod_core.data.schema import parse_schema
         from aod_core.generators import load_generator
 
@@ -54,6 +55,8 @@ class ShardWorker:
         self.schema = parse_schema(job["schema"])
         self.seeds = job["seeds"]
         self.prompt = Prompt.from_dict(job["prompt"])
+        self.dependency_settings = DependencySettings.from_dict(job.get("dependencies"))
+        self.dependencies = detect(self.seeds, self.dependency_settings, schema_order(self.schema.resolved))
         self.gen = load_generator(
             job["generator"],
             self.schema,
@@ -61,6 +64,7 @@ class ShardWorker:
             device=job["device"],
             scaffold=job["scaffold"],
             options=job["generator_options"],
+            dependencies=self.dependency_settings,
         )
         if job["weights"] is not None and hasattr(self.gen, "load_weights"):
             self.gen.load_weights(job["weights"])  # the driver's fitted model: every replica the same
@@ -89,7 +93,9 @@ class ShardWorker:
             mode=j["judge_mode"],
             plausibility=j["plausibility"],
             near_copy=self.judge_settings.near_copy,
+            near_numbers=self.judge_settings.near_numbers,
             veto=self.judge_settings.veto,
+            dependencies=self.dependencies,
         )
 
     def run_shard(self, shard: int, seed: int, target: int) -> dict[str, Any]:
@@ -122,7 +128,15 @@ class ShardWorker:
                     near.sync(keys)
                 ok = [
                     ch.passed
-                    for ch in check_batch(cands, self.schema, self.seeds, keys, near=near, overlap_index=overlap)
+                    for ch in check_batch(
+                        cands,
+                        self.schema,
+                        self.seeds,
+                        keys,
+                        near=near,
+                        overlap_index=overlap,
+                        dependencies=self.dependencies,
+                    )
                 ]
             for c, good in zip(cands, ok):
                 if good and len(kept) < target:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aod_core.canvas.scaffold import Scaffold
+from aod_core.data.dependencies import Dependencies, DependencySettings, detect, key_name, parse_spec, schema_order
 from aod_core.data.seeds import Dataset
 from aod_core.generators import EmbeddedConfig
 from aod_core.studio.cells import content_hash
@@ -98,6 +99,57 @@ def scaffold_field_keys(scaffold: Scaffold) -> list[str]:
         if s.key not in keys:
             keys.append(s.key)
     return keys
+
+
+# ---- dependencies and keys ---------------------------------------------------------------------
+
+
+def dataset_dependencies(dataset: Dataset, settings: Mapping[str, Any] | None = None) -> Dependencies:
+    """The seeds' dependencies and keys with the user's ``settings`` (``DependencySettings`` as a
+    dict; InputError for one that does not fit the seeds)."""
+    s = DependencySettings.from_dict(dict(settings or {}))
+    return detect(dataset.seeds.records, s, schema_order(dataset.schema.resolved))
+
+
+def dependency_rows(dataset: Dataset, settings: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """One row per dependency and key the seeds show (whether the user keeps it or not) and per one
+    the user added: ``use`` is the user's choice, ``holdout`` how many of the dataset's real holdout
+    records break it (a check of the detection on records it never saw)."""
+    s = DependencySettings.from_dict(dict(settings or {}))
+    found = detect(dataset.seeds.records, DependencySettings(add=s.add), schema_order(dataset.schema.resolved))
+    hold = dataset.holdout.records if dataset.holdout else []
+    ignored = {_spec_text(x) for x in s.ignore}
+    rows = []
+    for r in found.rows():
+        name = r["rule"]
+        broken = None
+        if hold and r["kind"] == "dependency":
+            d = next(d for d in found.fds if d.name == name)
+            broken = sum(1 for h in hold if d in [v[0] for v in found.violations(h)])
+        rows.append(
+            {
+                "use": s.mode != "off" and name not in ignored,
+                "kind": r["kind"],
+                "rule": name,
+                "source": r["source"],
+                "evidence": r["evidence"],
+                "holdout breaking it": "—" if broken is None else f"{broken}/{len(hold)}",
+            }
+        )
+    return rows
+
+
+def dependency_settings_from(rows: list[Mapping[str, Any]], mode: str, add: list[str]) -> dict[str, Any]:
+    """The settings a Design page's choices mean: the rows unticked are ignored."""
+    ignore = [r["rule"] for r in rows if not r.get("use") and r.get("source") != "added"]
+    s = DependencySettings(mode=mode, ignore=ignore, add=[a for a in add if a.strip()])
+    s.check()
+    return s.to_dict()
+
+
+def _spec_text(item: str) -> str:
+    kind, parts = parse_spec(item)
+    return key_name(parts) if kind == "key" else f"{parts[0]} -> {parts[1]}"
 
 
 # ---- the judge's calibration on the seeds -----------------------------------------------------

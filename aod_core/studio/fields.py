@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from aod_core.data.dependencies import Dependencies, key_name
 from aod_core.data.schema import LoadedSchema
 from aod_core.records import render_path, walk
 
@@ -144,15 +145,20 @@ def _unesc_part(part: str) -> str:
     return part.replace("~1", "/").replace("~0", "~")
 
 
-def field_table(schema: LoadedSchema, scaffold_notes: Iterable[str] = ()) -> list[dict[str, Any]]:
+def field_table(
+    schema: LoadedSchema, scaffold_notes: Iterable[str] = (), dependencies: Dependencies | None = None
+) -> list[dict[str, Any]]:
     """One readable row per field of ``schema.resolved``: objects and arrays too, nested paths with
     ``[*]`` for array items (``$.birds[*].species``).
 
     ``required`` is relative to the parent object (items of an array are always "required").
     ``notes`` lists what the scaffold does not enforce or approximates there (the schema's notes
     and ``scaffold_notes``, the "$.path: message" lines the CLI prints); notes about the whole
-    record get a row ``$`` of their own.
+    record get a row ``$`` of their own. ``dependencies`` (the seeds', ``data/dependencies.py``) fill
+    the ``dependencies`` column: which field fixes this one, which it fixes, the keys it is part
+    of, and whether it is an identifier.
     """
+    ties = dependency_text(dependencies) if dependencies is not None else {}
     notes: dict[str, list[str]] = {}
     for n in schema.notes:
         notes.setdefault(note_field(n.path), []).append(f"{n.keyword}: {n.message}")
@@ -184,10 +190,34 @@ def field_table(schema: LoadedSchema, scaffold_notes: Iterable[str] = ()) -> lis
                 or ("const" in node and node["const"] is None),
                 "constraints": _constraints_text(node),
                 "description": str(node.get("description") or node.get("title") or ""),
+                "dependencies": ties.get(path, ""),
                 "notes": "; ".join(notes.get(path, [])),
             }
         )
     return rows
+
+
+def dependency_text(deps: Dependencies) -> dict[str, str]:
+    """Per field path: what the seeds' dependencies and keys say about it, in words."""
+    out: dict[str, list[str]] = {}
+    fixes: dict[str, list[str]] = {}
+    for d in deps.fds:
+        fixes.setdefault(d.determinant, []).append(d.dependent)
+    for f in deps.fields:
+        parts = []
+        if f in deps.identifiers:
+            parts.append("identifier")
+        if f in deps.parents:
+            parts.append(f"fixed by {deps.parents[f]}")
+        kids = [c for c in fixes.get(f, []) if deps.parents.get(c) == f]
+        if kids:
+            parts.append(f"fixes {', '.join(kids)}")
+        for k in deps.keys:
+            if f in k:
+                parts.append(f"key {key_name(k)}")
+        if parts:
+            out[f] = parts
+    return {f: "; ".join(p) for f, p in out.items()}
 
 
 # ---- values in the seeds ----------------------------------------------------------------------

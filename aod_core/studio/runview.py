@@ -347,7 +347,29 @@ def run_summary(store: RunStore) -> dict[str, Any]:
         "task_success_rate": last.get("task_success_rate"),
         "schema_valid_rate": last.get("schema_valid_rate"),
         "status": status_of(store),
+        # the last batch's copying figures (eval/copying.py) and broken dependencies, as copying() names them
+        "copying": {
+            "closer_than_reference_p05": last.get("dcr_closer_share"),
+            "dcr_median_ratio": last.get("dcr_median_ratio"),
+            "key_reuse": last.get("key_reuse_rate"),
+            "reference": "seeds",
+            "keys": key_names(store) if last.get("key_reuse_rate") is not None else [],
+            "reference_key_reuse": 0.0,
+        },
+        "dependency_violation_rate": last.get("dependency_violation_rate"),
     }
+
+
+def key_names(store: RunStore) -> list[str]:
+    """The seeds' keys a run keeps, as text (found once per run folder)."""
+    from aod_core.data.dependencies import key_name
+
+    if store.path not in _KEYS:
+        _KEYS[store.path] = [key_name(k) for k in run_dependencies(store)[1].keys]
+    return _KEYS[store.path]
+
+
+_KEYS: dict[Path, list[str]] = {}
 
 
 # ---- a run's inputs and current prompt -------------------------------------------------------
@@ -442,14 +464,37 @@ def feedback_rows(store: RunStore, timeline: Iterable[dict[str, Any]]) -> list[t
     return rows
 
 
+def run_dependencies(store: RunStore) -> tuple[Any, Any]:
+    """(schema, the seeds' dependencies and keys with the run's dependency settings)."""
+    from aod_core.data.dependencies import DependencySettings, detect, schema_order
+    from aod_core.data.schema import load_schema
+
+    schema = load_schema(store.path / "inputs" / "schema.json")
+    settings = DependencySettings.from_dict(store.config.get("dependencies"))
+    return schema, detect(run_seeds(store), settings, schema_order(schema.resolved))
+
+
+def copying_figures(store: RunStore, records: list[Any]) -> tuple[dict[str, Any], float | None]:
+    """The copying figures of ``records`` (e.g. the curated export) against the run's seeds (measured
+    against the seeds out of fold: a run folder keeps no holdout), and their share of broken
+    dependencies."""
+    from aod_core.eval.copying import copying
+
+    _, deps = run_dependencies(store)
+    seeds = run_seeds(store)
+    broken = sum(bool(deps.violations(r)) for r in records) / len(records) if records else None
+    return copying(records, seeds, None, deps), broken
+
+
 def audit_rows(store: RunStore, records: list[Any]) -> tuple[list[dict[str, Any]], list[str]]:
     """The Data Auditor suite over ``records`` (e.g. the curated export) against the run's seeds, as
     (metric, value, better, range, meaning) rows, and the suite's notes."""
-    from aod_core.data.schema import load_schema
+    from aod_core.data.dependencies import DependencySettings
     from aod_core.eval.audit import METRICS, audit
 
-    schema = load_schema(store.path / "inputs" / "schema.json")
-    result = audit(records, run_seeds(store), schema=schema)
+    schema, _ = run_dependencies(store)
+    settings = DependencySettings.from_dict(store.config.get("dependencies"))
+    result = audit(records, run_seeds(store), schema=schema, dependencies=settings)
     rows = []
     for name, info in METRICS.items():
         value = result.get(name)

@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aod_core.canvas.prompt import Prompt
+from aod_core.data.dependencies import Dependencies, DependencySettings, detect, schema_order
 from aod_core.data.schema import LoadedSchema, parse_schema
 from aod_core.data.seeds import Dataset
 from aod_core.diffusion.sampler import StepInfo
 from aod_core.errors import InputError
+from aod_core.eval.copying import copying
 from aod_core.eval.metrics import batch_summary, duplicates, exact_copies
 from aod_core.generators import GENERATORS, EmbeddedConfig, GeneratorKind, config_from_options, kind_of, load_generator
 from aod_core.generators.base import Generator, Progress
@@ -49,9 +51,11 @@ def build_generator(
     cache_dir: str | None = None,
     string_modes: Mapping[str, str] | None = None,
     options: str = "",
+    dependencies: str = "",
 ) -> Generator:
     """The embedded generator (not fitted) for the texts :func:`generator_inputs` returns; ``options``
-    is :func:`spec_options_text` (the Models page's settings for it, JSON)."""
+    is :func:`spec_options_text` (the Models page's settings for it, JSON); ``dependencies`` the Design
+    page's dependency settings (JSON)."""
     schema = parse_schema(json.loads(schema_text), "<schema>")
     seeds = json.loads(seeds_text)
     opts = {**json.loads(options or "{}"), "string_modes": dict(string_modes or {})}
@@ -61,7 +65,10 @@ def build_generator(
         if train_steps < 1:
             raise InputError(f"training steps must be >= 1, got {train_steps}")
         cfg.train_steps = int(train_steps)
-    return load_generator("embedded", schema, seeds, scaffold=scaffold, config=cfg, cache_dir=cache_dir)
+    deps = DependencySettings.from_dict(json.loads(dependencies or "{}"))
+    return load_generator(
+        "embedded", schema, seeds, scaffold=scaffold, config=cfg, cache_dir=cache_dir, dependencies=deps
+    )
 
 
 def default_train_steps(spec: str = "embedded") -> int:
@@ -115,17 +122,20 @@ def build_spec_generator(
     options: str = "",
     train_steps: int | None = None,
     cache_dir: str | None = None,
+    dependencies: str = "",
 ) -> Generator:
     """The generator a spec names (not fitted) for the texts :func:`generator_inputs` returns;
     ``options`` is :func:`spec_options_text` (the Models page's settings for it, JSON) and
-    ``train_steps`` applies to generators that train (DiffLM)."""
+    ``train_steps`` applies to generators that train (DiffLM); ``dependencies`` as for
+    :func:`build_generator`."""
     opts = json.loads(options or "{}")
     if train_steps is not None and is_difflm(spec):
         if train_steps < 1:
             raise InputError(f"training steps must be >= 1, got {train_steps}")
         opts["train_steps"] = int(train_steps)
     schema = parse_schema(json.loads(schema_text), "<schema>")
-    return load_generator(spec, schema, json.loads(seeds_text), options=opts, cache_dir=cache_dir)
+    deps = DependencySettings.from_dict(json.loads(dependencies or "{}"))
+    return load_generator(spec, schema, json.loads(seeds_text), options=opts, cache_dir=cache_dir, dependencies=deps)
 
 
 def latent_figure(gen: Generator, n: int, seed: int) -> tuple[Any, str]:
@@ -235,16 +245,29 @@ def fit_and_sample(
 @dataclass
 class SampleSummary:
     rows: list[dict[str, Any]]  # one per candidate
-    batch: dict[str, float | int]  # metrics.batch_summary
+    batch: dict[str, float | int]  # metrics.batch_summary, plus the dependency violation rate
+    copying: dict[str, Any] = field(default_factory=dict)  # eval/copying.copying of the parsed records
 
 
-def sample_summary(candidates: Sequence[Candidate], schema: LoadedSchema, seeds: Sequence[Any]) -> SampleSummary:
+def sample_summary(
+    candidates: Sequence[Candidate],
+    schema: LoadedSchema,
+    seeds: Sequence[Any],
+    *,
+    holdout: Sequence[Any] | None = None,
+    dependencies: Dependencies | None = None,
+) -> SampleSummary:
     """Each candidate with its JSON text and exact checks, plus the batch figures.
 
     ``error`` is why a candidate failed: the decode/parse error, or its first schema error as
     ``path: message``. ``seed_copy`` and ``duplicate`` use :mod:`aod_core.eval.metrics` (canonical JSON);
-    the first occurrence of a repeated record is not a duplicate.
+    the first occurrence of a repeated record is not a duplicate. ``dependency`` is the first seed
+    dependency the record breaks (``dependencies``); the copying figures compare the batch's distances
+    to the seeds with real records' (``holdout``, else the seeds out of fold).
     """
+    from aod_core.agents.judge.checks import dependency_errors
+
+    deps = dependencies if dependencies is not None else detect(seeds, order=schema_order(schema.resolved))
     parsed = [c for c in candidates if c.parsed]
     copies = iter(exact_copies((c.record for c in parsed), seeds))
     dupes = iter(duplicates(c.record for c in parsed))
@@ -262,6 +285,7 @@ def sample_summary(candidates: Sequence[Candidate], schema: LoadedSchema, seeds:
             error = f"{errors[0][0]}: {errors[0][1]}{more}"
         else:
             error = ""
+        broken = dependency_errors(deps, c.record) if c.parsed else []
         rows.append(
             {
                 "#": i,
@@ -270,15 +294,20 @@ def sample_summary(candidates: Sequence[Candidate], schema: LoadedSchema, seeds:
                 "schema_valid": c.parsed and not errors,
                 "seed_copy": copy,
                 "duplicate": dup,
+                "dependency": broken[0] if broken else "",
                 "error": error,
             }
         )
-    return SampleSummary(rows, batch_summary(candidates, schema, seeds))
+    batch = batch_summary(candidates, schema, seeds)
+    batch["dependency_violation_rate"] = sum(bool(r["dependency"]) for r in rows) / len(rows) if rows else 0.0
+    figures = copying([c.record for c in parsed], seeds, holdout, deps)
+    return SampleSummary(rows, batch, figures)
 
 
 def problem_rows(summary: SampleSummary) -> list[dict[str, Any]]:
-    """The summary's rows of candidates with a problem: an error, a seed copy or a duplicate."""
-    return [r for r in summary.rows if r["error"] or r["seed_copy"] or r["duplicate"]]
+    """The summary's rows of candidates with a problem: an error, a broken dependency, a seed copy or
+    a duplicate."""
+    return [r for r in summary.rows if r["error"] or r["seed_copy"] or r["duplicate"] or r.get("dependency")]
 
 
 def records_jsonl(candidates: Iterable[Candidate], *, only_valid_for: LoadedSchema | None = None) -> str:

@@ -14,6 +14,7 @@ from aod_core import chat
 from aod_core.agents.judge import DEFAULT_RUBRIC, JudgeSettings
 from aod_core.agents.reward import RewardWeights
 from aod_core.canvas.prompt import Prompt
+from aod_core.data.dependencies import DependencySettings
 from aod_core.errors import InputError
 from aod_core.generators import GeneratorKind, check_options, kind_of, option_names, parse_options, spec_forms
 from aod_core.runs.loop import LoopSettings
@@ -48,7 +49,9 @@ SETTINGS_DEFAULTS: dict[str, Any] = {
     "judge_mode": _JUDGE.mode,
     "accept_share": _JUDGE.accept_share,
     "near_copy": _JUDGE.near_copy,
+    "near_numbers": _JUDGE.near_numbers,
     "veto": _JUDGE.veto,
+    "dependencies": {},  # DependencySettings as a dict, from the Design page's Dependencies tab
     "compile": _RUN.compile,
     "compiler": _RUN.compiler,
     "trust_remote_code": False,  # an hf: folder's own Python runs only when the Models page box is ticked
@@ -114,9 +117,11 @@ def config_from_settings(
         mode=str(s["judge_mode"]),
         accept_share=float(s["accept_share"]),
         near_copy=float(s["near_copy"]),
+        near_numbers=float(s["near_numbers"]),
         veto=float(s["veto"]),
     )
     judge.check()
+    dependencies = DependencySettings.from_dict(dict(s["dependencies"] or {}))
     return RunConfig(
         generator=s["generator"].strip(),
         judge=s["judge"].strip(),
@@ -131,4 +136,5 @@ def config_from_settings(
         judge_settings=judge,
         compile=str(s["compile"] or "auto"),
         compiler=str(s["compiler"] or "").strip(),
+        dependencies=dependencies,
     )

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aod_core.agents.judge.checks import NearCopies, check_batch
-from aod_core.agents.judge.feedback import batch_facts, finding_facts
+from aod_core.agents.judge.feedback import batch_facts, copying_facts, finding_facts
 from aod_core.agents.judge.prompts import (
     DATA_NOT_INSTRUCTIONS,
     DEFAULT_RUBRIC,
@@ -24,8 +24,10 @@ from aod_core.agents.judge.prompts import (
 from aod_core.agents.judge.verdicts import Judgement, Verdict
 from aod_core.agents.plausibility import Assessment, PlausibilityModel, PlausibilitySettings
 from aod_core.chat.base import ChatModel
+from aod_core.data.dependencies import Dependencies, DependencySettings, detect, key_name, schema_order
 from aod_core.data.schema import LoadedSchema
 from aod_core.errors import InputError
+from aod_core.eval.copying import NEAR_NUMBERS, ValueNearCopies, copying
 from aod_core.eval.metrics import FieldOverlapIndex, field_overlaps
 from aod_core.eval.nearcopy import NEAR_DUP_THRESHOLD
 from aod_core.records import Candidate
@@ -40,6 +42,9 @@ class JudgeSettings:
     mode: str = "auto"  # auto: plausibility for the embedded judge, combined for any other chat model
     accept_share: float = 0.9  # share of real records the plausibility threshold accepts
     near_copy: float = NEAR_DUP_THRESHOLD  # shingle Jaccard from which a record is a near copy (> 1: off)
+    # A seed's key (or non-number values) with every number within this share of its field's seed
+    # range is a near copy by values (eval/copying.py; negative: off).
+    near_numbers: float = NEAR_NUMBERS
     veto: float = 0.01  # combined mode: plausibility score below which the LLM is overruled
     semantic: bool = True  # plausibility may use the MiniLM sentence embedder when installed
 
@@ -50,6 +55,10 @@ class JudgeSettings:
             raise InputError(f"--accept-share must be in [0.5, 1), got {self.accept_share}")
         if not 0.0 < self.near_copy:
             raise InputError(f"--near-copy must be > 0 (above 1 turns the check off), got {self.near_copy}")
+        if self.near_numbers > 0.5:
+            raise InputError(
+                f"--near-numbers must be at most 0.5 (negative turns the check off), got {self.near_numbers}"
+            )
         if not 0.0 <= self.veto < 1.0:
             raise InputError(f"judge veto must be in [0, 1), got {self.veto}")
 
@@ -83,7 +92,9 @@ class Judge:
     mode: str = "llm"  # plausibility | combined | llm (JudgeSettings.resolved_mode decides for runs)
     plausibility: PlausibilityModel | None = None
     near_copy: float = NEAR_DUP_THRESHOLD
+    near_numbers: float = NEAR_NUMBERS
     veto: float = 0.01
+    dependencies: Dependencies | None = None  # None: detected on the seeds with the default settings
     _example_text: str = field(default="", init=False, repr=False)
     _demos: list[dict[str, str]] | None = field(default=None, init=False, repr=False)
     _near: NearCopies | None = field(default=None, init=False, repr=False)
@@ -98,7 +109,10 @@ class Judge:
             raise InputError(f"the {self.mode} judge needs a chat model")
         shown = self.seeds[: self.examples]
         self._example_text = "\n".join(json.dumps(s, ensure_ascii=False) for s in shown)
-        self._near = NearCopies(self.seeds, self.near_copy) if self.near_copy <= 1.0 else None
+        if self.dependencies is None:
+            self.dependencies = detect(self.seeds, order=schema_order(self.schema.resolved))
+        values = ValueNearCopies(self.seeds, self.dependencies, self.near_numbers) if self.near_numbers >= 0 else None
+        self._near = NearCopies(self.seeds, self.near_copy, values=values, dependencies=self.dependencies)
         self._overlap = FieldOverlapIndex(self.seeds)
 
     @classmethod
@@ -115,6 +129,7 @@ class Judge:
         seed: int = 0,
         cache_dir: Any = None,
         on_progress: Callable[[int, int], None] | None = None,
+        dependencies: DependencySettings | None = None,
     ) -> Judge:
         """The judge a run asks for: its mode from the spec and settings, the plausibility model
         fitted (or read from the cache) when the mode needs one."""
@@ -136,7 +151,9 @@ class Judge:
             mode=mode,
             plausibility=plaus,
             near_copy=s.near_copy,
+            near_numbers=s.near_numbers,
             veto=s.veto,
+            dependencies=detect(seeds, dependencies, schema_order(schema.resolved)),
         )
 
     def describe(self) -> dict[str, Any]:
@@ -144,6 +161,8 @@ class Judge:
         out: dict[str, Any] = {
             "mode": self.mode,
             "near_copy": self.near_copy,
+            "near_numbers": self.near_numbers,
+            "dependencies": self.dependencies.summary() if self.dependencies is not None else "",
             "chat": getattr(self.chat, "spec", None) if self.chat is not None else None,
         }
         if self.plausibility is not None:
@@ -213,7 +232,15 @@ class Judge:
         whose reward does not depend on it). ``on_progress(done, total)`` follows the verdicts."""
         if self._near is not None:
             self._near.sync(prior)
-        checks = check_batch(cands, self.schema, self.seeds, prior, near=self._near, overlap_index=self._overlap)
+        checks = check_batch(
+            cands,
+            self.schema,
+            self.seeds,
+            prior,
+            near=self._near,
+            overlap_index=self._overlap,
+            dependencies=self.dependencies,
+        )
         verdicts: list[Verdict | None] = [None] * len(cands)
         ask = []
         for i, (c, ch) in enumerate(zip(cands, checks)):
@@ -234,12 +261,19 @@ class Judge:
                 on_progress(len(ask), len(ask))
         else:
             seconds = self._llm_verdicts(cands, checks, ask, assessed, verdicts, on_progress)
-        facts = batch_facts(cands, checks, self.seeds) + finding_facts(verdicts)
+        facts = batch_facts(cands, checks, self.seeds, keys=self._key_names()) + finding_facts(verdicts)
+        figures = None
+        if summarise:  # the copying figures of a main batch (probe batches skip them, as the summary)
+            figures = copying(cands, self.seeds, None, self.dependencies, max(self.near_numbers, 0.0))
+            facts += copying_facts(figures)
         if summarise and self.chat is not None:
             summary, summary_error, s2 = self._summarise(cands, verdicts, facts)
         else:
             summary, summary_error, s2 = self._code_summary(verdicts) if summarise else ("", None, 0.0)
-        return Judgement(checks, verdicts, facts, summary, summary_error, seconds + s2)  # type: ignore[arg-type]
+        return Judgement(checks, verdicts, facts, summary, summary_error, seconds + s2, figures)  # type: ignore[arg-type]
+
+    def _key_names(self) -> list[str]:
+        return [key_name(k) for k in self.dependencies.keys] if self.dependencies is not None else []
 
     def _llm_verdicts(self, cands, checks, ask, assessed, verdicts, on_progress) -> float:
         demos = self._demonstrations()

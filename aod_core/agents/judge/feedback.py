@@ -1,7 +1,8 @@
 """The judge's batch feedback: what a prompt edit could fix, in code, most telling first.
 
-Facts computed exactly over the batch (records that do not parse, recurring schema errors,
-duplicates and seed copies, category shares that drift from the seeds, value pairs the seeds never
+Facts computed exactly over the batch (records that do not parse, recurring schema errors, broken
+dependencies, duplicates, seed copies and near copies, reused keys, copying figures far from real
+records', category shares that drift from the seeds, value pairs the seeds never
 show) and the rejected records' plausibility findings grouped by what they share ("14/32 records:
 body_mass_g above every seed with species = Adelie"). The LLM's own summary, in the LLM modes, is
 asked for by the judge (``agent.py``).
@@ -16,11 +17,17 @@ from typing import Any
 
 from aod_core.agents.judge.checks import Checks
 from aod_core.agents.judge.verdicts import Verdict
+from aod_core.eval.copying import REFERENCE_P, copying_lines
 from aod_core.records import Candidate, canonical_json, leaves
 
 
 def batch_facts(
-    cands: Sequence[Candidate], checks: Sequence[Checks], seeds: Sequence[Any], *, limit: int = 8
+    cands: Sequence[Candidate],
+    checks: Sequence[Checks],
+    seeds: Sequence[Any],
+    *,
+    limit: int = 8,
+    keys: Sequence[str] = (),
 ) -> list[str]:
     """Observations a prompt edit could fix, most telling first, all computed exactly."""
     n = len(cands)
@@ -31,16 +38,42 @@ def batch_facts(
     errs = Counter(_fold(e.split(": ", 1)[0]) for c in checks for e in c.schema_errors)
     for path, k in errs.most_common(2):
         facts.append(f"{k} schema errors at {path}")
+    broken = Counter(_dependency_pair(e) for c in checks for e in c.dependency_errors)
+    for pair, k in broken.most_common(2):
+        facts.append(f"{k}/{n} records: {pair} (the seeds fix one by the other)")
     d, s = sum(c.duplicate for c in checks), sum(c.seed_copy for c in checks)
     if d:
         facts.append(f"{d}/{n} records repeat another record")
     if s:
         facts.append(f"{s}/{n} records copy a seed exactly")
+    near = sum(c.near_copy for c in checks)
+    if near:
+        facts.append(f"{near}/{n} records are near copies of a seed or an earlier record")
+    reused = sum(c.key_reused for c in checks)
+    if reused and keys:
+        facts.append(f"{reused}/{n} records reuse a seed's {' or '.join(keys)}")
     ok = [c.record for c, ch in zip(cands, checks) if ch.parses and isinstance(c.record, dict)]
     if ok:
         facts += _category_drift(ok, seeds)
         facts += _unseen_combinations(ok, seeds)
     return facts[:limit]
+
+
+def _dependency_pair(reason: str) -> str:
+    """ "$.iso_num and $.country disagree" from a dependency reason (``checks.dependency_errors``)."""
+    m = re.match(r"(\S+) = .* does not go with (\S+) = ", reason)
+    return f"{m.group(1)} and {m.group(2)} disagree" if m else reason
+
+
+def copying_facts(fig: dict[str, Any] | None) -> list[str]:
+    """The batch's copying figures as facts, when they show copying (more than twice as many records
+    close to a seed as real records would be, or a median distance under half the real one)."""
+    if not fig:
+        return []
+    close, ratio = fig.get("closer_than_reference_p05"), fig.get("dcr_median_ratio")
+    if (close is not None and close > 2 * REFERENCE_P / 100) or (ratio is not None and ratio < 0.5):
+        return [line for line in copying_lines(fig) if "reuse" not in line]
+    return []
 
 
 def categoricals(seeds: Sequence[Any]) -> dict[str, Counter]:

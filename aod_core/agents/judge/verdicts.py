@@ -35,6 +35,7 @@ class Judgement:
     summary: str  # the LLM's batch feedback ("" if it gave none)
     summary_error: str | None = None
     llm_seconds: float = 0.0
+    copying: dict[str, Any] | None = None  # the batch's copying figures (eval/copying.py), main batches only
 
     @property
     def feedback(self) -> str:
@@ -45,7 +46,12 @@ class Judgement:
         return "\n".join(lines) if lines else "No problems found."
 
     def to_dict(self) -> dict[str, Any]:
-        return {"facts": self.facts, "summary": self.summary, "summary_error": self.summary_error}
+        return {
+            "facts": self.facts,
+            "summary": self.summary,
+            "summary_error": self.summary_error,
+            "copying": self.copying,
+        }
 
 
 def verdict_row(c: Candidate, ch: Checks, v: Verdict) -> dict[str, Any]:
