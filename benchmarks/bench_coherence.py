@@ -144,6 +144,7 @@ def holdout_reference(ds, model: PlausibilityModel) -> dict:
         "dependency_violations": float(np.mean([bool(deps.violations(r)) for r in hold])),
         "key_reuse": float(np.mean([bool(deps.reused_keys(r, keys)) for r in hold])) if keys else None,
         "dcr_median": float(np.median(hd)) if hd is not None and len(hd) else None,
+        "copied_numbers": copied_numbers(hold, seeds),
         "dependencies": deps.summary(),
     }
 

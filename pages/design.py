@@ -97,6 +97,7 @@ if request is not None and request[0] != st.session_state.get("dataset_signature
         st.session_state.dataset_label = label
         st.session_state.dataset_signature = signature
         st.session_state.sample_result = None  # results of another dataset
+        st.session_state.set_dependencies = {}  # another dataset's dependencies name other fields
 
 dataset = st.session_state.get("dataset")
 if dataset is None:
@@ -156,8 +157,8 @@ except InputError as e:
 dep_settings = dict(st.session_state.get("set_dependencies") or {})
 try:
     deps, deps_error = design.dataset_dependencies(dataset, dep_settings), None
-except InputError as e:  # an added dependency that names no field of these seeds
-    deps, deps_error = design.dataset_dependencies(dataset), e
+except InputError as e:  # settings made for other seeds (fixed below, or reset by loading a dataset)
+    deps, deps_error, dep_settings = design.dataset_dependencies(dataset), e, {}
 
 fields_tab, deps_tab, stats_tab, scaffold_tab, judge_tab, seeds_tab = st.tabs(
     ["Fields", "Dependencies", "Seed statistics", "Scaffold", "Judge calibration", "Seeds"]
@@ -187,7 +188,10 @@ with deps_tab:
     mode = st.radio("Dependencies", ["auto", "off"], horizontal=True, key="design_dep_mode",
                     index=0 if dep_settings.get("mode", "auto") == "auto" else 1,
                     format_func={"auto": "Use them", "off": "Off: neither kept nor checked"}.get)
-    rows = design.dependency_rows(dataset, {**dep_settings, "mode": "auto"})
+    if mode == "off":
+        st.caption("Off: the generator keeps none of these and the judge checks none; the ticks apply again when "
+                   "they are used.")
+    rows = design.dependency_rows(dataset, dep_settings)
     if rows:
         edited = st.data_editor(rows, hide_index=True, key=f"design_deps_{hash(str(sorted(dep_settings.items())))}",
                                 disabled=["kind", "rule", "source", "evidence", "holdout breaking it"])
@@ -198,6 +202,7 @@ with deps_tab:
                           value="; ".join(dep_settings.get("add") or []), key="design_dep_add")
     try:
         chosen = design.dependency_settings_from(list(edited), mode, [a.strip() for a in added.split(";")])
+        design.dataset_dependencies(dataset, chosen)  # a field these seeds lack is refused here, nothing kept
     except InputError as e:
         st.error(str(e))
     else:

@@ -268,3 +268,21 @@ def test_sample_instruction_text_compiles_to_edits_shown_next_to_it(app):
     used = find_table(app, "edit")
     assert {'pin island = "Dream"', "forbid sex = null"} == set(used["edit"])
     assert app.session_state["sample_result"].prompt.compiled["text"].startswith("only Dream island")
+
+
+def test_design_page_shows_and_overrides_the_seeds_dependencies(app):
+    pick_demo(app, "countries")
+    fields = find_table(app, "dependencies")
+    by_path = dict(zip(fields["path"], fields["dependencies"]))
+    assert by_path["$.iso_num"] == "identifier; fixed by $.country"
+    assert "key ($.country, $.year)" in by_path["$.year"]
+    rules = find_table(app, "holdout breaking it")
+    assert "$.country -> $.iso_num" in list(rules["rule"]) and "($.country, $.year)" in list(rules["rule"])
+    assert all(rules["use"]) and set(rules["holdout breaking it"]) <= {"0/200", "—"}
+    app.text_input(key="design_dep_add").input("$.lifeExp -> $.nope").run()
+    assert any("no seed has a field $.nope" in t for t in texts(app.error))
+    app.text_input(key="design_dep_add").input("$.continent -> $.year").run()
+    assert app.session_state["set_dependencies"]["add"] == ["$.continent -> $.year"]
+    app.radio(key="design_dep_mode").set_value("off").run()
+    assert not app.exception and app.session_state["set_dependencies"]["mode"] == "off"
+    assert any("Off: the generator keeps none" in t for t in texts(app.caption))

@@ -29,6 +29,7 @@ report what it breaks. Waits give way the same way, so the sampler never stalls.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 import torch
@@ -38,6 +39,7 @@ from aod_core.canvas.scaffold import Scaffold
 from aod_core.canvas.slots import ABSENT, MASK, Slot
 from aod_core.data.dependencies import Dependencies
 
+_ITEM = re.compile(r"\[\d+\]")  # an array item in a slot's path: dependencies hold outside arrays
 STEERED = 1000.0  # added to the commit order of steered positions (whose own scores are below 10)
 KEYED = 500.0  # ... and of a key's positions
 
@@ -149,7 +151,9 @@ class Conditioning:
 
     def _dependencies(self, scaffold: Scaffold, deps: Dependencies, seeds: torch.Tensor) -> None:
         where = {f: _positions(field_slots(scaffold, f)) for f in deps.fields}
-        where = {f: p for f, p in where.items() if p and not any("[" in s.path for s in field_slots(scaffold, f))}
+        where = {
+            f: p for f, p in where.items() if p and not any(_ITEM.search(s.path) for s in field_slots(scaffold, f))
+        }
         for d in deps.fds:
             pa, pb = where.get(d.determinant), where.get(d.dependent)
             if not pa or not pb:

@@ -113,8 +113,9 @@ def dataset_dependencies(dataset: Dataset, settings: Mapping[str, Any] | None = 
 
 def dependency_rows(dataset: Dataset, settings: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """One row per dependency and key the seeds show (whether the user keeps it or not) and per one
-    the user added: ``use`` is the user's choice, ``holdout`` how many of the dataset's real holdout
-    records break it (a check of the detection on records it never saw)."""
+    the user added: ``use`` is the user's choice (kept while the mode is ``auto``), ``holdout`` how
+    many of the dataset's real holdout records break it (a check of the detection on records it
+    never saw)."""
     s = DependencySettings.from_dict(dict(settings or {}))
     found = detect(dataset.seeds.records, DependencySettings(add=s.add), schema_order(dataset.schema.resolved))
     hold = dataset.holdout.records if dataset.holdout else []
@@ -128,7 +129,7 @@ def dependency_rows(dataset: Dataset, settings: Mapping[str, Any] | None = None)
             broken = sum(1 for h in hold if d in [v[0] for v in found.violations(h)])
         rows.append(
             {
-                "use": s.mode != "off" and name not in ignored,
+                "use": name not in ignored,
                 "kind": r["kind"],
                 "rule": name,
                 "source": r["source"],
