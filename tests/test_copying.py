@@ -32,7 +32,12 @@ def test_without_a_holdout_each_seed_is_measured_against_the_other_seeds():
 
 def test_near_copies_by_values_share_the_key_or_every_value_that_is_not_a_number():
     # every other (site, day): half the combinations taken, room for new ones
-    seeds = [{"site": s, "day": d, "v": float(s * 10 + d)} for s in range(8) for d in range(0, 80, 4) if (s + d // 4) % 2 == 0]
+    seeds = [
+        {"site": s, "day": d, "v": float(s * 10 + d)}
+        for s in range(8)
+        for d in range(0, 80, 4)
+        if (s + d // 4) % 2 == 0
+    ]
     deps = detect(seeds)
     assert ("$.site", "$.day") in deps.keys
     near = ValueNearCopies(seeds, deps, 0.01)  # v spans 0..146: within 1.46
