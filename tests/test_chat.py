@@ -457,3 +457,17 @@ def test_gguf_cache_is_written_atomically(tmp_path) -> None:
     assert (folder / CACHE_MARKER).is_file() and (folder / "weights.bin").is_file()
     gguf.write_bytes(b"GGUF v2")  # a different file must not hit the old cache
     assert m._cache_folder() != folder
+
+
+def test_a_row_the_grammar_leaves_no_token_for_stops_instead_of_crashing():
+    """xgrammar masks every token when the grammar needs a character the tokenizer cannot spell; the
+    guard lets that row stop (its answer then fails validation) where sampling would raise on NaN."""
+    import torch
+
+    from aod_core.chat.local import _dead_end_guard
+
+    scores = torch.tensor([[0.5, -float("inf"), 1.0], [-float("inf")] * 3])
+    out = _dead_end_guard([1])(torch.zeros(2, 1, dtype=torch.long), scores)
+    assert torch.equal(out[0], scores[0])
+    assert out[1].tolist() == [-float("inf"), 0.0, -float("inf")]
+    assert torch.isfinite(torch.softmax(out, -1)).all()

@@ -345,8 +345,10 @@ class LocalChatModel(BatchChat):
             if json_schema is not None and (compiled := self._grammar(json_schema)) is not None:
                 import xgrammar as xgr
 
-                # One processor per generate call: it keeps per-row matcher state.
-                kwargs["logits_processor"] = [xgr.contrib.hf.LogitsProcessor(compiled)]
+                # One processor per generate call: it keeps per-row matcher state. The guard after it
+                # ends a row the grammar leaves no token for (a value the tokenizer cannot spell):
+                # that answer then fails validation like any other, instead of crashing the sampler.
+                kwargs["logits_processor"] = [xgr.contrib.hf.LogitsProcessor(compiled), _dead_end_guard(self._stop_ids)]
             devices = [torch.device(self.device).index or 0] if self.device.startswith("cuda") else []
             with torch.random.fork_rng(devices=devices), torch.inference_mode():
                 if seed is not None:
@@ -466,3 +468,20 @@ def build_gguf(target: str, *, spec: str, cache_dir: str | Path | None = None, d
     if not target.strip():
         raise InputError(f"chat model spec {spec!r}: gguf: needs a file path (accepted: {SPEC_FORMS})")
     return LocalChatModel.from_gguf(target.strip(), cache_dir=cache_dir, device=device)
+
+
+def _dead_end_guard(stop_ids: list[int]):
+    """A logits processor that lets a row whose every token is masked stop (its first stop token)."""
+    import torch
+    from transformers import LogitsProcessor
+
+    class DeadEndGuard(LogitsProcessor):
+        def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+            dead = ~torch.isfinite(scores).any(-1)
+            if bool(dead.any()):
+                scores = scores.clone()
+                scores[dead] = -float("inf")
+                scores[dead, stop_ids[0]] = 0.0
+            return scores
+
+    return DeadEndGuard()

@@ -161,19 +161,19 @@ def cmd_sample(args: argparse.Namespace) -> int:
     atomic_write_text(out, "".join(line + "\n" for line in lines))
     stats = batch_summary(cands, schema, seeds.records)
     failed = len(cands) - len(lines)
+    if not args.quiet:
+        parsed = [c.record for c in cands if c.parsed]
+        broken = sum(bool(found.violations(r)) for r in parsed)
+        if found.fds:
+            print(f"dependencies: {broken}/{len(parsed)} records break one", file=sys.stderr)
+        for line in copying_lines(copying(parsed, seeds.records, None, found)):
+            print(f"copying: {line}", file=sys.stderr)
     print(
         f"wrote {len(lines)} records to {out} in {seconds:.1f}s "
         f"({failed} failed to decode; schema-valid {stats['schema_valid_rate']:.1%}, "
         f"seed copies {stats['exact_copy_rate']:.1%}, duplicates {stats['duplicate_rate']:.1%})",
         file=sys.stderr,
     )
-    if not args.quiet:
-        parsed = [c.record for c in cands if c.parsed]
-        broken = sum(bool(found.violations(r)) for r in parsed)
-        if found.fds:
-            print(f"  dependencies: {broken}/{len(parsed)} records break one", file=sys.stderr)
-        for line in copying_lines(copying(parsed, seeds.records, None, found)):
-            print(f"  copying: {line}", file=sys.stderr)
     return 0
 
 
