@@ -12,6 +12,11 @@ the generator, calibrating the judge, any point of any iteration, the commit), t
 
 A kill before the run folder holds its inputs is refused by ``aod resume`` with a reason (nothing
 was done yet); the trial then starts the run again, as a user would, and is compared the same way.
+
+With ``--race`` each trial also races: at the kill point an ``aod resume`` is started while the run
+is still alive (it must be refused, naming the run's PID, or find no folder yet), and after the kill
+two ``aod resume`` start at once (one works, the other is refused or finds the run finished).
+Every folder must end resumable and equal to the reference: no iteration or record twice.
 Settings are small (the embedded generator with a tiny network, the plausibility judge, no
 optimizer proposals) so 20 trials take minutes on two CPU cores; the model and judge caches are
 shared, as on a user's machine.
@@ -134,18 +139,37 @@ def timed_run(cmd: list[str], env: dict[str, str], timeout: float) -> tuple[int,
 
 
 def trial(
-    k: int, work: Path, seeds: Path, env: dict[str, str], ref: dict, delay: float, settings: dict, timeout: float
+    k: int,
+    work: Path,
+    seeds: Path,
+    env: dict[str, str],
+    ref: dict,
+    delay: float,
+    settings: dict,
+    timeout: float,
+    race: bool = False,
 ) -> dict:
     out = work / f"trial-{k:02d}"
     cmd = run_command(out, seeds, **settings)
     child = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(delay)
+    races: list[str] = []
+    if race and child.poll() is None:
+        rc, _, err = timed_run(_resume(out), env, timeout)  # the run is alive: this must not work on it
+        races.append(_race_outcome(rc, err, alive=child.poll() is None))
     finished_first = child.poll() is not None
     if not finished_first:
         os.kill(child.pid, signal.SIGKILL)  # only the child this trial started
     child.wait()
     at = _where(out)
     resumes, note = 0, ""
+    if race:  # two resumes at once: one works, the other is refused (or finds it finished)
+        pair = [subprocess.Popen(_resume(out), cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        for p in pair:
+            _, err = p.communicate(timeout=timeout)
+            races.append(_race_outcome(p.returncode, err, alive=False))
+        resumes += 2
+    bad_race = [r for r in races if r.startswith("WRONG")]
     while True:
         rc, _, err = timed_run([sys.executable, "-m", "aod_core.cli", "resume", str(out), "--quiet"], env, timeout)
         resumes += 1
@@ -172,6 +196,8 @@ def trial(
             "problems": [f"resume exited {rc}: {err[-300:]}"],
         }
     result = check(out, ref)
+    if bad_race:
+        result = dict(result, ok=False, problems=result["problems"] + bad_race)
     shutil.rmtree(out, ignore_errors=True)
     return {
         "trial": k,
@@ -179,8 +205,33 @@ def trial(
         "killed_at": "finished before the kill" if finished_first else at,
         "resumes": resumes,
         "note": note,
+        **({"races": races} if race else {}),
         **result,
     }
+
+
+def _resume(out: Path) -> list[str]:
+    return [sys.executable, "-m", "aod_core.cli", "resume", str(out), "--quiet"]
+
+
+def _race_outcome(rc: int, err: str, *, alive: bool) -> str:
+    """What a racing resume did: refused (the folder is in use, or not there yet), worked, or WRONG."""
+    last = err.strip().splitlines()[-1][:160] if err.strip() else ""
+    if rc == 2 and "in use by process" in last:
+        return "refused: in use"
+    if rc == 2 and ("not a run folder" in last or "interrupted while it was being created" in last):
+        return "refused: no run yet"
+    if rc == 0 and not alive:
+        return "worked"
+    return f"WRONG: resume exited {rc} while the run was {'alive' if alive else 'dead'}: {last}"
+
+
+def _count(outcomes: list[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for o in outcomes:
+        key = "WRONG" if o.startswith("WRONG") else o
+        out[key] = out.get(key, 0) + 1
+    return out
 
 
 def _where(run: Path) -> str:
@@ -208,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=600, help="seconds any one command may take")
     ap.add_argument("--work", help="folder for the runs (default: a temporary folder)")
     ap.add_argument("--out", help="write the results as JSON here")
+    ap.add_argument("--race", action="store_true", help="race a resume against the live run, then two resumes")
     args = ap.parse_args(argv)
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="aod-kill-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -239,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     k = 0
     while sum(r["killed_at"] != "finished before the kill" for r in results) < args.trials and k < 2 * args.trials:
         delay = rng.uniform(0.2, horizon)
-        r = trial(k, work, seeds, env, ref, delay, settings, args.timeout)
+        r = trial(k, work, seeds, env, ref, delay, settings, args.timeout, race=args.race)
         results.append(r)
         k += 1
         if r["killed_at"] == "finished before the kill":  # runs got faster (less load): narrow the range
@@ -258,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
         "deterministic": same,
         "run_seconds_warm": round(warm, 1),
         "settings": settings,
+        "race": args.race,
+        "races": _count([x for r in results for x in r.get("races", [])]),
         "results": results,
     }
     print(

@@ -360,6 +360,7 @@ def test_disk_full_during_a_commit_keeps_earlier_iterations_and_resume_repairs(t
     assert "No space left on device" in msg and "1 iteration(s) saved before are intact" in msg
     assert "aod resume" in msg and "\n" not in msg
     monkeypatch.setattr(rs, "_append", real_append)
+    store.release()  # the failed command ended
     again = RunStore.open(store.path)  # space is back: resume repairs
     assert again.iterations_done() == 1 and again.accepted() == [{"a": 1}]
     again.commit(_log(1, [{"a": 2}]))

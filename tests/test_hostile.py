@@ -433,6 +433,7 @@ def _run_folder(tmp_path):
                 metrics={"reward": 0.5},
             )
         )
+    store.release()  # the writer ends (or is killed): its claim on the folder goes with it
     return store
 
 
@@ -496,6 +497,7 @@ def test_a_run_killed_before_its_first_commit_gets_its_missing_files_back(tmp_pa
     from aod_core.runs.store import RunStore
 
     store = RunStore.create(tmp_path / "run", {})
+    store.release()  # killed: the kernel lets its lock go
     (store.path / "feedback.jsonl").unlink()
     assert RunStore.open(store.path).iterations_done() == 0 and (store.path / "feedback.jsonl").exists()
 

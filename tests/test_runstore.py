@@ -69,7 +69,9 @@ def test_killed_iteration_is_cut_back_on_repair(tmp_path):
     # Readers see committed iterations only, even before any repair.
     ro = RunStore.open(store.path, repair=False)
     assert ro.accepted() == [{"a": 1}] and len(ro.candidates()) == 2
-    assert RunStore.open(store.path).repair() == 0  # open() repaired already
+    store.release()  # killed: the kernel lets its lock go
+    store = RunStore.open(store.path)
+    assert store.repair() == 0  # open() repaired already
     assert (store.path / "accepted.jsonl").read_text() == '{"a": 1}\n'
     assert all(json.loads(x)["iteration"] == 0 for x in (store.path / "candidates.jsonl").read_text().splitlines())
     assert (store.path / "feedback.jsonl").read_text().endswith("\n")
@@ -85,6 +87,7 @@ def test_torn_metrics_line_means_uncommitted(tmp_path):
         f.write('{"a": 2}\n')
     with open(store.path / "metrics.jsonl", "a") as f:
         f.write('{"iteration": 1, "accep')
+    store.release()
     store = RunStore.open(store.path)
     assert store.iterations_done() == 1 and store.accepted() == [{"a": 1}]
 

@@ -241,8 +241,8 @@ def _drive(store: RunStore, args: argparse.Namespace) -> int:
     from aod_core.runs.setup import open_loop  # the agent stack (transformers) loads only for commands that need it
 
     progress = _Progress(args.quiet)
-    handle = open_loop(store, on_event=_loop_printer(args.quiet), on_fit=progress.fit)
     try:
+        handle = open_loop(store, on_event=_loop_printer(args.quiet), on_fit=progress.fit)
         status = handle.loop.run()
     except KeyboardInterrupt:
         store.set_status("interrupted", iteration=store.iterations_done())
@@ -251,6 +251,8 @@ def _drive(store: RunStore, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 130
+    finally:
+        store.release()  # the folder is free for the next writer as soon as this one is done
     return _finish_run(store, status)
 
 
@@ -282,21 +284,38 @@ def cmd_run(args: argparse.Namespace) -> int:
         compiler=args.compiler or "",
         dependencies=dependency_settings(args),
     )
+    existed = Path(args.out).exists()
     store = create_run(args.schema, args.seeds, args.out, config)
-    return _drive(store, args)
+    try:
+        return _drive(store, args)
+    except InputError:
+        _discard_if_unstarted(store, existed)
+        raise
+
+
+def _discard_if_unstarted(store: RunStore, existed: bool) -> None:
+    """A run refused before its first iteration was saved (a model that cannot fit these seeds, a
+    server that refuses) leaves nothing worth resuming: its folder goes, so the same command can
+    be run again once the cause is fixed. A folder with saved iterations is kept whatever happens."""
+    import shutil
+
+    if store.iterations_done():
+        return
+    store.release()
+    shutil.rmtree(store.path, ignore_errors=True)
+    if existed:
+        store.path.mkdir(exist_ok=True)  # the user's empty folder stays theirs
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from aod_core.runs.setup import RunConfig, run_is_alive
+    from aod_core.runs.setup import RunConfig
 
-    store = RunStore.open(args.run_dir, repair=False)
-    if run_is_alive(store):
-        raise InputError(f"run is still running in process {store.state().get('pid')}", where=args.run_dir)
-    store.repair()
+    store = RunStore.open(args.run_dir)  # claims the folder: a second resume or a live run is refused
     config = RunConfig.from_dict(store.config)
     if store.iterations_done() >= config.loop.iterations or (
         config.loop.target is not None and len(store.accepted()) >= config.loop.target
-    ):
+    ):  # killed after its last iteration was saved: it is finished, and the folder says so now
+        store.set_status("finished", iteration=store.iterations_done(), accepted=len(store.accepted()))
         return _finish_run(store, "already finished")
     return _drive(store, args)
 

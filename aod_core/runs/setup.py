@@ -260,15 +260,3 @@ def _check_fingerprint(store: RunStore, now: dict[str, Any], on_event: Callable[
                 )
             )
     return found
-
-
-def run_is_alive(store: RunStore) -> bool:
-    """True when the state file names a live process still running this folder."""
-    st = store.state()
-    if st.get("status") not in ("running", "paused"):
-        return False
-    try:
-        os.kill(int(st.get("pid", -1)), 0)
-    except (OSError, ValueError):
-        return False
-    return int(st["pid"]) != os.getpid()

@@ -13,6 +13,8 @@ Files (JSON Lines unless noted):
 * ``overrides.jsonl``: human accept/reject decisions on candidates (curation); the last per
   candidate wins. ``curated()`` applies them to the accepted records; exports use it.
 * ``state.json``: status (running / paused / stopped / finished / failed) for the app and resume.
+* ``.lock``: the writer's claim (``runs/lock.py``): one process works on a folder at a time, from
+  ``create`` through every resume; a killed writer's claim goes with its process.
 
 A killed run loses at most the iteration in flight: ``RunStore.open`` cuts every file back to the
 last committed iteration (``accepted.jsonl`` by the committed count, the others by their
@@ -31,8 +33,11 @@ from typing import Any, Iterator
 from aod_core.errors import InputError
 from aod_core.files import atomic_write_text
 from aod_core.records import canonical_json
+from aod_core.runs.lock import LOCK_NAME, RunLock, holder
 
 ITERATION_FILES = ("candidates.jsonl", "prompts.jsonl", "feedback.jsonl")
+# Statuses that claim a writer is at work; with no writer holding the folder they read as interrupted.
+WORKING = ("created", "running", "paused")
 SECRET_KEYS = ("api_key", "key", "token", "password", "secret")
 
 
@@ -114,20 +119,29 @@ def scrub_secrets(obj: Any) -> Any:
 class RunStore:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
+        self._lock = RunLock(self.path)
 
     # -- creating and opening -------------------------------------------------------------------
 
     @classmethod
     def create(cls, path: str | os.PathLike, config: dict[str, Any]) -> RunStore:
-        """A new run folder; refuses a folder that already holds a run or other files."""
+        """A new run folder, claimed by the returned store (``release`` lets it go); refuses a
+        folder that already holds a run or other files, or that another process is creating."""
         p = Path(path)
-        if p.exists() and (not p.is_dir() or any(p.iterdir())):
-            what = "holds a run (use aod resume)" if (p / "config.json").exists() else "exists and is not empty"
-            raise InputError(f"run folder {what}", where=str(p))
+        if p.exists() and not p.is_dir():
+            raise InputError("run folder exists and is not a folder", where=str(p))
         if not p.parent.exists():
             raise InputError(f"parent folder {p.parent} does not exist", where=str(p))
-        p.mkdir(exist_ok=True)
+        try:
+            p.mkdir(exist_ok=True)
+        except OSError as e:
+            raise InputError(f"cannot create the run folder ({e.strerror or e})", where=str(p)) from None
         store = cls(p)
+        store.claim(takeover=False)
+        if any(q.name != LOCK_NAME for q in p.iterdir()):  # looked at under the claim: no one else is writing it
+            store.release()
+            what = "holds a run (use aod resume)" if (p / "config.json").exists() else "exists and is not empty"
+            raise InputError(f"run folder {what}", where=str(p))
         atomic_write_text(p / "config.json", json.dumps(scrub_secrets(config), indent=2, ensure_ascii=False))
         for name in ITERATION_FILES + ("accepted.jsonl", "metrics.jsonl"):
             (p / name).touch()
@@ -136,7 +150,8 @@ class RunStore:
 
     @classmethod
     def open(cls, path: str | os.PathLike, *, repair: bool = True) -> RunStore:
-        """An existing run; with ``repair`` (resuming) cut back to its last committed iteration.
+        """An existing run. With ``repair`` (resuming) the store claims the folder (``RunBusy``
+        while another process works on it) and cuts it back to its last committed iteration.
         Readers that must not touch a live run (export, the app) pass ``repair=False``: every
         read method already returns committed iterations only."""
         p = Path(path)
@@ -144,8 +159,38 @@ class RunStore:
             raise InputError("not a run folder (no config.json)", where=str(p))
         store = cls(p)
         if repair:
-            store.repair()
+            store.claim()
+            try:
+                store.repair()
+            except BaseException:
+                store.release()
+                raise
         return store
+
+    # -- the writer's claim (runs/lock.py) --------------------------------------------------------
+
+    @property
+    def claimed(self) -> bool:
+        """Whether this store holds the folder's writer lock."""
+        return self._lock.held
+
+    def claim(self, *, takeover: bool = True) -> None:
+        """Take the writer lock (no-op when this store holds it); ``RunBusy`` names the holder.
+        A status left ``running`` by a writer that died becomes ``interrupted`` at once, so the
+        folder says what happened even if this process goes on to do nothing."""
+        if self._lock.held:
+            return
+        self._lock.acquire()
+        if takeover:
+            raw = self._raw_state()
+            if raw.get("status") in WORKING:
+                try:
+                    self.set_status("interrupted", iteration=self.iterations_done(), was=raw.get("status"))
+                except InputError:
+                    pass  # a read-only folder: the reader's view (``state``) still says interrupted
+
+    def release(self) -> None:
+        self._lock.release()
 
     def check_consistent(self) -> None:
         """InputError, with the reason, for a folder that a kill cannot have left: a missing file,
@@ -273,11 +318,34 @@ class RunStore:
     def config(self) -> dict[str, Any]:
         return json.loads((self.path / "config.json").read_text(encoding="utf-8"))
 
-    def state(self) -> dict[str, Any]:
+    def _raw_state(self) -> dict[str, Any]:
         try:
-            return json.loads((self.path / "state.json").read_text(encoding="utf-8"))
+            st = json.loads((self.path / "state.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return {"status": "unknown"}
+        return st if isinstance(st, dict) else {"status": "unknown"}
+
+    def state(self) -> dict[str, Any]:
+        """``state.json``, except that a working status no writer holds reads ``interrupted``: its
+        process was killed before it could say so (``was`` keeps what the file said)."""
+        st = self._raw_state()
+        if st.get("status") in WORKING and not self._lock.held and not self.busy():
+            return dict(st, status="interrupted", was=st["status"])
+        return st
+
+    def busy(self) -> bool:
+        """Whether a writer other than this store works on the folder. A folder from before
+        locks existed (no ``.lock``) is judged by its state's PID."""
+        if self._lock.held:
+            return False
+        if (self.path / LOCK_NAME).exists():
+            return holder(self.path) is not None
+        pid = self._raw_state().get("pid")
+        try:
+            os.kill(int(pid), 0)
+        except (OSError, ValueError, TypeError, OverflowError):
+            return False
+        return int(pid) != os.getpid()
 
     def metrics(self) -> list[dict[str, Any]]:
         return list(self._lines("metrics.jsonl"))

@@ -26,7 +26,7 @@ from aod_core.chat.base import ChatModel
 from aod_core.errors import InputError
 from aod_core.generators.base import Progress
 from aod_core.runs.loop import Event, Stopped
-from aod_core.runs.setup import RunConfig, needs_chat, open_loop, run_is_alive
+from aod_core.runs.setup import RunConfig, needs_chat, open_loop
 from aod_core.runs.store import RunStore
 from aod_core.studio.models import ModelPool
 
@@ -265,6 +265,7 @@ class RunJob:
         try:
             self._run()
         finally:  # whatever happened, the view must not claim the job is still working
+            self.store.release()
             with self._lock:
                 # The registry keeps every job of the process (its view and timeline are small), so a
                 # finished job lets go of its loop: the generator, the judge's fitted models, the
@@ -340,10 +341,7 @@ class JobRegistry:
             old = self._jobs.get(key)
             if old is not None and old.active:
                 raise InputError("this run is already working in this app", where=store.path.name)
-            if run_is_alive(store):
-                raise InputError(
-                    f"another process (pid {store.state().get('pid')}) is running it", where=store.path.name
-                )
+            store.claim()  # the folder's writer lock, held by the job until it ends (RunBusy names a holder)
             job = RunJob(store, self.models, api_key=api_key)
             if prompt is not None:
                 job.set_prompt(prompt)

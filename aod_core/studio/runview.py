@@ -51,13 +51,7 @@ def resolve_run(name: str, root: Path | None = None) -> Path:
 
 def status_of(store: RunStore) -> str:
     """The stored status, with 'interrupted' for a run whose process died while it worked."""
-    from aod_core.runs.setup import run_is_alive
-
-    st = store.state().get("status", "unknown")
-    if st in ("running", "paused") and not run_is_alive(store):
-        pid = store.state().get("pid")
-        return st if pid == os.getpid() else "interrupted"
-    return st
+    return store.state().get("status", "unknown")
 
 
 def list_runs(root: Path | None = None) -> list[dict[str, Any]]:
