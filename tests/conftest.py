@@ -6,6 +6,8 @@ the sampler's many small tensor ops run ~15x slower when two threads fight over 
 
 from __future__ import annotations
 
+import os
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 
@@ -16,6 +18,8 @@ from aod_core.data.seeds import Dataset, load_dataset
 from aod_core.generators.embedded import EmbeddedConfig
 
 torch.set_num_threads(1)
+# The per-user cache-signing key (aod_core/secrets.py) of the tests is their own, never the user's.
+os.environ.setdefault("AOD_CONFIG_DIR", tempfile.mkdtemp(prefix="aod-config-"))
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEMOS = ("penguins", "seattle-weather", "penguin-groups")

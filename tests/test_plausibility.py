@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import pickle
 import random
 from pathlib import Path
 
@@ -328,3 +330,45 @@ def test_fit_is_cached_by_content(tmp_path):
         entry.write_bytes(b"damaged")
     refit = fit_cached(SEEDS, s, cache_dir=tmp_path)  # a damaged entry is refitted, not trusted
     assert refit.report["cached"] is False and fit_cached(SEEDS, s, cache_dir=tmp_path).report["cached"] is True
+
+
+class _Planted:
+    """What an attacker writes: unpickling it runs a command."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_planted_cache_file_never_executes(tmp_path, caplog):
+    s = PlausibilitySettings(semantic=False)
+    fit_cached(SEEDS, s, cache_dir=tmp_path)
+    (entry,) = tmp_path.glob("plausibility-*.pkl")
+    marker = tmp_path / "pwned"
+    assert pickle.loads(pickle.dumps(_Planted(marker))) == 0 and marker.exists()  # the payload works ...
+    marker.unlink()
+    for planted in (
+        pickle.dumps(_Planted(marker)),
+        entry.read_bytes()[:8] + b"\0" * 32 + pickle.dumps(_Planted(marker)),
+    ):
+        entry.write_bytes(planted)  # ... unsigned, and with a forged header
+        with caplog.at_level("WARNING"):
+            model = fit_cached(SEEDS, s, cache_dir=tmp_path)
+        assert not marker.exists()  # never unpickled
+        assert model.report["cached"] is False and "not signed with your key" in model.report["cache_refused"]
+        assert "refitted" in caplog.text
+    assert fit_cached(SEEDS, s, cache_dir=tmp_path).report["cached"] is True  # the refit is cached, signed
+
+
+def test_a_signing_key_others_can_read_is_not_trusted(tmp_path, monkeypatch):
+    from aod_core import secrets
+
+    monkeypatch.setenv("AOD_CONFIG_DIR", str(tmp_path / "config"))
+    key = secrets.signing_key()
+    assert key and (tmp_path / "config" / "cache.key").stat().st_mode & 0o777 == 0o600
+    (tmp_path / "config" / "cache.key").chmod(0o644)
+    assert secrets.signing_key() is None
+    model = fit_cached(SEEDS, PlausibilitySettings(semantic=False), cache_dir=tmp_path / "cache")
+    assert model.report["cached"] is False and not list((tmp_path / "cache").glob("plausibility-*"))  # nothing cached

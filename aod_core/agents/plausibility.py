@@ -4,7 +4,8 @@ This is the offline judge's verdict. A 135M chat model cannot tell a real pengui
 one (it rejected real held-out records as readily as broken ones); statistics of the seeds can. The
 rules are in the ``evidence`` package; this module fits them, calibrates them and scores records.
 
-Fitting (cached on disk by a hash of the seeds and settings):
+Fitting (cached on disk by a hash of the seeds and settings; an entry is sealed with the user's key and
+its signature checked before it is read, ``aod_core/secrets.py``):
 
 1. ``plan_rules`` picks the rules that apply to the seeds' shape (numbers, categories, text, arrays).
 2. **Cross-validation**: the seeds are split by record into ``folds`` parts; every rule is fitted on
@@ -41,6 +42,7 @@ records), in words with numbers, most telling first; a rejected record always ha
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import pickle
@@ -55,8 +57,11 @@ import numpy as np
 from aod_core.agents.evidence import Columns, Finding, FitContext, Rule, build_tables, plan_rules
 from aod_core.errors import InputError
 from aod_core.eval import embedder as embedder_mod
+from aod_core.secrets import seal, signing_key, unseal
 
-CACHE_VERSION = 1
+log = logging.getLogger(__name__)
+
+CACHE_VERSION = 2  # 2: entries are sealed with the user's key (aod_core/secrets.py)
 MIN_SEEDS = 8
 #: The tests of the whole record at once, and their weights in the surprise. They are not discounted
 #: for multiple testing (there is one of each per table), and the classifier test, the only one that
@@ -473,6 +478,22 @@ def cache_key(seeds: Sequence[Any], settings: PlausibilitySettings, semantic_mod
     )
 
 
+def _read_sealed(path: Path, key: bytes) -> tuple[PlausibilityModel | None, str | None]:
+    """The cached model when this user's key signed the file; else None and why. The signature is
+    checked before a byte is unpickled: a planted or tampered file is never deserialised."""
+    try:
+        data = unseal(path.read_bytes(), key)
+    except OSError as e:
+        return None, f"could not be read ({e.strerror or e})"
+    if data is None:
+        return None, "is not signed with your key (planted, damaged, or from another user)"
+    try:
+        model = pickle.loads(data)  # noqa: S301 - signed by this user's key above
+    except (EOFError, pickle.UnpicklingError, AttributeError, ImportError, TypeError, ValueError):
+        return None, "could not be read back"
+    return (model, None) if isinstance(model, PlausibilityModel) else (None, "holds something else")
+
+
 def fit_cached(
     seeds: Sequence[Any],
     settings: PlausibilitySettings | None = None,
@@ -485,23 +506,23 @@ def fit_cached(
     s.check()
     semantic = embedder_mod.MODEL_NAME if (s.semantic and embedder_mod.available()) else None
     path = Path(cache_dir or default_cache_dir()) / f"plausibility-{cache_key(seeds, s, semantic)}.pkl"
-    if path.exists():
-        try:
-            with path.open("rb") as f:
-                model = pickle.load(f)
-            if isinstance(model, PlausibilityModel):
-                model.report = dict(model.report, cached=True)
-                if on_progress:
-                    on_progress(1, 1)
-                return model
-        except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError, TypeError, ValueError):
-            pass
+    key = signing_key()
+    refused = None
+    if key is not None and path.exists():
+        model, refused = _read_sealed(path, key)
+        if model is not None:
+            model.report = dict(model.report, cached=True)
+            if on_progress:
+                on_progress(1, 1)
+            return model
         path.unlink(missing_ok=True)
+    if refused:
+        log.warning("plausibility cache %s %s: refitted", path.name, refused)
     model = PlausibilityModel.fit(seeds, s, on_progress=on_progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    with tmp.open("wb") as f:
-        pickle.dump(model, f, protocol=pickle.HIGHEST_PROTOCOL)
-    os.replace(tmp, path)
-    model.report = dict(model.report, cached=False)
+    if key is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_bytes(seal(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL), key))
+        os.replace(tmp, path)
+    model.report = dict(model.report, cached=False, **({"cache_refused": refused} if refused else {}))
     return model

@@ -34,11 +34,11 @@ from aod_core.errors import InputError
 from aod_core.files import atomic_write_text
 from aod_core.records import canonical_json
 from aod_core.runs.lock import LOCK_NAME, RunLock, holder
+from aod_core.secrets import scrub
 
 ITERATION_FILES = ("candidates.jsonl", "prompts.jsonl", "feedback.jsonl")
 # Statuses that claim a writer is at work; with no writer holding the folder they read as interrupted.
 WORKING = ("created", "running", "paused")
-SECRET_KEYS = ("api_key", "key", "token", "password", "secret")
 
 
 @dataclass
@@ -105,15 +105,8 @@ def _append(path: Path, rows: list[Any]) -> None:
 
 
 def scrub_secrets(obj: Any) -> Any:
-    """A copy without values under secret-looking keys (API keys never reach the disk)."""
-    if isinstance(obj, dict):
-        return {
-            k: ("<redacted>" if any(s in k.lower() for s in SECRET_KEYS) and v else scrub_secrets(v))
-            for k, v in obj.items()
-        }
-    if isinstance(obj, list):
-        return [scrub_secrets(v) for v in obj]
-    return obj
+    """A copy without secrets (aod_core/secrets.py): API keys and URL credentials never reach the disk."""
+    return scrub(obj)
 
 
 class RunStore:
