@@ -30,6 +30,7 @@ from aod_core.eval.metrics import batch_summary
 from aod_core.files import atomic_write_text
 from aod_core.generators import load_generator, parse_options
 from aod_core.runs.store import RunStore
+from aod_core.secrets import strip_credentials
 
 
 def build_prompt(args: argparse.Namespace) -> Prompt:
@@ -308,8 +309,10 @@ def _discard_if_unstarted(store: RunStore, existed: bool) -> None:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
+    from aod_core.chat.endpoints import check_resume
     from aod_core.runs.setup import RunConfig
 
+    check_resume(RunStore.open(args.run_dir, repair=False).config, confirmed=args.trust_endpoint)
     store = RunStore.open(args.run_dir)  # claims the folder: a second resume or a live run is refused
     config = RunConfig.from_dict(store.config)
     if store.iterations_done() >= config.loop.iterations or (
@@ -375,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except InputError as e:
-        print(f"aod: error: {e}", file=sys.stderr)
+        print(f"aod: error: {strip_credentials(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("aod: interrupted; nothing was written", file=sys.stderr)

@@ -242,6 +242,11 @@ def make_parser(commands: dict[str, Callable[[argparse.Namespace], int]]) -> arg
     p = _command(sub, commands, "resume", "continue a run that was stopped or killed")
     p.add_argument("run_dir")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument(
+        "--trust-endpoint",
+        action="store_true",
+        help="send your OPENAI_API_KEY to a model server this run names that you have not used before",
+    )
 
     p = _command(sub, commands, "export", "write a run's accepted records as JSONL, CSV or Parquet")
     p.add_argument("run_dir")

@@ -50,6 +50,7 @@ from aod_core.records import Candidate, canonical_json
 from aod_core.runs.loop import LoopSettings
 from aod_core.runs.setup import RunConfig, check_settings, create_run_from, open_loop
 from aod_core.runs.store import RunStore
+from aod_core.secrets import scrub
 
 METHODS = ("static_dlm", "ar_only", "aod", "aod_scalar", "aod_no_scaffold", "difflm")
 DEFAULT_METHODS = ("static_dlm", "ar_only", "aod", "aod_scalar")
@@ -323,6 +324,7 @@ class Bench:
         return results
 
     def _write(self, results: dict[str, Any]) -> None:
+        results = scrub(results)  # model URLs may carry credentials (aod_core/secrets.py)
         atomic_write_text(self.out / "results.json", json.dumps(results, indent=2, ensure_ascii=False, allow_nan=False))
         atomic_write_text(self.out / "results.md", markdown_table(results))
         from aod_core.runs.charts import bench_figures

@@ -50,6 +50,7 @@ from aod_core.files import atomic_write_text
 from aod_core.runs.bulk_output import BulkOutput, GlobalDedup, same_job
 from aod_core.runs.bulk_ray import run_shards, start_job
 from aod_core.runs.fingerprint import generator_fingerprint
+from aod_core.secrets import scrub
 
 PLAN_VERSION = 1
 SHARD_SIZE = 5000  # records per shard when the number of shards is not given
@@ -367,7 +368,7 @@ def generate(
     manifest["accepted_share"] = (
         round(sum(done[s["shard"]]["generated"] for s in plan["shards"]) / gen_total, 4) if gen_total else None
     )
-    atomic_write_text(outp / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False))
+    atomic_write_text(outp / "manifest.json", json.dumps(scrub(manifest), indent=2, ensure_ascii=False))
     tell(
         stage="done",
         records=total,

@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 from aod_core.files import atomic_write_bytes, atomic_write_text
 from aod_core.records import canonical_json
+from aod_core.secrets import scrub
 
 
 class GlobalDedup:
@@ -72,7 +73,7 @@ class BulkOutput:
         return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else None
 
     def write_plan(self, plan: dict[str, Any]) -> None:
-        atomic_write_text(self.path / "plan.json", json.dumps(plan, indent=2, ensure_ascii=False))
+        atomic_write_text(self.path / "plan.json", json.dumps(scrub(plan), indent=2, ensure_ascii=False))
 
     def manifest(self) -> dict[str, Any] | None:
         p = self.path / "manifest.json"
@@ -108,7 +109,7 @@ class BulkOutput:
             atomic_write_bytes(base.with_suffix(".parquet"), render(records, "parquet"))
         else:
             base.with_suffix(".parquet").unlink(missing_ok=True)
-        atomic_write_text(base.with_suffix(".json"), json.dumps(meta, indent=2, ensure_ascii=False))
+        atomic_write_text(base.with_suffix(".json"), json.dumps(scrub(meta), indent=2, ensure_ascii=False))
 
     def files(self, shard: int) -> list[str]:
         base = self._base(shard)
@@ -120,4 +121,5 @@ class BulkOutput:
 
 
 def same_job(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    a, b = scrub(a), scrub(b)  # a plan is stored without credentials
     return [k for k in ("run", "n", "seed", "prompt", "model", "judge", "near_copy") if a.get(k) != b.get(k)]

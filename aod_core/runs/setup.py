@@ -22,6 +22,7 @@ from aod_core.agents.repairs import MAX_REPAIRS
 from aod_core.agents.reward import RewardWeights
 from aod_core.canvas.prompt import Prompt
 from aod_core.chat import load_chat_model
+from aod_core.chat.endpoints import endpoints, trust
 from aod_core.data.dependencies import DependencySettings
 from aod_core.data.schema import LoadedSchema, load_schema
 from aod_core.data.seeds import load_records
@@ -31,6 +32,7 @@ from aod_core.generators import Progress, load_generator
 from aod_core.runs import fingerprint
 from aod_core.runs.loop import AoDLoop, Event, LoopSettings
 from aod_core.runs.store import RunStore
+from aod_core.secrets import scrub
 
 # Keys of config.json that the runner records about a run rather than settings (fingerprint.py).
 RECORDED = ("fingerprint", "fingerprint_changes")
@@ -133,6 +135,7 @@ def create_run_from(schema: LoadedSchema, seeds: list[Any], out: str | os.PathLi
     for spec in {config.judge, config.optimizer} | ({config.compiler_spec()} - {None}):
         load_chat_model(spec)  # spec errors now; loading is lazy
     store = RunStore.create(out, config.to_dict())
+    trust(endpoints(config.to_dict()))  # servers the user names for their own run: a resume need not ask
     inputs = store.path / "inputs"
     inputs.mkdir()
     # The schema as parsed (key order kept: it is the scaffold's field order) and only the seeds
@@ -241,6 +244,7 @@ def open_loop(
 
 def _check_fingerprint(store: RunStore, now: dict[str, Any], on_event: Callable[[Event], None] | None) -> list[str]:
     """Record the run's fingerprint the first time; on a resume, record and announce what changed."""
+    now = scrub(now)  # as stored: a spec's URL credentials are never written, so never compared either
     before = store.config.get("fingerprint")
     if not isinstance(before, dict):
         store.update_config(fingerprint=now)

@@ -296,7 +296,7 @@ class RunStore:
             raise StoreWriteError(f"cannot write config.json ({e.strerror or e})", where=str(self.path)) from None
 
     def set_status(self, status: str, **info: Any) -> None:
-        state = {"status": status, "pid": os.getpid(), "updated": time.time(), **info}
+        state = scrub({"status": status, "pid": os.getpid(), "updated": time.time(), **info})  # errors may quote a URL
         try:
             atomic_write_text(self.path / "state.json", json.dumps(state, ensure_ascii=False))
         except OSError as e:

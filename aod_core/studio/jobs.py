@@ -23,6 +23,7 @@ from typing import Any
 
 from aod_core.canvas.prompt import Prompt
 from aod_core.chat.base import ChatModel
+from aod_core.chat.endpoints import check_resume
 from aod_core.errors import InputError
 from aod_core.generators.base import Progress
 from aod_core.runs.loop import Event, Stopped
@@ -334,8 +335,18 @@ class JobRegistry:
         self.bulks: dict[str, BulkJob] = {}  # aod generate jobs by run folder
         self._lock = threading.Lock()
 
-    def start(self, store: RunStore, *, api_key: str | None = None, prompt: Prompt | None = None) -> RunJob:
-        """Start (or resume) the run in ``store``; refuses a run another job or process is working on."""
+    def start(
+        self,
+        store: RunStore,
+        *,
+        api_key: str | None = None,
+        prompt: Prompt | None = None,
+        trust_endpoints: bool = False,
+    ) -> RunJob:
+        """Start (or resume) the run in ``store``; refuses a run another job or process is working on,
+        and (``UntrustedEndpoint``) one that would send the key to a server the user has not used,
+        unless they confirmed it (``trust_endpoints``)."""
+        check_resume(store.config, api_key=api_key, confirmed=trust_endpoints)
         key = str(store.path.resolve())
         with self._lock:
             old = self._jobs.get(key)
