@@ -103,8 +103,8 @@ def _find_additional_properties(instance, schema) -> Iterator[str]:
 def _rebound(fn: Callable, *, recursive: bool = False, **names: Any) -> Callable:
     """A copy of ``fn`` reading the given global ``names`` as other objects; ``recursive``: where
     ``fn`` calls itself, the copy calls the copy. ``fn``'s module and every other caller keep the
-    original. jsonschema keeps these helpers private, so a release
-    that stops reading a name is refused loudly here: running its ``re`` would bring the freeze back."""
+    original. jsonschema keeps these helpers private, so a release that stops reading a name is
+    refused loudly here: running its ``re`` would bring the freeze back."""
     missing = sorted((set(names) | ({fn.__name__} if recursive else set())) - set(fn.__code__.co_names))
     if missing:
         raise RuntimeError(
