@@ -174,12 +174,55 @@ def spent() -> int:
     return _budget.spent
 
 
+def _state_key(state):
+    """A hashable stand-in for a crawl state that is equal exactly when the states are (``==``):
+    interegular's states are ints, tuples, frozensets, and sets and dicts of those."""
+    if isinstance(state, dict):
+        return (dict, frozenset(state.items()))
+    if isinstance(state, set):
+        return frozenset(state)
+    return state
+
+
+def _indexed_crawl(alphabet, initial, final, follow):
+    """interegular's ``crawl`` with its states indexed by a hash instead of found with
+    ``list.index``: the same automaton, in time linear in the transitions instead of quadratic in
+    the states (a pattern that exhausts the budget took 4.4 s instead of a fraction of one)."""
+    states, index = [initial], {}
+    try:
+        index[_state_key(initial)] = 0
+    except TypeError:  # a state that cannot be hashed: interegular's own search
+        return _crawl(alphabet, initial, final, follow)
+    finals, transitions = set(), {}
+    i = 0
+    while i < len(states):
+        state = states[i]
+        if final(state):
+            finals.add(i)
+        transitions[i] = {}
+        for transition in alphabet.by_transition:
+            try:
+                new = follow(state, transition)
+            except interegular.fsm.OblivionError:
+                continue  # the dead state is never listed
+            key = _state_key(new)
+            j = index.get(key)
+            if j is None:
+                j = index[key] = len(states)
+                states.append(new)
+            transitions[i][transition] = j
+        i += 1
+    return interegular.fsm.FSM(
+        alphabet=alphabet, states=range(len(states)), initial=0, finals=finals, map=transitions, __no_validation__=True
+    )
+
+
 def _budgeted_crawl(alphabet, initial, final, follow):
     """interegular's state crawl (every FSM operation goes through it), stopped at the budget: at
     most ``MAX_STATES`` states' worth of transitions. A count, not a clock, so the same schema gets
     the same answer on a busy machine as on an idle one."""
     if not _budget.active:
-        return _crawl(alphabet, initial, final, follow)
+        return _indexed_crawl(alphabet, initial, final, follow)
     seen = [0]
     limit = MAX_STATES * max(1, len(alphabet.by_transition))
 
@@ -190,7 +233,7 @@ def _budgeted_crawl(alphabet, initial, final, follow):
         return follow(state, transition)
 
     try:
-        return _crawl(alphabet, initial, final, guarded)
+        return _indexed_crawl(alphabet, initial, final, guarded)
     finally:
         _budget.spent += seen[0]
 

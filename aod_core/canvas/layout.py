@@ -17,7 +17,6 @@ Leaves are written by ``values.LeafBuilder``.
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from typing import Any
 
@@ -26,6 +25,7 @@ from aod_core.canvas.nodes import ArrayNode, ChoiceNode, ConstNode, Node, Object
 from aod_core.canvas.slots import Slot, canonical
 from aod_core.canvas.values import CanvasOptions, LeafBuilder
 from aod_core.data.allof import merge
+from aod_core.data.patterns import UnsafePattern, search
 from aod_core.data.schema import resolved_validator
 from aod_core.errors import BudgetExceeded, InputError
 
@@ -359,9 +359,9 @@ class LayoutBuilder(LeafBuilder):
         additionalProperties (``False``: the key is not allowed)."""
         for pattern, sub in (schema.get("patternProperties") or {}).items():
             try:
-                if re.search(pattern, name):
+                if search(pattern, name):  # RE2, as the validator matches it: a seed's key cannot stall the layout
                     return sub
-            except re.error:
+            except UnsafePattern:
                 continue
         extra = schema.get("additionalProperties", True)
         return {} if extra is True else extra

@@ -120,12 +120,18 @@ def schema_validator(json_schema: dict):
 
     if not isinstance(json_schema, dict):
         raise InputError("json_schema must be a JSON Schema object (a dict)")
+    from aod_core.data.patterns import linear
+    from aod_core.data.schema import check_patterns
+
     cls = jsonschema.validators.validator_for(json_schema, default=jsonschema.Draft202012Validator)
     try:
         cls.check_schema(json_schema)
     except jsonschema.SchemaError as e:
         raise InputError(f"json_schema is not a valid JSON Schema: {e.message}") from None
-    return cls(json_schema)
+    # The schema is often the user's own (the AR generator's answers are checked against it): its
+    # patterns run on RE2, so a model's answer cannot stall the process however it is spelled.
+    check_patterns(json_schema, "json_schema")
+    return linear(cls)(json_schema)
 
 
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)

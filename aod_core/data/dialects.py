@@ -17,6 +17,8 @@ from typing import Any
 import referencing.jsonschema
 from jsonschema import Draft4Validator, Draft6Validator, Draft7Validator, Draft201909Validator, Draft202012Validator
 
+from aod_core.data.patterns import linear
+
 #: Keywords that describe a value without constraining it (every draft).
 ANNOTATION_KEYWORDS = frozenset(
     {"title", "description", "examples", "default", "$comment", "deprecated", "readOnly", "writeOnly"}
@@ -26,7 +28,7 @@ ANNOTATION_KEYWORDS = frozenset(
 @dataclass(frozen=True)
 class Dialect:
     name: str
-    validator: Any  # the jsonschema validator class
+    validator: Any  # the jsonschema validator class, its regular expressions run on RE2 (patterns.py)
     spec: referencing.Specification
     ref_siblings_ignored: bool  # drafts up to 07: keywords next to $ref do not apply
     order: int
@@ -35,11 +37,11 @@ class Dialect:
 DIALECTS = {
     d.name: d
     for d in (
-        Dialect("draft-04", Draft4Validator, referencing.jsonschema.DRAFT4, True, 4),
-        Dialect("draft-06", Draft6Validator, referencing.jsonschema.DRAFT6, True, 6),
-        Dialect("draft-07", Draft7Validator, referencing.jsonschema.DRAFT7, True, 7),
-        Dialect("2019-09", Draft201909Validator, referencing.jsonschema.DRAFT201909, False, 2019),
-        Dialect("2020-12", Draft202012Validator, referencing.jsonschema.DRAFT202012, False, 2020),
+        Dialect("draft-04", linear(Draft4Validator), referencing.jsonschema.DRAFT4, True, 4),
+        Dialect("draft-06", linear(Draft6Validator), referencing.jsonschema.DRAFT6, True, 6),
+        Dialect("draft-07", linear(Draft7Validator), referencing.jsonschema.DRAFT7, True, 7),
+        Dialect("2019-09", linear(Draft201909Validator), referencing.jsonschema.DRAFT201909, False, 2019),
+        Dialect("2020-12", linear(Draft202012Validator), referencing.jsonschema.DRAFT202012, False, 2020),
     )
 }
 DEFAULT = "2020-12"

@@ -26,6 +26,7 @@ from aod_core.data import dialects
 from aod_core.data.allof import merge_allof
 from aod_core.data.dialects import ANNOTATION_KEYWORDS
 from aod_core.data.limits import check_file_size, not_utf8, strict_loads
+from aod_core.data.patterns import UnsafePattern, compiled, linear
 from aod_core.errors import InputError
 
 # Where subschemas live; everything else (enum, const, default, examples, ...) is data and must
@@ -197,6 +198,7 @@ def _parse_schema(obj: object, source: str = "<schema>") -> LoadedSchema:
         raise InputError(
             f"not a valid {draft} JSON Schema at {_pointer(e.absolute_path) or '/'}: {_short(e.message)}", where=source
         ) from e
+    check_patterns(obj, source)
     inliner = _Inliner(obj, draft, source)
     inliner.check_refs()
     resolved = inliner.inline(obj, "", "", ())
@@ -216,7 +218,24 @@ def resolved_validator(resolved: dict) -> Any:
     ``$defs``); ``.evolve(schema=sub)`` checks values against any subschema of it."""
     root = referencing.Resource.from_contents(resolved, default_specification=referencing.jsonschema.DRAFT202012)
     registry = referencing.Registry().with_resource("", root)
-    return Draft202012Validator(resolved, registry=registry, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    return linear(Draft202012Validator)(resolved, registry=registry, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def check_patterns(root: object, source: str) -> None:
+    """Every ``pattern`` and ``patternProperties`` key of the document, unused ``$defs`` included,
+    must run on the linear-time engine (``patterns.py``): one that needs backtracking is refused
+    here, naming where it is, rather than when a record first reaches it."""
+    for ptr, node in _walk(root, ""):
+        if not isinstance(node, dict):
+            continue
+        found = [(f"{ptr}/pattern", node["pattern"])] if isinstance(node.get("pattern"), str) else []
+        if isinstance(node.get("patternProperties"), dict):
+            found += [(f"{ptr}/patternProperties", p) for p in node["patternProperties"]]
+        for where, pattern in found:
+            try:
+                compiled(pattern)
+            except UnsafePattern as e:
+                raise InputError(f"{where}: {e}", where=source) from None
 
 
 def _is_object_root(schema: object) -> bool:
