@@ -124,10 +124,19 @@ class LoadedSchema:
         errors = sorted(
             self._get_validator().iter_errors(record), key=lambda e: [(isinstance(p, str), p) for p in e.absolute_path]
         )
-        return [(json_path(e.absolute_path), e.message) for e in errors]
+        return [(json_path(e.absolute_path), _short(e.message)) for e in errors]
 
     def is_valid(self, record: object) -> bool:
         return self._get_validator().is_valid(record)
+
+
+def _short(message: str, limit: int = 300) -> str:
+    """A message cut to about ``limit`` characters, both ends kept: jsonschema quotes the whole value,
+    and a 10,000-character seed must not make a 10,000-character line (its end says what is wrong)."""
+    if len(message) <= limit:
+        return message
+    half = limit // 2
+    return f"{message[:half]} … ({len(message) - 2 * half} characters left out) … {message[-half:]}"
 
 
 def json_path(parts: Iterable[str | int]) -> str:
@@ -465,10 +474,6 @@ def _unesc(part: str) -> str:
 
 def _pointer(parts: Iterable[str | int]) -> str:
     return "".join(f"/{_esc(str(p))}" for p in parts)
-
-
-def _short(text: str, limit: int = 300) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def json_type(value: object) -> str:
