@@ -17,6 +17,7 @@ from aod_core.studio.settings import config_from_settings
 from ui.compare import compare_section
 from ui.compiled import compiled_editor
 from ui.copying import show_copying
+from ui.resume import confirmation, resume
 from ui.state import compiler_chat, current_run, open_run, registry, require_dataset, settings
 
 st.title("Run")
@@ -71,12 +72,10 @@ else:
     if status in ("stopped", "interrupted", "failed", "created") and remaining > 0:
         if c1.button("Resume run", key="run_continue", type="primary", icon=":material/play_arrow:",
                      help=f"{remaining} iteration(s) left; the run goes on from its last finished iteration."):
-            try:
-                registry().start(RunStore.open(store.path), api_key=st.session_state.get("set_api_key") or None)
-            except InputError as e:
-                st.error(f"Could not resume: {e}")
-            else:
+            if resume(store.path):
                 st.rerun()
+        if confirmation(store.path):
+            st.rerun()
 if c4.button("New run", key="run_new", icon=":material/add:",
              help="Leave this run (it keeps working if it is running) and set up another."):
     open_run(None)

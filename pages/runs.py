@@ -5,10 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from aod_core.errors import InputError
-from aod_core.runs.store import RunStore
 from aod_core.studio import runview
-from ui.state import open_run, registry
+from ui.resume import confirmation, resume
+from ui.state import open_run
 
 st.title("Runs")
 root = runview.runs_root()
@@ -44,12 +43,11 @@ if row["status"] in ("interrupted", "stopped", "failed", "created") and c2.butto
                                                                                   type="primary",
                                                                                   help="Go on from the last finished "
                                                                                        "iteration."):
-    try:
-        registry().start(RunStore.open(root / name), api_key=st.session_state.get("set_api_key") or None)
-    except InputError as e:
-        st.error(f"Could not resume {name}: {e}")
-    else:
+    if resume(root / name):
         open_run(root / name)
         st.switch_page("pages/run.py")
+if confirmation(root / name):
+    open_run(root / name)
+    st.switch_page("pages/run.py")
 if row.get("error"):
     st.error(f"{name}: {row['error']}")

@@ -233,3 +233,36 @@ def test_the_plausibility_judge_explains_rejections_on_the_run_and_curate_pages(
     app.selectbox(key="curate_detail").set_value(f"{target['iteration']}:main:{target['index']}").run()
     assert not app.exception
     assert any("Plausibility evidence" in m for m in texts(app.markdown))
+
+
+def test_resuming_a_run_on_a_new_server_asks_first(app, tmp_path, monkeypatch):
+    """A run folder from someone else names a server that would get this session's key: the Runs page
+    asks before resuming, Cancel leaves it, and a confirmation resumes and remembers the server."""
+    from aod_core.chat.endpoints import trusted
+    from aod_core.runs.store import IterationLog
+
+    monkeypatch.setenv("AOD_CONFIG_DIR", str(tmp_path / "someone-else"))
+    (tmp_path / "runs").mkdir(exist_ok=True)
+    store = RunStore.create(
+        tmp_path / "runs" / "their-run", {"optimizer": "openai:m@http://127.0.0.1:9/v1", "loop": {"iterations": 2}}
+    )
+    store.commit(IterationLog(0, accepted=[], metrics={"reward": 0.5}))
+    store.set_status("stopped", iteration=1)
+    store.release()
+    monkeypatch.setenv("AOD_CONFIG_DIR", str(tmp_path / "me"))
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-mine")
+    started = []
+    monkeypatch.setattr("aod_core.studio.jobs.RunJob._run", lambda job: started.append(job.store.path.name))
+    app.switch_page("pages/runs.py").run()
+    app.button(key="runs_resume").click().run()
+    assert not app.exception and not started
+    assert any("server you have not used before" in w for w in texts(app.warning))
+    assert any("http://127.0.0.1:9/v1" in c.value for c in app.code)
+    app.button(key="resume_cancel").click().run()
+    assert not any("not used before" in w for w in texts(app.warning)) and not started
+    app.button(key="runs_resume").click().run()
+    app.button(key="resume_trust").click().run()
+    deadline = time.time() + 30
+    while not started and time.time() < deadline:
+        time.sleep(0.1)
+    assert started == ["their-run"] and "http://127.0.0.1:9/v1" in trusted()
