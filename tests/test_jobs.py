@@ -221,6 +221,13 @@ def test_run_names_and_listing(tmp_path, monkeypatch):
     for bad in ("", "..", "a/b", "nope"):
         with pytest.raises(InputError):
             runview.resolve_run(bad)
+    # a name the file system would refuse, or that is no folder name, is refused before any lookup
+    for bad in ("x" * 300, "x" * 129, "é" * 128, ".hidden", "a\\b", "a\x00b", "![x](http://127.0.0.1:9/p.png)"):
+        with pytest.raises(InputError, match=r"^not a run name: .*up to 128 letters"):
+            runview.resolve_run(bad)
+    for ok in ("x" * 128, "my run_2.1", "données"):  # names that are not there: looked up, not found
+        with pytest.raises(InputError, match="no such run"):
+            runview.resolve_run(ok)
     (tmp_path / "junk").mkdir()
     rows = runview.list_runs()
     assert [r["run"] for r in rows] == [d.name] and rows[0]["iterations"] == "0/4"

@@ -38,11 +38,21 @@ def new_run_dir(label: str, root: Path | None = None) -> Path:
     return root / f"{time.strftime('%Y%m%d-%H%M%S')}-{slug}-{uuid.uuid4().hex[:4]}"
 
 
+#: What a run folder's name in a URL may be: what ``new_run_dir`` and most ``aod run --out`` folders
+#: are. Anything else (a path, a 300-character name the file system refuses) is not looked up at all.
+RUN_NAME = re.compile(r"[\w\- ][\w.\- ]{0,127}")
+
+
 def resolve_run(name: str, root: Path | None = None) -> Path:
     """A run folder named in a URL (``?run=NAME``): a plain folder name inside the runs root."""
     root = (root or runs_root()).resolve()
-    if not name or "/" in name or "\\" in name or name in (".", ".."):
-        raise InputError(f"not a run name: {name!r}")
+    # bytes too: 128 non-ASCII letters can pass the folder-name limit of 255 bytes
+    if not RUN_NAME.fullmatch(name or "") or len(name.encode("utf-8")) > 255:
+        shown = name if len(name or "") <= 40 else name[:40] + "…"
+        raise InputError(
+            f"not a run name: {shown!r} (a run folder's name: up to 128 letters, digits, spaces, '.', '_' or '-', "
+            "not starting with '.')"
+        )
     path = root / name
     if not (path / "config.json").is_file():
         raise InputError("no such run", where=str(path))
