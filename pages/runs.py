@@ -8,11 +8,12 @@ import streamlit as st
 from aod_core.errors import InputError
 from aod_core.runs.store import RunStore
 from aod_core.studio import runview
+from aod_core.studio.markup import md, md_code
 from ui.state import open_run, registry
 
 st.title("Runs")
 root = runview.runs_root()
-st.caption(f"Runs are folders under `{root}` (set `AOD_RUNS_DIR` to keep them elsewhere). The CLI's "
+st.caption(f"Runs are folders under {md_code(root)} (set `AOD_RUNS_DIR` to keep them elsewhere). The CLI's "
            "`aod run --out DIR` folders can be opened here too when they are in this folder.")
 rows = runview.list_runs(root)
 if not rows:
@@ -47,9 +48,9 @@ if row["status"] in ("interrupted", "stopped", "failed", "created") and c2.butto
     try:
         registry().start(RunStore.open(root / name), api_key=st.session_state.get("set_api_key") or None)
     except InputError as e:
-        st.error(f"Could not resume {name}: {e}")
+        st.error(f"Could not resume {md(name)}: {md(e)}")
     else:
         open_run(root / name)
         st.switch_page("pages/run.py")
 if row.get("error"):
-    st.error(f"{name}: {row['error']}")
+    st.error(f"{md(name)}: {md(row['error'])}")
