@@ -412,3 +412,15 @@ def test_user_values_show_as_text_not_markdown(tmp_path, monkeypatch):
     check()
     assert any(f"run {PAYLOAD}" in s for s in seen) and any(f"seed {PAYLOAD}" in s for s in seen)
     assert "![r](p.png)" in [shown(h.value) for h in at.subheader]
+
+
+def test_a_run_name_too_long_for_a_file_name_is_one_warning(tmp_path, monkeypatch):
+    monkeypatch.setenv("AOD_RUNS_DIR", str(tmp_path))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params["run"] = "r" * 300  # was OSError: File name too long, the page gone
+    at.run()
+    assert not at.exception
+    (warning,) = texts(at.warning)
+    assert warning.startswith("Could not reopen the run in the address: not a run name: 'rrrr")
+    assert "up to 128" in warning
+    assert "run" not in at.query_params and at.session_state["run_dir"] is None
