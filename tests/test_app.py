@@ -424,3 +424,23 @@ def test_a_run_name_too_long_for_a_file_name_is_one_warning(tmp_path, monkeypatc
     assert warning.startswith("Could not reopen the run in the address: not a run name: 'rrrr")
     assert "up to 128" in warning
     assert "run" not in at.query_params and at.session_state["run_dir"] is None
+
+
+def test_the_server_config_keeps_xsrf_cors_and_answers_loopback_names_only():
+    """.streamlit/config.toml, read by Streamlit's own Host check (the one its WebSocket applies)."""
+    import tomllib
+
+    from streamlit import config
+    from streamlit.web.server.starlette.starlette_websocket import is_host_allowed
+
+    server = tomllib.loads((Path(APP).parent / ".streamlit" / "config.toml").read_text())["server"]
+    assert server["address"] == "127.0.0.1" and server["enableXsrfProtection"] and server["enableCORS"]
+    old = config.get_option("server.allowedHosts")
+    config.set_option("server.allowedHosts", server["allowedHosts"])
+    try:
+        assert all(is_host_allowed(h) for h in ("127.0.0.1:8501", "localhost:8501", "[::1]:8501", "LOCALHOST"))
+        # a name re-pointed at 127.0.0.1 (DNS rebinding), or a Host that only looks like loopback
+        for host in ("evil.example:8501", "127.0.0.1.evil.example", "localhost@evil.example", None):
+            assert not is_host_allowed(host), host
+    finally:
+        config.set_option("server.allowedHosts", old)
