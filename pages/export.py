@@ -93,7 +93,8 @@ with st.form("bulk_form", border=False):
     judge = c4.text_input("Judge", value="", key="bulk_judge", placeholder="the run's judge",
                           help="a chat model spec, or none for the exact checks only")
     c5, c6 = st.columns(2)
-    out = c5.text_input("Output folder", value=str(bulk.default_out(store.path)), key="bulk_out")
+    out = c5.text_input("Output folder", value=runview.default_bulk_out(store.path), key="bulk_out",
+                        help=f"A folder inside the runs folder ({md_code(runview.runs_root())}), named relative to it.")
     address = c6.text_input("Ray cluster", value="", key="bulk_ray", placeholder="local instance",
                             help="an address (host:port, ray://host:10001, auto); empty: a private local Ray instance")
     go = st.form_submit_button("Start bulk generation", icon=":material/rocket_launch:", disabled=bool(bjob and bjob.active))

@@ -444,3 +444,30 @@ def test_the_server_config_keeps_xsrf_cors_and_answers_loopback_names_only():
             assert not is_host_allowed(host), host
     finally:
         config.set_option("server.allowedHosts", old)
+
+
+def test_export_page_bulk_output_folder_stays_inside_the_runs_folder(tmp_path, monkeypatch):
+    from aod_core.runs.store import RunStore
+    from ui.state import registry
+
+    root = tmp_path / "runs"
+    root.mkdir()
+    RunStore.create(root / "r1", {"loop": {"iterations": 1}})
+    monkeypatch.setenv("AOD_RUNS_DIR", str(root))
+    registry.clear()
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params["run"] = "r1"
+    at.run()
+    at.switch_page("pages/export.py").run()
+    assert not at.exception
+    assert at.text_input(key="bulk_out").value == "r1/bulk"  # named relative to the runs folder
+    for bad in ("../outside", str(tmp_path / "outside"), "/etc"):
+        at.text_input(key="bulk_out").set_value(bad)
+        next(b for b in at.button if b.label == "Start bulk generation").click().run()
+        assert not at.exception
+        (error,) = texts(at.error)
+        assert error == (
+            f"{bad}: the output folder must be a folder inside the runs folder {root.resolve()}, named relative "
+            "to it (e.g. 'RUN/bulk')"
+        )
+        assert registry().get_bulk(root / "r1") is None and not (tmp_path / "outside").exists()

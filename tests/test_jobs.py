@@ -212,6 +212,37 @@ def test_overrides_and_curated_export(tmp_path):
     assert runview.run_summary(store)["curated"] == 2
 
 
+def test_the_apps_bulk_output_stays_inside_the_runs_root(tmp_path, monkeypatch):
+    root = tmp_path / "runs"
+    run = root / "r1"
+    run.mkdir(parents=True)
+    RunStore.create(run / "inner", {})  # a run folder is no output folder
+    monkeypatch.setenv("AOD_RUNS_DIR", str(root))
+    assert runview.bulk_out_dir("r1/bulk") == run / "bulk"
+    assert runview.bulk_out_dir(" big ") == root / "big"
+    assert runview.bulk_out_dir(str(run / "bulk")) == run / "bulk"  # absolute, inside
+    assert runview.bulk_out_dir("r1/x/../bulk") == run / "bulk"
+    (tmp_path / "elsewhere").mkdir()
+    (root / "link").symlink_to(tmp_path / "elsewhere")
+    outside = [str(tmp_path / "elsewhere"), "/etc/cron.d", "../elsewhere", "r1/../../elsewhere", "link/bulk", "", "."]
+    for bad in outside:
+        with pytest.raises(InputError, match=r"must be a folder inside the runs folder .*named relative to it"):
+            runview.bulk_out_dir(bad)
+    with pytest.raises(InputError, match="that is a run folder"):
+        runview.bulk_out_dir("r1/inner")
+    with pytest.raises(InputError, match="not a usable output folder"):
+        runview.bulk_out_dir("x" * 300)
+    assert runview.default_bulk_out(run) == "r1/bulk"
+    assert runview.bulk_out_dir(runview.default_bulk_out(run)) == run / "bulk"
+    # the app's registry refuses before any job starts
+    from aod_core.runs.bulk import BulkSettings
+
+    registry = JobRegistry(ModelPool())
+    with pytest.raises(InputError, match="inside the runs folder"):
+        registry.start_bulk(run, tmp_path / "anywhere", BulkSettings(n=1))
+    assert registry.get_bulk(run) is None and not registry.bulks
+
+
 def test_run_names_and_listing(tmp_path, monkeypatch):
     monkeypatch.setenv("AOD_RUNS_DIR", str(tmp_path))
     d = runview.new_run_dir("demo: Penguins!")
