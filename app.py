@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from aod_core.studio.markup import md
 from ui.state import SESSION_DEFAULTS, attach_from_url
 
 st.set_page_config(page_title="AoD Studio", page_icon="🧪", layout="wide")
@@ -17,7 +18,7 @@ for key, value in SESSION_DEFAULTS.items():
     st.session_state.setdefault(key, value)
 attach_from_url()
 if "url_error" in st.session_state:
-    st.warning(st.session_state.pop("url_error"))
+    st.warning(md(st.session_state.pop("url_error")))
 
 pages = {
     "Set up": [

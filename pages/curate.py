@@ -9,6 +9,7 @@ import streamlit as st
 
 from aod_core.errors import InputError
 from aod_core.studio import runview
+from aod_core.studio.markup import md, md_code
 from ui.state import require_run
 
 st.title("Curate")
@@ -16,7 +17,7 @@ store, job = require_run()
 
 rows = runview.candidate_rows(store)
 summary = runview.run_summary(store)
-st.caption(f"Run **{store.path.name}** · {len(rows)} candidates from {summary['iterations_done']} finished "
+st.caption(f"Run **{md(store.path.name)}** · {len(rows)} candidates from {summary['iterations_done']} finished "
            f"iteration(s) · {summary['accepted']} accepted by the agents · {summary['curated']} after your "
            f"{summary['overrides']} override(s). Overrides are saved in the run folder and used by every export.")
 if not rows:
@@ -41,7 +42,7 @@ table["iteration"] = table["iteration"] + 1
 version = st.session_state.setdefault("curate_version", 0)
 editor_key = f"curate_table-{version}-{decision}-{chosen}-{search}"
 for message in st.session_state.pop("curate_errors", []):
-    st.error(f"Override refused: {message}")
+    st.error(f"Override refused: {md(message)}")
 edited = st.data_editor(
     table,
     key=editor_key,
@@ -92,34 +93,35 @@ if key:
         try:
             runview.override(store, key, choice[0])
         except InputError as e:
-            st.error(f"Override refused: {e}")
+            st.error(f"Override refused: {md(e)}")
         else:
             st.session_state.curate_version = version + 1
             st.rerun()
     d1, d2 = st.columns(2)
     with d1:
-        st.markdown(f"**Verdict:** {c.get('verdict')} (by {c.get('judged_by')}) · **score:** {c.get('score')} · "
-                    f"**accepted:** {c.get('accepted')} · **your override:** {c.get('override') or '—'}")
+        st.markdown(f"**Verdict:** {md(c.get('verdict'))} (by {md(c.get('judged_by'))}) · "
+                    f"**score:** {md(c.get('score'))} · **accepted:** {md(c.get('accepted'))} · "
+                    f"**your override:** {md(c.get('override') or '—')}")
         st.markdown("**Judge's reasons**")
         for r in c.get("reasons") or ["(none)"]:
-            st.markdown(f"- {r}")
+            st.markdown(f"- {md(r)}")
         checks = c.get("checks") or {}
         errs = checks.get("schema_errors") or []
         st.markdown("**Exact checks**")
-        st.markdown(f"parses: {checks.get('parses')} · duplicate in batch: {checks.get('duplicate')} · "
-                    f"copy of a seed: {checks.get('seed_copy')} · near copy: {checks.get('near_copy', False)} · "
-                    f"field overlap with nearest seed: {checks.get('field_overlap')}")
+        st.markdown(md(f"parses: {checks.get('parses')} · duplicate in batch: {checks.get('duplicate')} · "
+                       f"copy of a seed: {checks.get('seed_copy')} · near copy: {checks.get('near_copy', False)} · "
+                       f"field overlap with nearest seed: {checks.get('field_overlap')}"))
         if errs:
             st.markdown("**Schema errors**")
             for e in errs:
-                st.markdown(f"- `{e}`")
+                st.markdown(f"- {md_code(e)}")
         if checks.get("near_copy"):
-            st.markdown(f"**Near copy** of {checks.get('near_copy_of')} (shingle Jaccard "
-                        f"{checks.get('near_copy_similarity')})")
+            st.markdown(f"**Near copy** of {md(checks.get('near_copy_of'))} (shingle Jaccard "
+                        f"{md(checks.get('near_copy_similarity'))})")
         evidence = c.get("evidence")
         if evidence:
             st.markdown(
-                f"**Plausibility evidence:** score {evidence['score']} (the share of real records at least as "
+                f"**Plausibility evidence:** score {md(evidence['score'])} (the share of real records at least as "
                 "unusual as this one)"
             )
             if evidence.get("findings"):
@@ -141,5 +143,5 @@ if key:
         if c.get("record") is not None:
             st.code(json.dumps(c["record"], indent=2, ensure_ascii=False), language="json")
         else:
-            st.markdown(f"**Not a record** ({c.get('decode_error')}). Raw output:")
+            st.markdown(f"**Not a record** ({md(c.get('decode_error'))}). Raw output:")
             st.code(c.get("text", ""), language=None)

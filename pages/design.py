@@ -8,6 +8,7 @@ import streamlit as st
 from aod_core.errors import InputError
 from aod_core.generators import conditioning_note
 from aod_core.studio import datasets, design, fields
+from aod_core.studio.markup import md, md_code
 
 ON_INVALID_LABELS = {"stop": "Stop on invalid seeds", "drop": "Drop invalid seeds"}
 
@@ -61,7 +62,7 @@ if request is not None and request[0] != st.session_state.get("dataset_signature
         dataset = loader()
     except InputError as e:
         failed = True
-        st.error(str(e))
+        st.error(md(e))
         if isinstance(e, datasets.SeedsInvalid):
             st.markdown(f"**{len(e.issues)} problem(s) in {e.bad_records} of {e.records} records.** "
                         "Fix them below, fix the file, or choose *Drop invalid seeds* to continue with the "
@@ -80,10 +81,10 @@ if request is not None and request[0] != st.session_state.get("dataset_signature
                     try:
                         dataset = datasets.apply_seed_fixes(e, pd.DataFrame(fixed).to_dict("records"), label)
                     except datasets.SeedsInvalid as still:
-                        st.error(f"{still}: see the problems below.")
+                        st.error(f"{md(still)}: see the problems below.")
                         st.dataframe(datasets.seed_issue_rows(still), hide_index=True, key="design_issues_fix")
                     except InputError as bad:
-                        st.error(str(bad))
+                        st.error(md(bad))
                     else:
                         st.session_state.dataset = dataset
                         st.session_state.dataset_label = f"{label} (fixed here)"
@@ -91,7 +92,7 @@ if request is not None and request[0] != st.session_state.get("dataset_signature
                         st.session_state.sample_result = None
                         st.rerun()
         if st.session_state.get("dataset") is not None:
-            st.caption(f"The other pages still use the previous dataset ({st.session_state.dataset_label}).")
+            st.caption(f"The other pages still use the previous dataset ({md(st.session_state.dataset_label)}).")
     else:
         st.session_state.dataset = dataset
         st.session_state.dataset_label = label
@@ -110,7 +111,7 @@ if failed:
     st.stop()
 
 # ---- the dataset ---------------------------------------------------------------------------------
-st.subheader(st.session_state.get("dataset_label") or "Dataset")
+st.subheader(md(st.session_state.get("dataset_label") or "Dataset"))
 summary = datasets.dataset_summary(dataset)
 m1, m2, m3, m4 = st.columns(4)
 m1.metric("Seeds", summary["seeds"])
@@ -134,7 +135,7 @@ st.text_area("Judge rubric", key="rubric_text", persist_state="session", height=
              "embedded plausibility judge decides from evidence fitted on the seeds and reads no rubric.")
 
 for note in dataset.schema.notes:
-    st.warning(f"Schema note: {note}")
+    st.warning(f"Schema note: {md(note)}")
 
 for title, records in (("seeds", dataset.seeds), ("holdout records", dataset.holdout)):
     if records is None or not records.issues:
@@ -180,11 +181,11 @@ with deps_tab:
     generator = (st.session_state.get("set_generator") or "embedded").strip()
     note = conditioning_note(generator)
     if note:
-        st.info(f"The current generator is `{generator}`: {note}.")
+        st.info(f"The current generator is {md_code(generator)}: {md(note)}.")
     if deps_error is not None:
-        st.error(str(deps_error))
+        st.error(md(deps_error))
     for line in deps.notes:
-        st.warning(line)
+        st.warning(md(line))
     mode = st.radio("Dependencies", ["auto", "off"], horizontal=True, key="design_dep_mode",
                     index=0 if dep_settings.get("mode", "auto") == "auto" else 1,
                     format_func={"auto": "Use them", "off": "Off: neither kept nor checked"}.get)
@@ -204,7 +205,7 @@ with deps_tab:
         chosen = design.dependency_settings_from(list(edited), mode, [a.strip() for a in added.split(";")])
         design.dataset_dependencies(dataset, chosen)  # a field these seeds lack is refused here, nothing kept
     except InputError as e:
-        st.error(str(e))
+        st.error(md(e))
     else:
         if chosen != {**{"mode": "auto", "ignore": [], "add": []}, **dep_settings}:
             st.session_state.set_dependencies = chosen
@@ -216,7 +217,7 @@ with scaffold_tab:
                "◆ a number's bin (its magnitude, decided first), ⟨a|b⟩ one-token choices, `?` optional keys, "
                "⟨len a..b⟩ array lengths.")
     if preview_error is not None:
-        st.error(str(preview_error))
+        st.error(md(preview_error))
     else:
         rows = design.string_field_rows(dataset, string_modes)
         if rows:
@@ -225,7 +226,7 @@ with scaffold_tab:
                         "letter. Override a field's choice here (embedded generator).")
             generator = (st.session_state.get("set_generator") or "embedded").strip()
             if generator != "embedded":
-                st.caption(f"The current generator is `{generator}`: these choices apply to `embedded` only.")
+                st.caption(f"The current generator is {md_code(generator)}: these choices apply to `embedded` only.")
             edited = st.data_editor(
                 rows,
                 hide_index=True,
@@ -242,7 +243,7 @@ with scaffold_tab:
         st.code(preview.skeleton, language=None, wrap_lines=True)
         st.dataframe(preview.slots, hide_index=True, key="design_slots")
         for note in preview.notes:
-            st.warning(f"Scaffold note: {note}")
+            st.warning(f"Scaffold note: {md(note)}")
 with judge_tab:
     st.caption("The embedded judge is fitted on these seeds: rules for every field, pair of fields and the whole "
                "record, calibrated by cross-validation so that the chosen share of real records is accepted.")
@@ -256,7 +257,7 @@ with judge_tab:
                 result = design.judge_calibration(dataset, accept_share=share,
                                                   on_progress=lambda d, t: bar.progress(d / max(t, 1), text=f"Fold {d}/{t}"))
             except InputError as e:
-                st.error(str(e))
+                st.error(md(e))
             else:
                 st.session_state.judge_calibration = (key, result)
                 st.rerun()
@@ -277,7 +278,7 @@ with judge_tab:
         k4.metric("Fit", f"{c['fit_seconds']:.1f} s" + (" (cached)" if c.get("cached") else ""))
         st.caption(f"Accept threshold: score ≥ {c['threshold_score']:.3f} (the share of real records at least as "
                    f"unusual). Rules by kind: " + ", ".join(f"{k} {v}" for k, v in c["rule_kinds"].items())
-                   + (f". Text evidence uses {c['embedder']}." if c.get("embedder") else "."))
+                   + (f". Text evidence uses {md(c['embedder'])}." if c.get("embedder") else "."))
         if result.holdout_rejections:
             st.markdown("**Real holdout records it rejects, and why** (about 1 in 10 is expected)")
             st.dataframe(result.holdout_rejections, hide_index=True, key="design_judge_rejections")

@@ -11,6 +11,7 @@ from aod_core.errors import InputError
 from aod_core.runs import bulk
 from aod_core.runs.report import build_report
 from aod_core.studio import runview
+from aod_core.studio.markup import md, md_code
 from ui.copying import show_copying
 from ui.state import registry, require_run
 
@@ -19,8 +20,8 @@ store, job = require_run()
 
 summary = runview.run_summary(store)
 records = store.curated()
-st.caption(f"Run **{store.path.name}** · status `{summary['status']}` · {summary['iterations_done']} finished "
-           f"iteration(s). Exports hold the records of finished iterations only.")
+st.caption(f"Run **{md(store.path.name)}** · status {md_code(summary['status'])} · "
+           f"{summary['iterations_done']} finished iteration(s). Exports hold the records of finished iterations only.")
 m1, m2, m3 = st.columns(3)
 m1.metric("Accepted by the agents", summary["accepted"])
 m2.metric("Your overrides", summary["overrides"])
@@ -43,7 +44,7 @@ else:
         try:
             data = render(records, fmt)
         except InputError as e:
-            col.error(f"{fmt.upper()}: {e}")
+            col.error(f"{fmt.upper()}: {md(e)}")
             continue
         col.download_button(f"Download {fmt.upper()}", data, file_name=f"{store.path.name}.{fmt}", mime=MIME_TYPES[fmt],
                             key=f"export_{fmt}", icon=":material/download:", on_click="ignore")
@@ -60,7 +61,7 @@ if audited and audited[0] == store.path.name:
     st.dataframe(audited[2], hide_index=True, key="export_audit_table",
                  column_config={"value": st.column_config.NumberColumn(format="%.3f")})
     for note in audited[3]:
-        st.caption(note)
+        st.caption(md(note))
 
 st.subheader("Run report")
 st.caption(
@@ -92,7 +93,8 @@ with st.form("bulk_form", border=False):
     judge = c4.text_input("Judge", value="", key="bulk_judge", placeholder="the run's judge",
                           help="a chat model spec, or none for the exact checks only")
     c5, c6 = st.columns(2)
-    out = c5.text_input("Output folder", value=str(bulk.default_out(store.path)), key="bulk_out")
+    out = c5.text_input("Output folder", value=runview.default_bulk_out(store.path), key="bulk_out",
+                        help=f"A folder inside the runs folder ({md_code(runview.runs_root())}), named relative to it.")
     address = c6.text_input("Ray cluster", value="", key="bulk_ray", placeholder="local instance",
                             help="an address (host:port, ray://host:10001, auto); empty: a private local Ray instance")
     go = st.form_submit_button("Start bulk generation", icon=":material/rocket_launch:", disabled=bool(bjob and bjob.active))
@@ -105,7 +107,7 @@ if go:
                               ray=address.strip() or None),
         )
     except InputError as e:
-        st.error(str(e))
+        st.error(md(e))
 
 
 @st.fragment(run_every=1.0 if bjob and bjob.active else None)
@@ -115,8 +117,8 @@ def bulk_panel() -> None:
         return
     v = job.view()
     p = v["progress"] or {}
-    st.caption(f"Bulk job → `{v['out']}` · status "
-               f"`{v['status']}`" + (f" · {p.get('message')}" if p.get("message") else ""))
+    st.caption(f"Bulk job → {md_code(v['out'])} · status "
+               f"{md_code(v['status'])}" + (f" · {md(p.get('message'))}" if p.get("message") else ""))
     if p:
         st.progress(min(1.0, p["records"] / max(1, p["target"])),
                     text=f"{min(p['records'], p['target'])}/{p['target']} records ({p['stage']})")
@@ -128,7 +130,7 @@ def bulk_panel() -> None:
     if job.active and st.button("Stop after the next shard", key="bulk_stop", icon=":material/stop:"):
         job.stop()
     if v["error"]:
-        (st.warning if v["status"] == "stopped" else st.error)(v["error"])
+        (st.warning if v["status"] == "stopped" else st.error)(md(v["error"]))
     manifest = v["manifest"]
     if manifest:
         st.success(f"{manifest['records']} unique records in {len(manifest['shards'])} shards · "

@@ -7,6 +7,7 @@ import streamlit as st
 from aod_core.chat import CHAT_BACKENDS
 from aod_core.errors import InputError
 from aod_core.generators import GENERATORS, kind_of, option_names
+from aod_core.studio.markup import md
 from aod_core.studio.models import device_summary
 from aod_core.studio.settings import SETTINGS_DEFAULTS, config_from_settings
 from ui.specs import option_form, spec_picker
@@ -171,7 +172,7 @@ w4.number_input("Diversity", 0.0, 10.0, D["w_diversity"], 0.05, key="set_w_diver
 try:
     config_from_settings(settings())
 except InputError as e:
-    st.error(f"These settings cannot start a run: {e}")
+    st.error(f"These settings cannot start a run: {md(e)}")
 else:
     st.success("Settings are usable.", icon=":material/check:")
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import streamlit as st
 
@@ -13,6 +11,7 @@ from aod_core.runs import charts
 from aod_core.runs.setup import create_run_from
 from aod_core.runs.store import RunStore
 from aod_core.studio import cells, prompt_forms, runview
+from aod_core.studio.markup import md, md_code
 from aod_core.studio.settings import config_from_settings
 from ui.compare import compare_section
 from ui.compiled import compiled_editor
@@ -28,8 +27,9 @@ def start_new() -> None:
     if dataset is None:
         return
     s = settings()
-    st.markdown(f"**Dataset:** {st.session_state.dataset_label} · {len(dataset.seeds.records)} seeds")
-    st.markdown(f"**Models:** generator `{s['generator']}` · judge `{s['judge']}` · optimizer `{s['optimizer']}` · "
+    st.markdown(f"**Dataset:** {md(st.session_state.dataset_label)} · {len(dataset.seeds.records)} seeds")
+    st.markdown(f"**Models:** generator {md_code(s['generator'])} · judge {md_code(s['judge'])} · "
+                f"optimizer {md_code(s['optimizer'])} · "
                 f"**Loop:** {s['iterations']} iterations × {s['batch']} candidates, {s['proposals']} proposals "
                 f"and up to {s['repairs']} repairs on probes of {s['probe']}")
     st.page_link("pages/models.py", label="Change models and settings", icon=":material/tune:")
@@ -40,7 +40,7 @@ def start_new() -> None:
                                     runview.new_run_dir(st.session_state.dataset_label or "run"), config)
             registry().start(store, api_key=st.session_state.get("set_api_key") or None)
         except InputError as e:
-            st.error(f"Could not start the run: {e}")
+            st.error(f"Could not start the run: {md(e)}")
         else:
             open_run(store.path)
             st.rerun()
@@ -56,7 +56,7 @@ if store is None:
 view = job.view() if job else None
 status = view.status if view else runview.status_of(store)
 summary = runview.run_summary(store)
-st.subheader(store.path.name)
+st.subheader(md(store.path.name))
 
 c1, c2, c3, c4 = st.columns(4)
 if view and view.active:
@@ -83,13 +83,13 @@ if c4.button("New run", key="run_new", icon=":material/add:",
 
 if view and view.error:
     st.error(
-        f"The run failed: {view.error}. Every finished iteration is kept in {store.path}; fix the cause (e.g. start "
-        "the model server) and resume."
+        f"The run failed: {md(view.error)}. Every finished iteration is kept in {md_code(store.path)}; fix the cause "
+        "(e.g. start the model server) and resume."
     )
 elif not view and store.state().get("error"):
-    st.error(f"The run failed: {store.state()['error']}")
+    st.error(f"The run failed: {md(store.state()['error'])}")
 for warning in view.warnings if view else []:
-    st.warning(f"Resumed with a difference: {warning}. The report lists the run's fingerprint.")
+    st.warning(f"Resumed with a difference: {md(warning)}. The report lists the run's fingerprint.")
 if status == "interrupted":
     st.warning(
         "The process working on this run stopped before it finished (the app was restarted?). Finished iterations "
@@ -119,7 +119,7 @@ def live() -> None:
         st.rerun(scope="app")  # paused, resumed, finished...: redraw the controls
     s = runview.run_summary(store)
     shown = v.status if v else s["status"]
-    st.markdown(f"**Status:** `{shown}`" + (f" · {v.phase}" if v and v.active else " · worked on by another process"
+    st.markdown(f"**Status:** {md_code(shown)}" + (f" · {md(v.phase)}" if v and v.active else " · worked on by another process"
                 if not v and shown in ("running", "paused") else ""))
     if v and v.active:
         st.progress(v.fit.frac, text=v.fit.text or "Fitting the generator")
@@ -143,25 +143,25 @@ def live() -> None:
         a.plotly_chart(charts.score_histogram(cands), key="run_scores")
         fig, caption = _projection(str(store.path), s["iterations_done"])
         b.plotly_chart(fig, key="run_projection")
-        b.caption(caption)
+        b.caption(md(caption))
         reasons = runview.rejection_reasons(store)
         st.plotly_chart(charts.rejection_chart(reasons), key="run_reasons")
         if reasons:
             last = max(r["iteration"] for r in reasons)
-            shown = [f"{r['records']}/{r['of']} {r['reason']}" for r in reasons if r["iteration"] == last][:4]
+            shown = [f"{r['records']}/{r['of']} {md(r['reason'])}" for r in reasons if r["iteration"] == last][:4]
             st.caption(f"Iteration {last}, most frequent reasons: " + "; ".join(shown))
     with agents_tab:
         timeline = v.timeline if v else []
         for e in reversed(timeline):
             if e["kind"] == "error":
-                st.error(e["error"])
+                st.error(md(e["error"]))
         rows = runview.feedback_rows(store, timeline)
         if not rows:
             st.caption("The judge's feedback appears here after the first batch is judged.")
         for it, text, err in rows[:5]:
-            st.markdown(f"**Iteration {it + 1} · judge feedback:** {text or '_(none)_'}")
+            st.markdown(f"**Iteration {it + 1} · judge feedback:** {md(text) if text else '_(none)_'}")
             if err:
-                st.caption(f"The judge's summary failed: {err}")
+                st.caption(f"The judge's summary failed: {md(err)}")
         done = s["iterations_done"]
         if done:
             it = st.selectbox("Optimizer proposals of iteration", list(range(done, 0, -1)), key="run_prop_it") - 1
@@ -194,16 +194,16 @@ live()
 # ---- steer: edit the prompt by hand ---------------------------------------------------------------
 st.subheader("Edit the prompt")
 prompt, author = runview.current_prompt(store)
-st.caption(f"The next iteration uses the prompt below (by **{author}**). Your edit replaces it at the next "
+st.caption(f"The next iteration uses the prompt below (by **{md(author)}**). Your edit replaces it at the next "
            "iteration boundary and is marked as human-authored in the history.")
 if view and view.pending_prompt:
     st.info("Your edit is waiting for the next iteration.")
     for line in st.session_state.get("run_edit_messages") or []:  # what the compiler could not map in it
-        st.warning(line, icon=":material/help:")
+        st.warning(md(line), icon=":material/help:")
 try:
     field_keys = _field_keys(str(store.path))
 except InputError as e:
-    st.error(str(e))
+    st.error(md(e))
     field_keys = []
 # Widgets are keyed by the prompt they show: when the optimizer changes the prompt, the form shows
 # the new one instead of keeping (and later re-submitting) what it first rendered.
@@ -219,11 +219,11 @@ with st.form(f"run_edit_{pk}", border=True):
     if compile_on and compiled:
         if compiled.get("text") != text:
             st.caption("The text changed since it was compiled: it is compiled again when you use it.")
-        st.caption(f"Compiled from *{compiled.get('text', '')}* (edit, delete or add rows; a changed row counts as "
+        st.caption(f"Compiled from *{md(compiled.get('text', ''))}* (edit, delete or add rows; a changed row counts as "
                    "yours):")
         compiled_edits = compiled_editor(compiled, f"edit_compiled_{pk}_{cells.content_hash(compiled)}")
         for line in prompt_forms.compiled_messages(compiled):
-            st.warning(line, icon=":material/help:")
+            st.warning(md(line), icon=":material/help:")
     e1, e2 = st.columns(2)
     temp = float(hand.sampling.temperature)
     temperature = e1.number_input("Temperature", 0.0, max(5.0, temp), temp, 0.1, key=f"edit_temperature_{pk}")
@@ -248,7 +248,7 @@ if compile_now:
         with st.spinner("Compiling the instruction…"):
             st.session_state[f"run_compiled_{pk}"] = runview.compile_for_run(store, text, compiler_chat())
     except InputError as e:
-        st.error(f"Could not compile the instruction: {e}")
+        st.error(f"Could not compile the instruction: {md(e)}")
     else:
         st.rerun()
 if submitted:
@@ -267,9 +267,9 @@ if submitted:
             edited = prompt_forms.prompt_with_compiled(edited, compiled, job.prompt_check())
         job.set_prompt(edited)
     except InputError as e:
-        st.error(f"Prompt not used: {e}")
+        st.error(f"Prompt not used: {md(e)}")
     else:
         st.session_state.run_edit_messages = prompt_forms.compiled_messages(edited.compiled)
         st.rerun()
-st.caption(f"Run folder: `{Path(store.path)}`")
+st.caption(f"Run folder: {md_code(store.path)}")
 compare_section()

@@ -6,12 +6,13 @@ import pandas as pd
 import streamlit as st
 
 from aod_core.studio import runview
+from aod_core.studio.markup import md, md_code
 from ui.resume import confirmation, resume
 from ui.state import open_run
 
 st.title("Runs")
 root = runview.runs_root()
-st.caption(f"Runs are folders under `{root}` (set `AOD_RUNS_DIR` to keep them elsewhere). The CLI's "
+st.caption(f"Runs are folders under {md_code(root)} (set `AOD_RUNS_DIR` to keep them elsewhere). The CLI's "
            "`aod run --out DIR` folders can be opened here too when they are in this folder.")
 rows = runview.list_runs(root)
 if not rows:
@@ -50,4 +51,4 @@ if confirmation(root / name):
     open_run(root / name)
     st.switch_page("pages/run.py")
 if row.get("error"):
-    st.error(f"{name}: {row['error']}")
+    st.error(f"{md(name)}: {md(row['error'])}")

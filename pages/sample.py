@@ -14,6 +14,7 @@ from aod_core.agents.compiler import compile_note, should_compile
 from aod_core.canvas.prompt import DEFAULT_TEMPERATURE
 from aod_core.errors import InputError
 from aod_core.studio import cells, design, prompt_forms, sampling
+from aod_core.studio.markup import md, md_code
 from ui.compiled import compiled_editor
 from ui.copying import show_copying
 from ui.state import compiler_chat, require_dataset, settings
@@ -34,7 +35,7 @@ dep_text = json.dumps(settings()["dependencies"] or {}, sort_keys=True)
 try:
     field_keys = design.scaffold_preview(dataset, string_modes).field_keys
 except InputError as e:
-    st.error(str(e))
+    st.error(md(e))
     field_keys = []
 
 
@@ -126,7 +127,7 @@ if compile_on and st.button("Compile the instruction", key="sample_compile", ico
             compiled = prompt_forms.compile_instruction(dataset, instruction, chat=compiler_chat())
         st.session_state.sample_compiled = (signature, compiled)
     except InputError as e:
-        st.error(f"Could not compile the instruction: {e}")
+        st.error(f"Could not compile the instruction: {md(e)}")
 compiled_rows = None
 if compile_on and compiled:
     if compiled.get("text") != instruction:
@@ -139,7 +140,7 @@ if compile_on and compiled:
         if not compiled.get("edits"):
             st.caption("No edits: nothing in the text names a field or a value.")
         for line in prompt_forms.compiled_messages(compiled):
-            st.warning(line, icon=":material/help:")
+            st.warning(md(line), icon=":material/help:")
 
 train_steps = 0
 if not kind.trains:
@@ -201,7 +202,7 @@ if st.button("Fit & sample", type="primary", key="sample_go"):
     except InputError as e:
         fit_slot.empty()
         sample_slot.empty()
-        st.error(str(e))
+        st.error(md(e))
     else:
         result.dataset_label = label
         result.settings = {
@@ -235,18 +236,18 @@ show_copying(result.summary.copying, batch.get("dependency_violation_rate"))
 fit = result.fit_report
 how = "loaded from cache" if fit.get("cached") else f"ready in {fit.get('seconds', result.fit_seconds)} s"
 used = result.settings.get("generator", "embedded")
-what = f"generator {used}" if used != "embedded" else f"scaffold {'on' if result.scaffold else 'off'}"
+what = f"generator {md_code(used)}" if used != "embedded" else f"scaffold {'on' if result.scaffold else 'off'}"
 trained = f", {result.settings['train_steps']} training steps" if result.settings.get("train_steps") else ""
 st.caption(f"{result.n} candidates, seed {result.seed}, {what}{trained}; model {how}"
-           + (f", final loss {fit['final_loss']}" if "final_loss" in fit else "") + f" · {result.dataset_label}")
+           + (f", final loss {fit['final_loss']}" if "final_loss" in fit else "") + f" · {md(result.dataset_label)}")
 
 applied = result.prompt.compiled
 if applied:
-    st.markdown(f"**Compiled from** *{applied.get('text', '')}*")
+    st.markdown(f"**Compiled from** *{md(applied.get('text', ''))}*")
     if applied.get("edits"):
         st.dataframe(pd.DataFrame(prompt_forms.compiled_result_rows(applied)), hide_index=True, key="sample_compiled_used")
     for line in prompt_forms.compiled_messages(applied):
-        st.warning(line, icon=":material/help:")
+        st.warning(md(line), icon=":material/help:")
 only_problems = st.toggle("Only records with problems", key="sample_only_problems")
 rows = sampling.problem_rows(result.summary) if only_problems else result.summary.rows
 st.dataframe(
@@ -271,4 +272,4 @@ if result.latent is not None:
     st.subheader("Latent space")
     latent_fig, latent_caption = result.latent
     st.plotly_chart(latent_fig, key="sample_latent_chart")
-    st.caption(latent_caption)
+    st.caption(md(latent_caption))

@@ -5,9 +5,11 @@ One test fits a tiny model (20 training steps); everything else runs without fit
 """
 
 import json
+import re
 from pathlib import Path
 
 import pytest
+from markdown_it import MarkdownIt
 from streamlit.testing.v1 import AppTest
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -32,8 +34,14 @@ def app(tmp_path, monkeypatch):
     return at
 
 
+def shown(markdown):
+    """What a reader sees of Markdown the pages escaped (``aod_core.studio.markup.md``): the
+    characters without their backslashes and word joiners."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown).replace("\u2060", "")
+
+
 def texts(elements):
-    return [e.value for e in elements]
+    return [shown(e.value) for e in elements]
 
 
 def find_table(at, column):
@@ -286,3 +294,180 @@ def test_design_page_shows_and_overrides_the_seeds_dependencies(app):
     app.radio(key="design_dep_mode").set_value("off").run()
     assert not app.exception and app.session_state["set_dependencies"]["mode"] == "off"
     assert any("Off: the generator keeps none" in t for t in texts(app.caption))
+
+
+# ---- user values are text, not Markdown ----------------------------------------------------------
+
+PAYLOAD = "![x](http://127.0.0.1:9/p.png)"
+# fields of the element messages that Streamlit renders as Markdown: bodies, labels, help, progress text
+MARKDOWN_FIELDS = {"body", "label", "help", "text", "labels"}
+PLAIN = {"code", "text", "json"}  # st.code, st.text and st.json show characters as they are
+# GitHub's bare links, found in the text after escapes are read (mdast-util-gfm-autolink-literal)
+BARE_LINK = re.compile(r"(?i)https?://|www\.|[-.\w+]@[-\w]+\.")
+
+
+def markdown_strings(at):
+    """Every string of the current page that Streamlit's Markdown renders."""
+    found = []
+
+    def collect(msg):
+        for field, value in msg.ListFields():
+            values = list(value) if field.is_repeated else [value]
+            if field.type == field.TYPE_MESSAGE:
+                for v in values:
+                    collect(v)
+            elif field.name in MARKDOWN_FIELDS:
+                found.extend(v for v in values if isinstance(v, str))
+
+    def walk(node):
+        if getattr(node, "proto", None) is not None and node.type not in PLAIN:
+            collect(node.proto)
+        for child in getattr(node, "children", {}).values():
+            walk(child)
+
+    walk(at._tree)
+    return found
+
+
+def live_markup(body):
+    """What of ``body`` Markdown draws as an image, a link or HTML (CommonMark, then bare links)."""
+    live = []
+    for token in MarkdownIt("commonmark").parse(body):
+        if token.type == "html_block":
+            live.append(token.content)
+        for child in token.children or []:
+            if child.type in ("image", "link_open", "html_inline") or (
+                child.type == "text" and BARE_LINK.search(child.content)
+            ):
+                live.append(f"{child.type}: {child.content}")
+    return live
+
+
+HOSTILE = [
+    PAYLOAD,
+    "[x](http://h) <img src=x> <b>b</b> &amp; $a$ *e* _u_ ~~s~~ `c` | t | \\ \\[",
+    "-2 is less than 0",
+    "1. one\n# two\n> three\n+ four\n=====\n---\n2) five",
+    "www.example.com and a@b.co and HTTPS://x.y",
+    ":red[colour] people.jsonl:2: $.age",
+]
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_md_renders_as_the_characters_it_holds(value):
+    from html import escape
+
+    from aod_core.studio.markup import md, md_code
+
+    html = MarkdownIt("commonmark").render(md(value)).replace("\u2060", "")
+    assert html == "<p>" + escape(value, quote=False) + "</p>\n"
+    assert not live_markup(md(value)) and shown(md(value)) == value
+    one_line = value.replace("\n", " ")
+    html = MarkdownIt("commonmark").render("a " + md_code(value) + " b")
+    assert html == f"<p>a <code>{escape(one_line, quote=False)}</code> b</p>\n"
+    for edge in ("`", "a``b", " x ", "` y"):
+        assert MarkdownIt("commonmark").render(md_code(edge)) == f"<p><code>{escape(edge, quote=False)}</code></p>\n"
+
+
+def test_user_values_show_as_text_not_markdown(tmp_path, monkeypatch):
+    """A seed value, a ?run= name and a run folder's name holding Markdown image syntax are shown as
+    those characters on every page: no image (a browser would fetch it), no link."""
+    from aod_core.runs.store import RunStore
+
+    monkeypatch.setenv("AOD_CACHE_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv("AOD_RUNS_DIR", str(tmp_path / "runs"))
+    (tmp_path / "runs").mkdir()
+    RunStore.create(tmp_path / "runs" / "![r](p.png)", {"loop": {"iterations": 1}})
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string", "maxLength": 12}, "age": {"type": "integer"}},
+        "required": ["name"],
+    }
+    seeds = [{"name": "seed " + PAYLOAD, "age": 1}] + [{"name": n, "age": i} for i, n in enumerate("abcd")]
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params["run"] = "run " + PAYLOAD
+    seen = []
+
+    def check():
+        assert not at.exception, at.exception
+        for body in markdown_strings(at):
+            if "p.png" in body:
+                assert not live_markup(body), body
+                seen.append(shown(body))
+
+    at.run()
+    check()  # the ?run= name, refused
+    at.radio(key="design_source").set_value("Upload files").run()
+    at.file_uploader(key="design_schema_file").set_value(("s.json", json.dumps(schema).encode(), "application/json"))
+    at.file_uploader(key="design_seeds_file").set_value(
+        ("seeds.jsonl", "\n".join(map(json.dumps, seeds)).encode(), "application/octet-stream")
+    ).run()
+    check()  # the seed value, quoted by the schema error
+    at.radio(key="design_on_invalid").set_value("drop").run()
+    check()
+    for page in ("sample", "models", "run", "curate", "export", "runs"):
+        at.switch_page(f"pages/{page}.py").run()
+        check()
+    at.button(key="runs_open").click().run()  # the run folder named with Markdown, on the Run page
+    check()
+    assert any(f"run {PAYLOAD}" in s for s in seen) and any(f"seed {PAYLOAD}" in s for s in seen)
+    assert "![r](p.png)" in [shown(h.value) for h in at.subheader]
+
+
+def test_a_run_name_too_long_for_a_file_name_is_one_warning(tmp_path, monkeypatch):
+    monkeypatch.setenv("AOD_RUNS_DIR", str(tmp_path))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params["run"] = "r" * 300  # was OSError: File name too long, the page gone
+    at.run()
+    assert not at.exception
+    (warning,) = texts(at.warning)
+    assert warning.startswith("Could not reopen the run in the address: not a run name: 'rrrr")
+    assert "up to 128" in warning
+    assert "run" not in at.query_params and at.session_state["run_dir"] is None
+
+
+def test_the_server_config_keeps_xsrf_cors_and_answers_loopback_names_only():
+    """.streamlit/config.toml, read by Streamlit's own Host check (the one its WebSocket applies)."""
+    import tomllib
+
+    from streamlit import config
+    from streamlit.web.server.starlette.starlette_websocket import is_host_allowed
+
+    server = tomllib.loads((Path(APP).parent / ".streamlit" / "config.toml").read_text())["server"]
+    assert server["address"] == "127.0.0.1" and server["enableXsrfProtection"] and server["enableCORS"]
+    old = config.get_option("server.allowedHosts")
+    config.set_option("server.allowedHosts", server["allowedHosts"])
+    try:
+        assert all(is_host_allowed(h) for h in ("127.0.0.1:8501", "localhost:8501", "[::1]:8501", "LOCALHOST"))
+        # a name re-pointed at 127.0.0.1 (DNS rebinding), or a Host that only looks like loopback
+        for host in ("evil.example:8501", "127.0.0.1.evil.example", "localhost@evil.example", None):
+            assert not is_host_allowed(host), host
+    finally:
+        config.set_option("server.allowedHosts", old)
+
+
+def test_export_page_bulk_output_folder_stays_inside_the_runs_folder(tmp_path, monkeypatch):
+    from aod_core.runs.store import RunStore
+    from ui.state import registry
+
+    root = tmp_path / "runs"
+    root.mkdir()
+    RunStore.create(root / "r1", {"loop": {"iterations": 1}})
+    monkeypatch.setenv("AOD_RUNS_DIR", str(root))
+    registry.clear()
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params["run"] = "r1"
+    at.run()
+    at.switch_page("pages/export.py").run()
+    assert not at.exception
+    assert at.text_input(key="bulk_out").value == "r1/bulk"  # named relative to the runs folder
+    for bad in ("../outside", str(tmp_path / "outside"), "/etc"):
+        at.text_input(key="bulk_out").set_value(bad)
+        next(b for b in at.button if b.label == "Start bulk generation").click().run()
+        assert not at.exception
+        (error,) = texts(at.error)
+        assert error == (
+            f"{bad}: the output folder must be a folder inside the runs folder {root.resolve()}, named relative "
+            "to it (e.g. 'RUN/bulk')"
+        )
+        assert registry().get_bulk(root / "r1") is None and not (tmp_path / "outside").exists()

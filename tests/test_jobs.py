@@ -212,6 +212,37 @@ def test_overrides_and_curated_export(tmp_path):
     assert runview.run_summary(store)["curated"] == 2
 
 
+def test_the_apps_bulk_output_stays_inside_the_runs_root(tmp_path, monkeypatch):
+    root = tmp_path / "runs"
+    run = root / "r1"
+    run.mkdir(parents=True)
+    RunStore.create(run / "inner", {})  # a run folder is no output folder
+    monkeypatch.setenv("AOD_RUNS_DIR", str(root))
+    assert runview.bulk_out_dir("r1/bulk") == run / "bulk"
+    assert runview.bulk_out_dir(" big ") == root / "big"
+    assert runview.bulk_out_dir(str(run / "bulk")) == run / "bulk"  # absolute, inside
+    assert runview.bulk_out_dir("r1/x/../bulk") == run / "bulk"
+    (tmp_path / "elsewhere").mkdir()
+    (root / "link").symlink_to(tmp_path / "elsewhere")
+    outside = [str(tmp_path / "elsewhere"), "/etc/cron.d", "../elsewhere", "r1/../../elsewhere", "link/bulk", "", "."]
+    for bad in outside:
+        with pytest.raises(InputError, match=r"must be a folder inside the runs folder .*named relative to it"):
+            runview.bulk_out_dir(bad)
+    with pytest.raises(InputError, match="that is a run folder"):
+        runview.bulk_out_dir("r1/inner")
+    with pytest.raises(InputError, match="not a usable output folder"):
+        runview.bulk_out_dir("x" * 300)
+    assert runview.default_bulk_out(run) == "r1/bulk"
+    assert runview.bulk_out_dir(runview.default_bulk_out(run)) == run / "bulk"
+    # the app's registry refuses before any job starts
+    from aod_core.runs.bulk import BulkSettings
+
+    registry = JobRegistry(ModelPool())
+    with pytest.raises(InputError, match="inside the runs folder"):
+        registry.start_bulk(run, tmp_path / "anywhere", BulkSettings(n=1))
+    assert registry.get_bulk(run) is None and not registry.bulks
+
+
 def test_run_names_and_listing(tmp_path, monkeypatch):
     monkeypatch.setenv("AOD_RUNS_DIR", str(tmp_path))
     d = runview.new_run_dir("demo: Penguins!")
@@ -221,6 +252,13 @@ def test_run_names_and_listing(tmp_path, monkeypatch):
     for bad in ("", "..", "a/b", "nope"):
         with pytest.raises(InputError):
             runview.resolve_run(bad)
+    # a name the file system would refuse, or that is no folder name, is refused before any lookup
+    for bad in ("x" * 300, "x" * 129, "é" * 128, ".hidden", "a\\b", "a\x00b", "![x](http://127.0.0.1:9/p.png)"):
+        with pytest.raises(InputError, match=r"^not a run name: .*up to 128 letters"):
+            runview.resolve_run(bad)
+    for ok in ("x" * 128, "my run_2.1", "données"):  # names that are not there: looked up, not found
+        with pytest.raises(InputError, match="no such run"):
+            runview.resolve_run(ok)
     (tmp_path / "junk").mkdir()
     rows = runview.list_runs()
     assert [r["run"] for r in rows] == [d.name] and rows[0]["iterations"] == "0/4"

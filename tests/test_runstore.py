@@ -128,6 +128,21 @@ def test_export_formats(tmp_path):
     assert list(df["name"]) == ['=HYPERLINK("x")', "plain"] and list(df["o.x"]) == [1, 2]
 
 
+def test_csv_header_cells_are_neutralised(tmp_path):
+    records = [{'=HYPERLINK("http://x","y")': "a", "@sum": 1, "o": {"-x": 2}, "plain": "+1"}]
+    export_records(records, "csv", tmp_path / "a.csv")
+    header = next(csv.reader(open(tmp_path / "a.csv", encoding="utf-8")))
+    assert header == ['\'=HYPERLINK("http://x","y")', "'@sum", "plain", "o.-x"]
+    # Parquet keeps the keys as they are (no spreadsheet runs them)
+    export_records(records, "parquet", tmp_path / "a.parquet")
+    assert list(pd.read_parquet(tmp_path / "a.parquet").columns) == [
+        '=HYPERLINK("http://x","y")',
+        "@sum",
+        "plain",
+        "o.-x",
+    ]
+
+
 def test_export_errors(tmp_path):
     with pytest.raises(InputError, match="unknown export format"):
         export_records(RECORDS, "xlsx", tmp_path / "a.xlsx")

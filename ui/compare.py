@@ -11,6 +11,7 @@ from aod_core.errors import InputError
 from aod_core.runs import charts
 from aod_core.runs.bench import DEFAULT_METHODS, HEADLINE, METHODS, BenchConfig
 from aod_core.studio import runview
+from aod_core.studio.markup import md, md_code
 from ui.state import registry, settings
 
 
@@ -50,7 +51,7 @@ def compare_section() -> None:
                 out = runview.new_run_dir(f"bench {st.session_state.dataset_label or ''}")
                 registry().start_bench(dataset, out, config, api_key=st.session_state.get("set_api_key") or None)
             except InputError as e:
-                st.error(f"Could not start the comparison: {e}")
+                st.error(f"Could not start the comparison: {md(e)}")
             else:
                 st.session_state.bench_dir = str(out)
         bench_dir = st.session_state.get("bench_dir")
@@ -63,9 +64,9 @@ def compare_section() -> None:
 def _show(out: Path) -> None:
     job = registry().get_bench(out)
     if job is not None:
-        st.markdown(f"**Comparison** `{out.name}`: {job.status}")
+        st.markdown(f"**Comparison** {md_code(out.name)}: {md(job.status)}")
         if job.error:
-            st.error(f"The comparison failed: {job.error}. Methods that finished are kept in {out}.")
+            st.error(f"The comparison failed: {md(job.error)}. Methods that finished are kept in {md_code(out)}.")
         if job.lines():
             st.code("\n".join(job.lines()[-8:]), language=None)
     results = runview.bench_results(out)

@@ -7,6 +7,8 @@ from typing import Any
 
 import streamlit as st
 
+from aod_core.studio.markup import md
+
 
 def show_copying(fig: dict[str, Any] | None, violations: float | None = None) -> None:
     fig = fig or {}
@@ -31,7 +33,7 @@ def show_copying(fig: dict[str, Any] | None, violations: float | None = None) ->
         "Reused keys",
         "—" if reuse is None else f"{reuse:.0%}",
         help=(
-            f"Records whose {' or '.join(fig.get('keys') or [])} a seed already has "
+            f"Records whose {' or '.join(md(k) for k in fig.get('keys') or [])} a seed already has "
             f"(real records: {fig.get('reference_key_reuse') or 0:.0%})."
             if fig.get("keys")
             else "The seeds show no key (fields no two seeds share)."

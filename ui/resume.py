@@ -14,6 +14,7 @@ import streamlit as st
 from aod_core.chat.endpoints import UntrustedEndpoint
 from aod_core.errors import InputError
 from aod_core.runs.store import RunStore
+from aod_core.studio.markup import md
 from ui.state import registry
 
 _ASK = "resume_confirm"  # session key: {"run": folder, "urls": [...]} while a confirmation is open
@@ -29,7 +30,7 @@ def resume(path: Path, *, trust: bool = False) -> bool:
         st.session_state[_ASK] = {"run": str(path), "urls": e.urls}
         return False
     except InputError as e:
-        st.error(f"Could not resume {path.name}: {e}", icon=":material/error:")
+        st.error(f"Could not resume {md(path.name)}: {md(e)}", icon=":material/error:")
         return False
     st.session_state.pop(_ASK, None)
     return True

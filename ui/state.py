@@ -13,6 +13,7 @@ from aod_core.errors import InputError
 from aod_core.runs.store import RunStore
 from aod_core.studio import runview
 from aod_core.studio.jobs import JobRegistry, RunJob
+from aod_core.studio.markup import md
 from aod_core.studio.settings import SETTINGS_DEFAULTS
 
 #: Session-state keys the pages share, with their initial values (``app.py`` sets them once).
@@ -60,7 +61,7 @@ def current_run() -> tuple[RunStore | None, RunJob | None]:
     try:
         store = RunStore.open(run_dir, repair=False)
     except InputError as e:
-        st.error(f"The run folder is gone or damaged: {e}")
+        st.error(f"The run folder is gone or damaged: {md(e)}")
         open_run(None)
         return None, None
     return store, registry().get(run_dir)

@@ -1,7 +1,8 @@
 """Exporting accepted records: JSONL (as generated), CSV and Parquet (flattened by leaf path).
 
 CSV cells that a spreadsheet would run as a formula (text starting with = + - @, or a tab or
-carriage return) are prefixed with a single quote; numbers are left as numbers. Arrays inside a
+carriage return) are prefixed with a single quote, header cells (schema keys) as well; numbers are
+left as numbers. Arrays inside a
 record become one JSON-text column, so nothing is lost in the flat formats.
 """
 
@@ -79,7 +80,8 @@ def render(records: Sequence[dict], fmt: str) -> bytes:
         return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8")
     df = flatten(records)
     if fmt == "csv":
-        return df.map(neutralise).to_csv(index=False).encode("utf-8")
+        # the header row is cells too: a schema key like '=HYPERLINK(...)' runs as well as a value
+        return df.map(neutralise).rename(columns=neutralise).to_csv(index=False).encode("utf-8")
     buf = io.BytesIO()
     try:
         df.to_parquet(buf, index=False)

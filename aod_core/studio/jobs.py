@@ -382,8 +382,12 @@ class JobRegistry:
             return self.benches.get(str(Path(out).resolve()))
 
     def start_bulk(self, run_dir: str | Path, out: str | Path, settings: Any) -> BulkJob:
-        """Start ``aod generate`` for a run in the background; one bulk job per run at a time."""
+        """Start ``aod generate`` for a run in the background; one bulk job per run at a time. ``out``
+        is the Export page's field: a folder inside the runs root (``runview.bulk_out_dir``)."""
+        from aod_core.studio.runview import bulk_out_dir
+
         settings.check()
+        out = bulk_out_dir(out)
         key = str(Path(run_dir).resolve())
         with self._lock:
             busy = [j for j in self.bulks.values() if j.active]

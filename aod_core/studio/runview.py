@@ -38,15 +38,57 @@ def new_run_dir(label: str, root: Path | None = None) -> Path:
     return root / f"{time.strftime('%Y%m%d-%H%M%S')}-{slug}-{uuid.uuid4().hex[:4]}"
 
 
+#: What a run folder's name in a URL may be: what ``new_run_dir`` and most ``aod run --out`` folders
+#: are. Anything else (a path, a 300-character name the file system refuses) is not looked up at all.
+RUN_NAME = re.compile(r"[\w\- ][\w.\- ]{0,127}")
+
+
 def resolve_run(name: str, root: Path | None = None) -> Path:
     """A run folder named in a URL (``?run=NAME``): a plain folder name inside the runs root."""
     root = (root or runs_root()).resolve()
-    if not name or "/" in name or "\\" in name or name in (".", ".."):
-        raise InputError(f"not a run name: {name!r}")
+    # bytes too: 128 non-ASCII letters can pass the folder-name limit of 255 bytes
+    if not RUN_NAME.fullmatch(name or "") or len(name.encode("utf-8")) > 255:
+        shown = name if len(name or "") <= 40 else name[:40] + "…"
+        raise InputError(
+            f"not a run name: {shown!r} (a run folder's name: up to 128 letters, digits, spaces, '.', '_' or '-', "
+            "not starting with '.')"
+        )
     path = root / name
     if not (path / "config.json").is_file():
         raise InputError("no such run", where=str(path))
     return path
+
+
+def bulk_out_dir(value: str | os.PathLike, root: Path | None = None) -> Path:
+    """The app's bulk output folder from its Export page field: a name relative to the runs root
+    (``RUN/bulk``), or an absolute path inside it. Whoever reaches the app writes only where its runs
+    are; the CLI's ``aod generate --out`` stays free (its user can write anywhere already)."""
+    root = (root or runs_root()).resolve()
+    text = str(value).strip()
+    inside = f"inside the runs folder {root}, named relative to it (e.g. 'RUN/bulk')"
+    try:
+        # resolved first: '..' and symlinks are followed before the check, so neither leads out
+        path = (root / text).resolve() if text else root
+        is_run = (path / "config.json").is_file()
+    except (OSError, ValueError) as e:  # a name too long for the file system, a NUL
+        raise InputError(f"not a usable output folder ({e}); give a folder {inside}", where=text) from None
+    if path == root or root not in path.parents:
+        raise InputError(f"the output folder must be a folder {inside}", where=text or "(empty)")
+    if is_run:
+        raise InputError(f"that is a run folder; give a folder of its own {inside}", where=text)
+    return path
+
+
+def default_bulk_out(run_dir: str | os.PathLike, root: Path | None = None) -> str:
+    """What the Export page's output folder field starts with: the run's ``bulk`` folder
+    (``aod_core.runs.bulk.default_out``) relative to the runs root, as the field takes it."""
+    from aod_core.runs.bulk import default_out
+
+    out = default_out(Path(run_dir).resolve())
+    try:
+        return str(out.relative_to((root or runs_root()).resolve()))
+    except ValueError:  # a run outside the root: its path, which the field will refuse with why
+        return str(out)
 
 
 def status_of(store: RunStore) -> str:

@@ -28,6 +28,7 @@ from aod_core.generators import GENERATORS, EmbeddedConfig, GeneratorKind, confi
 from aod_core.generators.base import Generator, Progress
 from aod_core.generators.embedded import default_cache_dir
 from aod_core.records import Candidate
+from aod_core.studio.markup import md, md_code
 from aod_core.studio.settings import generator_options
 
 # ---- generator --------------------------------------------------------------------------------
@@ -109,9 +110,10 @@ def sample_kind(spec: str | None) -> GeneratorKind:
 
 
 def sample_caption(spec: str, label: str, n_seeds: int) -> str:
+    """The Sample page's caption (Markdown): the dataset, and the generator when it is not the embedded one."""
     kind = sample_kind(spec)
-    where = f"generator `{spec}` (from Models & settings): " if kind.sample_view != "embedded" else ""
-    return f"Dataset: **{label}** · {n_seeds} seeds · {where}{SAMPLE_CAPTIONS[kind.sample_view]}"
+    where = f"generator {md_code(spec)} (from Models & settings): " if kind.sample_view != "embedded" else ""
+    return f"Dataset: **{md(label)}** · {n_seeds} seeds · {where}{SAMPLE_CAPTIONS[kind.sample_view]}"
 
 
 def build_spec_generator(
