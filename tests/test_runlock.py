@@ -83,12 +83,18 @@ def test_another_process_is_named_then_its_kill_frees_the_folder(other_writer, c
 
 
 def test_a_folder_being_created_is_not_created_twice(tmp_path):
-    store = RunStore.create(tmp_path / "run", {})
-    with pytest.raises(Exception, match="in use by this process"):
+    from aod_core.runs.lock import RunLock
+
+    (tmp_path / "run").mkdir()
+    creating = RunLock(tmp_path / "run")
+    creating.acquire()  # another writer between its claim and its config.json
+    with pytest.raises(RunBusy, match="in use by this process"):
         RunStore.create(tmp_path / "run", {})
-    store.release()
+    creating.release()
+    store = RunStore.create(tmp_path / "run", {})
     with pytest.raises(Exception, match="holds a run"):
         RunStore.create(tmp_path / "run", {})
+    store.release()
     assert RunStore.open(tmp_path / "run", repair=False).state()["status"] == "interrupted"  # created, then left
 
 
@@ -101,3 +107,32 @@ def test_a_run_killed_after_its_last_iteration_is_finished_by_resume(tmp_path, c
     assert "already finished" in capsys.readouterr().err
     assert json.loads((store.path / "state.json").read_text())["status"] == "finished"
     assert holder(store.path) is None  # the resume let the folder go
+
+
+def test_a_run_refused_before_its_first_iteration_leaves_no_folder(tmp_path, monkeypatch, capsys):
+    import aod_core.runs.setup as setup
+    from aod_core.errors import InputError
+
+    def refuse(store, **_):
+        assert store.claimed  # created and claimed by this command
+        raise InputError("the generator cannot learn from 1 seed")
+
+    monkeypatch.setattr(setup, "open_loop", refuse)
+    penguins = ROOT / "assets" / "penguins"
+    out = tmp_path / "run"
+    argv = ["run", "--schema", str(penguins / "schema.json"), "--seeds", str(penguins / "seeds.jsonl")]
+    argv += ["--out", str(out), "--quiet"]
+    assert cli.main(argv) == 2
+    assert "cannot learn from 1 seed" in capsys.readouterr().err
+    assert not out.exists()  # so the same command can be run again once the cause is fixed
+    out.mkdir()  # a folder the user made stays, empty
+    assert cli.main(argv) == 2 and out.is_dir() and not any(out.iterdir())
+
+
+def test_a_refused_folder_is_left_as_it_was(tmp_path):
+    used = tmp_path / "mine"
+    used.mkdir()
+    (used / "notes.txt").write_text("x")
+    with pytest.raises(Exception, match="exists and is not empty"):
+        RunStore.create(used, {})
+    assert sorted(p.name for p in used.iterdir()) == ["notes.txt"]  # no lock file left in it

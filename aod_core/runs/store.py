@@ -109,6 +109,13 @@ def scrub_secrets(obj: Any) -> Any:
     return scrub(obj)
 
 
+def _refuse_used(p: Path) -> None:
+    """InputError for a folder that holds a run or other files (a lone lock file is nobody's run)."""
+    if p.is_dir() and any(q.name != LOCK_NAME for q in p.iterdir()):
+        what = "holds a run (use aod resume)" if (p / "config.json").exists() else "exists and is not empty"
+        raise InputError(f"run folder {what}", where=str(p))
+
+
 class RunStore:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
@@ -123,6 +130,7 @@ class RunStore:
         p = Path(path)
         if p.exists() and not p.is_dir():
             raise InputError("run folder exists and is not a folder", where=str(p))
+        _refuse_used(p)  # before the lock file is made: a refused folder is left as it was
         if not p.parent.exists():
             raise InputError(f"parent folder {p.parent} does not exist", where=str(p))
         try:
@@ -131,10 +139,11 @@ class RunStore:
             raise InputError(f"cannot create the run folder ({e.strerror or e})", where=str(p)) from None
         store = cls(p)
         store.claim(takeover=False)
-        if any(q.name != LOCK_NAME for q in p.iterdir()):  # looked at under the claim: no one else is writing it
+        try:
+            _refuse_used(p)  # again under the claim: another process may have made it meanwhile
+        except InputError:
             store.release()
-            what = "holds a run (use aod resume)" if (p / "config.json").exists() else "exists and is not empty"
-            raise InputError(f"run folder {what}", where=str(p))
+            raise
         atomic_write_text(p / "config.json", json.dumps(scrub_secrets(config), indent=2, ensure_ascii=False))
         for name in ITERATION_FILES + ("accepted.jsonl", "metrics.jsonl"):
             (p / name).touch()
