@@ -127,9 +127,28 @@ class EmbeddedConfig:
 
     def check(self) -> None:
         """Raise InputError for settings no fit can use (checked before anything is loaded)."""
-        for name in ("d_model", "n_layers", "n_heads", "train_steps", "batch_tokens", "sample_batch"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise InputError(f"embedded setting {name} must be a whole number >= 1, got {getattr(self, name)!r}")
+        for name in ("d_model", "n_layers", "n_heads", "train_steps", "batch_tokens", "sample_batch", "warmup"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:  # warmup 0 would divide by zero
+                raise InputError(f"embedded setting {name} must be a whole number >= 1, got {v!r}")
+        for name in ("text_pieces", "number_bins"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise InputError(f"embedded setting {name} must be a whole number >= 0, got {v!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
+            raise InputError(f"embedded setting seed must be a whole number from 0 to {2**32 - 1}, got {self.seed!r}")
+        for name, lo, hi in (("lr", 0.0, None), ("dropout", None, 1.0), ("weight_decay", None, None)):
+            v = getattr(self, name)
+            if (
+                isinstance(v, bool)
+                or not isinstance(v, (int, float))
+                or not math.isfinite(v)
+                or v < 0
+                or (lo is not None and v <= lo)
+                or (hi is not None and v >= hi)
+            ):
+                bound = "> 0" if lo is not None else "in [0, 1)" if hi is not None else ">= 0"
+                raise InputError(f"embedded setting {name} must be a finite number {bound}, got {v!r}")
         if self.d_model % self.n_heads:
             raise InputError(
                 f"embedded setting d_model ({self.d_model}) must be a multiple of n_heads ({self.n_heads})"
