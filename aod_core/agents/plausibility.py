@@ -238,9 +238,7 @@ class PlausibilityModel:
         s.check()
         t0 = time.perf_counter()
         seeds = list(seeds)
-        n = len(seeds)
-        if n < MIN_SEEDS:
-            raise InputError(f"the judge needs at least {MIN_SEEDS} seed records to calibrate on, got {n}")
+        _check_enough(seeds)
         from threadpoolctl import threadpool_limits
 
         emb = embedder_mod.load() if s.semantic else None
@@ -473,6 +471,11 @@ def cache_key(seeds: Sequence[Any], settings: PlausibilitySettings, semantic_mod
     )
 
 
+def _check_enough(seeds: Sequence[Any]) -> None:
+    if len(seeds) < MIN_SEEDS:
+        raise InputError(f"the judge needs at least {MIN_SEEDS} seed records to calibrate on, got {len(seeds)}")
+
+
 def fit_cached(
     seeds: Sequence[Any],
     settings: PlausibilitySettings | None = None,
@@ -483,6 +486,7 @@ def fit_cached(
     """``PlausibilityModel.fit`` through the on-disk cache (a damaged entry is refitted)."""
     s = settings or PlausibilitySettings()
     s.check()
+    _check_enough(seeds)  # before the embedder is looked for: importing it takes seconds
     semantic = embedder_mod.MODEL_NAME if (s.semantic and embedder_mod.available()) else None
     path = Path(cache_dir or default_cache_dir()) / f"plausibility-{cache_key(seeds, s, semantic)}.pkl"
     if path.exists():

@@ -9,6 +9,7 @@ traceback.
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -20,9 +21,11 @@ def check_out_file(out: Path) -> None:
     """InputError unless ``out`` can become the command's output file: not a folder nor a device,
     fifo or socket (the output is renamed into place, which would replace it), in an existing folder
     that takes new files. Checked before any work, so a bad path never costs minutes of fitting."""
-    if out.is_dir():
+    _check_name(out)
+    st = _stat(out)
+    if st is not None and stat.S_ISDIR(st.st_mode):
         raise InputError("is a folder; give a file path", where=str(out))
-    if out.exists() and not out.is_file():
+    if st is not None and not stat.S_ISREG(st.st_mode):
         raise InputError("is not a regular file (a device, fifo or socket); give a file path", where=str(out))
     _check_parent(out)
 
@@ -30,25 +33,42 @@ def check_out_file(out: Path) -> None:
 def check_out_folder(out: Path) -> None:
     """InputError unless ``out`` can be (or already is) the command's output folder; whether an
     existing one may be used (empty, a run, an unfinished job) is the command's own check."""
-    if out.exists() and not out.is_dir():
+    _check_name(out)
+    st = _stat(out)
+    if st is not None and not stat.S_ISDIR(st.st_mode):
         raise InputError("is a file; give a folder", where=str(out))
-    if not out.exists():
+    if st is None:
         _check_parent(out)
 
 
-def _check_parent(out: Path) -> None:
-    parent = out.parent
-    if not parent.exists():
-        raise InputError(f"output folder {parent} does not exist", where=str(out))
-    if not parent.is_dir():
-        raise InputError(f"{parent} is a file, not a folder", where=str(out))
+def _stat(out: Path) -> os.stat_result | None:
+    """The path's own status, None when nothing is there; InputError when the path cannot be looked
+    at (pathlib raises for some errors and ignores others)."""
     try:
-        longest = os.pathconf(parent, "PC_NAME_MAX")
+        return out.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as e:
+        raise InputError(f"cannot use this path: {e.strerror or e}", where=str(out)) from None
+
+
+def _check_name(out: Path) -> None:
+    try:
+        longest = os.pathconf(out.parent if os.path.isdir(out.parent) else "/", "PC_NAME_MAX")
     except (OSError, ValueError):
         longest = 255
     # the atomic write's temporary file is named ".<name>.<8 characters>.tmp"
     if len(os.fsencode(out.name)) + 14 > longest:
         raise InputError(f"the name is too long for this file system (at most {longest - 14} bytes)", where=str(out))
+
+
+def _check_parent(out: Path) -> None:
+    parent = out.parent
+    st = _stat(parent)
+    if st is None:
+        raise InputError(f"output folder {parent} does not exist", where=str(out))
+    if not stat.S_ISDIR(st.st_mode):
+        raise InputError(f"{parent} is a file, not a folder", where=str(out))
     # Whether the folder takes a new file is asked of the file system itself: permissions do not say
     # it for root, a read-only mount or /proc.
     try:

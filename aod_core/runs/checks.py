@@ -27,7 +27,7 @@ RUN_FILES = ("metrics.jsonl", "accepted.jsonl") + ITERATION_FILES
 def check_run_folder(path: str | os.PathLike) -> RunStore:
     """The run at ``path`` after every check above; InputError naming the file (and line) otherwise."""
     p = Path(path)
-    if not p.is_dir():
+    if not os.path.isdir(p):  # os.path, not pathlib: it raises for a name too long
         raise InputError("run folder not found", where=str(p))
     store = RunStore.open(p, repair=False)  # "not a run folder" without a config.json
     check_run_config(store.config, str(p / "config.json"))
