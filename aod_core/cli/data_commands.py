@@ -17,7 +17,7 @@ from aod_core.data.export import export_records
 from aod_core.data.schema import load_schema
 from aod_core.data.seeds import load_records, read_candidates
 from aod_core.errors import InputError
-from aod_core.runs.store import RunStore
+from aod_core.runs.checks import check_run_folder
 
 
 def _read_rubric(path: str | None, default: str) -> str:
@@ -32,7 +32,7 @@ def _read_rubric(path: str | None, default: str) -> str:
 
 def cmd_export(args: argparse.Namespace) -> int:
     check_out_file(Path(args.out))
-    store = RunStore.open(args.run_dir, repair=False)
+    store = check_run_folder(args.run_dir)  # read-only: the run may still be going
     overrides = {} if args.ignore_overrides else store.overrides()
     records = store.accepted() if args.ignore_overrides else store.curated()
     try:
@@ -49,7 +49,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     check_out_file(out)
-    store = RunStore.open(args.run_dir, repair=False)  # read-only: the run may still be going
+    store = check_run_folder(args.run_dir)  # read-only: the run may still be going
     write_out(out, build_report(store, overrides={"accepted": store.curated()}))
     print(f"wrote the report of {store.iterations_done()} iterations to {out}", file=sys.stderr)
     return 0
@@ -148,6 +148,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     settings.check()
     if not Path(args.run).is_dir():
         raise InputError("run folder not found", where=args.run)
+    check_run_folder(args.run)
     progress = _Progress(args.quiet)
     last = {"stage": None}
 

@@ -46,7 +46,6 @@ MAX_SEED = 2**32 - 1
 PATH_FLAGS = {"schema", "seeds", "records", "holdout", "out", "run_dir", "run", "dataset", "prompt_file", "rubric_file"}
 OUT_FILE = {"sample", "report", "export", "judge", "audit"}
 OUT_FOLDER = {"run", "bench", "generate"}
-RUN_FOLDER = {"resume": "run_dir", "report": "run_dir", "export": "run_dir", "generate": "run"}
 
 
 def preflight(p: argparse.ArgumentParser, command: str, args: argparse.Namespace) -> None:
@@ -66,8 +65,8 @@ def preflight(p: argparse.ArgumentParser, command: str, args: argparse.Namespace
         check_out_file(Path(out))
     elif out and command in OUT_FOLDER:
         check_out_folder(Path(out))
-    if command in RUN_FOLDER:
-        check_run_folder(getattr(args, RUN_FOLDER[command]))
+    if command == "resume":  # report, export and generate check theirs in their own order
+        check_run_folder(args.run_dir)
 
 
 def check_flag(flag: str, dest: str, kind: Any, value: Any) -> None:

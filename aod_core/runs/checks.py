@@ -25,10 +25,9 @@ RUN_FILES = ("metrics.jsonl", "accepted.jsonl") + ITERATION_FILES
 
 
 def check_run_folder(path: str | os.PathLike) -> RunStore:
-    """The run at ``path`` after every check above; InputError naming the file (and line) otherwise."""
+    """The run at ``path`` after every check above; InputError naming the file (and line) otherwise
+    (``not a run folder`` where there is no ``config.json``)."""
     p = Path(path)
-    if not os.path.isdir(p):  # os.path, not pathlib: it raises for a name too long
-        raise InputError("run folder not found", where=str(p))
     store = RunStore.open(p, repair=False)  # "not a run folder" without a config.json
     check_run_config(store.config, str(p / "config.json"))
     for name in RUN_FILES:
@@ -52,7 +51,7 @@ def check_run_folder(path: str | os.PathLike) -> RunStore:
         for n, row in enumerate(rows[name], 1):
             if not isinstance(row, dict):
                 raise InputError(
-                    f"line {n} is {json_type(row)}, not a JSON object (edited by hand?)", where=str(p / name)
+                    f"line {n} of {name} is {json_type(row)}, not a JSON object (edited by hand?)", where=str(p / name)
                 )
     _check_metrics(rows["metrics.jsonl"], len(rows["accepted.jsonl"]), p)
     return store
@@ -64,11 +63,14 @@ def _check_metrics(metrics: list[dict], accepted: int, p: Path) -> None:
     for i, m in enumerate(metrics):
         it = m.get("iteration")
         if isinstance(it, bool) or it != i:
-            raise InputError(f"line {i + 1} should be iteration {i}, found {it!r} (edited by hand?)", where=where)
+            raise InputError(
+                f"metrics.jsonl line {i + 1} should be iteration {i}, found {it!r} (edited by hand?)", where=where
+            )
         t = m.get("accepted_total", total)
         if isinstance(t, bool) or not isinstance(t, int) or t < total:
             raise InputError(
-                f"line {i + 1}: accepted_total must be a whole number that never falls (was {total}), found {t!r} (edited by hand?)",
+                f"metrics.jsonl line {i + 1}: accepted_total must be a whole number that never falls (was {total}), "
+                f"found {t!r} (edited by hand?)",
                 where=where,
             )
         total = t
