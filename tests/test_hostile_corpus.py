@@ -53,6 +53,21 @@ def corpus(tmp_path_factory) -> Corpus:
 
 
 @pytest.fixture
+def writes_stay_in(monkeypatch):
+    """``os.replace`` (how every output is put in place) refuses a target outside the corpus's
+    temporary folders, so a case whose path check regressed fails instead of replacing /dev/full."""
+    real = os.replace
+    allowed = (tempfile.gettempdir(),)
+
+    def replace(src, dst, *a, **k):
+        if not os.path.abspath(os.fsdecode(dst)).startswith(allowed):
+            raise AssertionError(f"a refused case tried to write {dst}")
+        return real(src, dst, *a, **k)
+
+    monkeypatch.setattr(os, "replace", replace)
+
+
+@pytest.fixture
 def no_fit(monkeypatch):
     """A case that reaches a generator's fit fails: every check must come before the work."""
     from aod_core.generators import ar, base
@@ -102,7 +117,7 @@ def run_cli(argv: list[str], capsys) -> tuple[object, str, str]:
 
 
 @pytest.mark.parametrize("case_id", CASE_IDS)
-def test_refused_with_one_line_before_any_work(case_id, corpus, monkeypatch, capsys, no_fit, tmp_path):
+def test_refused_with_one_line_before_any_work(case_id, corpus, monkeypatch, capsys, no_fit, writes_stay_in, tmp_path):
     case: Case = corpus.cases[case_id]
     monkeypatch.setenv("AOD_CACHE_DIR", str(tmp_path / "models"))
     for k, v in case.env.items():
@@ -124,8 +139,13 @@ def test_refused_with_one_line_before_any_work(case_id, corpus, monkeypatch, cap
 
 @pytest.mark.parametrize("valid_id", VALID_IDS)
 def test_strict_reading_counts_what_it_refuses_as_invalid(valid_id, corpus, monkeypatch, capsys, tmp_path):
+    from aod_core.eval import embedder
+
     v = corpus.valid[valid_id]
     monkeypatch.setenv("AOD_CACHE_DIR", str(tmp_path / "models"))
+    # The figures checked do not depend on sentence embeddings, and loading the model takes seconds.
+    monkeypatch.setattr(embedder, "available", lambda: False)
+    monkeypatch.setattr(embedder, "load", lambda device=None: None)
     rc, _out, err = run_cli(v.argv, capsys)
     assert rc == 0, err
     text = Path(v.out).read_text(encoding="utf-8")
@@ -146,3 +166,28 @@ def test_the_corpus_is_big_enough_and_covers_every_command():
     per = Counter(c.split(":")[0] for c in CASE_IDS)
     assert len(CASE_IDS) >= 150
     assert set(per) == {"sample", "judge", "audit", "run", "export", "report", "resume", "generate", "bench"}
+
+
+def test_the_flag_bounds_take_every_value_they_promise():
+    """The preflight refuses what the tools cannot take, and nothing they can: a refusal at the edge
+    would fail a valid command before it starts."""
+    from aod_core.cli.parser import MAX_COUNT, MAX_SEED, check_flag
+    from aod_core.errors import InputError
+
+    for flag, dest, kind, value in (
+        ("--seed", "seed", int, 0),
+        ("--seed", "seed", int, MAX_SEED),  # above MAX_COUNT, still a seed
+        ("--n", "n", int, MAX_COUNT),
+        ("--near-numbers", "near_numbers", float, -1.0),
+        ("--prompt", "prompt", None, "café ☕"),
+        ("--out", "out", None, "caf\udce9.jsonl"),  # a path may hold any bytes the file system takes
+    ):
+        check_flag(flag, dest, kind, value)
+    for flag, dest, kind, value in (
+        ("--seed", "seed", int, MAX_SEED + 1),
+        ("--n", "n", int, MAX_COUNT + 1),
+        ("--veto", "veto", float, float("nan")),
+        ("--pin", "pin", None, ["a=1", "b=\udcff"]),
+    ):
+        with pytest.raises(InputError, match=flag):
+            check_flag(flag, dest, kind, value)

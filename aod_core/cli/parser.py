@@ -75,7 +75,7 @@ def check_flag(flag: str, dest: str, kind: Any, value: Any) -> None:
         raise InputError(f"{flag} must be a finite number, got {value}")
     if kind is int and dest == "seed" and not 0 <= value <= MAX_SEED:
         raise InputError(f"{flag} must be a whole number from 0 to {MAX_SEED}, got {value}")
-    if kind is int and value > MAX_COUNT:
+    if kind is int and dest != "seed" and value > MAX_COUNT:
         raise InputError(f"{flag} must be at most {MAX_COUNT}, got {value}")
     if dest not in PATH_FLAGS:
         for text in value if isinstance(value, list) else [value]:
