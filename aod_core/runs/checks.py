@@ -54,7 +54,32 @@ def check_run_folder(path: str | os.PathLike) -> RunStore:
                     f"line {n} of {name} is {json_type(row)}, not a JSON object (edited by hand?)", where=str(p / name)
                 )
     _check_metrics(rows["metrics.jsonl"], len(rows["accepted.jsonl"]), p)
+    _check_state(p / "state.json")
     return store
+
+
+def _check_state(path: Path) -> None:
+    """``state.json`` as the readers use it: an unreadable one counts as status unknown (the store
+    says so), but one that reads as something else than an object, or names its process by other
+    than a number, ended in a TypeError in the live-run check and the report."""
+    try:
+        state = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return
+    if not isinstance(state, dict):
+        raise InputError(
+            f"holds {json_type(state)}, not a JSON object (edited by hand?): remove it, the run writes it again",
+            where=str(path),
+        )
+    pid, status = state.get("pid"), state.get("status")
+    if (pid is not None and (isinstance(pid, bool) or not isinstance(pid, int))) or not isinstance(
+        status, (str, type(None))
+    ):
+        raise InputError(
+            f"pid must be a whole number and status text, found pid {pid!r}, status {status!r} (edited by hand?): "
+            "remove it, the run writes it again",
+            where=str(path),
+        )
 
 
 def _check_metrics(metrics: list[dict], accepted: int, p: Path) -> None:

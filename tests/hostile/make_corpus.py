@@ -246,6 +246,14 @@ RUN_DAMAGE: dict[str, tuple[Any, str]] = {
         lambda p: (p / "feedback.jsonl").write_text("[]\n[]\n"),
         r"feedback\.jsonl: line 1 of feedback\.jsonl is an array, not a JSON object",
     ),
+    "state_list": (
+        lambda p: (p / "state.json").write_text("[1]"),
+        r"state\.json: holds an array, not a JSON object \(edited by hand\?\)",
+    ),
+    "state_pid_text": (
+        lambda p: (p / "state.json").write_text('{"status": "running", "pid": [1]}'),
+        r"state\.json: pid must be a whole number and status text, found pid \[1\]",
+    ),
     "config_missing": (lambda p: (p / "config.json").unlink(), r"not a run folder \(no config\.json\)"),
 }
 
