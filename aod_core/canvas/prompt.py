@@ -18,6 +18,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
+from aod_core.data.limits import strict_loads
 from aod_core.errors import InputError
 
 Remasking = Literal["low_confidence", "random"]
@@ -164,8 +165,8 @@ def parse_path_value(item: str | tuple[Any, Any], what: str = "an edit") -> tupl
         path, value = item
     path = str(path).strip()
     if isinstance(value, str):
-        try:
-            value = json.loads(value)
+        try:  # strict: NaN, Infinity and 1e400 stay text, which the field's check then refuses by name
+            value = strict_loads(value)
         except ValueError:
             pass
     return (path if path.startswith("$") else f"$.{path}"), value

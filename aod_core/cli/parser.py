@@ -77,6 +77,13 @@ def check_flag(flag: str, dest: str, kind: Any, value: Any) -> None:
         raise InputError(f"{flag} must be a whole number from 0 to {MAX_SEED}, got {value}")
     if kind is int and dest != "seed" and value > MAX_COUNT:
         raise InputError(f"{flag} must be at most {MAX_COUNT}, got {value}")
+    if dest == "device":
+        from aod_core.generators.embedded import pick_device
+
+        try:
+            pick_device(value)
+        except InputError as e:
+            raise InputError(f"{flag}: {e}") from None
     if dest not in PATH_FLAGS:
         for text in value if isinstance(value, list) else [value]:
             if isinstance(text, str) and any("\ud800" <= ch <= "\udfff" for ch in text):

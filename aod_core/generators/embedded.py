@@ -186,9 +186,26 @@ def default_cache_dir() -> Path:
 
 
 def pick_device(device: str | None = None) -> torch.device:
-    if device and device != "auto":
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """The torch device ``device`` names (None or auto: CUDA when there is one); InputError for a
+    name torch does not know or a CUDA device this machine lacks, before any model is built."""
+    if not device or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        d = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise InputError(f"unknown device {device!r} (use cpu, cuda, cuda:N, mps or auto)") from None
+    if d.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            raise InputError(f"device {device} asked for, but no CUDA device is available")
+        if d.index is not None and d.index >= n:
+            raise InputError(f"device {device} asked for, but this machine has {n} CUDA device(s)")
+    elif d.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise InputError(f"device {device} asked for, but no Apple GPU (MPS) is available")
+    elif d.type != "cpu":
+        raise InputError(f"device {device!r} is not supported (use cpu, cuda, cuda:N, mps or auto)")
+    return d
 
 
 class _ScaffoldCanvas:

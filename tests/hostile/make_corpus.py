@@ -508,6 +508,12 @@ def write_corpus(root: str | os.PathLike) -> tuple[list[Case], list[Valid]]:
         ("--generator", "gpt-9", r"unknown generator spec 'gpt-9'"),
         ("--generator", "ar:", r"generator 'ar:' needs a chat model spec after the colon"),
         ("--ignore-dependency", "name n", r"expected 'A -> B' or '\(A, B\)'"),
+        ("--pin", "n=NaN", r'pin \$\.n: "NaN" is not a number'),
+        ("--pin", "x=1e400", r'pin \$\.x: "1e400" is not a number'),
+        ("--pin", "x=-Infinity", r'pin \$\.x: "-Infinity" is not a number'),
+        ("--forbid", "n=NaN", r'forbid \$\.n: "NaN" is not a number'),
+        ("--pin", "nope=1", r"no field '\$\.nope' in the scaffold"),
+        ("--device", "tpu", r"--device: unknown device 'tpu' \(use cpu, cuda, cuda:N, mps or auto\)"),
     ):
         case("sample", _flag_name(flag, value), [*sample, *_flag_args(flag, value)], expect)
     case(
@@ -635,6 +641,8 @@ def write_corpus(root: str | os.PathLike) -> tuple[list[Case], list[Valid]]:
         ("--gen-opt", "train_steps=-5", r"embedded setting train_steps must be a whole number >= 1, got -5"),
         ("--judge", "gpt-9", r"unknown chat model spec 'gpt-9'"),
         ("--prompt", "\udcff", r"--prompt is not UTF-8 text"),
+        # the same machine-independent refusal with a GPU or without one
+        ("--device", "cuda:99", r"--device: device cuda:99 asked for, but (no CUDA device|this machine has \d+ CUDA)"),
     ):
         case("run", _flag_name(flag, value), [*run_args, *_flag_args(flag, value)], expect)
     case(
@@ -790,6 +798,7 @@ def write_corpus(root: str | os.PathLike) -> tuple[list[Case], list[Valid]]:
         ("--near-numbers", "0.9", r"--near-numbers must be at most 0\.5"),
         ("--task", "\udcff", r"--task is not UTF-8 text"),
         ("--judge-mode", "vibes", r"argument --judge-mode: invalid choice: 'vibes'"),
+        ("--device", "gpu", r"--device: unknown device 'gpu'"),
     ):
         case("judge", _flag_name(flag, value), [*judge, *_flag_args(flag, value)], expect)
     case(
