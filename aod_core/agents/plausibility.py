@@ -243,9 +243,7 @@ class PlausibilityModel:
         s.check()
         t0 = time.perf_counter()
         seeds = list(seeds)
-        n = len(seeds)
-        if n < MIN_SEEDS:
-            raise InputError(f"the judge needs at least {MIN_SEEDS} seed records to calibrate on, got {n}")
+        _check_enough(seeds)
         from threadpoolctl import threadpool_limits
 
         emb = embedder_mod.load() if s.semantic else None
@@ -494,6 +492,11 @@ def _read_sealed(path: Path, key: bytes) -> tuple[PlausibilityModel | None, str 
     return (model, None) if isinstance(model, PlausibilityModel) else (None, "holds something else")
 
 
+def _check_enough(seeds: Sequence[Any]) -> None:
+    if len(seeds) < MIN_SEEDS:
+        raise InputError(f"the judge needs at least {MIN_SEEDS} seed records to calibrate on, got {len(seeds)}")
+
+
 def fit_cached(
     seeds: Sequence[Any],
     settings: PlausibilitySettings | None = None,
@@ -504,6 +507,7 @@ def fit_cached(
     """``PlausibilityModel.fit`` through the on-disk cache (a damaged entry is refitted)."""
     s = settings or PlausibilitySettings()
     s.check()
+    _check_enough(seeds)  # before the embedder is looked for: importing it takes seconds
     semantic = embedder_mod.MODEL_NAME if (s.semantic and embedder_mod.available()) else None
     path = Path(cache_dir or default_cache_dir()) / f"plausibility-{cache_key(seeds, s, semantic)}.pkl"
     key = signing_key()

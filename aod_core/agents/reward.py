@@ -10,6 +10,7 @@ defaults favour task success, then the judge's opinion, then novelty and diversi
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
@@ -39,6 +40,9 @@ class RewardWeights:
 
     def check(self) -> None:
         values = asdict(self).values()
+        # NaN passes both comparisons below, and a weight that is not a number cannot be compared
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values):
+            raise InputError(f"reward weights must be finite numbers, got {asdict(self)}")
         if any(v < 0 for v in values) or sum(values) <= 0:
             raise InputError(f"reward weights must be >= 0 with a positive sum, got {asdict(self)}")
 

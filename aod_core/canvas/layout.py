@@ -25,6 +25,7 @@ from aod_core.canvas.nodes import ArrayNode, ChoiceNode, ConstNode, Node, Object
 from aod_core.canvas.slots import Slot, canonical
 from aod_core.canvas.values import CanvasOptions, LeafBuilder
 from aod_core.data.allof import merge
+from aod_core.data.limits import max_choices
 from aod_core.data.patterns import UnsafePattern, search
 from aod_core.data.schema import resolved_validator
 from aod_core.errors import BudgetExceeded, InputError
@@ -135,10 +136,24 @@ class LayoutBuilder(LeafBuilder):
         return slot
 
     def choice(self, path: str, key: str, role: str, choices: list[Any], gate) -> Slot:
+        # Every choice value is a token of the generator's vocabulary, which each fitting step scores
+        # in full: an enum of 100,000 values left the fit at step 1 after 300 s. A huge enum is
+        # refused before its values are walked; many smaller ones once their sum is past the limit.
+        limit = max_choices()
+        if len(choices) > limit:
+            raise BudgetExceeded(
+                f"{path}: an enum of {len(choices):,} values is more than the scaffold's {limit:,} choice "
+                "values (set AOD_MAX_CHOICES to change it)"
+            )
         for c in choices:
             if (key, canonical(c)) not in self._choice_seen:
                 self._choice_seen.add((key, canonical(c)))
                 self.choice_keys.append((key, c))
+        if len(self._choice_seen) > limit:
+            raise BudgetExceeded(
+                f"{path}: the scaffold's choice values (enum members and the seeds' categories) pass "
+                f"{limit:,} here (set AOD_MAX_CHOICES to change it)"
+            )
         return self.add(
             Slot(path=path, key=key, kind="choice", role=role, choices=list(choices), gate=gate[0], gate_tokens=gate[1])
         )

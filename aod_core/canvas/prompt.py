@@ -14,9 +14,11 @@ having nothing compiled.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
+from aod_core.data.limits import strict_loads
 from aod_core.errors import InputError
 
 Remasking = Literal["low_confidence", "random"]
@@ -40,6 +42,18 @@ class Sampling:
     cfg_scale: float = 0.0  # classifier-free guidance on the prompt positions (doubles the batch)
 
     def check(self) -> None:
+        """InputError for settings no sampler can use. Numbers must be finite: a NaN temperature
+        compares false with every bound and would reach the sampler, which then never commits a token."""
+        for name in ("steps", "num_blocks"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
+                raise InputError(f"sampling {name} must be a whole number, got {v!r}")
+        for name in ("temperature", "threshold", "cfg_scale"):
+            v = getattr(self, name)
+            if v is None and name == "threshold":
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise InputError(f"{name} must be a finite number, got {v!r}")
         if self.steps is not None and self.steps < 1:
             raise InputError(f"sampling steps must be >= 1, got {self.steps}")
         if self.temperature < 0:
@@ -90,6 +104,7 @@ class Prompt:
             raise InputError(f"'sampling' must be an object with keys from {sorted(skeys)}", where=where)
         if not isinstance(data.get("compiled") or {}, dict):
             raise InputError("'compiled' must be an object", where=where)
+        _check_edits(data, where)
         prompt = cls(
             text=str(data.get("text", "")),
             pins=dict(data.get("pins") or {}),
@@ -100,11 +115,40 @@ class Prompt:
             compiled=dict(data.get("compiled") or {}),
         )
 
-        prompt.sampling.check()
+        try:
+            prompt.sampling.check()
+        except InputError as e:
+            raise InputError(f"sampling: {e}", where=where) from None
         for path, rng in prompt.ranges.items():
-            if len(rng) != 2 or not all(isinstance(v, (int, float)) for v in rng) or rng[0] > rng[1]:
+            if len(rng) != 2 or not all(_is_number(v) for v in rng) or rng[0] > rng[1]:
                 raise InputError(f"range for {path} must be [lo, hi] numbers with lo <= hi, got {rng}", where=where)
         return prompt
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _check_edits(data: dict[str, Any], where: str) -> None:
+    """The shapes ``from_dict`` reads, checked first so a hand-written prompt file that gets one
+    wrong is one line naming the key, not a TypeError deep in the sampler."""
+    if not isinstance(data.get("text", ""), str):
+        raise InputError("'text' must be a string", where=where)
+    for key, what in (("pins", "an object of path: value"), ("forbid", "an object of path: [values]")):
+        if not isinstance(data.get(key) or {}, dict):
+            raise InputError(f"'{key}' must be {what}", where=where)
+    for path, values in (data.get("forbid") or {}).items():
+        if not isinstance(values, list):
+            raise InputError(f"forbid: {path} must be an array of values, got {values!r}", where=where)
+    ranges = data.get("ranges") or {}
+    if not isinstance(ranges, dict) or not all(isinstance(r, list) for r in ranges.values()):
+        raise InputError("'ranges' must be an object of path: [lo, hi]", where=where)
+    bias = data.get("bias") or {}
+    if not isinstance(bias, dict):
+        raise InputError("'bias' must be an object of path: {value: weight}", where=where)
+    for path, weights in bias.items():
+        if not isinstance(weights, dict) or not all(_is_number(w) for w in weights.values()):
+            raise InputError(f"bias: {path} must be an object of value: finite number, got {weights!r}", where=where)
 
 
 def parse_path_value(item: str | tuple[Any, Any], what: str = "an edit") -> tuple[str, Any]:
@@ -121,8 +165,8 @@ def parse_path_value(item: str | tuple[Any, Any], what: str = "an edit") -> tupl
         path, value = item
     path = str(path).strip()
     if isinstance(value, str):
-        try:
-            value = json.loads(value)
+        try:  # strict: NaN, Infinity and 1e400 stay text, which the field's check then refuses by name
+            value = strict_loads(value)
         except ValueError:
             pass
     return (path if path.startswith("$") else f"$.{path}"), value

@@ -114,13 +114,12 @@ def _compile_prompt(args: argparse.Namespace, prompt: Prompt, gen, schema, seeds
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
+    from aod_core.cli.outputs import check_out_file
+
     if args.n < 1:
         raise InputError(f"--n must be >= 1, got {args.n}")
     out = Path(args.out)
-    if out.is_dir():
-        raise InputError("is a folder; give a file path for the records", where=str(out))
-    if not out.parent.exists():
-        raise InputError(f"output folder {out.parent} does not exist", where=str(out))
+    check_out_file(out)  # before the fit: a bad path must not cost minutes of work
     schema = load_schema(args.schema)
     seeds = load_records(args.seeds, schema, on_invalid="drop" if args.drop_invalid else "stop")
     for note in schema.notes:
@@ -159,7 +158,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
     cands = gen.sample(prompt, args.n, seed=args.seed, on_step=progress.step)
     seconds = time.perf_counter() - t0
     lines = [json.dumps(c.record, ensure_ascii=False) for c in cands if c.parsed]
-    atomic_write_text(out, "".join(line + "\n" for line in lines))
+    try:
+        atomic_write_text(out, "".join(line + "\n" for line in lines))
+    except OSError as e:  # checked before the fit, yet the disk may fill up or the folder go
+        raise InputError(f"cannot write the file: {e.strerror or e}", where=str(out)) from None
     stats = batch_summary(cands, schema, seeds.records)
     failed = len(cands) - len(lines)
     if not args.quiet:

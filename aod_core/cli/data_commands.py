@@ -9,16 +9,15 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
+from aod_core.cli.outputs import check_out_file, write_out
 from aod_core.cli.parser import dependency_settings, judge_settings, settings_from_args
 from aod_core.cli.progress import _Progress
 from aod_core.data.export import export_records
 from aod_core.data.schema import load_schema
-from aod_core.data.seeds import load_records
+from aod_core.data.seeds import load_records, read_candidates
 from aod_core.errors import InputError
-from aod_core.files import atomic_write_text
-from aod_core.runs.store import RunStore
+from aod_core.runs.checks import check_run_folder
 
 
 def _read_rubric(path: str | None, default: str) -> str:
@@ -32,53 +31,28 @@ def _read_rubric(path: str | None, default: str) -> str:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    store = RunStore.open(args.run_dir, repair=False)
+    check_out_file(Path(args.out))
+    store = check_run_folder(args.run_dir)  # read-only: the run may still be going
     overrides = {} if args.ignore_overrides else store.overrides()
     records = store.accepted() if args.ignore_overrides else store.curated()
-    n = export_records(records, args.format, args.out)
+    try:
+        n = export_records(records, args.format, args.out)
+    except OSError as e:  # checked above, yet the disk may be full or the folder gone
+        raise InputError(f"cannot write the file: {e.strerror or e}", where=args.out) from None
     note = f" (with {len(overrides)} human override(s))" if overrides else ""
     print(f"exported {n} accepted records{note} to {args.out}", file=sys.stderr)
     return 0
-
-
-def _check_out_file(out: Path) -> None:
-    if out.is_dir():
-        raise InputError("is a folder; give a file path", where=str(out))
-    if not out.parent.exists():
-        raise InputError(f"output folder {out.parent} does not exist", where=str(out))
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from aod_core.runs.report import build_report  # plotly loads only for this command
 
     out = Path(args.out)
-    _check_out_file(out)
-    store = RunStore.open(args.run_dir, repair=False)  # read-only: the run may still be going
-    atomic_write_text(out, build_report(store, overrides={"accepted": store.curated()}))
+    check_out_file(out)
+    store = check_run_folder(args.run_dir)  # read-only: the run may still be going
+    write_out(out, build_report(store, overrides={"accepted": store.curated()}))
     print(f"wrote the report of {store.iterations_done()} iterations to {out}", file=sys.stderr)
     return 0
-
-
-def _judged_records(path: Path, schema) -> list:
-    """The records to judge as candidates, in file order: a JSONL line that does not parse is a
-    candidate that fails the exact checks (judged, not refused); .json and .csv files are read whole."""
-    from aod_core.data.seeds import read_records
-    from aod_core.records import Candidate
-
-    if not path.is_file():
-        raise InputError("records file not found", where=str(path))
-    if path.suffix.lower() in (".jsonl", ".ndjson"):
-        try:
-            text = path.read_text(encoding="utf-8-sig")
-        except UnicodeDecodeError as e:
-            raise InputError(f"file is not UTF-8 text ({e.reason} at byte {e.start})", where=str(path)) from None
-        cands = [Candidate.from_text(line) for line in text.split("\n") if line.strip()]
-    else:
-        records, _lines = read_records(path, schema)
-        cands = [Candidate(text=json.dumps(r, ensure_ascii=False), record=r) for r in records]
-    if not cands:
-        raise InputError("no records", where=str(path))
-    return cands
 
 
 def cmd_judge(args: argparse.Namespace) -> int:
@@ -86,10 +60,10 @@ def cmd_judge(args: argparse.Namespace) -> int:
     from aod_core.chat import load_chat_model
 
     out = Path(args.out)
-    _check_out_file(out)
+    check_out_file(out)
     schema = load_schema(args.schema)
     seeds = load_records(args.seeds, schema, on_invalid="drop" if args.drop_invalid else "stop")
-    cands = _judged_records(Path(args.records), schema)
+    cands = read_candidates(args.records, schema)
     settings = judge_settings(args)
     settings.check()
     rubric = _read_rubric(args.rubric_file, DEFAULT_RUBRIC)
@@ -128,7 +102,7 @@ def cmd_judge(args: argparse.Namespace) -> int:
                 allow_nan=False,
             )
         )
-    atomic_write_text(out, "".join(line + "\n" for line in lines))
+    write_out(out, "".join(line + "\n" for line in lines))
     accepted = sum(v.accept for v in j.verdicts)
     calib = judge.plausibility.describe() if judge.plausibility is not None else None
     note = (
@@ -149,26 +123,18 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from aod_core.eval.audit import audit
 
     if args.out:
-        _check_out_file(Path(args.out))
+        check_out_file(Path(args.out))
     schema = load_schema(args.schema)
     seeds = load_records(args.seeds, schema, on_invalid="drop").records
     holdout = load_records(args.holdout, schema, on_invalid="drop").records if args.holdout else None
-    path = Path(args.records)
-    if not path.is_file():
-        raise InputError("records file not found", where=str(path))
-    records: list[Any] = []
-    # Generated records are audited as they are: a line that does not parse counts against them.
-    from aod_core.records import Candidate
-
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            records.append(Candidate.from_text(line))
+    # Generated records are audited as they are: a line the strict reader refuses counts against them.
+    records = read_candidates(args.records, schema)
     result = audit(
         records, seeds, schema=schema, holdout=holdout, seed=args.seed, dependencies=dependency_settings(args)
     )
     text = json.dumps(result, indent=2, ensure_ascii=False, allow_nan=False)
     if args.out:
-        atomic_write_text(args.out, text + "\n")
+        write_out(args.out, text + "\n")
         print(f"audited {len(records)} records; wrote {args.out}", file=sys.stderr)
     else:
         print(text)
@@ -182,6 +148,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     settings.check()
     if not Path(args.run).is_dir():
         raise InputError("run folder not found", where=args.run)
+    check_run_folder(args.run)
     progress = _Progress(args.quiet)
     last = {"stage": None}
 

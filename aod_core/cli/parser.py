@@ -9,8 +9,10 @@ handler in ``aod_core.cli``.
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import fields
-from typing import Callable, NoReturn
+from pathlib import Path
+from typing import Any, Callable, NoReturn
 
 from aod_core.agents.compiler import COMPILE_MODES
 from aod_core.agents.judge import MODES, JudgeSettings
@@ -19,6 +21,7 @@ from aod_core.chat import SPEC_FORMS as CHAT_FORMS
 from aod_core.data.dependencies import MODES as DEPENDENCY_MODES
 from aod_core.data.dependencies import DependencySettings
 from aod_core.data.export import FORMATS
+from aod_core.errors import InputError
 from aod_core.generators import EmbeddedConfig, spec_forms
 from aod_core.runs.bench import METHODS, BenchConfig
 from aod_core.runs.bulk import SHARD_SIZE, BulkSettings
@@ -30,7 +33,72 @@ BULK = BulkSettings(n=1)
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # one line, exit 2, as every bad input
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(2, f"aod: error: {message}\n")
+
+
+# Whole-number flags: counts and sizes up to what torch and numpy index with; seeds are what numpy's
+# and torch's generators all take (``--seed 99999999999999999999999`` ended in an OverflowError
+# after the fit).
+MAX_COUNT = 2**31 - 1
+MAX_SEED = 2**32 - 1
+# Flags naming a file or folder: any bytes the file system takes; every other text flag must be
+# UTF-8 (an undecodable byte in argv arrives as a lone surrogate and fails when it is written).
+PATH_FLAGS = {"schema", "seeds", "records", "holdout", "out", "run_dir", "run", "dataset", "prompt_file", "rubric_file"}
+OUT_FILE = {"sample", "report", "export", "judge", "audit"}
+OUT_FOLDER = {"run", "bench", "generate"}
+
+
+def preflight(p: argparse.ArgumentParser, command: str, args: argparse.Namespace) -> None:
+    """The checks every command gets before it reads its inputs: flag values, the output path and
+    the run folder it works on. InputError, one line, for the first that fails; nothing is written."""
+    from aod_core.cli.outputs import check_out_file, check_out_folder
+    from aod_core.runs.checks import check_run_folder
+
+    for action in p._actions:
+        value = getattr(args, action.dest, None)
+        if value is not None:
+            check_flag(
+                action.option_strings[0] if action.option_strings else action.dest, action.dest, action.type, value
+            )
+    out = getattr(args, "out", None)
+    if out and command in OUT_FILE:
+        check_out_file(Path(out))
+    elif out and command in OUT_FOLDER:
+        check_out_folder(Path(out))
+    if command == "resume":  # report, export and generate check theirs in their own order
+        check_run_folder(args.run_dir)
+
+
+def check_flag(flag: str, dest: str, kind: Any, value: Any) -> None:
+    """One flag's value: finite when a number, in range when whole, UTF-8 when text."""
+    if kind is float and not math.isfinite(value):
+        raise InputError(f"{flag} must be a finite number, got {value}")
+    if kind is int and dest == "seed" and not 0 <= value <= MAX_SEED:
+        raise InputError(f"{flag} must be a whole number from 0 to {MAX_SEED}, got {value}")
+    if kind is int and dest != "seed" and value > MAX_COUNT:
+        raise InputError(f"{flag} must be at most {MAX_COUNT}, got {value}")
+    if dest == "device":
+        from aod_core.generators.embedded import pick_device
+
+        try:
+            pick_device(value)
+        except InputError as e:
+            raise InputError(f"{flag}: {e}") from None
+    if dest not in PATH_FLAGS:
+        for text in value if isinstance(value, list) else [value]:
+            if isinstance(text, str) and any("\ud800" <= ch <= "\udfff" for ch in text):
+                raise InputError(f"{flag} is not UTF-8 text: {text!r}")
+
+
+def _checked(p: argparse.ArgumentParser, command: str, handler: Callable[[argparse.Namespace], int]):
+    """``handler`` behind the command's preflight checks."""
+
+    def run(args: argparse.Namespace) -> int:
+        preflight(p, command, args)
+        return handler(args)
+
+    run.__wrapped__ = handler  # type: ignore[attr-defined]
+    return run
 
 
 def settings_from_args(cls, args: argparse.Namespace, **overrides):
@@ -183,7 +251,7 @@ def _add_gen_opt(p: argparse.ArgumentParser) -> None:
 def _command(sub, commands: dict, name: str, help: str) -> argparse.ArgumentParser:
     """A sub-command wired to its handler in ``commands``."""
     p = sub.add_parser(name, help=help)
-    p.set_defaults(func=commands[name])
+    p.set_defaults(func=_checked(p, name, commands[name]))
     return p
 
 
@@ -295,7 +363,7 @@ def make_parser(commands: dict[str, Callable[[argparse.Namespace], int]]) -> arg
     p.add_argument(
         "--records",
         required=True,
-        help="records to judge: .jsonl (a line that does not parse is judged and rejected), .json or .csv",
+        help="records to judge: .jsonl (a line that is not strict JSON is judged and rejected), .json or .csv",
     )
     p.add_argument(
         "--judge", default=RUN.judge, help=f"chat model spec: {CHAT_FORMS} (embedded: the plausibility judge alone)"
@@ -361,7 +429,9 @@ def make_parser(commands: dict[str, Callable[[argparse.Namespace], int]]) -> arg
     p.add_argument("--schema", required=True)
     p.add_argument("--seeds", required=True)
     p.add_argument(
-        "--records", required=True, help="generated records, JSONL (lines that do not parse count as invalid)"
+        "--records",
+        required=True,
+        help="generated records: .jsonl (a line that is not strict JSON counts as invalid), .json or .csv",
     )
     p.add_argument("--holdout", help="real records held out from the seeds (baselines for DCR and fidelity)")
     p.add_argument("--seed", type=int, default=0, help="seed of any subsampling")

@@ -7,16 +7,23 @@ different reading. The limits come from the environment, so a user can raise the
 * ``AOD_MAX_INPUT_MB`` (default 50): the largest input file, also Streamlit's
   ``server.maxUploadSize`` in ``.streamlit/config.toml``;
 * ``AOD_MAX_CELL_MB`` (default 1): the largest CSV cell or JSONL line;
-* ``AOD_MAX_DEPTH`` (default 100): the deepest nesting of objects and arrays.
+* ``AOD_MAX_DEPTH`` (default 100): the deepest nesting of objects and arrays;
+* ``AOD_MAX_CHOICES`` (default 10,000): the most choice values (enum members, the seeds' values of a
+  categorical field) one scaffold may hold: each is a token of the generator's vocabulary, and a
+  100,000-value enum makes every fitting step crawl.
 
 JSON is read strictly: a key twice in one object (which ``json.loads`` would silently resolve to
-the last value) and ``NaN`` / ``Infinity`` (not JSON) are refused.
+the last value), ``NaN`` / ``Infinity`` (not JSON), a number beyond a 64-bit float (``1e400``, which
+``json.loads`` reads as infinity) and a lone surrogate escape (``"\\ud800"``, which no UTF-8 file can
+hold) are refused.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import sys
 from typing import Any
 
 from aod_core.errors import InputError
@@ -24,6 +31,7 @@ from aod_core.errors import InputError
 DEFAULT_MAX_INPUT_MB = 50
 DEFAULT_MAX_CELL_MB = 1
 DEFAULT_MAX_DEPTH = 100
+DEFAULT_MAX_CHOICES = 10_000
 
 
 def _env_number(name: str, default: float) -> float:
@@ -57,6 +65,10 @@ def max_cell_bytes() -> int:
 
 def max_depth() -> int:
     return int(_env_number("AOD_MAX_DEPTH", DEFAULT_MAX_DEPTH))
+
+
+def max_choices() -> int:
+    return int(_env_number("AOD_MAX_CHOICES", DEFAULT_MAX_CHOICES))
 
 
 def _mb(n: int) -> str:
@@ -94,6 +106,8 @@ def not_utf8(path: str | os.PathLike, what: str = "file") -> str:
     try:
         with open(path, "rb") as f:
             data = f.read()
+        if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # the BOM Windows' "Unicode" writes
+            return f"{what} is UTF-16 text; save it as UTF-8"
         data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         start = e.start + (3 if data.startswith(b"\xef\xbb\xbf") else 0)
@@ -106,6 +120,15 @@ def not_utf8(path: str | os.PathLike, what: str = "file") -> str:
 
 class StrictJSONError(ValueError):
     """A JSON text that parses but is refused (duplicate key, NaN, too deep)."""
+
+
+class UnreadableValue(StrictJSONError):
+    """A value no consumer can use, at ``path`` (``$.x``): a number beyond a 64-bit float, a lone
+    surrogate. ``str()`` is ``"<path>: <what>"``."""
+
+    def __init__(self, path: str, what: str) -> None:
+        self.path, self.what = path, what
+        super().__init__(f"{path}: {what}")
 
 
 def _pairs(pairs: list[tuple[str, Any]]) -> dict:
@@ -145,14 +168,75 @@ def _depth_before_parsing(text: str, limit: int) -> None:
             depth -= 1
 
 
-def strict_loads(text: str) -> Any:
-    """``json.loads`` that refuses duplicate keys, NaN/Infinity and nesting past ``max_depth()``.
+class _Overflow:
+    """A number in the text that no 64-bit float holds, kept as written until its path is known."""
 
-    Raises ``json.JSONDecodeError`` for text that is not JSON and ``StrictJSONError`` for the rest.
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+_FLOAT_MAX = sys.float_info.max
+# A JSON escape of a UTF-16 surrogate: paired ones are joined by the parser, a lone one survives
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+# Text that may hold a number beyond a float: an exponent of 100 or more, or 309 digits in a row
+_BIG_NUMBER = re.compile(r"[eE]\+?0*[1-9]\d{2}|\d{309}")
+
+
+def _unreadable(value: Any, path: tuple = ()) -> UnreadableValue | None:
+    """The first overflowed number or lone surrogate in a parsed value (depth already bounded)."""
+    from aod_core.records import render_path  # records imports nothing of aod_core
+
+    if isinstance(value, _Overflow):
+        shown = value.text if len(value.text) <= 24 else f"{value.text[:12]}… ({len(value.text)} characters)"
+        return UnreadableValue(
+            render_path(path, quote=True), f"{shown} is not a finite number (beyond ±{_FLOAT_MAX:.3g})"
+        )
+    if isinstance(value, str):
+        bad = next((ch for ch in value if "\ud800" <= ch <= "\udfff"), None)
+        if bad is not None:
+            return UnreadableValue(
+                render_path(path, quote=True),
+                f"text holds a lone surrogate \\u{ord(bad):04x}, which is not Unicode text",
+            )
+        return None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for k, v in items:
+        if isinstance(k, str):
+            found = _unreadable(k, path)
+            if found is not None:
+                return UnreadableValue(found.path, f"a key's {found.what}")
+        found = _unreadable(v, (*path, k))
+        if found is not None:
+            return found
+    return None
+
+
+def strict_loads(text: str) -> Any:
+    """``json.loads`` that refuses duplicate keys, NaN/Infinity, numbers beyond a 64-bit float,
+    lone surrogates and nesting past ``max_depth()``.
+
+    Raises ``json.JSONDecodeError`` for text that is not JSON, ``UnreadableValue`` (naming the
+    value's path) for an overflowed number or a lone surrogate, and ``StrictJSONError`` for the rest.
     """
     _depth_before_parsing(text, max_depth())
+    overflowed: list[_Overflow] = []
+    hooks: dict[str, Any] = {}
+    if _BIG_NUMBER.search(text):  # only then: a Python call per number is slow on big files
+
+        def number(s: str, kind: type) -> Any:
+            digits = len(s.lstrip("-"))
+            if kind is int and digits <= 309 and abs(int(s)) <= _FLOAT_MAX:  # int() of 5,000 digits raises
+                return int(s)
+            if kind is float and abs(float(s)) <= _FLOAT_MAX:
+                return float(s)
+            overflowed.append(_Overflow(s))
+            return overflowed[-1]
+
+        hooks = {"parse_float": lambda s: number(s, float), "parse_int": lambda s: number(s, int)}
     try:
-        return json.loads(text, object_pairs_hook=_pairs, parse_constant=_no_constant)
+        value = json.loads(text, object_pairs_hook=_pairs, parse_constant=_no_constant, **hooks)
     except RecursionError:  # belt and braces: the bracket count above should have stopped it
         raise StrictJSONError("nested too deeply to read") from None
     except StrictJSONError as e:
@@ -165,6 +249,11 @@ def strict_loads(text: str) -> Any:
         raise StrictJSONError(
             f"duplicate key {json.dumps(key, ensure_ascii=False)} at {where} (a key may appear once per object)"
         ) from None
+    if overflowed or _SURROGATE_ESCAPE.search(text):
+        found = _unreadable(value)
+        if found is not None:
+            raise found
+    return value
 
 
 def _duplicate_key_at(text: str) -> tuple[str, int] | None:

@@ -25,7 +25,7 @@ from aod_core.canvas.formats import FORMATS
 from aod_core.data import dialects
 from aod_core.data.allof import merge_allof
 from aod_core.data.dialects import ANNOTATION_KEYWORDS
-from aod_core.data.limits import check_file_size, not_utf8, strict_loads
+from aod_core.data.limits import UnreadableValue, check_file_size, not_utf8, strict_loads
 from aod_core.data.patterns import UnsafePattern, compiled, linear
 from aod_core.errors import InputError
 
@@ -166,12 +166,14 @@ def load_schema(path: str | os.PathLike) -> LoadedSchema:
 
 
 def loads_json(text: str, where: str) -> Any:
-    """json.loads that reports line and column, and rejects NaN/Infinity (not JSON), duplicate keys
-    and nesting past the depth limit (``limits.strict_loads``)."""
+    """json.loads that reports line and column, and rejects NaN/Infinity (not JSON), duplicate keys,
+    nesting past the depth limit, numbers beyond a float and lone surrogates (``limits.strict_loads``)."""
     if not text.strip():
         raise InputError("the file is empty", where=where)
     try:
         return strict_loads(text)
+    except UnreadableValue as e:  # valid JSON, but a value nothing downstream can hold
+        raise InputError(str(e), where=where) from None
     except json.JSONDecodeError as e:
         raise InputError(f"invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}", where=where) from e
     except ValueError as e:

@@ -15,9 +15,18 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from aod_core.data.limits import check_cell, check_file_size, max_cell_bytes, max_cell_mb, not_utf8, strict_loads
+from aod_core.data.limits import (
+    UnreadableValue,
+    check_cell,
+    check_file_size,
+    max_cell_bytes,
+    max_cell_mb,
+    not_utf8,
+    strict_loads,
+)
 from aod_core.data.schema import LoadedSchema, json_type, load_schema, loads_json
 from aod_core.errors import InputError
+from aod_core.records import Candidate
 
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\Z")
 _BOOLEANS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
@@ -86,14 +95,61 @@ def _read_jsonl(text: str, source: str) -> tuple[list[dict], list[int]]:
         check_cell(len(line), f"line {n}", source)
         try:
             rec = strict_loads(line)
+        except UnreadableValue as e:  # valid JSON, but a value nothing downstream can hold
+            raise InputError(str(e), where=f"{source}:{n}") from None
         except ValueError as e:
-            detail = f"{e.msg} at column {e.colno}" if isinstance(e, json.JSONDecodeError) else str(e)
-            raise InputError(f"line {n} is not valid JSON: {detail}", where=source) from e
+            raise InputError(f"line {n} is not valid JSON: {_json_problem(e)}", where=source) from e
         if not isinstance(rec, dict):
             raise InputError(f"line {n} is {json_type(rec)}, not a JSON object", where=source)
         records.append(rec)
         lines.append(n)
     return records, lines
+
+
+def _json_problem(e: ValueError) -> str:
+    return f"{e.msg} at column {e.colno}" if isinstance(e, json.JSONDecodeError) else str(e)
+
+
+def read_candidates(path: str | os.PathLike, schema: LoadedSchema) -> list[Candidate]:
+    """Records to judge or audit, in file order, read with the seeds' strict JSON reader.
+
+    In a JSONL file each line is one record as produced, so a line the strict reader refuses (not
+    JSON, NaN, a key twice, nested too deep, a number beyond a float, a lone surrogate) is a record
+    that failed to parse, counted and judged as such rather than refused; a .json or .csv file is
+    read whole (``read_records``). What stops the reading is refused: a missing, unreadable, non-UTF-8
+    or oversized file, a line over the cell limit, no records.
+    """
+    source = os.fspath(path)
+    ext = os.path.splitext(source)[1].lower()
+    if not os.path.isfile(source):
+        raise InputError("records file not found", where=source)
+    if ext in (".json", ".csv"):
+        records, _lines = read_records(source, schema)
+        return [Candidate(text=json.dumps(r, ensure_ascii=False), record=r) for r in records]
+    if ext not in (".jsonl", ".ndjson"):
+        raise InputError(
+            f"unsupported records file type {ext or '(none)'!r} (use .jsonl, .ndjson, .json or .csv)", where=source
+        )
+    check_file_size(source)
+    try:
+        with open(source, encoding="utf-8-sig", newline="") as f:  # -sig: a BOM is not part of line 1
+            text = f.read()
+    except OSError as e:
+        raise InputError(f"cannot read file: {e.strerror or e}", where=source) from None
+    except UnicodeDecodeError:
+        raise InputError(not_utf8(source), where=source) from None
+    cands = []
+    for n, line in enumerate(text.split("\n"), 1):  # not splitlines(): see _read_jsonl
+        if not line.strip():
+            continue
+        check_cell(len(line), f"line {n}", source)
+        try:
+            cands.append(Candidate(text=line, record=strict_loads(line)))
+        except ValueError as e:
+            cands.append(Candidate(text=line, error=f"not valid JSON: {_json_problem(e)}"))
+    if not cands:
+        raise InputError("no records", where=source)
+    return cands
 
 
 def _read_json(text: str, source: str) -> tuple[list[dict], list[int]]:

@@ -11,12 +11,13 @@ an example. A spec naming no registered kind is refused with a clear message, ne
 from __future__ import annotations
 
 import importlib
-import json
+import math
 import os
-from dataclasses import dataclass, fields, replace
+from dataclasses import MISSING, dataclass, fields, replace
 from typing import Any, Callable, Mapping, TypeVar
 
 from aod_core.data.dependencies import DependencySettings
+from aod_core.data.limits import strict_loads
 from aod_core.data.schema import LoadedSchema
 from aod_core.errors import InputError
 from aod_core.generators.base import Generator, Progress
@@ -236,10 +237,52 @@ def config_from_options(cls: type[C], options: Mapping[str, Any] | None, spec: s
         raise InputError(
             f"unknown setting(s) {', '.join(unknown)} for generator {spec!r} (known: {', '.join(sorted(known))})"
         )
+    for f in fields(cls):
+        if f.name in options:
+            _check_type(f, options[f.name], spec)
     try:
-        return cls(**options)
+        config = cls(**options)
     except (TypeError, ValueError) as e:
         raise InputError(f"bad settings for generator {spec!r}: {e}") from None
+    check = getattr(config, "check", None)
+    if check is not None:
+        check()  # its ranges, before anything is built: train_steps=-5 used to end in a ZeroDivisionError
+    return config
+
+
+def _check_type(f: Any, value: Any, spec: str) -> None:
+    """InputError when a setting's value is not of its default's JSON type (``setting_type_problem``)."""
+    default = (
+        f.default if f.default is not MISSING else f.default_factory() if f.default_factory is not MISSING else None
+    )
+    what = setting_type_problem(default, value)
+    if what:
+        raise InputError(f"generator {spec!r} setting {f.name} must be {what}, got {value!r}")
+
+
+def setting_type_problem(default: Any, value: Any) -> str:
+    """What ``value`` must be to have the JSON type of a setting whose default is ``default`` (a whole
+    number for an int, a finite number for a float, true/false for a bool, text, an object, an
+    array); "" when it has it. A setting whose default is None takes any value: the owner's ``check``
+    judges it."""
+    if default is None:
+        ok, what = True, ""
+    elif isinstance(default, bool):
+        ok, what = isinstance(value, bool), "true or false"
+    elif isinstance(default, int):
+        ok, what = isinstance(value, int) and not isinstance(value, bool), "a whole number"
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        what = "a finite number"
+    elif isinstance(default, str):
+        ok, what = isinstance(value, str), "text"
+    elif isinstance(default, dict):
+        ok, what = isinstance(value, dict), "a JSON object"
+    elif isinstance(default, (list, tuple)):
+        ok, what = isinstance(value, list), "a JSON array"
+    else:
+        ok, what = True, ""
+    return "" if ok else what
 
 
 def check_options(spec: str, options: Mapping[str, Any] | None) -> None:
@@ -250,7 +293,7 @@ def check_options(spec: str, options: Mapping[str, Any] | None) -> None:
         if options:
             raise InputError(f"generator {spec!r} takes no settings (got {', '.join(sorted(options))})")
         return
-    config_from_options(cls, options, spec).check()
+    config_from_options(cls, options, spec)  # checked there
 
 
 def parse_options(items: list[str] | str) -> dict[str, Any]:
@@ -265,8 +308,8 @@ def parse_options(items: list[str] | str) -> dict[str, Any]:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise InputError(f"generator option {item.strip()!r}: expected KEY=VALUE")
-        try:
-            opts[key.strip()] = json.loads(raw)
+        try:  # strict: NaN or 1e400 stay text, so the setting's type check names them
+            opts[key.strip()] = strict_loads(raw)
         except ValueError:
             opts[key.strip()] = raw.strip()
     return opts

@@ -127,9 +127,28 @@ class EmbeddedConfig:
 
     def check(self) -> None:
         """Raise InputError for settings no fit can use (checked before anything is loaded)."""
-        for name in ("d_model", "n_layers", "n_heads", "train_steps", "batch_tokens", "sample_batch"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise InputError(f"embedded setting {name} must be a whole number >= 1, got {getattr(self, name)!r}")
+        for name in ("d_model", "n_layers", "n_heads", "train_steps", "batch_tokens", "sample_batch", "warmup"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:  # warmup 0 would divide by zero
+                raise InputError(f"embedded setting {name} must be a whole number >= 1, got {v!r}")
+        for name in ("text_pieces", "number_bins"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise InputError(f"embedded setting {name} must be a whole number >= 0, got {v!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
+            raise InputError(f"embedded setting seed must be a whole number from 0 to {2**32 - 1}, got {self.seed!r}")
+        for name, lo, hi in (("lr", 0.0, None), ("dropout", None, 1.0), ("weight_decay", None, None)):
+            v = getattr(self, name)
+            if (
+                isinstance(v, bool)
+                or not isinstance(v, (int, float))
+                or not math.isfinite(v)
+                or v < 0
+                or (lo is not None and v <= lo)
+                or (hi is not None and v >= hi)
+            ):
+                bound = "> 0" if lo is not None else "in [0, 1)" if hi is not None else ">= 0"
+                raise InputError(f"embedded setting {name} must be a finite number {bound}, got {v!r}")
         if self.d_model % self.n_heads:
             raise InputError(
                 f"embedded setting d_model ({self.d_model}) must be a multiple of n_heads ({self.n_heads})"
@@ -167,9 +186,26 @@ def default_cache_dir() -> Path:
 
 
 def pick_device(device: str | None = None) -> torch.device:
-    if device and device != "auto":
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """The torch device ``device`` names (None or auto: CUDA when there is one); InputError for a
+    name torch does not know or a CUDA device this machine lacks, before any model is built."""
+    if not device or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        d = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise InputError(f"unknown device {device!r} (use cpu, cuda, cuda:N, mps or auto)") from None
+    if d.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            raise InputError(f"device {device} asked for, but no CUDA device is available")
+        if d.index is not None and d.index >= n:
+            raise InputError(f"device {device} asked for, but this machine has {n} CUDA device(s)")
+    elif d.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise InputError(f"device {device} asked for, but no Apple GPU (MPS) is available")
+    elif d.type != "cpu":
+        raise InputError(f"device {device!r} is not supported (use cpu, cuda, cuda:N, mps or auto)")
+    return d
 
 
 class _ScaffoldCanvas:

@@ -44,6 +44,7 @@ from aod_core.data.dependencies import Dependencies, DependencySettings, detect,
 from aod_core.diffusion.sampler import StepInfo, commit_order, guided_logits, propose, select_commits
 from aod_core.errors import InputError
 from aod_core.generators.base import Progress, ProgressFn, StepFn, in_batches, option
+from aod_core.generators.embedded import pick_device
 from aod_core.generators.hf_load import check_remote_code, facts_of, load_dlm, pick_dtype, resolve_model_path
 from aod_core.records import Candidate, canonical_json
 
@@ -410,9 +411,7 @@ class HFGenerator:
         if len(seeds) < 1:
             raise InputError("the hf: generator needs at least one seed record")
         self.scaffold = Scaffold.build(schema, seeds)
-        self.device = torch.device(
-            device if device and device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-        )
+        self.device = pick_device(device)
         self.model, self.tokenizer = model, tokenizer  # injected: tests and benchmarks build their own
         self.facts: dict[str, Any] = {}
         self.tokens: TokenScaffold | None = None

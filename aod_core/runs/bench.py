@@ -183,6 +183,8 @@ class Bench:
             raise InputError("output folder exists and is not empty", where=str(self.out))
         if not self.out.parent.exists():
             raise InputError(f"parent folder {self.out.parent} does not exist", where=str(self.out))
+        if not self.out.parent.is_dir():  # else mkdir fails later with a NotADirectoryError
+            raise InputError(f"{self.out.parent} is a file, not a folder", where=str(self.out))
         self.cache = chat_cache if chat_cache is not None else {}
         # The judge's chat model also writes the ar_only baseline's records, so it is always loaded.
         for spec in {config.judge, config.optimizer}:

@@ -318,7 +318,29 @@ class RunStore:
 
     @property
     def config(self) -> dict[str, Any]:
-        return json.loads((self.path / "config.json").read_text(encoding="utf-8"))
+        """``config.json``, read strictly (it may have been edited by hand): InputError naming the
+        file when it cannot be read, is not JSON or holds something other than an object."""
+        from aod_core.data.limits import strict_loads
+        from aod_core.data.schema import json_type
+
+        where = str(self.path / "config.json")
+        try:
+            config = strict_loads((self.path / "config.json").read_text(encoding="utf-8"))
+        except OSError as e:
+            raise InputError(f"cannot read the run's configuration: {e.strerror or e}", where=where) from None
+        except UnicodeDecodeError as e:
+            raise InputError(
+                f"the run's configuration is not UTF-8 text (byte {e.start}: {e.reason})", where=where
+            ) from None
+        except json.JSONDecodeError as e:
+            raise InputError(
+                f"the run's configuration is not valid JSON at line {e.lineno}, column {e.colno}: {e.msg}", where=where
+            ) from None
+        except ValueError as e:  # NaN, a key twice, nested too deep (limits.strict_loads)
+            raise InputError(f"the run's configuration is not valid JSON: {e}", where=where) from None
+        if not isinstance(config, dict):
+            raise InputError(f"the run's configuration must be a JSON object, found {json_type(config)}", where=where)
+        return config
 
     def _raw_state(self) -> dict[str, Any]:
         try:

@@ -6,6 +6,7 @@ and ``JudgeSettings``, how a run configures it.
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -55,7 +56,7 @@ class JudgeSettings:
             raise InputError(f"--accept-share must be in [0.5, 1), got {self.accept_share}")
         if not 0.0 < self.near_copy:
             raise InputError(f"--near-copy must be > 0 (above 1 turns the check off), got {self.near_copy}")
-        if self.near_numbers > 0.5:
+        if not math.isfinite(self.near_numbers) or self.near_numbers > 0.5:  # NaN compares false with 0.5
             raise InputError(
                 f"--near-numbers must be at most 0.5 (negative turns the check off), got {self.near_numbers}"
             )
