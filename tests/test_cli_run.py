@@ -59,7 +59,7 @@ def run_args(seeds, out, *extra):
 def test_run_resume_export(tmp_path, seeds, capsys):
     out = tmp_path / "run"
     assert main(run_args(seeds, out)) == 0
-    store = RunStore.open(out)
+    store = RunStore.open(out, repair=False)
     assert store.iterations_done() == 2 and (out / "inputs" / "schema.json").exists()
     assert "run finished" in capsys.readouterr().err
     assert main(["resume", str(out), "--quiet"]) == 0
@@ -78,7 +78,7 @@ def test_run_resume_export(tmp_path, seeds, capsys):
 def test_resume_continues_a_stopped_run(tmp_path, seeds):
     out = tmp_path / "run"
     assert main(run_args(seeds, out, "--proposals", "0")) == 0
-    store = RunStore.open(out)
+    store = RunStore.open(out, repair=False)
     # Pretend the run had a bigger budget and was stopped after two iterations.
     config = store.config
     config["loop"]["iterations"] = 3
@@ -136,7 +136,7 @@ def test_run_and_resume_with_an_hf_generator(tmp_path, seeds):
     args.remove("--fit-steps")
     args.remove("40")
     assert main(args) == 0
-    store = RunStore.open(out)
+    store = RunStore.open(out, repair=False)
     assert store.iterations_done() == 2
     assert store.config["generator_config"] == {"batch": 4, "block_length": 16}
     rows = store.metrics()
@@ -148,7 +148,7 @@ def test_run_and_resume_with_an_hf_generator(tmp_path, seeds):
 def test_run_prompt_text_is_compiled_and_recorded(tmp_path, seeds):
     out = tmp_path / "run"
     assert main(run_args(seeds, out, "--prompt", "only Dream island, no nulls in sex", "--compiler", "none")) == 0
-    store = RunStore.open(out)
+    store = RunStore.open(out, repair=False)
     main_rows = [c for c in store.candidates() if c.get("phase", "main") == "main" and c.get("record")]
     assert main_rows and all(c["record"]["island"] == "Dream" and c["record"]["sex"] is not None for c in main_rows)
     (row,) = [p for p in store.prompts() if p["role"] == "compiled"]

@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from aod_core import cli
+from aod_core.runs.lock import LOCK_NAME
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "hostile"))
 from make_corpus import Case, write_corpus  # noqa: E402
@@ -88,7 +89,12 @@ def snapshot(root: Path) -> dict[str, tuple]:
             p = os.path.join(dirpath, name)
             st = os.lstat(p)
             kind = stat.S_IFMT(st.st_mode)
-            out[p] = (kind,) if stat.S_ISDIR(st.st_mode) else (kind, st.st_size, st.st_ino, st.st_mtime_ns)
+            if stat.S_ISDIR(st.st_mode):
+                out[p] = (kind,)
+            elif name == LOCK_NAME:  # a resume refused after its claim leaves the lock file as it was, but touched
+                out[p] = (kind, st.st_size, st.st_ino)
+            else:
+                out[p] = (kind, st.st_size, st.st_ino, st.st_mtime_ns)
     return out
 
 

@@ -43,11 +43,11 @@ def test_scrub_walks_values_and_keys():
     assert KEY not in json.dumps(got) and got["n"] == 3 and got["nested"][0]["api_key"] == "<redacted>"
 
 
-def _run(tmp_path) -> RunStore:
+def _run(tmp_path, iterations: int = 1) -> RunStore:
     schema = load_schema(PENGUINS / "schema.json")
     seeds = load_records(PENGUINS / "seeds.jsonl", schema).records
     config = RunConfig(optimizer=SPEC, judge="embedded", compiler=SPEC)
-    config.loop.iterations = 1
+    config.loop.iterations = iterations
     return create_run_from(schema, seeds, tmp_path / "run", config)
 
 
@@ -82,8 +82,8 @@ def test_a_key_in_a_model_url_reaches_no_file(tmp_path, monkeypatch, capsys):
 def test_resuming_someone_elses_run_asks_before_sending_the_key(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("AOD_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
-    store = _run(tmp_path)
-    store.commit(IterationLog(0, accepted=[], metrics={"reward": 0.5}))  # its one iteration is done
+    store = _run(tmp_path, iterations=2)
+    store.commit(IterationLog(0, accepted=[], metrics={"reward": 0.5}))  # one of its two iterations is done
     store.release()
     config = store.config
     assert endpoints(config) == ["http://127.0.0.1:9/v1"]
@@ -101,8 +101,13 @@ def test_resuming_someone_elses_run_asks_before_sending_the_key(tmp_path, monkey
     monkeypatch.delenv("OPENAI_API_KEY")
     check_resume(config)  # no key would be sent: nothing to ask
     monkeypatch.setenv("OPENAI_API_KEY", "sk-mine")
+    monkeypatch.setattr(cli, "_drive", lambda store, args: 0)  # the loop itself is not under test here
     assert cli.main(["resume", str(store.path), "--quiet", "--trust-endpoint"]) == 0  # confirmed ...
     check_resume(config)  # ... and remembered
+    store.commit(IterationLog(1, accepted=[], metrics={"reward": 0.5}))
+    store.release()
+    monkeypatch.setenv("AOD_CONFIG_DIR", str(tmp_path / "fourth-user"))
+    assert cli.main(["resume", str(store.path), "--quiet"]) == 0  # finished: nothing would be sent
     monkeypatch.setenv("AOD_CONFIG_DIR", str(tmp_path / "third-user"))
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1/")
     check_resume(config)  # the server the user configured is trusted

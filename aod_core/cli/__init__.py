@@ -29,6 +29,7 @@ from aod_core.eval.copying import copying, copying_lines
 from aod_core.eval.metrics import batch_summary
 from aod_core.files import atomic_write_text
 from aod_core.generators import load_generator, parse_options
+from aod_core.runs.lock import refuse_if_busy
 from aod_core.runs.store import RunStore
 from aod_core.secrets import strip_credentials
 
@@ -312,14 +313,19 @@ def _discard_if_unstarted(store: RunStore, existed: bool) -> None:
 
 def cmd_resume(args: argparse.Namespace) -> int:
     from aod_core.chat.endpoints import check_resume
-    from aod_core.runs.setup import RunConfig
+    from aod_core.runs.setup import RunConfig, check_inputs
 
-    check_resume(RunStore.open(args.run_dir, repair=False).config, confirmed=args.trust_endpoint)
+    def finished(s: RunStore) -> bool:
+        loop = RunConfig.from_dict(s.config).loop
+        return s.iterations_done() >= loop.iterations or (loop.target is not None and len(s.accepted()) >= loop.target)
+
+    found = RunStore.open(args.run_dir, repair=False)  # committed iterations only: no claim needed to read
+    refuse_if_busy(found.path)
+    if not finished(found):  # refusals before the claim leave the folder exactly as it was
+        check_inputs(found)
+        check_resume(found.config, confirmed=args.trust_endpoint)
     store = RunStore.open(args.run_dir)  # claims the folder: a second resume or a live run is refused
-    config = RunConfig.from_dict(store.config)
-    if store.iterations_done() >= config.loop.iterations or (
-        config.loop.target is not None and len(store.accepted()) >= config.loop.target
-    ):  # killed after its last iteration was saved: it is finished, and the folder says so now
+    if finished(store):  # killed after its last iteration was saved: it is finished, and the folder says so now
         store.set_status("finished", iteration=store.iterations_done(), accepted=len(store.accepted()))
         return _finish_run(store, "already finished")
     return _drive(store, args)

@@ -109,6 +109,14 @@ class RunLock:
         self.release()
 
 
+def refuse_if_busy(folder: str | os.PathLike) -> None:
+    """``RunBusy`` naming the holder when a writer works on ``folder``; reads only (checks made
+    before a claim leave the folder as it was)."""
+    pid = holder(folder)
+    if pid is not None:
+        raise RunBusy(_busy_message(pid or None), where=str(folder))
+
+
 def holder(folder: str | os.PathLike) -> int | None:
     """The PID working on ``folder`` (0 when the holder has not named itself), or None when no
     writer holds it. A folder written before locks existed has no lock file: None."""

@@ -145,6 +145,18 @@ def create_run_from(schema: LoadedSchema, seeds: list[Any], out: str | os.PathLi
     return store
 
 
+def check_inputs(store: RunStore) -> None:
+    """InputError when the folder's copied inputs are missing: killed between config.json and the
+    inputs (``create_run_from``), or removed by hand."""
+    missing = [n for n in ("schema.json", "seeds.jsonl") if not (store.path / "inputs" / n).is_file()]
+    if missing:
+        raise InputError(
+            f"inputs/{' and inputs/'.join(missing)} missing: the run was interrupted while it was "
+            "being created (or the file was removed); delete the folder and start the run again",
+            where=str(store.path),
+        )
+
+
 def open_loop(
     store: RunStore,
     *,
@@ -155,13 +167,7 @@ def open_loop(
 ) -> RunHandle:
     """Build the generator, agents and loop for a run folder (new or resumed); fits the generator."""
     config = RunConfig.from_dict(store.config)
-    missing = [n for n in ("schema.json", "seeds.jsonl") if not (store.path / "inputs" / n).is_file()]
-    if missing:  # killed between config.json and the inputs (create_run_from), or removed by hand
-        raise InputError(
-            f"inputs/{' and inputs/'.join(missing)} missing: the run was interrupted while it was "
-            "being created (or the file was removed); delete the folder and start the run again",
-            where=str(store.path),
-        )
+    check_inputs(store)
     schema = load_schema(store.path / "inputs" / "schema.json")
     seeds = load_records(store.path / "inputs" / "seeds.jsonl", schema).records
     gen = _generator(config, schema, seeds, api_key)
