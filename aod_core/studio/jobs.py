@@ -26,6 +26,7 @@ from aod_core.chat.base import ChatModel
 from aod_core.chat.endpoints import check_resume
 from aod_core.errors import InputError
 from aod_core.generators.base import Progress
+from aod_core.runs.checks import check_run_folder
 from aod_core.runs.loop import Event, Stopped
 from aod_core.runs.setup import RunConfig, needs_chat, open_loop
 from aod_core.runs.store import RunStore
@@ -346,6 +347,7 @@ class JobRegistry:
         """Start (or resume) the run in ``store``; refuses a run another job or process is working on,
         and (``UntrustedEndpoint``) one that would send the key to a server the user has not used,
         unless they confirmed it (``trust_endpoints``)."""
+        check_run_folder(store.path)  # a folder edited by hand is refused with the file and line, as by aod resume
         check_resume(store.config, api_key=api_key, confirmed=trust_endpoints)
         key = str(store.path.resolve())
         with self._lock:
