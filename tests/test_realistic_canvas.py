@@ -240,7 +240,7 @@ def test_the_cache_key_changes_with_the_canvas_settings(tmp_path):
         ({"strings": "bogus"}, "strings must be auto or chars"),
         ({"string_modes": {"$.name": "poetry"}}, "string mode for $.name"),
         ({"string_modes": "$.name"}, "string_modes must be a JSON object"),
-        ({"text_pieces": -1}, "must be >= 0"),
+        ({"text_pieces": -1}, "must be a whole number >= 0"),
         ({"number_bins": 1}, "number_bins must be 0"),
         ({"number_bins": 63}, "2 to 62"),
         ({"train_steps": 0}, "train_steps must be a whole number"),
