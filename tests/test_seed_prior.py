@@ -172,7 +172,7 @@ def test_sampling_settings_leave_the_cache_key_alone_and_bad_ones_are_refused(tm
     assert len(keys) == 1
     for bad, words in (
         ({"seed_prior": -1}, "seed_prior must be a number >= 0"),
-        ({"text_prior": "x"}, "text_prior must be a number"),
+        ({"text_prior": "x"}, "text_prior must be a finite number"),
         ({"prior_bandwidth": -0.5}, "prior_bandwidth must be a number >= 0"),
     ):
         with pytest.raises(InputError, match=words):
