@@ -321,6 +321,7 @@ def test_a_dead_judge_endpoint_stops_the_run_by_the_breaker_rule_and_resume_cont
     assert row["status"] == "failed" and "circuit breaker" in row["error"]  # what the Runs/Run pages show
     # the endpoint is back: resume finishes the run
     flaky["down"] = False
+    store.release()  # the failed run's process would have ended
     again = open_loop(RunStore.open(store.path), chat_cache={spec: ScriptedChatModel(respond), "embedded": healthy})
     assert again.loop.start_iteration == 1 and again.loop.run() == "finished"
     assert store.iterations_done() == 3
