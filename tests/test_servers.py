@@ -93,9 +93,7 @@ def test_aod_judge_combined_through_the_server(served, tmp_path) -> None:
 
 
 def _answer_problem(reason: str) -> bool:
-    return reason.startswith("judge gave no usable answer: ") and any(
-        why in reason for why in ("not JSON", "fails the schema", "empty answer")
-    )
+    return reason.startswith("judge gave no usable answer: ") and _model_answered(reason)
 
 
 def test_the_probe_finds_that_transformers_serve_ignores_the_schema(served) -> None:
@@ -104,3 +102,42 @@ def test_the_probe_finds_that_transformers_serve_ignores_the_schema(served) -> N
     m = load_chat_model(served.spec)
     assert m.structured_output() == "prompt"
     assert m.describe()["structured_output_why"] == "the server ignores response_format json_schema"
+
+
+def test_aod_run_with_every_agent_on_the_server(served, tmp_path) -> None:
+    """``aod run`` 2 iterations with the judge, the optimizer and the compiler all on the server.
+
+    SmolLM2-135M does not write the agents' JSON without a schema-enforcing server, so every agent
+    answer is unusable: the breaker is set out of reach, and what is checked is that each agent's
+    requests reached the model and came back answered, and that the run records the mode in use."""
+    from aod_core.cli import main
+
+    out = tmp_path / "run"
+    args = ["run", "--schema", os.path.join(PENGUINS, "schema.json"), "--seeds", os.path.join(PENGUINS, "seeds.jsonl"),
+            "--out", str(out), "--iterations", "2", "--batch", "2", "--probe", "2", "--proposals", "1",
+            "--repairs", "0", "--fit-steps", "40", "--max-agent-failures", "1000", "--quiet",
+            "--prompt", "penguins from Dream island that look well fed",
+            "--judge", served.spec, "--judge-mode", "combined", "--optimizer", served.spec, "--compiler", served.spec]  # fmt: skip
+    assert main(args) == 0
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
+    chat = json.loads((out / "config.json").read_text())["fingerprint"]["chat"]
+    assert {role: c["structured_output"] for role, c in chat.items()} == dict.fromkeys(
+        ("compiler", "judge", "optimizer"), "prompt"
+    )
+    prompts = [json.loads(line) for line in (out / "prompts.jsonl").read_text().splitlines()]
+    (compiled,) = [p for p in prompts if p["role"] == "compiled"]
+    assert compiled["model"] == served.spec
+    assert [e["path"] for e in compiled["edits"]] == ["$.island"]  # the compiler's rules, without the model
+    (asked,) = [u["reason"] for u in compiled["unmapped"] if u["phrase"] == "look well fed"]
+    assert "the chat model gave no usable answer" in asked and _model_answered(asked)
+    proposals = [p for p in prompts if p["role"] == "proposal"]
+    assert proposals and all(p.get("reward") is not None or _model_answered(p["error"]) for p in proposals)
+    candidates = [json.loads(line) for line in (out / "candidates.jsonl").read_text().splitlines()]
+    assert candidates and all(
+        c["judged_by"] == "combined" or _answer_problem(c["reasons"][0]) for c in candidates if c["checks"]["parses"]
+    )
+
+
+def _model_answered(reason: str) -> bool:
+    """The model's answer came back and was not the JSON asked for (not a time-out or a refusal)."""
+    return any(why in reason for why in ("not JSON", "fails the schema", "empty answer"))

@@ -1,8 +1,8 @@
 """Chat over any OpenAI-compatible server (OpenAI, vLLM, SGLang, Ollama, llama.cpp server).
 
 Structured output: not every server honours ``response_format={"type": "json_schema", ...}``.
-vLLM and SGLang enforce it, ``transformers serve`` ignores it, some servers refuse a request that
-carries it. So on first use one tiny request finds out (:meth:`OpenAIChatModel.structured_output`),
+vLLM and SGLang document schema-constrained decoding, ``transformers serve`` ignores the field, and
+some llama.cpp server builds refuse a request that carries it (docs/SERVERS.md). So on first use one tiny request finds out (:meth:`OpenAIChatModel.structured_output`),
 with a schema no model answers unless the server enforces it, and the mode found is kept: the
 schema is sent while the server enforces it; otherwise it is left out and the agents' own prompts
 ask for the JSON. Either way every answer is parsed and validated here, and retried when unusable.
