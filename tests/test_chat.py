@@ -15,7 +15,7 @@ import pytest
 
 from aod_core.chat import SPEC_FORMS, ChatReply, ScriptedChatModel, load_chat_model, parse_json
 from aod_core.chat.base import RETRY_TEMPERATURE, ChatModel
-from aod_core.chat.openai_compat import OpenAIChatModel
+from aod_core.chat.openai_compat import PROBE_SCHEMA, PROBE_VALUE, OpenAIChatModel
 from aod_core.errors import InputError
 
 VERDICT = {
@@ -304,7 +304,8 @@ def server():
 
 
 def client(server: FakeServer, **kw) -> OpenAIChatModel:
-    kw = {"api_key": SECRET, "timeout": 5.0, "backoff": 0.01, **kw}
+    # These tests are about the requests themselves: the schema is always sent (the probe is tested below).
+    kw = {"api_key": SECRET, "timeout": 5.0, "backoff": 0.01, "structured": "json_schema", **kw}
     return OpenAIChatModel("test-model", server.url, **kw)
 
 
@@ -419,6 +420,81 @@ def test_openai_connection_refused_is_an_error_reply() -> None:
     r = m.complete(CONV)
     assert not r.ok and "cannot connect" in r.error and "after 2 attempts" in r.error
     assert_no_secret(m, r)
+
+
+# -- structured-output probe: one tiny request on first use decides whether the schema is sent --------
+
+
+def probed(server: FakeServer) -> OpenAIChatModel:
+    return client(server, structured="auto")
+
+
+def test_probe_a_server_that_enforces_the_schema_keeps_sending_it(server: FakeServer) -> None:
+    server.script = [("ok", json.dumps({"probe": PROBE_VALUE})), ("ok", json.dumps(GOOD))]
+    m = probed(server)
+    assert m.describe()["structured_output"] == "not probed yet"
+    assert m.complete(CONV, json_schema=VERDICT).data == GOOD
+    probe, asked = (q["body"] for q in server.requests)
+    assert probe["response_format"]["json_schema"]["schema"] == PROBE_SCHEMA
+    assert asked["response_format"]["json_schema"]["schema"] == VERDICT
+    assert m.describe()["structured_output"] == "json_schema" and "enforces" in m.describe()["structured_output_why"]
+    m.complete(CONV, json_schema=VERDICT)
+    assert len(server.requests) == 3  # probed once only
+
+
+def test_probe_a_server_that_ignores_the_schema_goes_to_prompting(server: FakeServer) -> None:
+    server.script = [("ok", "Hello! How can I help?"), ("ok", json.dumps(GOOD))]
+    m = probed(server)
+    assert m.complete(CONV, json_schema=VERDICT).data == GOOD  # still validated here
+    assert "response_format" not in server.requests[1]["body"]
+    info = m.describe()
+    assert info["structured_output"] == "prompt" and "ignores" in info["structured_output_why"]
+
+
+def test_probe_a_server_that_refuses_the_schema_goes_to_prompting(server: FakeServer) -> None:
+    # 400 to the probe with the schema, then the same probe without it goes through.
+    server.script = [("status", 400), ("ok", "Hello"), ("ok", json.dumps(GOOD))]
+    m = probed(server)
+    r = m.complete(CONV, json_schema=VERDICT)
+    assert r.ok and r.data == GOOD
+    bodies = [q["body"] for q in server.requests]
+    assert "response_format" in bodies[0] and not any("response_format" in b for b in bodies[1:])
+    info = m.describe()
+    assert info["structured_output"] == "prompt" and "refuses" in info["structured_output_why"]
+    assert "boom 400" in info["structured_output_why"]  # the server's own words
+
+
+def test_probe_learns_nothing_from_a_server_that_refuses_everything(server: FakeServer) -> None:
+    server.script = [("status", 404)]
+    m = probed(server)
+    r = m.complete(CONV, json_schema=VERDICT)
+    assert not r.ok and "HTTP 404" in r.error
+    assert m.describe()["structured_output"] == "not probed yet"
+    assert "response_format" in server.requests[-1]["body"]  # until known, a schema-enforcing server is assumed
+
+
+def test_probe_is_tried_again_once_a_down_server_answers(server: FakeServer) -> None:
+    server.script = [("status", 500), ("status", 500), ("status", 500), ("status", 500), ("status", 500),
+                     ("status", 500), ("ok", "hi"), ("ok", json.dumps(GOOD))]  # fmt: skip
+    m = probed(server)
+    assert not m.complete(CONV, json_schema=VERDICT).ok and m.structured_output() == "prompt"
+    assert m.complete(CONV, json_schema=VERDICT).ok
+
+
+def test_structured_mode_is_checked() -> None:
+    with pytest.raises(InputError, match="structured output must be one of"):
+        OpenAIChatModel("m", "http://127.0.0.1:9/v1", structured="grammar")
+
+
+def test_request_timeout_comes_from_the_environment(monkeypatch) -> None:
+    monkeypatch.delenv("AOD_CHAT_TIMEOUT", raising=False)
+    assert load_chat_model("openai:m@http://127.0.0.1:9/v1").describe()["timeout_s"] == 30.0
+    monkeypatch.setenv("AOD_CHAT_TIMEOUT", "600")
+    assert load_chat_model("openai:m@http://127.0.0.1:9/v1").describe()["timeout_s"] == 600.0
+    for bad in ("soon", "0", "-5", "inf"):
+        monkeypatch.setenv("AOD_CHAT_TIMEOUT", bad)
+        with pytest.raises(InputError, match="AOD_CHAT_TIMEOUT: must be a number of seconds above 0"):
+            load_chat_model("openai:m@http://127.0.0.1:9/v1")
 
 
 # -- converted-GGUF cache -----------------------------------------------------------------------

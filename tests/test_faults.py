@@ -143,7 +143,8 @@ def endpoint():
 
 
 def model(url, **kw):
-    kw = {"timeout": 1.0, "max_retries": 2, "retries": 1, "backoff": 0.01, **kw}
+    # Each script step is one request: no probe request in between (test_chat.py tests the probe).
+    kw = {"timeout": 1.0, "max_retries": 2, "retries": 1, "backoff": 0.01, "structured": "json_schema", **kw}
     return OpenAIChatModel("m", url, **kw)
 
 

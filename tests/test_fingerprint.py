@@ -78,8 +78,10 @@ def test_file_hashes_are_remembered_by_size_and_time_and_follow_changes(tmp_path
 
 
 def test_chat_models_are_fingerprinted_by_files_or_by_server():
-    remote = fingerprint.chat_fingerprint(OpenAIChatModel("m", "http://user:pw@127.0.0.1:9/v1"), "openai:m@…")
+    server = OpenAIChatModel("m", "http://user:pw@127.0.0.1:9/v1", max_retries=0)
+    remote = fingerprint.chat_fingerprint(server, "openai:m@…")
     assert remote["base_url"] == "http://127.0.0.1:9/v1" and remote["model"] == "m"  # no credentials
+    assert remote["structured_output"].startswith("unknown")  # nothing listens on port 9
     assert "files_sha256" not in fingerprint.chat_fingerprint(ScriptedChatModel(["{}"]), "scripted")
 
 

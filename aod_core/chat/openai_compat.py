@@ -1,7 +1,12 @@
 """Chat over any OpenAI-compatible server (OpenAI, vLLM, SGLang, Ollama, llama.cpp server).
 
-Structured output is requested with ``response_format={"type": "json_schema", ...}`` (strict), and
-the answer is still parsed and validated here: not every server honours the schema. Transport
+Structured output: not every server honours ``response_format={"type": "json_schema", ...}``.
+vLLM and SGLang document schema-constrained decoding, ``transformers serve`` ignores the field, and
+some llama.cpp server builds refuse a request that carries it (docs/SERVERS.md). So on first use one tiny request finds out (:meth:`OpenAIChatModel.structured_output`),
+with a schema no model answers unless the server enforces it, and the mode found is kept: the
+schema is sent while the server enforces it; otherwise it is left out and the agents' own prompts
+ask for the JSON. Either way every answer is parsed and validated here, and retried when unusable.
+The mode goes into ``describe()`` and the run's fingerprint (config.json). Transport
 failures (time-outs, 5xx, 429, refused connections) are retried with backoff and then come back as
 an error reply, never as an exception, so one flaky request cannot kill an agent run.
 
@@ -19,10 +24,35 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from aod_core.chat.base import DEFAULT_RETRIES, BatchChat, ChatReply, Conversation, RawAnswer, complete_with_retries
+from aod_core.chat.base import (
+    DEFAULT_RETRIES,
+    BatchChat,
+    ChatReply,
+    Conversation,
+    RawAnswer,
+    complete_with_retries,
+    parse_json,
+)
 from aod_core.errors import InputError
 
 PLACEHOLDER_KEY = "EMPTY"  # local servers (vLLM, Ollama) want some key and ignore its value
+DEFAULT_TIMEOUT = 30.0  # seconds per request; a hosted API answers well within it
+# A model on a CPU, or one request among several a server works on together, can take minutes to
+# answer; this is the time-out that protects the user from a dead server, so the user sets it.
+TIMEOUT_ENV = "AOD_CHAT_TIMEOUT"
+
+# How structured answers are asked for. "auto": probe the server on first use.
+STRUCTURED_MODES = ("auto", "json_schema", "prompt")
+# The probe's schema: one string of one allowed value that no model writes by itself when asked to
+# say hello, so only a server that enforces the schema answers with it.
+PROBE_VALUE = "aod-probe-7f3q"
+PROBE_SCHEMA = {
+    "type": "object",
+    "properties": {"probe": {"type": "string", "enum": [PROBE_VALUE]}},
+    "required": ["probe"],
+    "additionalProperties": False,
+}
+PROBE_MESSAGES = [{"role": "user", "content": "Say hello."}]
 
 
 class OpenAIChatModel(BatchChat):
@@ -33,9 +63,10 @@ class OpenAIChatModel(BatchChat):
         model: str,
         base_url: str,
         api_key: str | None = None,
-        timeout: float = 30.0,
+        timeout: float = DEFAULT_TIMEOUT,
         max_retries: int = 2,
         *,
+        structured: str = "auto",
         workers: int = 4,
         retries: int = DEFAULT_RETRIES,
         backoff: float = 0.5,
@@ -49,6 +80,11 @@ class OpenAIChatModel(BatchChat):
         self.workers = workers  # concurrent requests in complete_many
         self.backoff = backoff
         self.max_retry_after = max_retry_after  # the longest Retry-After (429/503) waited for, in seconds
+        if structured not in STRUCTURED_MODES:
+            raise InputError(f"structured output must be one of {', '.join(STRUCTURED_MODES)}, got {structured!r}")
+        # "json_schema" or "prompt" once known; the reason says how it was found (describe()).
+        self.structured = None if structured == "auto" else structured
+        self.structured_reason = "" if structured == "auto" else "set by the caller"
         self.spec = f"openai:{model}@{_public_url(self.base_url)}"
         self.__key = api_key or os.environ.get("OPENAI_API_KEY") or PLACEHOLDER_KEY
         self._client = None
@@ -84,7 +120,7 @@ class OpenAIChatModel(BatchChat):
         }
         if seed is not None:
             kwargs["seed"] = seed
-        if json_schema is not None:
+        if json_schema is not None and self.structured != "prompt":
             # Strict mode only takes an object at the root; a union of shapes (the optimizer's
             # per-operation branches) goes non-strict and is validated here like every answer.
             strict = json_schema.get("type") == "object"
@@ -146,9 +182,42 @@ class OpenAIChatModel(BatchChat):
                     pool.map(lambda cs: self._request(cs[0], json_schema, max_tokens, temp, cs[1]), zip(convs, seeds))
                 )
 
+        if json_schema is not None:
+            self.structured_output()
         return complete_with_retries(
             generate, conversations, json_schema=json_schema, temperature=temperature, seed=seed, retries=self.retries
         )
+
+    def structured_output(self) -> str | None:
+        """How this server gets structured answers: "json_schema" (it enforces ``response_format``) or
+        "prompt" (it ignores or refuses it; the prompt asks and the answer is validated here). Probed
+        once, on first use; None while the server has not answered (the probe is tried again later,
+        and requests meanwhile carry the schema, as a server that enforces it needs)."""
+        with self._lock:
+            if self.structured is not None:
+                return self.structured
+        found = self._probe()
+        with self._lock:
+            if found is not None and self.structured is None:
+                self.structured, self.structured_reason = found
+            return self.structured
+
+    def _probe(self) -> tuple[str, str] | None:
+        probe = self._request(PROBE_MESSAGES, PROBE_SCHEMA, 32, 0.0, None)
+        if probe.failure is None:
+            try:
+                honoured = parse_json(probe.text) == {"probe": PROBE_VALUE}
+            except ValueError:
+                honoured = False
+            if honoured:
+                return "json_schema", "the server enforces response_format json_schema"
+            return "prompt", "the server ignores response_format json_schema"
+        if not probe.failure.startswith("server refused the request"):
+            return None  # no answer at all (down, timed out): nothing learnt about the schema
+        plain = self._request(PROBE_MESSAGES, None, 8, 0.0, None)
+        if plain.failure is None:  # the same request without the schema goes through
+            return "prompt", f"the server refuses response_format json_schema ({probe.failure.split(': ', 1)[-1]})"
+        return None  # refused either way (a wrong model name, a bad key): the requests will say so
 
     def describe(self) -> dict:
         return {
@@ -158,6 +227,8 @@ class OpenAIChatModel(BatchChat):
             "base_url": _public_url(self.base_url),
             "timeout_s": self.timeout,
             "max_retries": self.max_retries,
+            "structured_output": self.structured or "not probed yet",
+            "structured_output_why": self.structured_reason,
             "api_key": "set" if self.__key != PLACEHOLDER_KEY else "none (placeholder)",
         }
 
@@ -211,13 +282,26 @@ def _retry_after(e: Any) -> float | None:
 
 
 def _status_message(e: Any) -> str:
+    """The server's own words for a refusal: OpenAI's ``{"error": {"message": ...}}``, or FastAPI's
+    ``{"detail": ...}`` (transformers serve, and servers built on FastAPI), a text or a list of field errors."""
     body = getattr(e, "body", None)
-    if isinstance(body, dict):
-        err = body.get("error", body)
-        if isinstance(err, dict) and err.get("message"):
-            return str(err["message"])
-        if isinstance(err, str):
-            return err
+    if not isinstance(body, dict):
+        return ""
+    err = body.get("error")
+    if isinstance(err, dict) and err.get("message"):
+        return str(err["message"])
+    if isinstance(err, str):
+        return err
+    if body.get("message"):
+        return str(body["message"])
+    detail = body.get("detail")
+    if isinstance(detail, str):
+        return detail
+    if isinstance(detail, list):  # FastAPI's validation errors: [{"loc": [...], "msg": ...}, ...]
+        return "; ".join(
+            f"{'.'.join(str(x) for x in d.get('loc', []))}: {d.get('msg', '')}" if isinstance(d, dict) else str(d)
+            for d in detail
+        )
     return ""
 
 
@@ -247,4 +331,18 @@ def build(
         )
     if not url.lower().startswith(("http://", "https://")) or len(url.split("://", 1)[1]) == 0:
         raise InputError(f"chat model spec {spec!r}: base URL must start with http:// or https://")
-    return OpenAIChatModel(model, url, api_key=api_key)
+    return OpenAIChatModel(model, url, api_key=api_key, timeout=request_timeout())
+
+
+def request_timeout() -> float:
+    """Seconds one request may take: ``AOD_CHAT_TIMEOUT`` when set, else the default."""
+    raw = os.environ.get(TIMEOUT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise InputError(f"must be a number of seconds above 0, got {raw!r}", where=TIMEOUT_ENV)
+    return value

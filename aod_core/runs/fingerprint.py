@@ -124,6 +124,11 @@ def chat_fingerprint(chat: Any, spec: str) -> dict[str, Any]:
         from aod_core.chat.openai_compat import _public_url
 
         out.update(base_url=_public_url(chat.base_url), model=chat.model)
+        # Whether the server enforces the answers' schema changes what the agents see (chat/openai_compat.py);
+        # asked here, just before the run's first use of the model.
+        probe = getattr(chat, "structured_output", None)
+        if callable(probe):
+            out["structured_output"] = probe() or "unknown: the server did not answer the probe"
         return out
     source = getattr(chat, "source", None)
     if source is not None:
