@@ -28,7 +28,7 @@ done
 PY=${PYTHON:-python3}
 mkdir -p "$OUT"
 : > "$OUT/steps.jsonl"
-if compgen -G ".whl/*.whl" > /dev/null; then
+if [ "$DEVICE" != cpu ] && compgen -G ".whl/*.whl" > /dev/null; then  # built for the GPU machine's Python
   "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/aod-site .whl/*.whl \
     || { echo "gpu_check: the carried wheels did not install" >&2; exit 2; }
   export PYTHONPATH=/tmp/aod-site${PYTHONPATH:+:$PYTHONPATH}

@@ -197,6 +197,7 @@ KILL_SCRIPT = textwrap.dedent("""
 def test_killed_run_resumes_without_losing_or_duplicating(tmp_path, seeds_file):
     config = _config(iterations=3, proposals=0)
     store = create_run(str(PENGUINS / "schema.json"), str(seeds_file), str(tmp_path / "run"), config)
+    store.release()  # the child process is the run's writer
     marker = tmp_path / "in-iteration-1"
     script = tmp_path / "child.py"
     script.write_text(KILL_SCRIPT.format(root=str(ROOT), marker=str(marker), run=str(store.path)))

@@ -109,7 +109,7 @@ def test_a_run_killed_after_its_last_iteration_is_finished_by_resume(tmp_path, c
     assert holder(store.path) is None  # the resume let the folder go
 
 
-def test_a_run_refused_before_its_first_iteration_leaves_no_folder(tmp_path, monkeypatch, capsys):
+def test_a_run_refused_while_it_is_set_up_leaves_no_folder(tmp_path, monkeypatch, capsys):
     import aod_core.runs.setup as setup
     from aod_core.errors import InputError
 

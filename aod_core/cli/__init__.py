@@ -246,7 +246,11 @@ def _drive(store: RunStore, args: argparse.Namespace) -> int:
 
     progress = _Progress(args.quiet)
     try:
-        handle = open_loop(store, on_event=_loop_printer(args.quiet), on_fit=progress.fit)
+        try:
+            handle = open_loop(store, on_event=_loop_printer(args.quiet), on_fit=progress.fit)
+        except InputError as e:
+            e.before_start = True  # refused while setting up: the loop did no work in this folder
+            raise
         status = handle.loop.run()
     except KeyboardInterrupt:
         store.set_status("interrupted", iteration=store.iterations_done())
@@ -292,15 +296,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     store = create_run(args.schema, args.seeds, args.out, config)
     try:
         return _drive(store, args)
-    except InputError:
-        _discard_if_unstarted(store, existed)
+    except InputError as e:
+        if getattr(e, "before_start", False):
+            _discard_unstarted(store, existed)
         raise
 
 
-def _discard_if_unstarted(store: RunStore, existed: bool) -> None:
-    """A run refused before its first iteration was saved (a model that cannot fit these seeds, a
-    server that refuses) leaves nothing worth resuming: its folder goes, so the same command can
-    be run again once the cause is fixed. A folder with saved iterations is kept whatever happens."""
+def _discard_unstarted(store: RunStore, existed: bool) -> None:
+    """A new run refused while it was set up (a generator or judge that cannot learn from these
+    seeds) leaves nothing to resume: its folder goes, so the same command can be run again once the
+    cause is fixed. A run that failed once its loop had started (a model that fails to load mid-run)
+    keeps its folder for ``aod resume``, and a folder with saved iterations is kept whatever happens."""
     import shutil
 
     if store.iterations_done():
