@@ -42,6 +42,7 @@ records), in words with numbers, most telling first; a rejected record always ha
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 import os
@@ -476,6 +477,19 @@ def cache_key(seeds: Sequence[Any], settings: PlausibilitySettings, semantic_mod
     )
 
 
+# What a fitted model is made of; a signed entry naming anything else (os.system, subprocess, eval,
+# ...) is refused even if the key was taken: a second wall behind the signature.
+_MODULES = ("aod_core.", "numpy", "scipy.", "sklearn.", "collections", "datasketch.", "copyreg", "_codecs")
+_BUILTINS = {"set", "frozenset", "slice", "complex", "range", "bytearray", "object", "dict", "list", "tuple"}
+
+
+class _Restricted(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if (module == "builtins" and name in _BUILTINS) or (module != "builtins" and module.startswith(_MODULES)):
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"{module}.{name} is not part of a fitted model")
+
+
 def _read_sealed(path: Path, key: bytes) -> tuple[PlausibilityModel | None, str | None]:
     """The cached model when this user's key signed the file; else None and why. The signature is
     checked before a byte is unpickled: a planted or tampered file is never deserialised."""
@@ -486,7 +500,7 @@ def _read_sealed(path: Path, key: bytes) -> tuple[PlausibilityModel | None, str 
     if data is None:
         return None, "is not signed with your key (planted, damaged, or from another user)"
     try:
-        model = pickle.loads(data)  # noqa: S301 - signed by this user's key above
+        model = _Restricted(io.BytesIO(data)).load()  # signed by this user's key above, and only known modules
     except (EOFError, pickle.UnpicklingError, AttributeError, ImportError, TypeError, ValueError):
         return None, "could not be read back"
     return (model, None) if isinstance(model, PlausibilityModel) else (None, "holds something else")
